@@ -1,0 +1,28 @@
+//! Mitigation actions and tags.
+
+use palisade_engine::{Engine, Scope};
+use palisade_model::Request;
+
+use super::{encode, Handled};
+
+pub(super) async fn dispatch(engine: &Engine, scope: &Scope, request: Request) -> Handled {
+    Ok(match request {
+        Request::CreateMitigationAction(i) => {
+            encode(engine.create_mitigation_action(scope, i).await)
+        }
+        Request::DeleteMitigationAction(i) => {
+            encode(engine.delete_mitigation_action(scope, i).await)
+        }
+        Request::DescribeMitigationAction(i) => {
+            encode(engine.describe_mitigation_action(scope, i).await)
+        }
+        Request::ListMitigationActions(i) => encode(engine.list_mitigation_actions(scope, i).await),
+        Request::UpdateMitigationAction(i) => {
+            encode(engine.update_mitigation_action(scope, i).await)
+        }
+        Request::ListTagsForResource(i) => encode(engine.list_tags_for_resource(scope, i).await),
+        Request::TagResource(i) => encode(engine.tag_resource(scope, i).await),
+        Request::UntagResource(i) => encode(engine.untag_resource(scope, i).await),
+        other => return Err(other),
+    })
+}

@@ -1,0 +1,297 @@
+//! `palisade-loadgen`: a small, self-contained HTTP/1.1 load generator for Palisade.
+//!
+//! Subcommands:
+//! - `ceiling`: a trivial axum server answering `GET /mitigationactions/actions/{name}` with a
+//!   fixed Describe-like JSON body. It is the upper bound to compare the real server against.
+//! - `setup`: creates the benchmark mitigation action through a SigV4-signed request.
+//! - `run`: N keep-alive connections, each driven by one worker task that signs every request
+//!   individually with the real AWS SigV4 signer and records latencies in an HDR histogram;
+//!   `--op` picks DescribeMitigationAction (default), DescribeCertificate or paging through
+//!   ListCertificates.
+//! - `fleet`: writes a JSON Lines fleet (things with a certificate each) for
+//!   `palisade fleet import`.
+//!
+//! Only loopback endpoints are accepted: this tool never sends traffic anywhere else.
+
+mod ceiling;
+mod client;
+mod endpoint;
+mod fleet;
+mod run;
+mod setup;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "palisade-loadgen",
+    version,
+    about = "Load generator for Palisade"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve a fixed Describe-like response: the ceiling to compare the real server against.
+    Ceiling(CeilingArgs),
+    /// Create the benchmark mitigation action (HTTP 409 "already exists" is fine).
+    Setup(SetupArgs),
+    /// Drive signed requests (DescribeMitigationAction by default) over N keep-alive connections.
+    Run(RunArgs),
+    /// Write a JSON Lines fleet of things, each with its own certificate, for `palisade fleet import`.
+    Fleet(FleetArgs),
+}
+
+#[derive(Debug, Args)]
+struct FleetArgs {
+    /// Where to write the fleet (replaced if it exists).
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of things (and certificates).
+    #[arg(long, default_value_t = 1_000_000)]
+    things: u64,
+    /// Number of the first thing (names are bench-thing-NNNNNNN).
+    #[arg(long, default_value_t = 1)]
+    first: u64,
+    /// Signing threads [default: one per core].
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+/// What `run` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OpName {
+    DescribeMitigationAction,
+    DescribeCertificate,
+    ListCertificates,
+}
+
+#[derive(Debug, Args)]
+struct CeilingArgs {
+    /// Loopback address to listen on, e.g. 127.0.0.1:9000.
+    #[arg(long)]
+    listen: SocketAddr,
+}
+
+/// Connection and identity options shared by `setup` and `run`.
+#[derive(Debug, Args)]
+struct TargetArgs {
+    /// Base URL of the server, e.g. http://127.0.0.1:8080 (loopback only).
+    #[arg(long)]
+    endpoint: String,
+    /// AWS access key id used for SigV4 signing.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    access_key: String,
+    /// AWS secret access key used for SigV4 signing.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret: String,
+    /// Signing region.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Mitigation action name ([a-zA-Z0-9_-]{1,128}).
+    #[arg(long, default_value = "bench-action")]
+    name: String,
+}
+
+#[derive(Debug, Args)]
+struct SetupArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Number of HTTP/1.1 keep-alive connections (one worker task each).
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Measured duration, e.g. 20s, 1500ms, 2m (at most 10 minutes).
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Warm-up before measuring (requests are sent but not recorded).
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Stop after this many requests in total (warm-up included).
+    #[arg(long)]
+    max_requests: Option<u64>,
+    /// Print the human-readable summary on stderr and one JSON line on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Exit 0 even if some requests failed (non-200 or transport errors).
+    #[arg(long)]
+    allow_errors: bool,
+    /// The operation every request makes.
+    #[arg(long, value_enum, default_value = "describe-mitigation-action")]
+    op: OpName,
+    /// The certificate DescribeCertificate asks for (64 hex digits).
+    #[arg(long)]
+    certificate_id: Option<String>,
+    /// ListCertificates page size (1 to 250).
+    #[arg(long, default_value_t = 250)]
+    page_size: u32,
+}
+
+/// Parses durations such as `20s`, `1500ms`, `2m`, `1.5s`, or a bare number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => (&s[..i], s[i..].trim()),
+        None => (s, "s"),
+    };
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (expected e.g. 20s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" | "sec" | "secs" => value,
+        "m" | "min" | "mins" => value * 60.0,
+        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s or m)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Mitigation action names as the model defines them: `[a-zA-Z0-9_-]+`, at most 128 chars.
+/// Keeping to this alphabet also means the path needs no percent-encoding.
+fn check_action_name(name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.len() > 128
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        bail!("invalid action name {name:?}: must match [a-zA-Z0-9_-]{{1,128}}");
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("building tokio runtime")?;
+    match cli.command {
+        Command::Ceiling(args) => runtime.block_on(ceiling::serve(args.listen)),
+        Command::Setup(args) => {
+            let target = client::Target::from_args(&args.target)?;
+            runtime.block_on(setup::setup(&target))
+        }
+        Command::Run(args) => {
+            if args.connections == 0 || args.connections > 4096 {
+                bail!("--connections must be between 1 and 4096");
+            }
+            if args.duration.is_zero() || args.duration > Duration::from_secs(600) {
+                bail!("--duration must be greater than 0 and at most 10m");
+            }
+            if args.warmup > Duration::from_secs(120) {
+                bail!("--warmup must be at most 2m");
+            }
+            let target = client::Target::from_args(&args.target)?;
+            let op = match args.op {
+                OpName::DescribeMitigationAction => run::Op::DescribeMitigationAction,
+                OpName::DescribeCertificate => {
+                    let id = args
+                        .certificate_id
+                        .clone()
+                        .context("--op describe-certificate needs --certificate-id")?;
+                    if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        bail!("--certificate-id must be 64 hex digits");
+                    }
+                    run::Op::DescribeCertificate(id)
+                }
+                OpName::ListCertificates => {
+                    if !(1..=250).contains(&args.page_size) {
+                        bail!("--page-size must be between 1 and 250");
+                    }
+                    run::Op::ListCertificates {
+                        page_size: args.page_size,
+                    }
+                }
+            };
+            let config = run::RunConfig {
+                op,
+                connections: args.connections,
+                duration: args.duration,
+                warmup: args.warmup,
+                max_requests: args.max_requests,
+            };
+            let report = runtime.block_on(run::run(target, config))?;
+            report.print(args.json);
+            if report.errors > 0 && !args.allow_errors {
+                bail!("{} request(s) failed", report.errors);
+            }
+            Ok(())
+        }
+        Command::Fleet(args) => {
+            let workers = args
+                .workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            fleet::generate(&args.out, args.things, args.first, workers)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("20s").unwrap(), Duration::from_secs(20));
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("abc").is_err());
+    }
+
+    #[test]
+    fn action_names() {
+        assert!(check_action_name("bench-action_1").is_ok());
+        assert!(check_action_name("").is_err());
+        assert!(check_action_name("bad name!").is_err());
+        assert!(check_action_name(&"a".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn cli_parses() {
+        let cli = Cli::try_parse_from([
+            "palisade-loadgen",
+            "run",
+            "--endpoint",
+            "http://127.0.0.1:1",
+            "--access-key",
+            "AK",
+            "--secret",
+            "SK",
+            "--duration",
+            "5s",
+            "--json",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Run(args) => {
+                assert_eq!(args.connections, 64);
+                assert_eq!(args.duration, Duration::from_secs(5));
+                assert_eq!(args.warmup, Duration::from_secs(3));
+                assert_eq!(args.target.region, "us-east-1");
+                assert_eq!(args.target.name, "bench-action");
+                assert!(args.json);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

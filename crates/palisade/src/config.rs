@@ -1,0 +1,296 @@
+//! Server settings: command-line flags win over environment variables, which win over
+//! the TOML config file, which wins over the defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use palisade_store::PostgresOptions;
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7420";
+pub const DEFAULT_DATA_DIR: &str = "./palisade-data";
+pub const DEFAULT_REGION: &str = "us-east-1";
+pub const DEFAULT_ACCOUNT: &str = "000000000000";
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+pub const DEFAULT_IMPORT_BODY_LIMIT: usize = 64 * 1024 * 1024;
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 3;
+
+/// The config file's keys; every one is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub region: Option<String>,
+    pub body_limit: Option<usize>,
+    pub import_body_limit: Option<usize>,
+    pub shutdown_grace_secs: Option<u64>,
+    pub default_account_id: Option<String>,
+    pub database_url: Option<String>,
+    pub database_max_connections: Option<usize>,
+    pub database_connect_timeout_ms: Option<u64>,
+    pub database_acquire_timeout_ms: Option<u64>,
+    pub database_statement_timeout_ms: Option<u64>,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+}
+
+/// Where the data lives: the data dir's SQLite file unless a PostgreSQL URL is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    Sqlite(PathBuf),
+    Postgres {
+        url: String,
+        options: PostgresOptions,
+    },
+}
+
+/// Storage options given on the command line or in the environment (clap reads both);
+/// shared by `serve` and `credentials`.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL (postgres://user@host:port/db); without it the data dir's SQLite is used.
+    #[arg(long, env = "PALISADE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Most PostgreSQL connections per process [default: 16].
+    #[arg(long, env = "PALISADE_DATABASE_MAX_CONNECTIONS")]
+    pub database_max_connections: Option<usize>,
+    /// How long opening a PostgreSQL connection may take, in ms [default: 5000].
+    #[arg(long, env = "PALISADE_DATABASE_CONNECT_TIMEOUT_MS")]
+    pub database_connect_timeout_ms: Option<u64>,
+    /// How long a request waits for a free pooled connection, in ms [default: 2000].
+    #[arg(long, env = "PALISADE_DATABASE_ACQUIRE_TIMEOUT_MS")]
+    pub database_acquire_timeout_ms: Option<u64>,
+    /// PostgreSQL statement timeout, in ms [default: 10000].
+    #[arg(long, env = "PALISADE_DATABASE_STATEMENT_TIMEOUT_MS")]
+    pub database_statement_timeout_ms: Option<u64>,
+}
+
+impl StoreChoice {
+    pub fn resolve(data_dir: &Path, given: &DatabaseArgs, file: &FileConfig) -> Result<Self> {
+        let Some(url) = given
+            .database_url
+            .clone()
+            .or_else(|| file.database_url.clone())
+        else {
+            return Ok(Self::Sqlite(data_dir.join("palisade.db")));
+        };
+        anyhow::ensure!(
+            url.starts_with("postgres://") || url.starts_with("postgresql://"),
+            "database URL must start with postgres:// or postgresql://"
+        );
+        let ms =
+            |g: Option<u64>, f: Option<u64>, d: Duration| g.or(f).map_or(d, Duration::from_millis);
+        let defaults = PostgresOptions::default();
+        let options = PostgresOptions {
+            max_connections: given
+                .database_max_connections
+                .or(file.database_max_connections)
+                .unwrap_or(defaults.max_connections),
+            connect_timeout: ms(
+                given.database_connect_timeout_ms,
+                file.database_connect_timeout_ms,
+                defaults.connect_timeout,
+            ),
+            acquire_timeout: ms(
+                given.database_acquire_timeout_ms,
+                file.database_acquire_timeout_ms,
+                defaults.acquire_timeout,
+            ),
+            statement_timeout: ms(
+                given.database_statement_timeout_ms,
+                file.database_statement_timeout_ms,
+                defaults.statement_timeout,
+            ),
+        };
+        anyhow::ensure!(
+            options.max_connections >= 1,
+            "database-max-connections must be at least 1"
+        );
+        Ok(Self::Postgres { url, options })
+    }
+
+    /// For logs: never the URL itself, which may carry a password.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite:{}", path.display()),
+            Self::Postgres { .. } => "postgres".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub store: StoreChoice,
+    pub region: String,
+    pub body_limit: usize,
+    pub import_body_limit: usize,
+    pub shutdown_grace: std::time::Duration,
+    pub default_account_id: String,
+}
+
+/// Values given on the command line or in the environment (clap reads both).
+#[derive(Debug, Default)]
+pub struct Given {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub region: Option<String>,
+    pub body_limit: Option<usize>,
+    pub import_body_limit: Option<usize>,
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+impl ServeConfig {
+    pub fn resolve(given: Given, database: &DatabaseArgs, file: FileConfig) -> Result<Self> {
+        let data_dir = data_dir(given.data_dir.clone().or(file.data_dir.clone()));
+        let store = StoreChoice::resolve(&data_dir, database, &file)?;
+        let listen = given
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen.parse().with_context(|| {
+            format!("listen address '{listen}' is not HOST:PORT with an IP host")
+        })?;
+        let region = given
+            .region
+            .or(file.region)
+            .unwrap_or_else(|| DEFAULT_REGION.to_owned());
+        validate_region(&region)?;
+        let default_account_id = file
+            .default_account_id
+            .clone()
+            .unwrap_or_else(|| DEFAULT_ACCOUNT.to_owned());
+        palisade_engine::credentials::validate_account_id(&default_account_id)
+            .map_err(anyhow::Error::msg)?;
+        Ok(Self {
+            listen,
+            store,
+            data_dir,
+            region,
+            body_limit: given
+                .body_limit
+                .or(file.body_limit)
+                .unwrap_or(DEFAULT_BODY_LIMIT),
+            import_body_limit: given
+                .import_body_limit
+                .or(file.import_body_limit)
+                .unwrap_or(DEFAULT_IMPORT_BODY_LIMIT),
+            shutdown_grace: std::time::Duration::from_secs(
+                given
+                    .shutdown_grace_secs
+                    .or(file.shutdown_grace_secs)
+                    .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS),
+            ),
+            default_account_id,
+        })
+    }
+}
+
+pub fn data_dir(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}
+
+pub fn validate_region(region: &str) -> Result<()> {
+    let ok = !region.is_empty()
+        && region.len() <= 32
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    anyhow::ensure!(ok, "region '{region}' is not a region name like us-east-1");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_and_defaults_fill_in() {
+        let file: FileConfig =
+            toml::from_str("listen = \"127.0.0.1:9000\"\nregion = \"eu-west-1\"\n").unwrap();
+        let c = ServeConfig::resolve(
+            Given {
+                region: Some("ap-south-1".into()),
+                ..Given::default()
+            },
+            &DatabaseArgs::default(),
+            file,
+        )
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.region, "ap-south-1");
+        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(c.body_limit, DEFAULT_BODY_LIMIT);
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert!(ServeConfig::resolve(
+            Given {
+                listen: Some("nope".into()),
+                ..Given::default()
+            },
+            &DatabaseArgs::default(),
+            FileConfig::default()
+        )
+        .is_err());
+        assert!(ServeConfig::resolve(
+            Given {
+                region: Some("US EAST".into()),
+                ..Given::default()
+            },
+            &DatabaseArgs::default(),
+            FileConfig::default()
+        )
+        .is_err());
+        assert!(toml::from_str::<FileConfig>("unknown = 1").is_err());
+    }
+
+    #[test]
+    fn database_url_selects_postgres_with_options() {
+        let dir = PathBuf::from("/data");
+        let file: FileConfig = toml::from_str(
+            "database-url = \"postgres://file@h/db\"\ndatabase-max-connections = 4\ndatabase-acquire-timeout-ms = 250\n",
+        )
+        .unwrap();
+        let given = DatabaseArgs {
+            database_url: Some("postgres://flag@h/db".into()),
+            ..DatabaseArgs::default()
+        };
+        let StoreChoice::Postgres { url, options } =
+            StoreChoice::resolve(&dir, &given, &file).unwrap()
+        else {
+            panic!("expected postgres")
+        };
+        assert_eq!(url, "postgres://flag@h/db");
+        assert_eq!(options.max_connections, 4);
+        assert_eq!(options.acquire_timeout, Duration::from_millis(250));
+        assert_eq!(
+            options.connect_timeout,
+            PostgresOptions::default().connect_timeout
+        );
+        assert_eq!(
+            StoreChoice::resolve(&dir, &DatabaseArgs::default(), &FileConfig::default()).unwrap(),
+            StoreChoice::Sqlite(dir.join("palisade.db"))
+        );
+        let bad = DatabaseArgs {
+            database_url: Some("mysql://x".into()),
+            ..DatabaseArgs::default()
+        };
+        assert!(StoreChoice::resolve(&dir, &bad, &FileConfig::default()).is_err());
+    }
+}

@@ -1,0 +1,163 @@
+//! `palisade`: the self-hosted AWS IoT Device Defender Audit service.
+
+mod config;
+mod credentials_cmd;
+mod fleet_cmd;
+mod serve;
+mod store;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "palisade",
+    version,
+    about = "Self-hosted AWS IoT Device Defender Audit"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage the access keys clients sign requests with.
+    Credentials {
+        #[command(subcommand)]
+        command: CredentialsCommand,
+    },
+    /// Work on the fleet registry in bulk.
+    Fleet {
+        #[command(subcommand)]
+        command: FleetCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FleetCommand {
+    /// Import policies, thing groups, things and certificates from a JSON Lines file
+    /// (docs/IMPORT.md). Exits 2 if any line failed.
+    Import(fleet_cmd::ImportArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:7420].
+    #[arg(long, env = "PALISADE_LISTEN")]
+    listen: Option<String>,
+    /// Directory holding the database and the default credentials [default: ./palisade-data].
+    #[arg(long, env = "PALISADE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The AWS region this server answers as [default: us-east-1].
+    #[arg(long, env = "PALISADE_REGION")]
+    region: Option<String>,
+    /// Largest request body accepted, in bytes [default: 1048576].
+    #[arg(long, env = "PALISADE_BODY_LIMIT")]
+    body_limit: Option<usize>,
+    /// Largest body of POST /palisade/import, in bytes [default: 67108864].
+    #[arg(long, env = "PALISADE_IMPORT_BODY_LIMIT")]
+    import_body_limit: Option<usize>,
+    /// Seconds in-flight requests get to finish after SIGINT/SIGTERM [default: 3].
+    #[arg(long, env = "PALISADE_SHUTDOWN_GRACE_SECS")]
+    shutdown_grace_secs: Option<u64>,
+    /// TOML config file (keys: listen, data-dir, region, body-limit, shutdown-grace-secs, default-account-id).
+    #[arg(long, env = "PALISADE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    database: config::DatabaseArgs,
+    /// Log format.
+    #[arg(long, env = "PALISADE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// Data directory of the server [default: ./palisade-data].
+    #[arg(long, env = "PALISADE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    database: config::DatabaseArgs,
+    /// TOML config file (only its data-dir and database keys are used here).
+    #[arg(long, env = "PALISADE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    fn choice(&self) -> Result<config::StoreChoice> {
+        let file = config::FileConfig::load(self.config.as_deref())?;
+        let data_dir = config::data_dir(self.data_dir.clone().or(file.data_dir.clone()));
+        config::StoreChoice::resolve(&data_dir, &self.database, &file)
+    }
+}
+
+#[derive(Subcommand)]
+enum CredentialsCommand {
+    /// Create an access key for an account and print it as JSON.
+    Create {
+        /// The 12-digit account id the key acts for.
+        #[arg(long)]
+        account_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List access keys (without their secrets), one JSON object per line.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Delete an access key.
+    Delete {
+        access_key_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.is::<fleet_cmd::LinesFailed>() => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Credentials { command } => match command {
+            CredentialsCommand::Create { account_id, store } => {
+                credentials_cmd::create(&store.choice()?, &account_id).await
+            }
+            CredentialsCommand::List { store } => credentials_cmd::list(&store.choice()?).await,
+            CredentialsCommand::Delete {
+                access_key_id,
+                store,
+            } => credentials_cmd::delete(&store.choice()?, &access_key_id).await,
+        },
+        Command::Fleet { command } => match command {
+            FleetCommand::Import(args) => fleet_cmd::import(args).await,
+        },
+    }
+}

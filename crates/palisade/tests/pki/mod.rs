@@ -1,0 +1,182 @@
+//! Test PKI for the certificate, CA and principal end-to-end tests: CAs, device
+//! certificates, verification certificates and CSRs made with rcgen, and small helpers
+//! to read certificates back.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use aws_sdk_iot::error::DisplayErrorContext;
+use aws_sdk_iot::Client;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use x509_parser::prelude::FromDer;
+
+/// A CA with its key, able to sign certificates.
+pub struct TestCa {
+    pub pem: String,
+    pub der: Vec<u8>,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+fn dn(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Palisade tests");
+    dn.push(DnType::CommonName, common_name);
+    dn
+}
+
+fn ca_params(common_name: &str) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(common_name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params
+}
+
+impl TestCa {
+    /// A self-signed root CA.
+    pub fn new(common_name: &str) -> TestCa {
+        let key = KeyPair::generate().expect("CA key");
+        let params = ca_params(common_name);
+        let cert = params.self_signed(&key).expect("self-signed CA");
+        TestCa {
+            pem: cert.pem(),
+            der: cert.der().to_vec(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// Another CA with the same subject but its own key.
+    pub fn same_subject(common_name: &str) -> TestCa {
+        TestCa::new(common_name)
+    }
+
+    /// A leaf certificate for a new key, signed by this CA; the PEM and the key.
+    pub fn issue(&self, common_name: &str) -> (String, KeyPair) {
+        let key = KeyPair::generate().expect("leaf key");
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn(common_name);
+        params.use_authority_key_identifier_extension = true;
+        let cert = params.signed_by(&key, &self.issuer).expect("signed leaf");
+        (cert.pem(), key)
+    }
+
+    /// A leaf certificate with a CRL distribution point.
+    pub fn issue_with_crl(&self, common_name: &str, crl: &str) -> String {
+        let key = KeyPair::generate().expect("leaf key");
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn(common_name);
+        params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+            uris: vec![crl.to_owned()],
+        }];
+        params
+            .signed_by(&key, &self.issuer)
+            .expect("signed leaf")
+            .pem()
+    }
+
+    /// The private-key verification certificate for `registration_code`.
+    pub fn verification_certificate(&self, registration_code: &str) -> String {
+        self.issue(registration_code).0
+    }
+}
+
+/// A self-signed end-entity certificate (for RegisterCertificateWithoutCA).
+pub fn self_signed(common_name: &str) -> String {
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(common_name);
+    params.self_signed(&key).expect("self-signed").pem()
+}
+
+/// A CSR for a new key with subject CN `common_name`; the PEM and the key.
+pub fn csr(common_name: &str) -> (String, KeyPair) {
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(common_name);
+    let csr = params.serialize_request(&key).expect("csr");
+    (csr.pem().expect("csr pem"), key)
+}
+
+/// The DER of the first PEM block.
+pub fn der(pem: &str) -> Vec<u8> {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).expect("PEM");
+    block.contents
+}
+
+/// Lowercase hex SHA-256 of a PEM certificate's DER: its AWS certificate id.
+pub fn certificate_id(pem: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(der(pem))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The subject CN and SubjectPublicKeyInfo DER of a PEM certificate.
+pub fn subject_and_key(pem: &str) -> (String, Vec<u8>) {
+    let der = der(pem);
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&der).expect("cert");
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (cn, cert.public_key().raw.to_vec())
+}
+
+/// Whether `pem` is signed by the key of `issuer_pem`.
+pub fn verifies(pem: &str, issuer_pem: &str) -> bool {
+    let (leaf, issuer) = (der(pem), der(issuer_pem));
+    let (_, leaf) = x509_parser::certificate::X509Certificate::from_der(&leaf).expect("leaf");
+    let (_, issuer) = x509_parser::certificate::X509Certificate::from_der(&issuer).expect("issuer");
+    leaf.verify_signature(Some(issuer.public_key())).is_ok()
+}
+
+/// The account's registration code.
+pub async fn registration_code(client: &Client) -> String {
+    client
+        .get_registration_code()
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetRegistrationCode: {}", DisplayErrorContext(e)))
+        .registration_code()
+        .expect("registrationCode")
+        .to_owned()
+}
+
+/// Registers `ca` in DEFAULT mode through the registration-code flow; returns its id.
+pub async fn register_ca(client: &Client, ca: &TestCa, active: bool) -> String {
+    let code = registration_code(client).await;
+    client
+        .register_ca_certificate()
+        .ca_certificate(&ca.pem)
+        .verification_certificate(ca.verification_certificate(&code))
+        .set_as_active(active)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("RegisterCACertificate: {}", DisplayErrorContext(e)))
+        .certificate_id()
+        .expect("certificateId")
+        .to_owned()
+}
+
+/// A certificate made by CreateKeysAndCertificate: `(id, arn)`.
+pub async fn create_certificate(client: &Client, active: bool) -> (String, String) {
+    let out = client
+        .create_keys_and_certificate()
+        .set_as_active(active)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateKeysAndCertificate: {}", DisplayErrorContext(e)));
+    (
+        out.certificate_id().expect("certificateId").to_owned(),
+        out.certificate_arn().expect("certificateArn").to_owned(),
+    )
+}

@@ -1,0 +1,261 @@
+//! The canonical request and string to sign, rebuilt from the request as received.
+
+use percent_encoding::{percent_decode_str, percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use sha2::{Digest, Sha256};
+
+pub(crate) const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+
+/// SigV4 leaves only RFC 3986 unreserved characters unencoded.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Paths keep their separators.
+const PATH: &AsciiSet = &UNRESERVED.remove(b'/');
+
+/// The canonical request's parts. The query and payload hash may each have
+/// more than one candidate (see `Verifier::verify`).
+#[derive(Debug)]
+pub(crate) struct CanonicalParts {
+    pub(crate) method: String,
+    pub(crate) uri: String,
+    /// Candidate canonical query strings, most likely first; never empty.
+    pub(crate) queries: Vec<String>,
+    /// `name:value\n` per signed header.
+    pub(crate) headers: String,
+    /// The signed header names joined with `;`.
+    pub(crate) signed_headers: String,
+}
+
+impl CanonicalParts {
+    pub(crate) fn request(&self, query: &str, payload_hash: &str) -> String {
+        format!(
+            "{}\n{}\n{}\n{}\n{}\n{}",
+            self.method, self.uri, query, self.headers, self.signed_headers, payload_hash
+        )
+    }
+}
+
+pub(crate) fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
+    format!(
+        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
+        sha256_hex(canonical_request.as_bytes())
+    )
+}
+
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// Canonical URI from the path as it was on the wire (still percent-encoded).
+///
+/// With `double_encode` (every AWS SDK for every service but S3) the already
+/// encoded path is URI-encoded once more, so `%20` on the wire is `%2520` here;
+/// without it (S3 style) the wire path is used as it is.
+pub(crate) fn canonical_uri(raw_path: &str, normalize: bool, double_encode: bool) -> String {
+    let path = if raw_path.starts_with('/') {
+        raw_path.to_owned()
+    } else {
+        format!("/{raw_path}")
+    };
+    let path = if normalize {
+        normalize_path(&path)
+    } else {
+        path
+    };
+    if double_encode {
+        percent_encode(path.as_bytes(), PATH).to_string()
+    } else {
+        path
+    }
+}
+
+/// RFC 3986 dot-segment removal plus collapsing empty segments, as the SDKs
+/// do before signing: `//a/./b/../` becomes `/a/`.
+fn normalize_path(path: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut out = String::with_capacity(path.len());
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    // A path ending in a separator (or a dot segment, which stands for one)
+    // keeps its trailing slash; the empty result is the root.
+    let trailing = ["/", "/.", "/.."].iter().any(|end| path.ends_with(end));
+    if out.is_empty() || trailing {
+        out.push('/');
+    }
+    out
+}
+
+/// Splits a raw query into raw `(key, value)` pairs: on `&`, then the first
+/// `=`. Empty pieces (`a&&b`) are not parameters.
+pub(crate) fn split_query(raw: &str) -> impl Iterator<Item = (&str, &str)> {
+    raw.split('&')
+        .filter(|piece| !piece.is_empty())
+        .map(|piece| piece.split_once('=').unwrap_or((piece, "")))
+}
+
+/// Percent-decodes a query component. `+` stays `+`: SDKs send spaces as `%20`.
+pub(crate) fn decode_component(raw: &str) -> String {
+    percent_decode_str(raw).decode_utf8_lossy().into_owned()
+}
+
+/// Canonical query string: each component decoded then strictly re-encoded, so
+/// that whatever (valid) encoding the client used on the wire, we sign the same
+/// bytes it signed; then sorted by key, then value.
+pub(crate) fn canonical_query(raw: Option<&str>, exclude_keys: &[&str]) -> String {
+    let encode = |raw: &str| {
+        let bytes: Vec<u8> = percent_decode_str(raw).collect();
+        percent_encode(&bytes, UNRESERVED).to_string()
+    };
+    let mut pairs: Vec<(String, String)> = split_query(raw.unwrap_or(""))
+        .map(|(k, v)| (encode(k), encode(v)))
+        .filter(|(k, _)| !exclude_keys.contains(&k.as_str()))
+        .collect();
+    pairs.sort_unstable();
+    let mut out = String::new();
+    for (k, v) in &pairs {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+    out
+}
+
+/// Canonical header block for the signed headers, in their signed order.
+///
+/// Returns `None` when a signed header is absent: the client signed something
+/// we did not receive, so the signature cannot match.
+pub(crate) fn canonical_headers(headers: &[(&str, &str)], signed: &[String]) -> Option<String> {
+    let mut out = String::new();
+    for name in signed {
+        let mut values = headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| canonical_header_value(v));
+        let first = values.next()?;
+        out.push_str(name);
+        out.push(':');
+        out.push_str(&first);
+        for v in values {
+            out.push(',');
+            out.push_str(&v);
+        }
+        out.push('\n');
+    }
+    Some(out)
+}
+
+/// Trims the value and collapses runs of spaces to one.
+///
+/// Only spaces collapse inside the value, as aws-sigv4 (Rust) and the Go SDK
+/// do; tabs survive. (Leading/trailing tabs are HTTP whitespace and trimmed.)
+fn canonical_header_value(value: &str) -> String {
+    let value = value.trim_matches([' ', '\t']);
+    let mut out = String::with_capacity(value.len());
+    let mut prev_space = false;
+    for c in value.chars() {
+        if c == ' ' && prev_space {
+            continue;
+        }
+        prev_space = c == ' ';
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_is_encoded_again() {
+        assert_eq!(
+            canonical_uri("/mitigationactions/actions/my%20x", true, true),
+            "/mitigationactions/actions/my%2520x"
+        );
+        assert_eq!(
+            canonical_uri("/things/a%3Ab", true, true),
+            "/things/a%253Ab"
+        );
+        assert_eq!(canonical_uri("/things/a%3Ab", true, false), "/things/a%3Ab");
+        assert_eq!(canonical_uri("", true, true), "/");
+        assert_eq!(canonical_uri("", false, true), "/");
+        assert_eq!(canonical_uri("/-._~azAZ09", true, true), "/-._~azAZ09");
+    }
+
+    #[test]
+    fn path_normalization() {
+        for (input, expected) in [
+            ("/", "/"),
+            ("//", "/"),
+            ("/./", "/"),
+            ("/.", "/"),
+            ("/..", "/"),
+            ("/../..", "/"),
+            ("/example/..", "/"),
+            ("/example1/example2/../..", "/"),
+            ("/./example", "/example"),
+            ("//example//", "/example/"),
+            ("/a/b/..", "/a/"),
+            ("/a/b/../c", "/a/c"),
+            ("/a/./b/.", "/a/b/"),
+            ("/a..b/.c", "/a..b/.c"),
+        ] {
+            assert_eq!(normalize_path(input), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn query_is_decoded_reencoded_and_sorted() {
+        assert_eq!(
+            canonical_query(Some("b=2&a=z&a=y&c"), &[]),
+            "a=y&a=z&b=2&c="
+        );
+        assert_eq!(canonical_query(Some("c+d"), &[]), "c%2Bd=");
+        assert_eq!(
+            canonical_query(Some("k=a%20b&s=a b"), &[]),
+            "k=a%20b&s=a%20b"
+        );
+        assert_eq!(canonical_query(Some("x=a:b/c%3d"), &[]), "x=a%3Ab%2Fc%3D");
+        assert_eq!(canonical_query(Some("bad=%zz%"), &[]), "bad=%25zz%25");
+        assert_eq!(canonical_query(Some("&&a=1&"), &[]), "a=1");
+        assert_eq!(canonical_query(Some("a=1=2"), &[]), "a=1%3D2");
+        assert_eq!(
+            canonical_query(Some("X-Amz-Signature=ab&a=1"), &["X-Amz-Signature"]),
+            "a=1"
+        );
+        assert_eq!(canonical_query(None, &[]), "");
+    }
+
+    #[test]
+    fn header_values_are_trimmed_joined_and_collapsed() {
+        let headers = [
+            ("Host", "example.com"),
+            ("My-Header", "  a   b  "),
+            ("my-header", "c"),
+            ("X-Tab", "\tx\ty  z\t"),
+        ];
+        let signed = ["host", "my-header", "x-tab"].map(String::from);
+        assert_eq!(
+            canonical_headers(&headers, &signed).unwrap(),
+            "host:example.com\nmy-header:a b,c\nx-tab:x\ty z\n"
+        );
+        assert!(canonical_headers(&headers, &["absent".to_owned()]).is_none());
+    }
+}

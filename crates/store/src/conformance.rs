@@ -1,0 +1,1156 @@
+//! The storage conformance suite: the behaviour every engine must share, written once
+//! against the [`Store`] traits.
+//!
+//! An engine's test file provides an async constructor for a fresh [`Database`] and
+//! invokes [`conformance_tests!`](crate::conformance_tests), which generates one
+//! `#[tokio::test]` per case:
+//!
+//! ```text
+//! async fn fresh() -> MyDatabase { /* empty database, e.g. in a temp dir */ }
+//! palisade_store::conformance_tests!(fresh);
+//! ```
+//!
+//! The cases only use randomly named accounts, keys and resources, so they also hold
+//! on a database shared between cases (as a PostgreSQL test server may be). They panic
+//! on the first violation, like any test.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rand::Rng;
+use tokio::task::JoinSet;
+
+// Supertrait methods are callable on `dyn Store` without importing the traits.
+use crate::{
+    Credential, MitigationActionRecord, MitigationActionUpdate, NewWorkItem, Scope, Store,
+    StoreError, StoreResult, Tag, WorkItem,
+};
+
+pub mod certificates;
+pub mod import;
+pub mod policies;
+pub mod things;
+
+/// One database the suite can open handles on.
+#[async_trait]
+pub trait Database: Send + Sync {
+    /// Opens a new handle on the database, sharing nothing in memory with handles
+    /// opened before, as a separate process (server, CLI, another node) would.
+    async fn open(&self) -> StoreResult<Arc<dyn Store>>;
+}
+
+/// Generates a `#[tokio::test]` for every conformance case. `$fresh` names an async
+/// function returning a new, empty [`Database`]; each test gets its own.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fresh:path) => {
+        $crate::conformance_tests!(@store $fresh;
+            credentials_crud,
+            mitigation_action_crud,
+            mitigation_action_duplicate_name,
+            mitigation_action_limit,
+            mitigation_action_list_paging_and_filter,
+            account_isolation,
+            region_isolation,
+            tags_upsert_list_untag_limit,
+            delete_removes_tags,
+            concurrent_create_same_name_exactly_one_wins,
+            concurrent_creates_respect_limit,
+            failed_create_writes_nothing,
+            work_claim_complete_in_order,
+            work_duplicate_id,
+            work_not_due_is_not_claimed,
+            work_expired_lease_is_reclaimed,
+            work_release_retries_later,
+            once_marker_marks_once,
+        );
+        $crate::conformance_tests!(@database $fresh;
+            server_secret_is_stable,
+            handles_see_each_others_writes,
+            concurrent_creates_across_handles,
+            work_concurrent_claims_are_disjoint,
+            once_marker_race_across_handles,
+        );
+    };
+    (@store $fresh:path; $($case:ident),* $(,)?) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let db = $fresh().await;
+            let store = $crate::conformance::Database::open(&db)
+                .await
+                .expect("open store");
+            $crate::conformance::$case(store).await;
+        }
+    )*};
+    (@database $fresh:path; $($case:ident),* $(,)?) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let db = $fresh().await;
+            $crate::conformance::$case(&db).await;
+        }
+    )*};
+}
+
+/// Large enough never to be the reason a create fails.
+const NO_LIMIT: usize = 10_000;
+
+const CERT_ACTION: &str = "UPDATE_DEVICE_CERTIFICATE";
+const LOGGING_ACTION: &str = "ENABLE_IOT_LOGGING";
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}{:016x}", rand::random::<u64>())
+}
+
+fn unique_account() -> String {
+    format!(
+        "{:012}",
+        rand::thread_rng().gen_range(0..1_000_000_000_000u64)
+    )
+}
+
+fn scope(account_id: &str, region: &str) -> Scope {
+    Scope {
+        account_id: account_id.to_owned(),
+        region: region.to_owned(),
+    }
+}
+
+fn fresh_scope() -> Scope {
+    scope(&unique_account(), "us-east-1")
+}
+
+fn action(scope: &Scope, name: &str, action_type: &str) -> MitigationActionRecord {
+    MitigationActionRecord {
+        name: name.to_owned(),
+        id: unique("id-"),
+        arn: format!(
+            "arn:aws:iot:{}:{}:mitigationaction/{name}",
+            scope.region, scope.account_id
+        ),
+        action_type: action_type.to_owned(),
+        role_arn: format!("arn:aws:iam::{}:role/mitigation", scope.account_id),
+        params_json: format!(r#"{{"{action_type}":{{}}}}"#),
+        created_at_ms: 1_000,
+        updated_at_ms: 1_000,
+    }
+}
+
+fn tag(key: &str, value: &str) -> Tag {
+    Tag {
+        key: key.to_owned(),
+        value: value.to_owned(),
+    }
+}
+
+fn credential(access_key_id: &str, account_id: &str) -> Credential {
+    Credential {
+        access_key_id: access_key_id.to_owned(),
+        secret_access_key: unique("secret-"),
+        account_id: account_id.to_owned(),
+        created_at_ms: 1_000,
+    }
+}
+
+async fn all_tags(store: &dyn Store, scope: &Scope, arn: &str) -> Vec<Tag> {
+    store
+        .list_tags(scope, arn, None, NO_LIMIT)
+        .await
+        .expect("list tags")
+}
+
+async fn all_names(store: &dyn Store, scope: &Scope, action_type: Option<&str>) -> Vec<String> {
+    store
+        .list_mitigation_actions(scope, action_type, None, NO_LIMIT)
+        .await
+        .expect("list actions")
+        .into_iter()
+        .map(|a| a.name)
+        .collect()
+}
+
+/// Follows `list_mitigation_actions` pages of `page` until a short page.
+async fn page_through(
+    store: &dyn Store,
+    scope: &Scope,
+    action_type: Option<&str>,
+    page: usize,
+) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    loop {
+        let after = names.last().map(String::as_str);
+        let batch = store
+            .list_mitigation_actions(scope, action_type, after, page)
+            .await
+            .expect("list page");
+        assert!(batch.len() <= page, "page larger than its limit");
+        let done = batch.len() < page;
+        names.extend(batch.into_iter().map(|a| a.name));
+        if done {
+            return names;
+        }
+    }
+}
+
+fn assert_already_exists<T: std::fmt::Debug>(result: StoreResult<T>) {
+    assert!(
+        matches!(result, Err(StoreError::AlreadyExists)),
+        "expected AlreadyExists, got {result:?}"
+    );
+}
+
+fn assert_limit<T: std::fmt::Debug>(result: StoreResult<T>, expected: usize) {
+    assert!(
+        matches!(result, Err(StoreError::LimitExceeded { limit }) if limit == expected),
+        "expected LimitExceeded {{ limit: {expected} }}, got {result:?}"
+    );
+}
+
+pub async fn credentials_crud(store: Arc<dyn Store>) {
+    let account = unique_account();
+    let prefix = unique("AKIA");
+    let (a, b) = (format!("{prefix}A"), format!("{prefix}B"));
+    let cred_a = credential(&a, &account);
+    let cred_b = credential(&b, &account);
+    // Created out of order so the listing's ordering is actually tested.
+    store.create_credential(&cred_b).await.expect("create b");
+    store.create_credential(&cred_a).await.expect("create a");
+    store
+        .create_credential(&credential(&unique("AKIA"), &unique_account()))
+        .await
+        .expect("create other account");
+
+    assert_eq!(
+        store.get_credential(&a).await.unwrap(),
+        Some(cred_a.clone())
+    );
+    assert_eq!(store.get_credential(&unique("AKIA")).await.unwrap(), None);
+
+    assert_already_exists(store.create_credential(&credential(&a, &account)).await);
+    assert_eq!(
+        store.get_credential(&a).await.unwrap(),
+        Some(cred_a.clone()),
+        "a rejected duplicate must not overwrite"
+    );
+
+    let all = store.list_credentials().await.expect("list");
+    assert!(
+        all.windows(2)
+            .all(|w| (&w[0].account_id, &w[0].access_key_id)
+                < (&w[1].account_id, &w[1].access_key_id)),
+        "credentials not ordered by account id, then access key id"
+    );
+    let mine: Vec<_> = all
+        .into_iter()
+        .filter(|c| c.account_id == account)
+        .collect();
+    assert_eq!(mine, vec![cred_a, cred_b.clone()]);
+
+    assert!(store.delete_credential(&a).await.unwrap());
+    assert!(!store.delete_credential(&a).await.unwrap());
+    assert_eq!(store.get_credential(&a).await.unwrap(), None);
+    assert_eq!(store.get_credential(&b).await.unwrap(), Some(cred_b));
+}
+
+pub async fn mitigation_action_crud(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let record = action(&scope, "crud", CERT_ACTION);
+    store
+        .create_mitigation_action(&scope, &record, &[tag("env", "prod")], NO_LIMIT)
+        .await
+        .expect("create");
+    assert_eq!(
+        store.get_mitigation_action(&scope, "crud").await.unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(
+        all_tags(&*store, &scope, &record.arn).await,
+        vec![tag("env", "prod")]
+    );
+
+    let role_only = MitigationActionUpdate {
+        role_arn: Some("arn:aws:iam::1:role/new".into()),
+        params: None,
+        updated_at_ms: 2_000,
+    };
+    let updated = store
+        .update_mitigation_action(&scope, "crud", &role_only)
+        .await
+        .expect("update role");
+    let expected = MitigationActionRecord {
+        role_arn: "arn:aws:iam::1:role/new".into(),
+        updated_at_ms: 2_000,
+        ..record.clone()
+    };
+    assert_eq!(updated, expected);
+    assert_eq!(
+        store.get_mitigation_action(&scope, "crud").await.unwrap(),
+        Some(expected.clone())
+    );
+
+    let params_only = MitigationActionUpdate {
+        role_arn: None,
+        params: Some((LOGGING_ACTION.into(), r#"{"logLevel":"ERROR"}"#.into())),
+        updated_at_ms: 3_000,
+    };
+    let updated = store
+        .update_mitigation_action(&scope, "crud", &params_only)
+        .await
+        .expect("update params");
+    let expected = MitigationActionRecord {
+        action_type: LOGGING_ACTION.into(),
+        params_json: r#"{"logLevel":"ERROR"}"#.into(),
+        updated_at_ms: 3_000,
+        ..expected
+    };
+    assert_eq!(updated, expected);
+    assert_eq!(
+        store.get_mitigation_action(&scope, "crud").await.unwrap(),
+        Some(expected)
+    );
+
+    let missing = store
+        .update_mitigation_action(&scope, "missing", &role_only)
+        .await;
+    assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
+    assert_eq!(
+        store
+            .get_mitigation_action(&scope, "missing")
+            .await
+            .unwrap(),
+        None
+    );
+
+    assert!(store
+        .delete_mitigation_action(&scope, "crud")
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get_mitigation_action(&scope, "crud").await.unwrap(),
+        None
+    );
+    assert!(!store
+        .delete_mitigation_action(&scope, "crud")
+        .await
+        .unwrap());
+    assert!(all_names(&*store, &scope, None).await.is_empty());
+}
+
+pub async fn mitigation_action_duplicate_name(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let original = action(&scope, "dup", CERT_ACTION);
+    store
+        .create_mitigation_action(&scope, &original, &[], NO_LIMIT)
+        .await
+        .expect("create");
+    let duplicate = action(&scope, "dup", LOGGING_ACTION);
+    assert_already_exists(
+        store
+            .create_mitigation_action(&scope, &duplicate, &[], NO_LIMIT)
+            .await,
+    );
+    assert_eq!(
+        store.get_mitigation_action(&scope, "dup").await.unwrap(),
+        Some(original)
+    );
+    assert_eq!(all_names(&*store, &scope, None).await, vec!["dup"]);
+}
+
+pub async fn mitigation_action_limit(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    for i in 0..3 {
+        store
+            .create_mitigation_action(
+                &scope,
+                &action(&scope, &format!("a{i}"), CERT_ACTION),
+                &[],
+                3,
+            )
+            .await
+            .expect("create under limit");
+    }
+    assert_limit(
+        store
+            .create_mitigation_action(&scope, &action(&scope, "a3", CERT_ACTION), &[], 3)
+            .await,
+        3,
+    );
+    assert_eq!(
+        store.get_mitigation_action(&scope, "a3").await.unwrap(),
+        None
+    );
+
+    // Deleting frees a slot.
+    assert!(store.delete_mitigation_action(&scope, "a0").await.unwrap());
+    store
+        .create_mitigation_action(&scope, &action(&scope, "a3", CERT_ACTION), &[], 3)
+        .await
+        .expect("create after delete");
+
+    let empty = fresh_scope();
+    assert_limit(
+        store
+            .create_mitigation_action(&empty, &action(&empty, "x", CERT_ACTION), &[], 0)
+            .await,
+        0,
+    );
+}
+
+pub async fn mitigation_action_list_paging_and_filter(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    // Names are ordered by bytes ("Beta" < "alpha", "-" < "_"), so every engine pages
+    // identically whatever its locale.
+    let actions = [
+        ("gamma_1", CERT_ACTION),
+        ("alpha", LOGGING_ACTION),
+        ("zeta", CERT_ACTION),
+        ("Beta", CERT_ACTION),
+        ("gamma-2", LOGGING_ACTION),
+        ("delta", CERT_ACTION),
+    ];
+    let mut records = Vec::new();
+    for (name, action_type) in actions {
+        let record = action(&scope, name, action_type);
+        store
+            .create_mitigation_action(&scope, &record, &[], NO_LIMIT)
+            .await
+            .expect("create");
+        records.push(record);
+    }
+    // Other scopes' actions must not leak into the listing.
+    let other = fresh_scope();
+    store
+        .create_mitigation_action(&other, &action(&other, "beta", CERT_ACTION), &[], NO_LIMIT)
+        .await
+        .expect("create other");
+
+    let sorted = ["Beta", "alpha", "delta", "gamma-2", "gamma_1", "zeta"];
+    for page in [1, 2, 4, 6, 100] {
+        assert_eq!(
+            page_through(&*store, &scope, None, page).await,
+            sorted,
+            "page {page}"
+        );
+    }
+    let certs = ["Beta", "delta", "gamma_1", "zeta"];
+    for page in [1, 3, 100] {
+        assert_eq!(
+            page_through(&*store, &scope, Some(CERT_ACTION), page).await,
+            certs,
+            "page {page}"
+        );
+    }
+    assert_eq!(
+        all_names(&*store, &scope, Some(LOGGING_ACTION)).await,
+        ["alpha", "gamma-2"]
+    );
+    assert!(all_names(&*store, &scope, Some("PUBLISH_FINDING_TO_SNS"))
+        .await
+        .is_empty());
+
+    // `after` need not be an existing name.
+    let from_b = store
+        .list_mitigation_actions(&scope, None, Some("b"), 2)
+        .await
+        .unwrap();
+    let by_name = |name: &str| records.iter().find(|r| r.name == name).cloned().unwrap();
+    assert_eq!(from_b, vec![by_name("delta"), by_name("gamma-2")]);
+    assert!(store
+        .list_mitigation_actions(&scope, None, Some("zeta"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .list_mitigation_actions(&scope, None, None, 0)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn account_isolation(store: Arc<dyn Store>) {
+    let region = "eu-west-1";
+    isolation(
+        &*store,
+        &scope(&unique_account(), region),
+        &scope(&unique_account(), region),
+    )
+    .await;
+}
+
+pub async fn region_isolation(store: Arc<dyn Store>) {
+    let account = unique_account();
+    isolation(
+        &*store,
+        &scope(&account, "us-east-1"),
+        &scope(&account, "us-west-2"),
+    )
+    .await;
+}
+
+/// Two scopes using the same names and the same tagged ARN never see each other.
+async fn isolation(store: &dyn Store, a: &Scope, b: &Scope) {
+    let in_a = action(a, "shared", CERT_ACTION);
+    let in_b = action(b, "shared", LOGGING_ACTION);
+    // A limit of one per scope: b's create succeeds only if a's action is not counted.
+    store
+        .create_mitigation_action(a, &in_a, &[tag("owner", "a")], 1)
+        .await
+        .expect("create in a");
+    store
+        .create_mitigation_action(b, &in_b, &[tag("owner", "b")], 1)
+        .await
+        .expect("create in b: same name in another scope is not a duplicate");
+
+    assert_eq!(
+        store.get_mitigation_action(a, "shared").await.unwrap(),
+        Some(in_a.clone())
+    );
+    assert_eq!(
+        store.get_mitigation_action(b, "shared").await.unwrap(),
+        Some(in_b.clone())
+    );
+    assert_eq!(
+        store
+            .list_mitigation_actions(a, None, None, NO_LIMIT)
+            .await
+            .unwrap(),
+        vec![in_a.clone()]
+    );
+
+    // The same ARN string tagged in both scopes stays two separate tag sets.
+    let arn = unique("arn:aws:iot:us-east-1:123456789012:thing/");
+    store
+        .tag_resource(a, &arn, &[tag("k", "a")], 1)
+        .await
+        .expect("tag in a");
+    store
+        .tag_resource(b, &arn, &[tag("k", "b")], 1)
+        .await
+        .expect("tag in b: a's tags do not count");
+    store
+        .untag_resource(b, &in_a.arn, &["owner".into()])
+        .await
+        .unwrap();
+    assert_eq!(all_tags(store, a, &arn).await, vec![tag("k", "a")]);
+    assert_eq!(all_tags(store, a, &in_a.arn).await, vec![tag("owner", "a")]);
+
+    let update = MitigationActionUpdate {
+        role_arn: Some("arn:aws:iam::1:role/changed".into()),
+        params: None,
+        updated_at_ms: 5_000,
+    };
+    store
+        .update_mitigation_action(a, "shared", &update)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_mitigation_action(b, "shared").await.unwrap(),
+        Some(in_b.clone())
+    );
+
+    assert!(store.delete_mitigation_action(a, "shared").await.unwrap());
+    assert_eq!(
+        store.get_mitigation_action(b, "shared").await.unwrap(),
+        Some(in_b.clone())
+    );
+    assert_eq!(all_tags(store, b, &in_b.arn).await, vec![tag("owner", "b")]);
+    assert_eq!(all_tags(store, b, &arn).await, vec![tag("k", "b")]);
+}
+
+pub async fn tags_upsert_list_untag_limit(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let arn = unique("arn:aws:iot:us-east-1:123456789012:thing/");
+    let neighbour = unique("arn:aws:iot:us-east-1:123456789012:thing/");
+    store
+        .tag_resource(&scope, &neighbour, &[tag("n", "1")], 3)
+        .await
+        .unwrap();
+
+    store
+        .tag_resource(&scope, &arn, &[tag("k2", "v2"), tag("k1", "v1")], 3)
+        .await
+        .expect("first tags");
+    store
+        .tag_resource(&scope, &arn, &[tag("k2", "v2b"), tag("k3", "v3")], 3)
+        .await
+        .expect("upsert reaching the limit exactly");
+    let full = vec![tag("k1", "v1"), tag("k2", "v2b"), tag("k3", "v3")];
+    assert_eq!(all_tags(&*store, &scope, &arn).await, full);
+
+    // Over the limit: rejected whole, including the overwrite that came with it.
+    assert_limit(
+        store
+            .tag_resource(&scope, &arn, &[tag("k1", "changed"), tag("k4", "v4")], 3)
+            .await,
+        3,
+    );
+    assert_eq!(all_tags(&*store, &scope, &arn).await, full);
+    // Overwriting at the limit adds nothing, so it is allowed.
+    store
+        .tag_resource(&scope, &arn, &[tag("k1", "v1b")], 3)
+        .await
+        .expect("overwrite at limit");
+
+    let first = store.list_tags(&scope, &arn, None, 2).await.unwrap();
+    assert_eq!(first, vec![tag("k1", "v1b"), tag("k2", "v2b")]);
+    let rest = store.list_tags(&scope, &arn, Some("k2"), 2).await.unwrap();
+    assert_eq!(rest, vec![tag("k3", "v3")]);
+    assert!(store
+        .list_tags(&scope, &arn, None, 0)
+        .await
+        .unwrap()
+        .is_empty());
+
+    store
+        .untag_resource(&scope, &arn, &["k1".into(), "unknown".into()])
+        .await
+        .expect("untag");
+    store
+        .untag_resource(&scope, &arn, &[])
+        .await
+        .expect("untag nothing");
+    assert_eq!(
+        all_tags(&*store, &scope, &arn).await,
+        vec![tag("k2", "v2b"), tag("k3", "v3")]
+    );
+    assert_eq!(
+        all_tags(&*store, &scope, &neighbour).await,
+        vec![tag("n", "1")]
+    );
+}
+
+pub async fn delete_removes_tags(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let doomed = action(&scope, "doomed", CERT_ACTION);
+    let kept = action(&scope, "kept", CERT_ACTION);
+    store
+        .create_mitigation_action(&scope, &doomed, &[tag("a", "1")], NO_LIMIT)
+        .await
+        .unwrap();
+    store
+        .tag_resource(&scope, &doomed.arn, &[tag("b", "2")], 50)
+        .await
+        .unwrap();
+    store
+        .create_mitigation_action(&scope, &kept, &[tag("a", "1")], NO_LIMIT)
+        .await
+        .unwrap();
+
+    assert!(store
+        .delete_mitigation_action(&scope, "doomed")
+        .await
+        .unwrap());
+    assert!(all_tags(&*store, &scope, &doomed.arn).await.is_empty());
+    assert_eq!(
+        all_tags(&*store, &scope, &kept.arn).await,
+        vec![tag("a", "1")]
+    );
+
+    // A new action under the same name (and so the same ARN) starts untagged.
+    store
+        .create_mitigation_action(
+            &scope,
+            &action(&scope, "doomed", CERT_ACTION),
+            &[],
+            NO_LIMIT,
+        )
+        .await
+        .unwrap();
+    assert!(all_tags(&*store, &scope, &doomed.arn).await.is_empty());
+}
+
+pub async fn concurrent_create_same_name_exactly_one_wins(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let mut racers = JoinSet::new();
+    for i in 0..8 {
+        let (store, scope) = (Arc::clone(&store), scope.clone());
+        racers.spawn(async move {
+            let record = action(&scope, "contested", CERT_ACTION);
+            let tags = [tag("racer", &i.to_string())];
+            let result = store
+                .create_mitigation_action(&scope, &record, &tags, NO_LIMIT)
+                .await;
+            (i, record, result)
+        });
+    }
+    let mut winners = Vec::new();
+    while let Some(joined) = racers.join_next().await {
+        let (i, record, result) = joined.expect("racer panicked");
+        match result {
+            Ok(()) => winners.push((i, record)),
+            other => assert_already_exists(other),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one create must win");
+    let (i, record) = winners.remove(0);
+    assert_eq!(
+        store
+            .get_mitigation_action(&scope, "contested")
+            .await
+            .unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(
+        all_tags(&*store, &scope, &record.arn).await,
+        vec![tag("racer", &i.to_string())],
+        "losers' tags must not be written"
+    );
+}
+
+pub async fn concurrent_creates_respect_limit(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let handles = vec![store];
+    race_to_limit(&handles, &scope).await;
+}
+
+pub async fn failed_create_writes_nothing(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let original = action(&scope, "taken", CERT_ACTION);
+    store
+        .create_mitigation_action(&scope, &original, &[tag("owner", "first")], 1)
+        .await
+        .unwrap();
+
+    // Same name, so the same ARN: its tags would land on the original's tag set.
+    let duplicate = action(&scope, "taken", CERT_ACTION);
+    assert_already_exists(
+        store
+            .create_mitigation_action(
+                &scope,
+                &duplicate,
+                &[tag("owner", "second"), tag("extra", "x")],
+                NO_LIMIT,
+            )
+            .await,
+    );
+    assert_eq!(
+        all_tags(&*store, &scope, &original.arn).await,
+        vec![tag("owner", "first")]
+    );
+
+    let over = action(&scope, "over", CERT_ACTION);
+    assert_limit(
+        store
+            .create_mitigation_action(&scope, &over, &[tag("k", "v")], 1)
+            .await,
+        1,
+    );
+    assert_eq!(
+        store.get_mitigation_action(&scope, "over").await.unwrap(),
+        None
+    );
+    assert!(all_tags(&*store, &scope, &over.arn).await.is_empty());
+    assert_eq!(all_names(&*store, &scope, None).await, vec!["taken"]);
+}
+
+pub async fn server_secret_is_stable(db: &dyn Database) {
+    let first = db.open().await.expect("open");
+    let secret = first.server_secret().await.expect("secret");
+    assert_eq!(secret.len(), 32);
+    assert_ne!(secret, vec![0u8; 32]);
+    assert_eq!(first.server_secret().await.unwrap(), secret);
+
+    let concurrent = db.open().await.expect("open second");
+    assert_eq!(concurrent.server_secret().await.unwrap(), secret);
+    drop((first, concurrent));
+
+    let reopened = db.open().await.expect("reopen");
+    assert_eq!(reopened.server_secret().await.unwrap(), secret);
+}
+
+/// What one handle (the server, say) writes, another (the CLI) reads at once.
+pub async fn handles_see_each_others_writes(db: &dyn Database) {
+    let a = db.open().await.expect("open a");
+    let b = db.open().await.expect("open b");
+
+    let cred = credential(&unique("AKIA"), &unique_account());
+    a.create_credential(&cred).await.unwrap();
+    assert_eq!(
+        b.get_credential(&cred.access_key_id).await.unwrap(),
+        Some(cred.clone())
+    );
+    assert_already_exists(b.create_credential(&cred).await);
+
+    let scope = fresh_scope();
+    let record = action(&scope, "shared", CERT_ACTION);
+    b.create_mitigation_action(&scope, &record, &[tag("k", "v")], NO_LIMIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        a.get_mitigation_action(&scope, "shared").await.unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(
+        all_tags(&*a, &scope, &record.arn).await,
+        vec![tag("k", "v")]
+    );
+
+    let update = MitigationActionUpdate {
+        role_arn: Some("arn:aws:iam::1:role/other".into()),
+        params: None,
+        updated_at_ms: 9_000,
+    };
+    let updated = a
+        .update_mitigation_action(&scope, "shared", &update)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.get_mitigation_action(&scope, "shared").await.unwrap(),
+        Some(updated)
+    );
+
+    assert!(b.delete_mitigation_action(&scope, "shared").await.unwrap());
+    assert_eq!(
+        a.get_mitigation_action(&scope, "shared").await.unwrap(),
+        None
+    );
+    assert!(a.delete_credential(&cred.access_key_id).await.unwrap());
+    assert_eq!(b.get_credential(&cred.access_key_id).await.unwrap(), None);
+
+    assert_eq!(
+        a.server_secret().await.unwrap(),
+        b.server_secret().await.unwrap()
+    );
+}
+
+/// Uniqueness and the scope limit hold across handles (processes), not only within one.
+pub async fn concurrent_creates_across_handles(db: &dyn Database) {
+    let handles = vec![
+        db.open().await.expect("open a"),
+        db.open().await.expect("open b"),
+    ];
+    race_to_limit(&handles, &fresh_scope()).await;
+
+    let scope = fresh_scope();
+    let mut racers = JoinSet::new();
+    for i in 0..8 {
+        let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
+        racers.spawn(async move {
+            let record = action(&scope, "contested", CERT_ACTION);
+            store
+                .create_mitigation_action(&scope, &record, &[], NO_LIMIT)
+                .await
+        });
+    }
+    let mut wins = 0;
+    while let Some(joined) = racers.join_next().await {
+        match joined.expect("racer panicked") {
+            Ok(()) => wins += 1,
+            other => assert_already_exists(other),
+        }
+    }
+    assert_eq!(wins, 1, "exactly one create must win across handles");
+}
+
+/// Ten racers with distinct names, spread over `handles`, against a limit of five.
+async fn race_to_limit(handles: &[Arc<dyn Store>], scope: &Scope) {
+    const LIMIT: usize = 5;
+    let mut racers = JoinSet::new();
+    for i in 0..2 * LIMIT {
+        let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
+        racers.spawn(async move {
+            let record = action(&scope, &format!("racer-{i:02}"), CERT_ACTION);
+            store
+                .create_mitigation_action(&scope, &record, &[tag("k", "v")], LIMIT)
+                .await
+        });
+    }
+    let mut wins = 0;
+    while let Some(joined) = racers.join_next().await {
+        match joined.expect("racer panicked") {
+            Ok(()) => wins += 1,
+            other => assert_limit(other, LIMIT),
+        }
+    }
+    assert_eq!(wins, LIMIT, "exactly the limit's worth of creates must win");
+    let names = all_names(&*handles[0], scope, None).await;
+    assert_eq!(names.len(), LIMIT);
+    for name in names {
+        let arn = action(scope, &name, CERT_ACTION).arn;
+        assert_eq!(
+            all_tags(&*handles[0], scope, &arn).await,
+            vec![tag("k", "v")]
+        );
+    }
+}
+
+fn work(queue: &str, id: &str, run_after_ms: i64) -> NewWorkItem {
+    NewWorkItem {
+        id: id.to_owned(),
+        queue: queue.to_owned(),
+        payload: format!(r#"{{"step":"{id}"}}"#),
+        run_after_ms,
+    }
+}
+
+async fn enqueue_all(store: &dyn Store, items: &[NewWorkItem]) {
+    for item in items {
+        store.enqueue_work(item).await.expect("enqueue");
+    }
+}
+
+fn ids(items: &[WorkItem]) -> Vec<&str> {
+    items.iter().map(|i| i.id.as_str()).collect()
+}
+
+pub async fn work_claim_complete_in_order(store: Arc<dyn Store>) {
+    let queue = unique("q-");
+    let (a, b, c) = (unique("a-"), unique("b-"), unique("c-"));
+    // Due order is run_after first, so `c` (due earliest) comes first whatever its id.
+    enqueue_all(
+        &*store,
+        &[
+            work(&queue, &a, 200),
+            work(&queue, &b, 300),
+            work(&queue, &c, 100),
+        ],
+    )
+    .await;
+    let other_queue = unique("q-");
+    enqueue_all(&*store, &[work(&other_queue, &unique("x-"), 0)]).await;
+
+    let first = store
+        .claim_work(&queue, "w1", 2, 1_000, 60_000)
+        .await
+        .expect("claim");
+    assert_eq!(ids(&first), vec![c.as_str(), a.as_str()]);
+    for item in &first {
+        assert_eq!(item.queue, queue);
+        assert_eq!(item.attempts, 1);
+        assert_eq!(item.lease_owner.as_deref(), Some("w1"));
+        assert_eq!(item.lease_expires_at_ms, Some(61_000));
+        assert_eq!(item.payload, format!(r#"{{"step":"{}"}}"#, item.id));
+    }
+    let second = store
+        .claim_work(&queue, "w2", 5, 1_000, 60_000)
+        .await
+        .expect("claim");
+    assert_eq!(ids(&second), vec![b.as_str()]);
+    assert!(store
+        .claim_work(&queue, "w3", 5, 1_000, 60_000)
+        .await
+        .expect("claim")
+        .is_empty());
+
+    assert!(
+        !store.complete_work(&c, "w2").await.expect("complete"),
+        "not w2's lease"
+    );
+    assert!(store.complete_work(&c, "w1").await.expect("complete"));
+    assert!(store.get_work(&c).await.expect("get").is_none());
+    assert!(
+        !store.complete_work(&c, "w1").await.expect("complete"),
+        "already gone"
+    );
+    let a_item = store
+        .get_work(&a)
+        .await
+        .expect("get")
+        .expect("a still queued");
+    assert_eq!(a_item.lease_owner.as_deref(), Some("w1"));
+}
+
+pub async fn work_duplicate_id(store: Arc<dyn Store>) {
+    let queue = unique("q-");
+    let id = unique("dup-");
+    store
+        .enqueue_work(&work(&queue, &id, 0))
+        .await
+        .expect("enqueue");
+    assert_already_exists(store.enqueue_work(&work(&queue, &id, 5)).await);
+    assert_eq!(
+        store
+            .get_work(&id)
+            .await
+            .expect("get")
+            .expect("item")
+            .run_after_ms,
+        0
+    );
+}
+
+pub async fn work_not_due_is_not_claimed(store: Arc<dyn Store>) {
+    let queue = unique("q-");
+    let id = unique("later-");
+    store
+        .enqueue_work(&work(&queue, &id, 5_000))
+        .await
+        .expect("enqueue");
+    assert!(store
+        .claim_work(&queue, "w", 10, 4_999, 1_000)
+        .await
+        .expect("claim")
+        .is_empty());
+    let claimed = store
+        .claim_work(&queue, "w", 10, 5_000, 1_000)
+        .await
+        .expect("claim");
+    assert_eq!(ids(&claimed), vec![id.as_str()]);
+}
+
+pub async fn work_expired_lease_is_reclaimed(store: Arc<dyn Store>) {
+    let queue = unique("q-");
+    let id = unique("lease-");
+    store
+        .enqueue_work(&work(&queue, &id, 0))
+        .await
+        .expect("enqueue");
+    assert_eq!(
+        store
+            .claim_work(&queue, "a", 1, 10_000, 1_000)
+            .await
+            .expect("claim")
+            .len(),
+        1
+    );
+
+    // While the lease runs, nobody else gets the item; renewing extends it.
+    assert!(store
+        .claim_work(&queue, "b", 1, 10_500, 1_000)
+        .await
+        .expect("claim")
+        .is_empty());
+    assert!(store
+        .renew_lease(&id, "a", 10_900, 1_000)
+        .await
+        .expect("renew"));
+    assert!(store
+        .claim_work(&queue, "b", 1, 11_500, 1_000)
+        .await
+        .expect("claim")
+        .is_empty());
+    assert!(
+        !store
+            .renew_lease(&id, "b", 11_500, 1_000)
+            .await
+            .expect("renew"),
+        "b holds no lease"
+    );
+
+    // `a` stalls past expiry: the lease lapses and `b` takes over.
+    assert!(
+        !store
+            .renew_lease(&id, "a", 11_900, 1_000)
+            .await
+            .expect("renew"),
+        "expired lease cannot be renewed"
+    );
+    let taken = store
+        .claim_work(&queue, "b", 1, 11_900, 1_000)
+        .await
+        .expect("claim");
+    assert_eq!(ids(&taken), vec![id.as_str()]);
+    assert_eq!(taken[0].attempts, 2);
+    assert!(
+        !store.complete_work(&id, "a").await.expect("complete"),
+        "a lost its lease"
+    );
+    assert!(
+        !store.release_work(&id, "a", 0).await.expect("release"),
+        "a lost its lease"
+    );
+    assert!(store
+        .renew_lease(&id, "b", 12_000, 1_000)
+        .await
+        .expect("renew"));
+    assert!(store.complete_work(&id, "b").await.expect("complete"));
+}
+
+pub async fn work_release_retries_later(store: Arc<dyn Store>) {
+    let queue = unique("q-");
+    let id = unique("retry-");
+    store
+        .enqueue_work(&work(&queue, &id, 0))
+        .await
+        .expect("enqueue");
+    store
+        .claim_work(&queue, "w", 1, 1_000, 60_000)
+        .await
+        .expect("claim");
+    assert!(store.release_work(&id, "w", 5_000).await.expect("release"));
+    let item = store.get_work(&id).await.expect("get").expect("item");
+    assert_eq!(
+        (
+            item.lease_owner,
+            item.lease_expires_at_ms,
+            item.run_after_ms
+        ),
+        (None, None, 5_000)
+    );
+    assert!(store
+        .claim_work(&queue, "w", 1, 4_000, 60_000)
+        .await
+        .expect("claim")
+        .is_empty());
+    let again = store
+        .claim_work(&queue, "w2", 1, 5_000, 60_000)
+        .await
+        .expect("claim");
+    assert_eq!(again[0].attempts, 2);
+}
+
+pub async fn once_marker_marks_once(store: Arc<dyn Store>) {
+    let key = unique("schedule/daily/");
+    assert!(store.mark_once(&key, 1).await.expect("mark"));
+    assert!(!store.mark_once(&key, 2).await.expect("mark"));
+    assert!(store
+        .mark_once(&unique("schedule/daily/"), 3)
+        .await
+        .expect("mark"));
+}
+
+/// Claimers on several handles (nodes) split the queue: every item goes to exactly one.
+pub async fn work_concurrent_claims_are_disjoint(db: &dyn Database) {
+    let handles = [
+        db.open().await.expect("open a"),
+        db.open().await.expect("open b"),
+    ];
+    let queue = unique("q-");
+    let items: Vec<NewWorkItem> = (0..24)
+        .map(|i| work(&queue, &format!("item-{i:02}-{}", unique("")), i))
+        .collect();
+    enqueue_all(&*handles[0], &items).await;
+
+    let mut claimers = JoinSet::new();
+    for w in 0..8 {
+        let (store, queue) = (Arc::clone(&handles[w % handles.len()]), queue.clone());
+        claimers.spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store
+                    .claim_work(&queue, &format!("w{w}"), 2, 1_000, 60_000)
+                    .await
+                    .expect("claim");
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|i| i.id));
+            }
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(joined) = claimers.join_next().await {
+        all.extend(joined.expect("claimer panicked"));
+    }
+    all.sort();
+    let mut expected: Vec<String> = items.into_iter().map(|i| i.id).collect();
+    expected.sort();
+    assert_eq!(all, expected, "every item claimed exactly once");
+}
+
+pub async fn once_marker_race_across_handles(db: &dyn Database) {
+    let handles = [
+        db.open().await.expect("open a"),
+        db.open().await.expect("open b"),
+    ];
+    let key = unique("schedule/weekly/");
+    let mut racers = JoinSet::new();
+    for i in 0..8 {
+        let (store, key) = (Arc::clone(&handles[i % handles.len()]), key.clone());
+        racers.spawn(async move { store.mark_once(&key, i as i64).await.expect("mark") });
+    }
+    let mut wins = 0;
+    while let Some(joined) = racers.join_next().await {
+        wins += usize::from(joined.expect("racer panicked"));
+    }
+    assert_eq!(wins, 1, "exactly one racer marks the key");
+}

@@ -1,0 +1,657 @@
+//! Conformance cases for bulk import; instantiated by
+//! [`import_conformance_tests!`](crate::import_conformance_tests).
+
+use std::sync::Arc;
+
+use super::{fresh_scope, unique};
+use crate::{
+    Attributes, CertificateFacts, CertificateImport, CertificateRecord, GroupSelection, ImportItem,
+    ImportLimits, ImportOutcome, ImportRefusal, NewPolicy, PolicyTarget, Scope, Store,
+    ThingGroupRecord, ThingRecord,
+};
+
+/// Generates a `#[tokio::test]` per import case, like `conformance_tests!`.
+#[macro_export]
+macro_rules! import_conformance_tests {
+    ($fresh:path) => {
+        $crate::import_conformance_tests!(@store $fresh;
+            import_creates_resources_and_relations,
+            import_items_see_earlier_items_of_the_batch,
+            import_refusals_write_nothing_of_their_item,
+            import_again_is_unchanged_and_different_is_refused,
+            import_adds_missing_relations_to_identical_resources,
+            import_many_relations_to_existing_things,
+            import_is_isolated_by_scope,
+        );
+    };
+    (@store $fresh:path; $($case:ident),* $(,)?) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let db = $fresh().await;
+            let store = $crate::conformance::Database::open(&db)
+                .await
+                .expect("open store");
+            $crate::conformance::import::$case(store).await;
+        }
+    )*};
+}
+
+const LIMITS: ImportLimits = ImportLimits {
+    max_group_depth: 3,
+    max_groups_per_thing: 2,
+    max_policies_per_target: 2,
+};
+
+fn attrs(items: &[(&str, &str)]) -> Attributes {
+    items
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn thing(scope: &Scope, name: &str, attributes: &[(&str, &str)]) -> ThingRecord {
+    ThingRecord {
+        name: name.to_owned(),
+        id: unique("id-"),
+        arn: format!(
+            "arn:aws:iot:{}:{}:thing/{name}",
+            scope.region, scope.account_id
+        ),
+        thing_type_name: None,
+        billing_group_name: None,
+        attributes: attrs(attributes),
+        version: 1,
+        created_at_ms: 1_000,
+        updated_at_ms: 1_000,
+    }
+}
+
+fn group(
+    scope: &Scope,
+    name: &str,
+    parent: Option<&str>,
+    attributes: &[(&str, &str)],
+) -> ImportItem {
+    ImportItem::ThingGroup(ThingGroupRecord {
+        name: name.to_owned(),
+        id: unique("id-"),
+        arn: format!(
+            "arn:aws:iot:{}:{}:thinggroup/{name}",
+            scope.region, scope.account_id
+        ),
+        parent_name: parent.map(str::to_owned),
+        description: Some(format!("group {name}")),
+        attributes: attrs(attributes),
+        version: 1,
+        created_at_ms: 1_000,
+        updated_at_ms: 1_000,
+    })
+}
+
+fn policy(scope: &Scope, name: &str, document: &str) -> ImportItem {
+    ImportItem::Policy(NewPolicy {
+        name: name.to_owned(),
+        arn: format!(
+            "arn:aws:iot:{}:{}:policy/{name}",
+            scope.region, scope.account_id
+        ),
+        document: document.to_owned(),
+        generation_id: unique("gen-"),
+        created_at_ms: 1_000,
+    })
+}
+
+fn hex_id() -> String {
+    format!(
+        "{:016x}{:016x}{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>(),
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
+}
+
+fn cert_record(scope: &Scope, id: &str, ca: Option<&str>) -> CertificateRecord {
+    CertificateRecord {
+        id: id.to_owned(),
+        arn: format!(
+            "arn:aws:iot:{}:{}:cert/{id}",
+            scope.region, scope.account_id
+        ),
+        pem: format!("-----BEGIN CERTIFICATE-----\n{id}\n-----END CERTIFICATE-----\n"),
+        status: "ACTIVE".into(),
+        certificate_mode: "SNI_ONLY".into(),
+        ca_certificate_id: ca.map(str::to_owned),
+        issuer_certificate_id: ca.map(str::to_owned),
+        owned_by: scope.account_id.clone(),
+        previous_owned_by: None,
+        generation_id: unique("gen-"),
+        customer_version: 1,
+        facts: CertificateFacts {
+            subject: format!("CN={id}"),
+            issuer: "CN=issuer".into(),
+            subject_der: id.as_bytes().to_vec(),
+            issuer_der: vec![0x30, 0x00],
+            serial_number: "01".into(),
+            not_before_ms: 1_600_000_000_000,
+            not_after_ms: 2_524_607_999_000,
+            key_algorithm: "EC".into(),
+            key_bits: Some(256),
+            key_curve: Some("P-256".into()),
+            public_key_der: vec![0x30, 0x01, 0x02],
+            crl_distribution_points: vec!["http://crl.example/a.crl".into()],
+        },
+        created_at_ms: 2_000,
+        updated_at_ms: 2_000,
+    }
+}
+
+fn cert(scope: &Scope, id: &str, things: &[&str], policies: &[&str]) -> CertificateImport {
+    CertificateImport {
+        record: cert_record(scope, id, None),
+        things: strings(things),
+        policies: strings(policies),
+    }
+}
+
+fn thing_item(scope: &Scope, name: &str, groups: &[&str]) -> ImportItem {
+    ImportItem::Thing {
+        record: thing(scope, name, &[("k", "v")]),
+        groups: strings(groups),
+        certificate: None,
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+const DOC: &str =
+    r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:*","Resource":"*"}}"#;
+const DOC2: &str =
+    r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":"iot:*","Resource":"*"}}"#;
+
+async fn import(store: &dyn Store, scope: &Scope, items: Vec<ImportItem>) -> Vec<ImportOutcome> {
+    let n = items.len();
+    let outcomes = store
+        .import_batch(scope, items, &LIMITS)
+        .await
+        .expect("import batch");
+    assert_eq!(outcomes.len(), n, "one outcome per item");
+    outcomes
+}
+
+fn created(n: usize) -> Vec<ImportOutcome> {
+    vec![ImportOutcome::Created; n]
+}
+
+async fn groups_of(store: &dyn Store, scope: &Scope, thing: &str) -> Vec<String> {
+    store
+        .list_thing_groups_for_thing(scope, thing, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.name)
+        .collect()
+}
+
+async fn principals(store: &dyn Store, scope: &Scope, thing: &str) -> Vec<String> {
+    store
+        .list_thing_principals(scope, thing, None, 100)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("thing {thing} missing"))
+}
+
+async fn policies_of(store: &dyn Store, scope: &Scope, cert_arn: &str) -> Vec<String> {
+    store
+        .list_attached_policies(scope, &[cert_arn.to_owned()], None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect()
+}
+
+pub async fn import_creates_resources_and_relations(store: Arc<dyn Store>) {
+    let s = fresh_scope();
+    let (c1, c2) = (hex_id(), hex_id());
+    let outcomes = import(
+        &*store,
+        &s,
+        vec![
+            policy(&s, "p1", DOC),
+            policy(&s, "p2", DOC2),
+            group(&s, "root", None, &[("floor", "1")]),
+            group(&s, "child", Some("root"), &[]),
+            thing_item(&s, "t1", &["child"]),
+            ImportItem::Thing {
+                record: thing(&s, "t2", &[]),
+                groups: Vec::new(),
+                certificate: Some(cert(&s, &c1, &["t2"], &["p1"])),
+            },
+            ImportItem::Certificate(cert(&s, &c2, &["t1", "t2"], &["p1", "p2"])),
+        ],
+    )
+    .await;
+    let mut expected = created(5);
+    expected.push(ImportOutcome::ThingAndCertificate {
+        thing_created: true,
+        certificate_created: true,
+    });
+    expected.push(ImportOutcome::Created);
+    assert_eq!(outcomes, expected);
+
+    let (p, v) = store
+        .get_policy_version(&s, "p1", None)
+        .await
+        .unwrap()
+        .expect("policy");
+    assert_eq!(p.default_version_id, 1);
+    assert_eq!(v.expect("version 1").document, DOC);
+    let child = store
+        .get_thing_group(&s, "child")
+        .await
+        .unwrap()
+        .expect("child group");
+    assert_eq!(child.group.parent_name.as_deref(), Some("root"));
+    assert_eq!(
+        child
+            .root_to_parent
+            .iter()
+            .map(|g| g.name.as_str())
+            .collect::<Vec<_>>(),
+        ["root"]
+    );
+    let root = store.get_thing_group(&s, "root").await.unwrap().unwrap();
+    assert_eq!(root.group.attributes, attrs(&[("floor", "1")]));
+    let descendants = store
+        .list_thing_groups(
+            &s,
+            &GroupSelection::DescendantsOf("root".into()),
+            None,
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(descendants.len(), 1);
+
+    let t1 = store.get_thing(&s, "t1").await.unwrap().expect("t1");
+    assert_eq!(t1.attributes, attrs(&[("k", "v")]));
+    assert_eq!(groups_of(&*store, &s, "t1").await, ["child"]);
+    assert_eq!(
+        store
+            .list_things_in_thing_group(&s, "root", true, None, 10)
+            .await
+            .unwrap(),
+        ["t1"]
+    );
+    let mut t2_certs = principals(&*store, &s, "t2").await;
+    t2_certs.sort();
+    let mut both = vec![c1.clone(), c2.clone()];
+    both.sort();
+    assert_eq!(t2_certs, both);
+    assert_eq!(principals(&*store, &s, "t1").await, vec![c2.clone()]);
+
+    let r1 = store.get_certificate(&s, &c1).await.unwrap().expect("c1");
+    assert_eq!(
+        r1,
+        cert_record(&s, &c1, None).with_generation(&r1.generation_id)
+    );
+    assert_eq!(policies_of(&*store, &s, &r1.arn).await, ["p1"]);
+    let r2 = store.get_certificate(&s, &c2).await.unwrap().unwrap();
+    assert_eq!(policies_of(&*store, &s, &r2.arn).await, ["p1", "p2"]);
+    assert_eq!(
+        store
+            .list_targets_for_policy(&s, "p2", None, 10)
+            .await
+            .unwrap(),
+        Some(vec![r2.arn.clone()])
+    );
+}
+
+impl CertificateRecord {
+    fn with_generation(mut self, generation: &str) -> CertificateRecord {
+        self.generation_id = generation.to_owned();
+        self
+    }
+}
+
+pub async fn import_items_see_earlier_items_of_the_batch(store: Arc<dyn Store>) {
+    let s = fresh_scope();
+    let c = hex_id();
+    // Each item depends on the one before it, all in one batch.
+    let outcomes = import(
+        &*store,
+        &s,
+        vec![
+            group(&s, "a", None, &[]),
+            group(&s, "b", Some("a"), &[]),
+            group(&s, "c", Some("b"), &[]),
+            thing_item(&s, "t", &["c"]),
+            policy(&s, "p", DOC),
+            ImportItem::Certificate(cert(&s, &c, &["t"], &["p"])),
+            // The same certificate again in the batch: already there now.
+            ImportItem::Certificate(cert(&s, &c, &["t"], &["p"])),
+        ],
+    )
+    .await;
+    let mut expected = created(6);
+    expected.push(ImportOutcome::Unchanged);
+    assert_eq!(outcomes, expected);
+    assert_eq!(principals(&*store, &s, "t").await, [c]);
+    assert_eq!(
+        store
+            .list_things_in_thing_group(&s, "a", true, None, 10)
+            .await
+            .unwrap(),
+        ["t"]
+    );
+}
+
+pub async fn import_refusals_write_nothing_of_their_item(store: Arc<dyn Store>) {
+    let s = fresh_scope();
+    let (ok_cert, missing_thing, missing_policy, missing_ca, too_many) =
+        (hex_id(), hex_id(), hex_id(), hex_id(), hex_id());
+    let exclusive = hex_id();
+    // Setup: a hierarchy at the depth limit, two roots, a thing exclusively holding a
+    // certificate, three policies.
+    import(
+        &*store,
+        &s,
+        vec![
+            group(&s, "l1", None, &[]),
+            group(&s, "l2", Some("l1"), &[]),
+            group(&s, "l3", Some("l2"), &[]),
+            group(&s, "other", None, &[]),
+            group(&s, "third", None, &[]),
+            thing_item(&s, "holder", &[]),
+            policy(&s, "p1", DOC),
+            policy(&s, "p2", DOC),
+            policy(&s, "p3", DOC),
+            ImportItem::Certificate(cert(&s, &exclusive, &[], &[])),
+        ],
+    )
+    .await;
+    store
+        .attach_thing_principal(&s, "holder", &exclusive, true, 5)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let outcomes = import(
+        &*store,
+        &s,
+        vec![
+            group(&s, "l4", Some("l3"), &[]),
+            group(&s, "orphan", Some("nowhere"), &[]),
+            thing_item(&s, "t-bad-group", &["nowhere"]),
+            thing_item(&s, "t-same-hierarchy", &["l1", "l2"]),
+            thing_item(&s, "t-too-many", &["l1", "other", "third"]),
+            ImportItem::Certificate(cert(&s, &missing_thing, &["holder", "ghost"], &[])),
+            ImportItem::Certificate(cert(&s, &missing_policy, &["holder"], &["ghost"])),
+            ImportItem::Certificate(CertificateImport {
+                record: cert_record(&s, &missing_ca, Some(&hex_id())),
+                things: Vec::new(),
+                policies: Vec::new(),
+            }),
+            ImportItem::Certificate(cert(&s, &too_many, &[], &["p1", "p2", "p3"])),
+            ImportItem::Certificate(cert(&s, &exclusive, &["t-ok"], &[])),
+            // A thing whose certificate is refused is not created either.
+            ImportItem::Thing {
+                record: thing(&s, "t-cert-refused", &[]),
+                groups: Vec::new(),
+                certificate: Some(cert(&s, &hex_id(), &["t-cert-refused"], &["ghost"])),
+            },
+            // And what is fine still goes in.
+            thing_item(&s, "t-ok", &["l3"]),
+            ImportItem::Certificate(cert(&s, &ok_cert, &["t-ok"], &["p1"])),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcomes,
+        vec![
+            ImportOutcome::Refused(ImportRefusal::TooDeep { limit: 3 }),
+            ImportOutcome::Refused(ImportRefusal::GroupNotFound("nowhere".into())),
+            ImportOutcome::Refused(ImportRefusal::GroupNotFound("nowhere".into())),
+            ImportOutcome::Refused(ImportRefusal::SameHierarchy {
+                member_of: "l1".into(),
+                requested: "l2".into()
+            }),
+            ImportOutcome::Refused(ImportRefusal::TooManyGroups { limit: 2 }),
+            ImportOutcome::Refused(ImportRefusal::ThingNotFound("ghost".into())),
+            ImportOutcome::Refused(ImportRefusal::PolicyNotFound("ghost".into())),
+            ImportOutcome::Refused(ImportRefusal::CaNotFound),
+            ImportOutcome::Refused(ImportRefusal::TooManyPolicies { limit: 2 }),
+            // t-ok does not exist yet at this point of the batch.
+            ImportOutcome::Refused(ImportRefusal::ThingNotFound("t-ok".into())),
+            ImportOutcome::Refused(ImportRefusal::PolicyNotFound("ghost".into())),
+            ImportOutcome::Created,
+            ImportOutcome::Created,
+        ]
+    );
+    for group in ["l4", "orphan"] {
+        assert!(store.get_thing_group(&s, group).await.unwrap().is_none());
+    }
+    for thing in [
+        "t-bad-group",
+        "t-same-hierarchy",
+        "t-too-many",
+        "t-cert-refused",
+    ] {
+        assert!(
+            store.get_thing(&s, thing).await.unwrap().is_none(),
+            "{thing}"
+        );
+    }
+    for id in [&missing_thing, &missing_policy, &missing_ca, &too_many] {
+        assert!(store.get_certificate(&s, id).await.unwrap().is_none());
+    }
+    assert_eq!(
+        principals(&*store, &s, "holder").await,
+        vec![exclusive.clone()]
+    );
+    assert_eq!(principals(&*store, &s, "t-ok").await, vec![ok_cert.clone()]);
+
+    // The exclusive attachment refuses another thing.
+    let outcomes = import(
+        &*store,
+        &s,
+        vec![ImportItem::Certificate(cert(
+            &s,
+            &exclusive,
+            &["t-ok"],
+            &[],
+        ))],
+    )
+    .await;
+    assert_eq!(
+        outcomes,
+        vec![ImportOutcome::Refused(ImportRefusal::Exclusive {
+            thing: "holder".into()
+        })]
+    );
+    assert_eq!(principals(&*store, &s, "t-ok").await, [ok_cert]);
+}
+
+pub async fn import_again_is_unchanged_and_different_is_refused(store: Arc<dyn Store>) {
+    let s = fresh_scope();
+    let c = hex_id();
+    let batch = |s: &Scope| {
+        vec![
+            policy(s, "p", DOC),
+            group(s, "g", None, &[("a", "1")]),
+            thing_item(s, "t", &["g"]),
+            ImportItem::Certificate(cert(s, &c, &["t"], &["p"])),
+        ]
+    };
+    assert_eq!(import(&*store, &s, batch(&s)).await, created(4));
+    let before = store.get_thing(&s, "t").await.unwrap().unwrap();
+    let cert_before = store.get_certificate(&s, &c).await.unwrap().unwrap();
+    assert_eq!(
+        import(&*store, &s, batch(&s)).await,
+        vec![ImportOutcome::Unchanged; 4]
+    );
+    assert_eq!(store.get_thing(&s, "t").await.unwrap().unwrap(), before);
+    assert_eq!(
+        store.get_certificate(&s, &c).await.unwrap().unwrap(),
+        cert_before
+    );
+    assert_eq!(principals(&*store, &s, "t").await, vec![c.clone()]);
+    assert_eq!(groups_of(&*store, &s, "t").await, ["g"]);
+
+    let outcomes = import(
+        &*store,
+        &s,
+        vec![
+            policy(&s, "p", DOC2),
+            group(&s, "g", None, &[("a", "2")]),
+            ImportItem::Thing {
+                record: thing(&s, "t", &[("k", "other")]),
+                groups: Vec::new(),
+                certificate: None,
+            },
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcomes,
+        vec![ImportOutcome::Refused(ImportRefusal::AlreadyExists); 3]
+    );
+    let (_, v) = store
+        .get_policy_version(&s, "p", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.unwrap().document, DOC);
+    assert_eq!(store.get_thing(&s, "t").await.unwrap().unwrap(), before);
+}
+
+pub async fn import_adds_missing_relations_to_identical_resources(store: Arc<dyn Store>) {
+    let s = fresh_scope();
+    let c = hex_id();
+    import(
+        &*store,
+        &s,
+        vec![
+            policy(&s, "p", DOC),
+            group(&s, "g", None, &[]),
+            thing_item(&s, "t", &[]),
+            thing_item(&s, "u", &[]),
+            ImportItem::Certificate(cert(&s, &c, &["t"], &[])),
+        ],
+    )
+    .await;
+    let outcomes = import(
+        &*store,
+        &s,
+        vec![
+            thing_item(&s, "t", &["g"]),
+            ImportItem::Certificate(cert(&s, &c, &["t", "u"], &["p"])),
+        ],
+    )
+    .await;
+    assert_eq!(outcomes, vec![ImportOutcome::Unchanged; 2]);
+    assert_eq!(groups_of(&*store, &s, "t").await, ["g"]);
+    assert_eq!(principals(&*store, &s, "u").await, vec![c.clone()]);
+    let arn = store.get_certificate(&s, &c).await.unwrap().unwrap().arn;
+    assert_eq!(policies_of(&*store, &s, &arn).await, ["p"]);
+    // The API sees the import's attachments like its own.
+    assert_eq!(
+        store
+            .attach_policy(
+                &s,
+                "p",
+                &PolicyTarget::Certificate {
+                    id: c.clone(),
+                    arn: arn.clone()
+                },
+                2,
+                9
+            )
+            .await
+            .unwrap(),
+        Ok(())
+    );
+}
+
+pub async fn import_many_relations_to_existing_things(store: Arc<dyn Store>) {
+    let s = fresh_scope();
+    // More existing things than one PostgreSQL transaction locks: the batch is still
+    // decided item by item in order, whatever the engine does underneath.
+    let n = 600;
+    let things: Vec<ImportItem> = (0..n)
+        .map(|i| thing_item(&s, &format!("thing-{i:04}"), &[]))
+        .collect();
+    assert_eq!(import(&*store, &s, things).await, created(n));
+    let mut items: Vec<ImportItem> = vec![policy(&s, "p", DOC)];
+    let ids: Vec<String> = (0..n).map(|_| hex_id()).collect();
+    for (i, id) in ids.iter().enumerate() {
+        items.push(ImportItem::Certificate(cert(
+            &s,
+            id,
+            &[&format!("thing-{i:04}")],
+            &["p"],
+        )));
+    }
+    items.push(ImportItem::Certificate(cert(&s, &ids[0], &["ghost"], &[])));
+    let outcomes = import(&*store, &s, items).await;
+    assert_eq!(outcomes[..=n], created(n + 1)[..]);
+    assert_eq!(
+        outcomes[n + 1],
+        ImportOutcome::Refused(ImportRefusal::ThingNotFound("ghost".into()))
+    );
+    for i in [0, 299, 599] {
+        assert_eq!(
+            principals(&*store, &s, &format!("thing-{i:04}")).await,
+            [ids[i].clone()]
+        );
+    }
+    let targets = store
+        .list_targets_for_policy(&s, "p", None, 1000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(targets.len(), n);
+}
+
+pub async fn import_is_isolated_by_scope(store: Arc<dyn Store>) {
+    let (a, b) = (fresh_scope(), fresh_scope());
+    let c = hex_id();
+    import(
+        &*store,
+        &a,
+        vec![
+            policy(&a, "p", DOC),
+            group(&a, "g", None, &[]),
+            thing_item(&a, "t", &["g"]),
+        ],
+    )
+    .await;
+    // Nothing of account a is visible to b's import.
+    let outcomes = import(
+        &*store,
+        &b,
+        vec![
+            thing_item(&b, "t2", &["g"]),
+            ImportItem::Certificate(cert(&b, &c, &["t"], &[])),
+            ImportItem::Certificate(cert(&b, &hex_id(), &[], &["p"])),
+            thing_item(&b, "t", &[]),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcomes,
+        vec![
+            ImportOutcome::Refused(ImportRefusal::GroupNotFound("g".into())),
+            ImportOutcome::Refused(ImportRefusal::ThingNotFound("t".into())),
+            ImportOutcome::Refused(ImportRefusal::PolicyNotFound("p".into())),
+            ImportOutcome::Created,
+        ]
+    );
+    assert!(store.get_thing(&a, "t").await.unwrap().is_some());
+    assert_eq!(groups_of(&*store, &a, "t").await, ["g"]);
+    assert!(store.get_thing_group(&b, "g").await.unwrap().is_none());
+}

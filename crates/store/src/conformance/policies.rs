@@ -1,0 +1,1251 @@
+//! Conformance cases for policies (with versions), role aliases and logging options;
+//! instantiated by [`policies_conformance_tests!`](crate::policies_conformance_tests)
+//! next to `conformance_tests!`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+
+use super::{all_tags, assert_already_exists, fresh_scope, scope, tag, unique, unique_account};
+use super::{Database, NO_LIMIT};
+use crate::{
+    LoggingOptionsRecord, NewPolicy, NewPolicyVersion, PolicyOutcome, PolicyRecord, PolicyRefusal,
+    PolicyVersionRecord, RoleAliasRecord, RoleAliasUpdate, Scope, Store, StoreError,
+    V2LoggingOptionsRecord,
+};
+
+/// Generates a `#[tokio::test]` per policies case, like `conformance_tests!`.
+#[macro_export]
+macro_rules! policies_conformance_tests {
+    ($fresh:path) => {
+        $crate::policies_conformance_tests!(@store $fresh;
+            policy_crud,
+            policy_versions_lifecycle,
+            policy_duplicate_name_writes_nothing,
+            policy_version_limit_and_ids_never_reused,
+            policy_refusals_write_nothing,
+            creates_are_all_or_nothing,
+            policy_list_paging_both_directions,
+            policy_account_and_region_isolation,
+            concurrent_policy_versions_respect_limit,
+            concurrent_create_policy_same_name_exactly_one_wins,
+            concurrent_version_writes_keep_policy_consistent,
+            role_alias_crud,
+            role_alias_duplicate_writes_nothing,
+            role_alias_list_paging_both_directions,
+            role_alias_isolation,
+            logging_options_unset_set_replace,
+            logging_options_isolation,
+        );
+        $crate::policies_conformance_tests!(@database $fresh;
+            policy_versions_race_across_handles,
+            policies_visible_across_handles,
+        );
+    };
+    (@store $fresh:path; $($case:ident),* $(,)?) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let db = $fresh().await;
+            let store = $crate::conformance::Database::open(&db)
+                .await
+                .expect("open store");
+            $crate::conformance::policies::$case(store).await;
+        }
+    )*};
+    (@database $fresh:path; $($case:ident),* $(,)?) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let db = $fresh().await;
+            $crate::conformance::policies::$case(&db).await;
+        }
+    )*};
+}
+
+const DOC_1: &str = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}}"#;
+
+fn doc(n: i64) -> String {
+    // Whitespace on purpose: documents are stored byte for byte.
+    format!(
+        "{{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": {{\"Effect\": \"Allow\", \"Action\": \"iot:Publish\", \"Resource\": \"v{n}\"}}\n}}"
+    )
+}
+
+fn new_policy(scope: &Scope, name: &str) -> NewPolicy {
+    NewPolicy {
+        name: name.to_owned(),
+        arn: format!(
+            "arn:aws:iot:{}:{}:policy/{name}",
+            scope.region, scope.account_id
+        ),
+        document: DOC_1.to_owned(),
+        generation_id: unique("gen-"),
+        created_at_ms: 1_000,
+    }
+}
+
+/// What `create_policy` must have stored for `p`.
+fn created(p: &NewPolicy) -> PolicyRecord {
+    PolicyRecord {
+        name: p.name.clone(),
+        arn: p.arn.clone(),
+        default_version_id: 1,
+        generation_id: p.generation_id.clone(),
+        created_at_ms: p.created_at_ms,
+        updated_at_ms: p.created_at_ms,
+    }
+}
+
+fn first_version(p: &NewPolicy) -> PolicyVersionRecord {
+    PolicyVersionRecord {
+        version_id: 1,
+        document: p.document.clone(),
+        created_at_ms: p.created_at_ms,
+    }
+}
+
+fn version(n: i64, set_as_default: bool) -> NewPolicyVersion {
+    NewPolicyVersion {
+        document: doc(n),
+        set_as_default,
+        generation_id: unique("gen-"),
+        created_at_ms: 1_000 + n,
+    }
+}
+
+async fn create(store: &dyn Store, scope: &Scope, p: &NewPolicy) {
+    store
+        .create_policy(scope, p, &[])
+        .await
+        .unwrap_or_else(|e| panic!("create policy {}: {e:?}", p.name));
+}
+
+async fn add_version(
+    store: &dyn Store,
+    scope: &Scope,
+    name: &str,
+    v: &NewPolicyVersion,
+) -> PolicyOutcome<(PolicyRecord, PolicyVersionRecord)> {
+    store
+        .create_policy_version(scope, name, v, 5)
+        .await
+        .expect("create policy version")
+}
+
+async fn version_ids(store: &dyn Store, scope: &Scope, name: &str) -> Vec<i64> {
+    store
+        .list_policy_versions(scope, name)
+        .await
+        .expect("list versions")
+        .map(|(_, versions)| versions.into_iter().map(|v| v.version_id).collect())
+        .unwrap_or_default()
+}
+
+async fn default_id(store: &dyn Store, scope: &Scope, name: &str) -> i64 {
+    store
+        .get_policy(scope, name)
+        .await
+        .expect("get policy")
+        .expect("policy exists")
+        .default_version_id
+}
+
+fn refused<T: std::fmt::Debug>(outcome: PolicyOutcome<T>, expected: PolicyRefusal) {
+    assert_eq!(
+        outcome.err(),
+        Some(expected.clone()),
+        "expected {expected:?}"
+    );
+}
+
+pub async fn policy_crud(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let p = new_policy(&scope, "crud");
+    store
+        .create_policy(&scope, &p, &[tag("env", "prod")])
+        .await
+        .expect("create");
+    assert_eq!(
+        store.get_policy(&scope, "crud").await.unwrap(),
+        Some(created(&p))
+    );
+    assert_eq!(
+        store
+            .get_policy_version(&scope, "crud", None)
+            .await
+            .unwrap(),
+        Some((created(&p), Some(first_version(&p))))
+    );
+    assert_eq!(
+        store
+            .get_policy_version(&scope, "crud", Some(1))
+            .await
+            .unwrap(),
+        Some((created(&p), Some(first_version(&p))))
+    );
+    assert_eq!(
+        store
+            .get_policy_version(&scope, "crud", Some(2))
+            .await
+            .unwrap(),
+        Some((created(&p), None)),
+        "a missing version of an existing policy"
+    );
+    assert_eq!(
+        store
+            .get_policy_version(&scope, "missing", None)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.list_policy_versions(&scope, "crud").await.unwrap(),
+        Some((created(&p), vec![first_version(&p)]))
+    );
+    assert_eq!(
+        store.list_policy_versions(&scope, "missing").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        all_tags(&*store, &scope, &p.arn).await,
+        vec![tag("env", "prod")]
+    );
+
+    assert_eq!(store.delete_policy(&scope, "crud").await.unwrap(), Ok(()));
+    assert_eq!(store.get_policy(&scope, "crud").await.unwrap(), None);
+    assert_eq!(
+        store.list_policy_versions(&scope, "crud").await.unwrap(),
+        None
+    );
+    assert!(all_tags(&*store, &scope, &p.arn).await.is_empty());
+    refused(
+        store.delete_policy(&scope, "crud").await.unwrap(),
+        PolicyRefusal::NoSuchPolicy,
+    );
+
+    // The name is free again, and the new policy starts over at version 1.
+    let again = new_policy(&scope, "crud");
+    create(&*store, &scope, &again).await;
+    assert_eq!(version_ids(&*store, &scope, "crud").await, vec![1]);
+}
+
+pub async fn policy_versions_lifecycle(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let p = new_policy(&scope, "versions");
+    create(&*store, &scope, &p).await;
+
+    // Not the default: the policy's default and generation stay.
+    let v2 = version(2, false);
+    let (after, made) = add_version(&*store, &scope, "versions", &v2).await.unwrap();
+    assert_eq!(made.version_id, 2);
+    assert_eq!(made.document, v2.document);
+    assert_eq!(after.default_version_id, 1);
+    assert_eq!(after.generation_id, p.generation_id);
+    assert_eq!(after.updated_at_ms, v2.created_at_ms);
+    assert_eq!(after.created_at_ms, p.created_at_ms);
+
+    // The default: default and generation change together.
+    let v3 = version(3, true);
+    let (after, made) = add_version(&*store, &scope, "versions", &v3).await.unwrap();
+    assert_eq!(made.version_id, 3);
+    assert_eq!(after.default_version_id, 3);
+    assert_eq!(after.generation_id, v3.generation_id);
+    let (policy, default) = store
+        .get_policy_version(&scope, "versions", None)
+        .await
+        .unwrap()
+        .expect("policy");
+    assert_eq!(policy, after);
+    assert_eq!(default.expect("default").document, v3.document);
+
+    let (_, versions) = store
+        .list_policy_versions(&scope, "versions")
+        .await
+        .unwrap()
+        .expect("policy");
+    assert_eq!(
+        versions,
+        vec![
+            first_version(&p),
+            PolicyVersionRecord {
+                version_id: 2,
+                document: v2.document.clone(),
+                created_at_ms: v2.created_at_ms
+            },
+            PolicyVersionRecord {
+                version_id: 3,
+                document: v3.document.clone(),
+                created_at_ms: v3.created_at_ms
+            },
+        ]
+    );
+
+    // Switching the default back.
+    let switched = store
+        .set_default_policy_version(&scope, "versions", 1, "gen-back", 7_000)
+        .await
+        .unwrap()
+        .expect("set default");
+    assert_eq!(switched.default_version_id, 1);
+    assert_eq!(switched.generation_id, "gen-back");
+    assert_eq!(switched.updated_at_ms, 7_000);
+    assert_eq!(
+        store.get_policy(&scope, "versions").await.unwrap(),
+        Some(switched.clone())
+    );
+    // Making the default the default again changes nothing.
+    assert_eq!(
+        store
+            .set_default_policy_version(&scope, "versions", 1, "gen-other", 8_000)
+            .await
+            .unwrap(),
+        Ok(switched.clone())
+    );
+    assert_eq!(
+        store.get_policy(&scope, "versions").await.unwrap(),
+        Some(switched)
+    );
+
+    refused(
+        store
+            .set_default_policy_version(&scope, "versions", 9, "g", 1)
+            .await
+            .unwrap(),
+        PolicyRefusal::NoSuchVersion,
+    );
+    refused(
+        store
+            .set_default_policy_version(&scope, "missing", 1, "g", 1)
+            .await
+            .unwrap(),
+        PolicyRefusal::NoSuchPolicy,
+    );
+
+    // Deleting: not the default, not a missing one, not on a missing policy.
+    refused(
+        store
+            .delete_policy_version(&scope, "versions", 1, 9_000)
+            .await
+            .unwrap(),
+        PolicyRefusal::DefaultVersion,
+    );
+    refused(
+        store
+            .delete_policy_version(&scope, "versions", 9, 9_000)
+            .await
+            .unwrap(),
+        PolicyRefusal::NoSuchVersion,
+    );
+    refused(
+        store
+            .delete_policy_version(&scope, "missing", 2, 9_000)
+            .await
+            .unwrap(),
+        PolicyRefusal::NoSuchPolicy,
+    );
+    refused(
+        store
+            .create_policy_version(&scope, "missing", &version(1, true), 5)
+            .await
+            .unwrap(),
+        PolicyRefusal::NoSuchPolicy,
+    );
+
+    // The policy cannot go while other versions remain.
+    refused(
+        store.delete_policy(&scope, "versions").await.unwrap(),
+        PolicyRefusal::OtherVersions,
+    );
+    assert_eq!(
+        store
+            .delete_policy_version(&scope, "versions", 3, 9_000)
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        store
+            .get_policy(&scope, "versions")
+            .await
+            .unwrap()
+            .unwrap()
+            .updated_at_ms,
+        9_000
+    );
+    assert_eq!(
+        store
+            .get_policy_version(&scope, "versions", Some(3))
+            .await
+            .unwrap()
+            .and_then(|(_, v)| v),
+        None
+    );
+    refused(
+        store.delete_policy(&scope, "versions").await.unwrap(),
+        PolicyRefusal::OtherVersions,
+    );
+    assert_eq!(
+        store
+            .delete_policy_version(&scope, "versions", 2, 9_500)
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        store.delete_policy(&scope, "versions").await.unwrap(),
+        Ok(())
+    );
+    assert_eq!(store.get_policy(&scope, "versions").await.unwrap(), None);
+}
+
+pub async fn policy_duplicate_name_writes_nothing(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let original = new_policy(&scope, "dup");
+    store
+        .create_policy(&scope, &original, &[tag("owner", "first")])
+        .await
+        .expect("create");
+    let mut duplicate = new_policy(&scope, "dup");
+    duplicate.document = doc(9);
+    assert_already_exists(
+        store
+            .create_policy(
+                &scope,
+                &duplicate,
+                &[tag("owner", "second"), tag("extra", "x")],
+            )
+            .await,
+    );
+    assert_eq!(
+        store.get_policy_version(&scope, "dup", None).await.unwrap(),
+        Some((created(&original), Some(first_version(&original))))
+    );
+    assert_eq!(version_ids(&*store, &scope, "dup").await, vec![1]);
+    assert_eq!(
+        all_tags(&*store, &scope, &original.arn).await,
+        vec![tag("owner", "first")],
+        "a refused create must not write its tags"
+    );
+}
+
+pub async fn policy_version_limit_and_ids_never_reused(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let p = new_policy(&scope, "limit");
+    create(&*store, &scope, &p).await;
+    for n in 2..=5 {
+        let (_, made) = add_version(&*store, &scope, "limit", &version(n, false))
+            .await
+            .unwrap();
+        assert_eq!(made.version_id, n);
+    }
+    let before = store.get_policy(&scope, "limit").await.unwrap();
+    refused(
+        add_version(&*store, &scope, "limit", &version(6, true)).await,
+        PolicyRefusal::TooManyVersions { limit: 5 },
+    );
+    assert_eq!(
+        version_ids(&*store, &scope, "limit").await,
+        vec![1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        store.get_policy(&scope, "limit").await.unwrap(),
+        before,
+        "a refused version must change nothing, the default included"
+    );
+
+    // Deleting the newest version frees a slot, but not its id.
+    assert_eq!(
+        store
+            .delete_policy_version(&scope, "limit", 5, 2_000)
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    let (_, made) = add_version(&*store, &scope, "limit", &version(6, false))
+        .await
+        .unwrap();
+    assert_eq!(made.version_id, 6);
+    assert_eq!(
+        store
+            .delete_policy_version(&scope, "limit", 6, 2_000)
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        store
+            .delete_policy_version(&scope, "limit", 2, 2_000)
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    let (_, made) = add_version(&*store, &scope, "limit", &version(7, true))
+        .await
+        .unwrap();
+    assert_eq!(made.version_id, 7);
+    assert_eq!(
+        version_ids(&*store, &scope, "limit").await,
+        vec![1, 3, 4, 7]
+    );
+    assert_eq!(default_id(&*store, &scope, "limit").await, 7);
+
+    // A limit given by the caller is honoured as given.
+    refused(
+        store
+            .create_policy_version(&scope, "limit", &version(8, false), 4)
+            .await
+            .unwrap(),
+        PolicyRefusal::TooManyVersions { limit: 4 },
+    );
+}
+
+pub async fn policy_refusals_write_nothing(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let p = new_policy(&scope, "kept");
+    store
+        .create_policy(&scope, &p, &[tag("k", "v")])
+        .await
+        .unwrap();
+    add_version(&*store, &scope, "kept", &version(2, false))
+        .await
+        .unwrap();
+    let before = store.list_policy_versions(&scope, "kept").await.unwrap();
+
+    refused(
+        store.delete_policy(&scope, "kept").await.unwrap(),
+        PolicyRefusal::OtherVersions,
+    );
+    refused(
+        store
+            .delete_policy_version(&scope, "kept", 1, 5_000)
+            .await
+            .unwrap(),
+        PolicyRefusal::DefaultVersion,
+    );
+    refused(
+        store
+            .delete_policy_version(&scope, "kept", 7, 5_000)
+            .await
+            .unwrap(),
+        PolicyRefusal::NoSuchVersion,
+    );
+    refused(
+        store
+            .set_default_policy_version(&scope, "kept", 7, "g", 5_000)
+            .await
+            .unwrap(),
+        PolicyRefusal::NoSuchVersion,
+    );
+    refused(
+        store
+            .create_policy_version(&scope, "kept", &version(3, true), 2)
+            .await
+            .unwrap(),
+        PolicyRefusal::TooManyVersions { limit: 2 },
+    );
+    assert_eq!(
+        store.list_policy_versions(&scope, "kept").await.unwrap(),
+        before
+    );
+    assert_eq!(all_tags(&*store, &scope, &p.arn).await, vec![tag("k", "v")]);
+    // The refused version's id was not consumed either.
+    let (_, made) = add_version(&*store, &scope, "kept", &version(3, false))
+        .await
+        .unwrap();
+    assert_eq!(made.version_id, 3);
+}
+
+/// A create that fails after its first insert leaves nothing behind. Tags holding a NUL
+/// make PostgreSQL fail at the tags, after the policy, its version or the alias were
+/// inserted; SQLite stores them. Either way the outcome is all or nothing.
+pub async fn creates_are_all_or_nothing(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let p = new_policy(&scope, "atomic");
+    let tags = [tag("ok", "fine"), tag("nul", "a\0b")];
+    match store.create_policy(&scope, &p, &tags).await {
+        Ok(()) => {
+            assert_eq!(version_ids(&*store, &scope, "atomic").await, vec![1]);
+            assert_eq!(all_tags(&*store, &scope, &p.arn).await.len(), 2);
+        }
+        Err(_) => {
+            assert_eq!(store.get_policy(&scope, "atomic").await.unwrap(), None);
+            assert!(all_tags(&*store, &scope, &p.arn).await.is_empty());
+            // Nothing half-written holds the name or version 1.
+            create(&*store, &scope, &p).await;
+            assert_eq!(version_ids(&*store, &scope, "atomic").await, vec![1]);
+        }
+    }
+
+    let alias = role_alias(&scope, "atomic");
+    match store.create_role_alias(&scope, &alias, &tags).await {
+        Ok(()) => assert_eq!(all_tags(&*store, &scope, &alias.arn).await.len(), 2),
+        Err(_) => {
+            assert_eq!(store.get_role_alias(&scope, "atomic").await.unwrap(), None);
+            assert!(all_tags(&*store, &scope, &alias.arn).await.is_empty());
+            store
+                .create_role_alias(&scope, &alias, &[])
+                .await
+                .expect("the alias is free");
+        }
+    }
+}
+
+/// Follows `list_policies` pages of `page` until a short page.
+async fn policy_pages(
+    store: &dyn Store,
+    scope: &Scope,
+    descending: bool,
+    page: usize,
+) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    loop {
+        let after = names.last().map(String::as_str);
+        let batch = store
+            .list_policies(scope, after, descending, page)
+            .await
+            .expect("list page");
+        assert!(batch.len() <= page, "page larger than its limit");
+        let done = batch.len() < page;
+        names.extend(batch.into_iter().map(|p| p.name));
+        if done {
+            return names;
+        }
+    }
+}
+
+/// Names created out of order; byte order puts "Beta" before "alpha" and "-" before "_".
+const NAMES: [&str; 6] = ["gamma_1", "alpha", "zeta", "Beta", "gamma-2", "delta"];
+const SORTED: [&str; 6] = ["Beta", "alpha", "delta", "gamma-2", "gamma_1", "zeta"];
+
+pub async fn policy_list_paging_both_directions(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    for name in NAMES {
+        create(&*store, &scope, &new_policy(&scope, name)).await;
+    }
+    let other = fresh_scope();
+    create(&*store, &other, &new_policy(&other, "beta")).await;
+
+    let mut reversed = SORTED;
+    reversed.reverse();
+    for page in [1, 2, 4, 6, 100] {
+        assert_eq!(
+            policy_pages(&*store, &scope, false, page).await,
+            SORTED,
+            "page {page}"
+        );
+        assert_eq!(
+            policy_pages(&*store, &scope, true, page).await,
+            reversed,
+            "page {page}"
+        );
+    }
+    let first = store.list_policies(&scope, None, false, 1).await.unwrap();
+    let beta = store
+        .get_policy(&scope, "Beta")
+        .await
+        .unwrap()
+        .expect("Beta");
+    assert_eq!(first, vec![beta], "listing returns whole records");
+
+    // `after` need not be an existing name, in either direction.
+    let names =
+        |records: Vec<PolicyRecord>| records.into_iter().map(|p| p.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(
+            store
+                .list_policies(&scope, Some("b"), false, 2)
+                .await
+                .unwrap()
+        ),
+        ["delta", "gamma-2"]
+    );
+    assert_eq!(
+        names(
+            store
+                .list_policies(&scope, Some("b"), true, 10)
+                .await
+                .unwrap()
+        ),
+        ["alpha", "Beta"]
+    );
+    assert!(store
+        .list_policies(&scope, Some("zeta"), false, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .list_policies(&scope, Some("Beta"), true, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .list_policies(&scope, None, false, 0)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn policy_account_and_region_isolation(store: Arc<dyn Store>) {
+    let account = unique_account();
+    for (a, b) in [
+        (
+            scope(&account, "us-east-1"),
+            scope(&unique_account(), "us-east-1"),
+        ),
+        (scope(&account, "eu-west-1"), scope(&account, "us-west-2")),
+    ] {
+        let in_a = new_policy(&a, "shared");
+        let in_b = new_policy(&b, "shared");
+        store
+            .create_policy(&a, &in_a, &[tag("owner", "a")])
+            .await
+            .expect("create in a");
+        store
+            .create_policy(&b, &in_b, &[tag("owner", "b")])
+            .await
+            .expect("same name in another scope is not a duplicate");
+        add_version(&*store, &a, "shared", &version(2, true))
+            .await
+            .unwrap();
+        // b's version ids are its own.
+        let (_, made) = add_version(&*store, &b, "shared", &version(2, false))
+            .await
+            .unwrap();
+        assert_eq!(made.version_id, 2);
+        assert_eq!(default_id(&*store, &a, "shared").await, 2);
+        assert_eq!(default_id(&*store, &b, "shared").await, 1);
+
+        assert_eq!(
+            store
+                .delete_policy_version(&b, "shared", 2, 1)
+                .await
+                .unwrap(),
+            Ok(())
+        );
+        assert_eq!(version_ids(&*store, &a, "shared").await, vec![1, 2]);
+        assert_eq!(store.delete_policy(&b, "shared").await.unwrap(), Ok(()));
+        assert!(store.get_policy(&a, "shared").await.unwrap().is_some());
+        assert_eq!(
+            all_tags(&*store, &a, &in_a.arn).await,
+            vec![tag("owner", "a")]
+        );
+        assert_eq!(
+            store
+                .list_policies(&a, None, false, NO_LIMIT)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(store
+            .list_policies(&b, None, false, NO_LIMIT)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+}
+
+/// Racers add versions to one policy at once, spread over `handles`; the limit of five
+/// holds and every id is issued once.
+async fn race_versions(handles: &[Arc<dyn Store>]) {
+    let scope = fresh_scope();
+    create(&*handles[0], &scope, &new_policy(&scope, "raced")).await;
+    let mut racers = JoinSet::new();
+    for i in 0..12 {
+        let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
+        racers.spawn(async move {
+            store
+                .create_policy_version(&scope, "raced", &version(i as i64, i % 2 == 0), 5)
+                .await
+        });
+    }
+    let mut ids = BTreeSet::new();
+    let mut refusals = 0;
+    while let Some(joined) = racers.join_next().await {
+        match joined.expect("racer panicked").expect("store call") {
+            Ok((_, made)) => assert!(
+                ids.insert(made.version_id),
+                "id {} issued twice",
+                made.version_id
+            ),
+            Err(refusal) => {
+                assert_eq!(refusal, PolicyRefusal::TooManyVersions { limit: 5 });
+                refusals += 1;
+            }
+        }
+    }
+    assert_eq!(
+        ids,
+        BTreeSet::from([2, 3, 4, 5]),
+        "exactly four more versions"
+    );
+    assert_eq!(refusals, 8);
+    assert_eq!(
+        version_ids(&*handles[0], &scope, "raced").await,
+        vec![1, 2, 3, 4, 5]
+    );
+    let default = default_id(&*handles[0], &scope, "raced").await;
+    assert!((1..=5).contains(&default));
+}
+
+pub async fn concurrent_policy_versions_respect_limit(store: Arc<dyn Store>) {
+    race_versions(&[store]).await;
+}
+
+pub async fn policy_versions_race_across_handles(db: &dyn Database) {
+    let handles = vec![
+        db.open().await.expect("open a"),
+        db.open().await.expect("open b"),
+    ];
+    race_versions(&handles).await;
+}
+
+pub async fn concurrent_create_policy_same_name_exactly_one_wins(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let mut racers = JoinSet::new();
+    for i in 0..8 {
+        let (store, scope) = (Arc::clone(&store), scope.clone());
+        racers.spawn(async move {
+            let mut p = new_policy(&scope, "contested");
+            p.document = doc(i);
+            let result = store
+                .create_policy(&scope, &p, &[tag("racer", &i.to_string())])
+                .await;
+            (i, result)
+        });
+    }
+    let mut winners = Vec::new();
+    while let Some(joined) = racers.join_next().await {
+        match joined.expect("racer panicked") {
+            (i, Ok(())) => winners.push(i),
+            (_, other) => assert_already_exists(other),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one create must win");
+    let winner = winners[0];
+    let (_, version) = store
+        .get_policy_version(&scope, "contested", None)
+        .await
+        .unwrap()
+        .expect("policy");
+    assert_eq!(version.expect("default").document, doc(winner));
+    let arn = new_policy(&scope, "contested").arn;
+    assert_eq!(
+        all_tags(&*store, &scope, &arn).await,
+        vec![tag("racer", &winner.to_string())]
+    );
+}
+
+/// Deletions, default switches and new versions racing on one policy leave it whole:
+/// its default always exists and never more than five versions.
+pub async fn concurrent_version_writes_keep_policy_consistent(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    create(&*store, &scope, &new_policy(&scope, "busy")).await;
+    for n in 2..=4 {
+        add_version(&*store, &scope, "busy", &version(n, false))
+            .await
+            .unwrap();
+    }
+    let mut racers = JoinSet::new();
+    for i in 0..24i64 {
+        let (store, scope) = (Arc::clone(&store), scope.clone());
+        racers.spawn(async move {
+            let target = 1 + i % 6;
+            match i % 3 {
+                0 => store
+                    .create_policy_version(&scope, "busy", &version(i, i % 2 == 0), 5)
+                    .await
+                    .map(|o| o.map(drop)),
+                1 => store.delete_policy_version(&scope, "busy", target, i).await,
+                _ => store
+                    .set_default_policy_version(&scope, "busy", target, &format!("g{i}"), i)
+                    .await
+                    .map(|o| o.map(drop)),
+            }
+        });
+    }
+    while let Some(joined) = racers.join_next().await {
+        match joined.expect("racer panicked").expect("store call") {
+            Ok(())
+            | Err(PolicyRefusal::NoSuchVersion)
+            | Err(PolicyRefusal::DefaultVersion)
+            | Err(PolicyRefusal::TooManyVersions { .. }) => {}
+            Err(other) => panic!("unexpected refusal {other:?}"),
+        }
+    }
+    let (policy, versions) = store
+        .list_policy_versions(&scope, "busy")
+        .await
+        .unwrap()
+        .expect("policy");
+    assert!(versions.len() <= 5, "{} versions", versions.len());
+    assert!(
+        versions
+            .iter()
+            .any(|v| v.version_id == policy.default_version_id),
+        "the default version {} must exist",
+        policy.default_version_id
+    );
+    let ids: BTreeSet<i64> = versions.iter().map(|v| v.version_id).collect();
+    assert_eq!(ids.len(), versions.len());
+}
+
+pub async fn policies_visible_across_handles(db: &dyn Database) {
+    let a = db.open().await.expect("open a");
+    let b = db.open().await.expect("open b");
+    let scope = fresh_scope();
+    let p = new_policy(&scope, "shared");
+    a.create_policy(&scope, &p, &[]).await.unwrap();
+    let (_, made) = add_version(&*b, &scope, "shared", &version(2, true))
+        .await
+        .unwrap();
+    assert_eq!(made.version_id, 2);
+    assert_eq!(default_id(&*a, &scope, "shared").await, 2);
+    let alias = role_alias(&scope, "shared");
+    b.create_role_alias(&scope, &alias, &[]).await.unwrap();
+    assert_eq!(
+        a.get_role_alias(&scope, "shared").await.unwrap(),
+        Some(alias)
+    );
+    a.put_v2_logging_options(&scope, &v2_options(Some("ERROR"), false))
+        .await
+        .unwrap();
+    assert!(b.get_v2_logging_options(&scope).await.unwrap().is_some());
+}
+
+fn role_alias(scope: &Scope, alias: &str) -> RoleAliasRecord {
+    RoleAliasRecord {
+        alias: alias.to_owned(),
+        arn: format!(
+            "arn:aws:iot:{}:{}:rolealias/{alias}",
+            scope.region, scope.account_id
+        ),
+        role_arn: format!("arn:aws:iam::{}:role/devices", scope.account_id),
+        credential_duration_seconds: 3600,
+        created_at_ms: 1_000,
+        updated_at_ms: 1_000,
+    }
+}
+
+pub async fn role_alias_crud(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let record = role_alias(&scope, "crud");
+    store
+        .create_role_alias(&scope, &record, &[tag("env", "prod")])
+        .await
+        .expect("create");
+    assert_eq!(
+        store.get_role_alias(&scope, "crud").await.unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(
+        all_tags(&*store, &scope, &record.arn).await,
+        vec![tag("env", "prod")]
+    );
+
+    let role_only = RoleAliasUpdate {
+        role_arn: Some("arn:aws:iam::1:role/other".into()),
+        credential_duration_seconds: None,
+        updated_at_ms: 2_000,
+    };
+    let expected = RoleAliasRecord {
+        role_arn: "arn:aws:iam::1:role/other".into(),
+        updated_at_ms: 2_000,
+        ..record.clone()
+    };
+    assert_eq!(
+        store
+            .update_role_alias(&scope, "crud", &role_only)
+            .await
+            .unwrap(),
+        expected
+    );
+    let duration_only = RoleAliasUpdate {
+        role_arn: None,
+        credential_duration_seconds: Some(900),
+        updated_at_ms: 3_000,
+    };
+    let expected = RoleAliasRecord {
+        credential_duration_seconds: 900,
+        updated_at_ms: 3_000,
+        ..expected
+    };
+    assert_eq!(
+        store
+            .update_role_alias(&scope, "crud", &duration_only)
+            .await
+            .unwrap(),
+        expected
+    );
+    assert_eq!(
+        store.get_role_alias(&scope, "crud").await.unwrap(),
+        Some(expected)
+    );
+    let missing = store.update_role_alias(&scope, "missing", &role_only).await;
+    assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
+    assert_eq!(store.get_role_alias(&scope, "missing").await.unwrap(), None);
+
+    assert!(store.delete_role_alias(&scope, "crud").await.unwrap());
+    assert!(!store.delete_role_alias(&scope, "crud").await.unwrap());
+    assert_eq!(store.get_role_alias(&scope, "crud").await.unwrap(), None);
+    assert!(all_tags(&*store, &scope, &record.arn).await.is_empty());
+}
+
+pub async fn role_alias_duplicate_writes_nothing(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let original = role_alias(&scope, "dup");
+    store
+        .create_role_alias(&scope, &original, &[tag("owner", "first")])
+        .await
+        .unwrap();
+    let duplicate = RoleAliasRecord {
+        role_arn: "arn:aws:iam::1:role/second".into(),
+        ..role_alias(&scope, "dup")
+    };
+    assert_already_exists(
+        store
+            .create_role_alias(&scope, &duplicate, &[tag("owner", "second")])
+            .await,
+    );
+    assert_eq!(
+        store.get_role_alias(&scope, "dup").await.unwrap(),
+        Some(original.clone())
+    );
+    assert_eq!(
+        all_tags(&*store, &scope, &original.arn).await,
+        vec![tag("owner", "first")]
+    );
+
+    let mut racers = JoinSet::new();
+    for i in 0..8 {
+        let (store, scope) = (Arc::clone(&store), scope.clone());
+        racers.spawn(async move {
+            store
+                .create_role_alias(
+                    &scope,
+                    &role_alias(&scope, "raced"),
+                    &[tag("i", &i.to_string())],
+                )
+                .await
+        });
+    }
+    let mut wins = 0;
+    while let Some(joined) = racers.join_next().await {
+        match joined.expect("racer panicked") {
+            Ok(()) => wins += 1,
+            other => assert_already_exists(other),
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(
+        all_tags(&*store, &scope, &role_alias(&scope, "raced").arn)
+            .await
+            .len(),
+        1
+    );
+}
+
+pub async fn role_alias_list_paging_both_directions(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    for alias in NAMES {
+        store
+            .create_role_alias(&scope, &role_alias(&scope, alias), &[])
+            .await
+            .unwrap();
+    }
+    let other = fresh_scope();
+    store
+        .create_role_alias(&other, &role_alias(&other, "beta"), &[])
+        .await
+        .unwrap();
+    let mut reversed = SORTED;
+    reversed.reverse();
+    for descending in [false, true] {
+        for page in [1, 2, 5, 6, 100] {
+            let mut aliases: Vec<String> = Vec::new();
+            loop {
+                let batch = store
+                    .list_role_aliases(&scope, aliases.last().map(String::as_str), descending, page)
+                    .await
+                    .unwrap();
+                assert!(batch.len() <= page);
+                let done = batch.len() < page;
+                aliases.extend(batch.into_iter().map(|r| r.alias));
+                if done {
+                    break;
+                }
+            }
+            let expected = if descending { reversed } else { SORTED };
+            assert_eq!(aliases, expected, "descending {descending}, page {page}");
+        }
+    }
+    assert_eq!(
+        store
+            .list_role_aliases(&scope, None, false, 1)
+            .await
+            .unwrap(),
+        vec![role_alias(&scope, "Beta")]
+    );
+}
+
+pub async fn role_alias_isolation(store: Arc<dyn Store>) {
+    let account = unique_account();
+    let (a, b) = (scope(&account, "us-east-1"), scope(&account, "ap-south-1"));
+    let c = scope(&unique_account(), "us-east-1");
+    for s in [&a, &b, &c] {
+        store
+            .create_role_alias(s, &role_alias(s, "shared"), &[tag("owner", &s.region)])
+            .await
+            .expect("same alias in another scope is not a duplicate");
+    }
+    let update = RoleAliasUpdate {
+        role_arn: None,
+        credential_duration_seconds: Some(43_200),
+        updated_at_ms: 5_000,
+    };
+    store
+        .update_role_alias(&a, "shared", &update)
+        .await
+        .unwrap();
+    assert!(store.delete_role_alias(&b, "shared").await.unwrap());
+    assert_eq!(
+        store.get_role_alias(&c, "shared").await.unwrap(),
+        Some(role_alias(&c, "shared"))
+    );
+    assert_eq!(
+        store
+            .get_role_alias(&a, "shared")
+            .await
+            .unwrap()
+            .unwrap()
+            .credential_duration_seconds,
+        43_200
+    );
+    assert_eq!(
+        all_tags(&*store, &a, &role_alias(&a, "shared").arn).await,
+        vec![tag("owner", "us-east-1")]
+    );
+    assert!(store
+        .list_role_aliases(&b, None, false, NO_LIMIT)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+fn v2_options(level: Option<&str>, disable_all_logs: bool) -> V2LoggingOptionsRecord {
+    V2LoggingOptionsRecord {
+        role_arn: Some("arn:aws:iam::1:role/logging".into()),
+        default_log_level: level.map(str::to_owned),
+        disable_all_logs,
+        event_configurations_json: Some(r#"[{"eventType":"Connect","logLevel":"INFO"}]"#.into()),
+        updated_at_ms: 1_000,
+    }
+}
+
+pub async fn logging_options_unset_set_replace(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    assert_eq!(store.get_logging_options(&scope).await.unwrap(), None);
+    assert_eq!(store.get_v2_logging_options(&scope).await.unwrap(), None);
+
+    let v2 = v2_options(Some("DEBUG"), false);
+    store.put_v2_logging_options(&scope, &v2).await.unwrap();
+    assert_eq!(
+        store.get_v2_logging_options(&scope).await.unwrap(),
+        Some(v2.clone())
+    );
+    assert_eq!(
+        store.get_logging_options(&scope).await.unwrap(),
+        None,
+        "v2 options are not v1 options"
+    );
+
+    let v1 = LoggingOptionsRecord {
+        role_arn: "arn:aws:iam::1:role/v1".into(),
+        log_level: Some("WARN".into()),
+        updated_at_ms: 2_000,
+    };
+    store.put_logging_options(&scope, &v1).await.unwrap();
+    assert_eq!(store.get_logging_options(&scope).await.unwrap(), Some(v1));
+    assert_eq!(
+        store.get_v2_logging_options(&scope).await.unwrap(),
+        Some(v2),
+        "v1 options leave v2 alone"
+    );
+
+    // Putting replaces every field, absent ones included.
+    let bare = V2LoggingOptionsRecord {
+        role_arn: None,
+        default_log_level: None,
+        disable_all_logs: true,
+        event_configurations_json: None,
+        updated_at_ms: 3_000,
+    };
+    store.put_v2_logging_options(&scope, &bare).await.unwrap();
+    assert_eq!(
+        store.get_v2_logging_options(&scope).await.unwrap(),
+        Some(bare)
+    );
+    let v1_bare = LoggingOptionsRecord {
+        role_arn: "arn:aws:iam::1:role/v1b".into(),
+        log_level: None,
+        updated_at_ms: 4_000,
+    };
+    store.put_logging_options(&scope, &v1_bare).await.unwrap();
+    assert_eq!(
+        store.get_logging_options(&scope).await.unwrap(),
+        Some(v1_bare)
+    );
+}
+
+pub async fn logging_options_isolation(store: Arc<dyn Store>) {
+    let account = unique_account();
+    let (a, b) = (scope(&account, "us-east-1"), scope(&account, "eu-west-1"));
+    let c = scope(&unique_account(), "us-east-1");
+    store
+        .put_v2_logging_options(&a, &v2_options(Some("INFO"), false))
+        .await
+        .unwrap();
+    store
+        .put_logging_options(
+            &c,
+            &LoggingOptionsRecord {
+                role_arn: "arn:aws:iam::1:role/c".into(),
+                log_level: Some("ERROR".into()),
+                updated_at_ms: 1,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.get_v2_logging_options(&b).await.unwrap(), None);
+    assert_eq!(store.get_v2_logging_options(&c).await.unwrap(), None);
+    assert_eq!(store.get_logging_options(&a).await.unwrap(), None);
+    assert_eq!(store.get_logging_options(&b).await.unwrap(), None);
+    assert!(store.get_logging_options(&c).await.unwrap().is_some());
+    assert_eq!(
+        store.get_v2_logging_options(&a).await.unwrap(),
+        Some(v2_options(Some("INFO"), false))
+    );
+    // Concurrent writers to one account's options: the row stays single and whole.
+    let mut writers = JoinSet::new();
+    for i in 0..8 {
+        let (store, a) = (Arc::clone(&store), a.clone());
+        writers.spawn(async move {
+            let level = if i % 2 == 0 { "ERROR" } else { "WARN" };
+            store
+                .put_v2_logging_options(&a, &v2_options(Some(level), i % 3 == 0))
+                .await
+        });
+    }
+    while let Some(joined) = writers.join_next().await {
+        joined.expect("writer panicked").expect("put");
+    }
+    let last = store
+        .get_v2_logging_options(&a)
+        .await
+        .unwrap()
+        .expect("options");
+    assert!(matches!(
+        last.default_log_level.as_deref(),
+        Some("ERROR" | "WARN")
+    ));
+}

@@ -1,0 +1,92 @@
+//! Mapping of SQLite failures onto [`StoreError`].
+
+use rusqlite::ErrorCode;
+
+use crate::StoreError;
+
+/// The general mapping: the database being unreachable or locked beyond the busy
+/// timeout is `Unavailable` (worth retrying, or an operator problem); anything else is
+/// `Internal`. Constraint violations land in `Internal` here because only specific
+/// inserts know that a conflict means `AlreadyExists`; those use [`insert_err`].
+pub(super) fn sql_err(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::CannotOpen
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DiskFull
+            | ErrorCode::ReadOnly
+            | ErrorCode::PermissionDenied
+            | ErrorCode::FileLockingProtocolFailed,
+        ) => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Internal(e.to_string()),
+    }
+}
+
+/// For inserts whose key collision means the record already exists.
+pub(super) fn insert_err(e: rusqlite::Error) -> StoreError {
+    if is_key_conflict(&e) {
+        StoreError::AlreadyExists
+    } else {
+        sql_err(e)
+    }
+}
+
+pub(super) fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+fn is_key_conflict(e: &rusqlite::Error) -> bool {
+    match e {
+        rusqlite::Error::SqliteFailure(err, _) => matches!(
+            err.extended_code,
+            rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+        ),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::ffi;
+
+    fn failure(extended_code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(ffi::Error::new(extended_code), None)
+    }
+
+    #[test]
+    fn busy_and_io_are_unavailable() {
+        for code in [
+            ffi::SQLITE_BUSY,
+            ffi::SQLITE_LOCKED,
+            ffi::SQLITE_CANTOPEN,
+            ffi::SQLITE_IOERR_FSYNC,
+        ] {
+            assert!(
+                matches!(sql_err(failure(code)), StoreError::Unavailable(_)),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn key_conflicts_are_already_exists_only_for_inserts() {
+        let pk = || failure(ffi::SQLITE_CONSTRAINT_PRIMARYKEY);
+        assert!(matches!(insert_err(pk()), StoreError::AlreadyExists));
+        assert!(matches!(sql_err(pk()), StoreError::Internal(_)));
+        // A NOT NULL violation is a bug, not a duplicate.
+        let not_null = failure(ffi::SQLITE_CONSTRAINT_NOTNULL);
+        assert!(matches!(insert_err(not_null), StoreError::Internal(_)));
+    }
+
+    #[test]
+    fn other_errors_are_internal_with_text() {
+        let e = sql_err(rusqlite::Error::QueryReturnedNoRows);
+        assert!(matches!(e, StoreError::Internal(ref m) if !m.is_empty()));
+    }
+}

@@ -1,0 +1,109 @@
+//! Versioned schema migrations, embedded in the binary and applied in order.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use super::error::sql_err;
+use crate::{StoreError, StoreResult};
+
+/// `(version, sql)`, in ascending version order. Append only: an applied migration is
+/// never edited, since databases in the field already ran it.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_work.sql")),
+    (3, include_str!("../../migrations/sqlite/0003_things.sql")),
+    (4, include_str!("../../migrations/sqlite/0004_policies.sql")),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_certificates.sql"),
+    ),
+];
+
+/// Brings the schema up to date. The check and the migrations share one
+/// `BEGIN IMMEDIATE` transaction, so when several processes open a fresh file at once
+/// exactly one migrates and the others then see the result and do nothing.
+pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql_err)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version       INTEGER NOT NULL PRIMARY KEY,
+             applied_at_ms INTEGER NOT NULL
+         )",
+    )
+    .map_err(sql_err)?;
+    let current = current_version(&tx)?;
+    let latest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+    if current > latest {
+        // An older build must not write to a schema it does not know.
+        return Err(StoreError::Internal(format!(
+            "database schema version {current} is newer than this build supports ({latest})"
+        )));
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        apply(&tx, *version, sql)?;
+    }
+    tx.commit().map_err(sql_err)
+}
+
+fn current_version(tx: &Transaction<'_>) -> StoreResult<i64> {
+    tx.query_row("SELECT MAX(version) FROM schema_migrations", [], |row| {
+        row.get::<_, Option<i64>>(0)
+    })
+    .map(|v| v.unwrap_or(0))
+    .map_err(sql_err)
+}
+
+fn apply(tx: &Transaction<'_>, version: i64, sql: &str) -> StoreResult<()> {
+    tracing::info!(version, "applying storage migration");
+    tx.execute_batch(sql)
+        .map_err(|e| StoreError::Internal(format!("migration {version} failed: {e}")))?;
+    tx.execute(
+        "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (?1, ?2)",
+        (version, now_ms()),
+    )
+    .map_err(sql_err)?;
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_ordered_and_unique() {
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(MIGRATIONS.first().is_some_and(|(v, _)| *v == 1));
+    }
+
+    #[test]
+    fn rerun_is_a_no_op() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run(&mut conn).unwrap();
+        run(&mut conn).unwrap();
+        let applied: i64 = conn
+            .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(applied, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run(&mut conn).unwrap();
+        conn.execute(
+            "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (999, 0)",
+            [],
+        )
+        .unwrap();
+        assert!(matches!(run(&mut conn), Err(StoreError::Internal(m)) if m.contains("999")));
+    }
+}

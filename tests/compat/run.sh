@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Compatibility suite: boto3 and the AWS CLI (v1) against a freshly started `palisade serve`.
+#
+#   tests/compat/run.sh
+#
+# Environment:
+#   PALISADE_BIN          use this binary instead of building target/release/palisade
+#   PALISADE_TEST_FILTER  only run tests whose name contains this substring
+#   PALISADE_TEST_VERBOSE=1   print tracebacks of failures
+#   COMPAT_VENV           venv location (default tests/compat/.venv)
+#   COMPAT_REINSTALL=1    reinstall boto3/awscli into the venv
+#   COMPAT_ENGINES        storage engines to run the suite on (default "sqlite postgres")
+#   PG_ADMIN_URL          where the PostgreSQL run's throwaway database is created
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+VENV="${COMPAT_VENV:-$HERE/.venv}"
+
+# ---- python environment -------------------------------------------------------------------
+if [[ ! -x "$VENV/bin/python" ]]; then
+  echo "==> creating venv $VENV"
+  python3 -m venv "$VENV"
+fi
+if [[ "${COMPAT_REINSTALL:-0}" == 1 ]] || ! "$VENV/bin/python" -c 'import boto3' 2>/dev/null \
+  || [[ ! -x "$VENV/bin/aws" ]]; then
+  echo "==> installing boto3 and awscli into $VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade boto3 awscli
+fi
+"$VENV/bin/aws" --version
+
+# ---- server binary ------------------------------------------------------------------------
+if [[ -z "${PALISADE_BIN:-}" ]]; then
+  echo "==> cargo build --release -p palisade"
+  (cd "$ROOT" && cargo build --release -p palisade)
+  PALISADE_BIN="$ROOT/target/release/palisade"
+fi
+[[ -x "$PALISADE_BIN" ]] || { echo "PALISADE_BIN=$PALISADE_BIN is not executable" >&2; exit 1; }
+PALISADE_BIN="$(cd "$(dirname "$PALISADE_BIN")" && pwd)/$(basename "$PALISADE_BIN")"
+
+# ---- one server and one suite run per storage engine ----------------------------------------
+ENGINES="${COMPAT_ENGINES:-sqlite postgres}"
+PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/palisade-compat.XXXXXX")"
+LOG=""
+SERVER_PID=""
+PG_DB=""
+
+show_log() {
+  [[ -n "$LOG" ]] || return 0
+  echo "---- last 80 lines of the server log ($LOG) ----" >&2
+  tail -n 80 "$LOG" >&2 || true
+  echo "---- end of server log ----" >&2
+}
+
+stop_server() {
+  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+      kill -0 "$SERVER_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=""
+}
+
+drop_database() {
+  if [[ -n "$PG_DB" ]]; then
+    psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" || true
+    PG_DB=""
+  fi
+}
+
+cleanup() {
+  local rc=$?
+  stop_server
+  if [[ $rc -ne 0 ]]; then
+    show_log
+  fi
+  drop_database
+  rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+healthy() {
+  "$VENV/bin/python" - "$1" <<'PY'
+import sys, urllib.request
+try:
+    sys.exit(0 if urllib.request.urlopen(sys.argv[1] + "/healthz", timeout=1).status == 200 else 1)
+except Exception:
+    sys.exit(1)
+PY
+}
+
+# run_suite ENGINE: starts a fresh server on ENGINE and runs the suite against it.
+run_suite() {
+  local engine="$1"
+  local data_dir="$WORK/data-$engine"
+  LOG="$WORK/server-$engine.log"
+  mkdir -p "$data_dir"
+  unset PALISADE_DATABASE_URL
+  if [[ "$engine" == postgres ]]; then
+    PG_DB="palisade_compat_$$_$RANDOM"
+    psql "$PG_ADMIN_URL" -qc "CREATE DATABASE $PG_DB"
+    # Exported, so `palisade credentials ...` run by the suite reach the same database.
+    export PALISADE_DATABASE_URL="${PG_ADMIN_URL%/*}/$PG_DB"
+  fi
+
+  local port endpoint
+  port="$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+  endpoint="http://127.0.0.1:$port"
+  echo "==> [$engine] starting $PALISADE_BIN serve on $endpoint"
+  "$PALISADE_BIN" serve --listen "127.0.0.1:$port" --data-dir "$data_dir" --region us-east-1 \
+    >"$LOG" 2>&1 &
+  SERVER_PID=$!
+
+  local ready=0
+  for _ in $(seq 1 300); do # 30 s
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      echo "server exited before becoming ready" >&2
+      exit 1
+    fi
+    if healthy "$endpoint"; then
+      ready=1
+      break
+    fi
+    sleep 0.1
+  done
+  if [[ $ready != 1 ]]; then
+    echo "server not ready after 30 s ($endpoint/healthz)" >&2
+    exit 1
+  fi
+  for _ in $(seq 1 50); do
+    [[ -s "$data_dir/credentials" ]] && break
+    sleep 0.1
+  done
+  [[ -s "$data_dir/credentials" ]] || { echo "server wrote no $data_dir/credentials" >&2; exit 1; }
+
+  echo "==> [$engine] creating a credential for account 111122223333"
+  "$PALISADE_BIN" credentials create --account-id 111122223333 --data-dir "$data_dir" \
+    >"$WORK/second-account-$engine.json"
+
+  echo "==> [$engine] running tests/compat/test_compat.py"
+  local status
+  set +e
+  PALISADE_ENDPOINT="$endpoint" \
+    PALISADE_DATA_DIR="$data_dir" \
+    PALISADE_BIN="$PALISADE_BIN" \
+    PALISADE_SECOND_CREDENTIALS="$WORK/second-account-$engine.json" \
+    "$VENV/bin/python" "$HERE/test_compat.py"
+  status=$?
+  set -e
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    echo "the server died during the tests" >&2
+    status=1
+  fi
+  [[ $status == 0 ]] || exit "$status"
+  stop_server
+  drop_database
+}
+
+for engine in $ENGINES; do
+  run_suite "$engine"
+done
+echo "==> compatibility suite passed on: $ENGINES"

@@ -1,0 +1,978 @@
+#!/usr/bin/env python3
+"""Compatibility suite: the real AWS clients (boto3 and AWS CLI v1) against a running Palisade.
+
+Environment:
+  PALISADE_ENDPOINT     base URL of the running server, e.g. http://127.0.0.1:8080
+  PALISADE_DATA_DIR     the server's data dir (its `credentials` file has profile [palisade])
+  PALISADE_BIN          the palisade binary (for `palisade credentials ...`)
+  PALISADE_SECOND_CREDENTIALS   optional: file holding the JSON line printed by
+                        `palisade credentials create --account-id 111122223333`; if unset, the
+                        suite creates that credential itself with PALISADE_BIN
+  PALISADE_TEST_FILTER  optional: only run tests whose name contains this substring
+
+No test framework needed: every `test_*` function runs in file order, prints `PASS name` or
+`FAIL name: reason`, and the last line is `N passed, N failed`. Exit status 1 if any failed.
+"""
+
+import configparser
+import datetime
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+import urllib.error
+import urllib.request
+import uuid
+from unittest import mock
+
+import boto3
+import botocore
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+ENDPOINT = os.environ["PALISADE_ENDPOINT"].rstrip("/")
+DATA_DIR = os.environ["PALISADE_DATA_DIR"]
+BIN = os.environ.get("PALISADE_BIN", "palisade")
+REGION = "us-east-1"
+ACCOUNT = "000000000000"
+SECOND_ACCOUNT = "111122223333"
+LIMIT_ACCOUNT = "444455556666"
+CREDENTIALS_FILE = os.path.join(DATA_DIR, "credentials")
+
+ROLE = "arn:aws:iam::000000000000:role/compat-role"
+ROLE2 = "arn:aws:iam::000000000000:role/compat-role-2"
+TOPIC = "arn:aws:sns:us-east-1:000000000000:compat-topic"
+
+# No retries anywhere: every request is seen exactly once, and failures are fast.
+NO_RETRY = {"total_max_attempts": 1, "mode": "standard"}
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def read_profile(path=CREDENTIALS_FILE, profile="palisade"):
+    cp = configparser.ConfigParser()
+    if not cp.read(path):
+        raise RuntimeError(f"cannot read {path}")
+    sec = cp[profile]
+    return sec["aws_access_key_id"], sec["aws_secret_access_key"]
+
+
+def make_client(akid=None, secret=None, validate=True, **config):
+    if akid is None:
+        akid, secret = read_profile()
+    cfg = Config(retries=NO_RETRY, parameter_validation=validate, **config)
+    return boto3.client(
+        "iot",
+        endpoint_url=ENDPOINT,
+        region_name=REGION,
+        aws_access_key_id=akid,
+        aws_secret_access_key=secret,
+        config=cfg,
+    )
+
+
+def palisade_cli(*args, check=True):
+    proc = subprocess.run(
+        [BIN, *args, "--data-dir", DATA_DIR],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"palisade {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}"
+        )
+    return proc
+
+
+def create_credential(account_id):
+    out = palisade_cli("credentials", "create", "--account-id", account_id).stdout
+    lines = [line for line in out.splitlines() if line.strip().startswith("{")]
+    assert lines, f"no JSON line in `credentials create` output: {out!r}"
+    cred = json.loads(lines[-1])
+    for key in ("accessKeyId", "secretAccessKey", "accountId"):
+        assert key in cred, f"`credentials create` output lacks {key}: {cred}"
+    assert cred["accountId"] == account_id, cred
+    return cred
+
+
+_second = None
+
+
+def second_account():
+    """Credential of account 111122223333 (made by run.sh, or here)."""
+    global _second
+    if _second is None:
+        path = os.environ.get("PALISADE_SECOND_CREDENTIALS")
+        if path and os.path.exists(path):
+            with open(path) as f:
+                lines = [line for line in f.read().splitlines() if line.strip().startswith("{")]
+            _second = json.loads(lines[-1])
+        else:
+            _second = create_credential(SECOND_ACCOUNT)
+        assert _second["accountId"] == SECOND_ACCOUNT, _second
+    return _second
+
+
+def uniq(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def arn(name, account=ACCOUNT):
+    return f"arn:aws:iot:{REGION}:{account}:mitigationaction/{name}"
+
+
+def expect_error(fn, code, status, contains=None):
+    """Call fn(); it must raise ClientError with this code and HTTP status."""
+    try:
+        result = fn()
+    except ClientError as e:
+        err = e.response.get("Error", {})
+        got_code = err.get("Code")
+        got_status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        message = err.get("Message") or ""
+        assert got_code == code and got_status == status, (
+            f"expected {code}/{status}, got {got_code}/{got_status}: {message!r}"
+        )
+        if contains is not None:
+            assert contains in message, f"{contains!r} not in error message {message!r}"
+        return e
+    raise AssertionError(f"expected {code}/{status}, but the call succeeded: {result}")
+
+
+def check_uuid(value):
+    assert isinstance(value, str), value
+    parsed = uuid.UUID(value)
+    assert str(parsed) == value.lower(), f"not a canonical UUID: {value}"
+
+
+class Cleanup:
+    """Deletes the actions a test created, whatever the outcome."""
+
+    def __init__(self, client):
+        self.client = client
+        self.names = []
+
+    def add(self, name):
+        self.names.append(name)
+        return name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for name in self.names:
+            try:
+                self.client.delete_mitigation_action(actionName=name)
+            except Exception:  # noqa: BLE001 - best effort
+                pass
+        return False
+
+
+def sns_params(topic=TOPIC):
+    return {"publishFindingToSnsParams": {"topicArn": topic}}
+
+
+ALL_TYPES = [
+    ("UPDATE_DEVICE_CERTIFICATE", {"updateDeviceCertificateParams": {"action": "DEACTIVATE"}}),
+    ("UPDATE_CA_CERTIFICATE", {"updateCACertificateParams": {"action": "DEACTIVATE"}}),
+    (
+        "ADD_THINGS_TO_THING_GROUP",
+        {
+            "addThingsToThingGroupParams": {
+                "thingGroupNames": ["quarantine", "suspects"],
+                "overrideDynamicGroups": True,
+            }
+        },
+    ),
+    (
+        "REPLACE_DEFAULT_POLICY_VERSION",
+        {"replaceDefaultPolicyVersionParams": {"templateName": "BLANK_POLICY"}},
+    ),
+    (
+        "ENABLE_IOT_LOGGING",
+        {
+            "enableIoTLoggingParams": {
+                "roleArnForLogging": "arn:aws:iam::000000000000:role/logging",
+                "logLevel": "ERROR",
+            }
+        },
+    ),
+    ("PUBLISH_FINDING_TO_SNS", sns_params()),
+]
+
+
+def aws_cli(*args, creds_file=CREDENTIALS_FILE):
+    """Runs the AWS CLI (v1) against the server; returns the CompletedProcess."""
+    exe = os.path.join(os.path.dirname(sys.executable), "aws")
+    if not os.path.exists(exe):
+        exe = shutil.which("aws")
+        assert exe, "aws CLI not found"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AWS_")
+    }
+    env.update(
+        AWS_SHARED_CREDENTIALS_FILE=creds_file,
+        AWS_PROFILE="palisade",
+        AWS_DEFAULT_REGION=REGION,
+        AWS_CONFIG_FILE="/dev/null",
+        AWS_MAX_ATTEMPTS="1",
+        AWS_RETRY_MODE="standard",
+    )
+    return subprocess.run(
+        [exe, "--endpoint-url", ENDPOINT, "iot", *args, "--output", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def raw_request(method, path, headers=None, body=b""):
+    """A request sent with urllib, for cases the SDK cannot produce. Returns (status, headers, body)."""
+    req = urllib.request.Request(ENDPOINT + path, data=body or None, method=method)
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+# --------------------------------------------------------------------------------------------
+# server basics
+
+
+def test_healthz():
+    status, _, _ = raw_request("GET", "/healthz")
+    assert status == 200, status
+
+
+def test_credentials_file():
+    akid, secret = read_profile()
+    assert akid and secret, "empty credentials"
+
+
+# --------------------------------------------------------------------------------------------
+# happy paths
+
+
+def test_create_describe_delete():
+    iot = make_client()
+    name = uniq("crud")
+    with Cleanup(iot) as c:
+        c.add(name)
+        created = iot.create_mitigation_action(
+            actionName=name, roleArn=ROLE, actionParams=sns_params()
+        )
+        assert created["actionArn"] == arn(name), created
+        check_uuid(created["actionId"])
+
+        d = iot.describe_mitigation_action(actionName=name)
+        assert d["actionName"] == name, d
+        assert d["actionType"] == "PUBLISH_FINDING_TO_SNS", d
+        assert d["actionArn"] == arn(name), d
+        assert d["actionId"] == created["actionId"], d
+        assert d["roleArn"] == ROLE, d
+        assert d["actionParams"] == sns_params(), d["actionParams"]
+        assert isinstance(d["creationDate"], datetime.datetime), d
+        assert isinstance(d["lastModifiedDate"], datetime.datetime), d
+        now = datetime.datetime.now(datetime.timezone.utc)
+        skew = abs((now - d["creationDate"]).total_seconds())
+        assert skew < 600, f"creationDate {d['creationDate']} is {skew}s away from now"
+
+        iot.delete_mitigation_action(actionName=name)
+        expect_error(
+            lambda: iot.describe_mitigation_action(actionName=name),
+            "ResourceNotFoundException",
+            404,
+        )
+
+
+def test_all_action_types_round_trip():
+    iot = make_client()
+    with Cleanup(iot) as c:
+        for action_type, params in ALL_TYPES:
+            name = c.add(uniq("type-" + action_type.lower().replace("_", "-")[:20]))
+            iot.create_mitigation_action(actionName=name, roleArn=ROLE, actionParams=params)
+            d = iot.describe_mitigation_action(actionName=name)
+            assert d["actionType"] == action_type, (action_type, d["actionType"])
+            assert d["actionParams"] == params, (action_type, d["actionParams"])
+
+
+def test_update():
+    iot = make_client()
+    name = uniq("upd")
+    with Cleanup(iot) as c:
+        c.add(name)
+        created = iot.create_mitigation_action(
+            actionName=name, roleArn=ROLE, actionParams=sns_params()
+        )
+        before = iot.describe_mitigation_action(actionName=name)
+        time.sleep(1.1)
+        new_topic = "arn:aws:sns:us-east-1:000000000000:other-topic"
+        updated = iot.update_mitigation_action(
+            actionName=name, roleArn=ROLE2, actionParams=sns_params(new_topic)
+        )
+        assert updated["actionArn"] == arn(name), updated
+        assert updated["actionId"] == created["actionId"], updated
+        after = iot.describe_mitigation_action(actionName=name)
+        assert after["roleArn"] == ROLE2, after
+        assert after["actionParams"] == sns_params(new_topic), after
+        assert after["actionId"] == before["actionId"], after
+        assert after["creationDate"] == before["creationDate"], (before, after)
+        assert after["lastModifiedDate"] > before["lastModifiedDate"], (before, after)
+
+        # Only roleArn: params stay.
+        iot.update_mitigation_action(actionName=name, roleArn=ROLE)
+        again = iot.describe_mitigation_action(actionName=name)
+        assert again["roleArn"] == ROLE, again
+        assert again["actionParams"] == sns_params(new_topic), again
+
+        expect_error(
+            lambda: iot.update_mitigation_action(actionName=uniq("nope"), roleArn=ROLE),
+            "ResourceNotFoundException",
+            404,
+        )
+
+
+def test_list_filter_and_paging():
+    iot = make_client()
+    tag = uuid.uuid4().hex[:6]
+    with Cleanup(iot) as c:
+        sns = [c.add(f"list-{tag}-sns-{i}") for i in range(5)]
+        cert = [c.add(f"list-{tag}-cert-{i}") for i in range(2)]
+        for n in sns:
+            iot.create_mitigation_action(actionName=n, roleArn=ROLE, actionParams=sns_params())
+        for n in cert:
+            iot.create_mitigation_action(
+                actionName=n, roleArn=ROLE, actionParams=ALL_TYPES[0][1]
+            )
+
+        paginator = iot.get_paginator("list_mitigation_actions")
+        pages = list(
+            paginator.paginate(
+                actionType="PUBLISH_FINDING_TO_SNS", PaginationConfig={"PageSize": 2}
+            )
+        )
+        assert len(pages) >= 3, f"5+ SNS actions with page size 2 gave {len(pages)} page(s)"
+        items = [i for p in pages for i in p.get("actionIdentifiers", [])]
+        for p in pages:
+            assert len(p.get("actionIdentifiers", [])) <= 2, p
+        names = [i["actionName"] for i in items]
+        assert len(names) == len(set(names)), f"duplicates across pages: {names}"
+        for n in sns:
+            assert n in names, f"{n} missing from filtered listing {names}"
+        for n in cert:
+            assert n not in names, f"{n} (UPDATE_DEVICE_CERTIFICATE) in SNS-filtered listing"
+        for i in items:
+            if i["actionName"] in sns:
+                assert i["actionArn"] == arn(i["actionName"]), i
+                assert isinstance(i["creationDate"], datetime.datetime), i
+
+        first = iot.list_mitigation_actions(actionType="PUBLISH_FINDING_TO_SNS", maxResults=2)
+        assert first.get("nextToken"), f"no nextToken on a full first page: {first}"
+
+        everything = [
+            i["actionName"]
+            for p in paginator.paginate(PaginationConfig={"PageSize": 3})
+            for i in p.get("actionIdentifiers", [])
+        ]
+        for n in sns + cert:
+            assert n in everything, f"{n} missing from unfiltered listing"
+
+        cert_only = [
+            i["actionName"]
+            for p in paginator.paginate(actionType="UPDATE_DEVICE_CERTIFICATE")
+            for i in p.get("actionIdentifiers", [])
+        ]
+        assert set(cert) <= set(cert_only), cert_only
+        assert not set(sns) & set(cert_only), cert_only
+
+
+def test_tags():
+    iot = make_client()
+    name = uniq("tags")
+    with Cleanup(iot) as c:
+        c.add(name)
+        created = iot.create_mitigation_action(
+            actionName=name,
+            roleArn=ROLE,
+            actionParams=sns_params(),
+            tags=[{"Key": "env", "Value": "test"}, {"Key": "team", "Value": "iot"}],
+        )
+        resource = created["actionArn"]
+
+        def tags():
+            out = iot.list_tags_for_resource(resourceArn=resource)
+            return {t["Key"]: t.get("Value") for t in out.get("tags", [])}
+
+        assert tags() == {"env": "test", "team": "iot"}, tags()
+        iot.tag_resource(
+            resourceArn=resource,
+            tags=[{"Key": "owner", "Value": "alice"}, {"Key": "env", "Value": "prod"}],
+        )
+        assert tags() == {"env": "prod", "team": "iot", "owner": "alice"}, tags()
+        iot.untag_resource(resourceArn=resource, tagKeys=["team", "owner"])
+        assert tags() == {"env": "prod"}, tags()
+
+
+def test_delete_unknown_succeeds():
+    iot = make_client()
+    iot.delete_mitigation_action(actionName=uniq("never-existed"))
+
+
+# --------------------------------------------------------------------------------------------
+# errors
+
+
+def test_duplicate_name_409():
+    iot = make_client()
+    name = uniq("dup")
+    with Cleanup(iot) as c:
+        c.add(name)
+        iot.create_mitigation_action(actionName=name, roleArn=ROLE, actionParams=sns_params())
+        expect_error(
+            lambda: iot.create_mitigation_action(
+                actionName=name, roleArn=ROLE, actionParams=sns_params()
+            ),
+            "ResourceAlreadyExistsException",
+            409,
+        )
+
+
+def test_describe_unknown_404():
+    iot = make_client()
+    expect_error(
+        lambda: iot.describe_mitigation_action(actionName=uniq("missing")),
+        "ResourceNotFoundException",
+        404,
+    )
+
+
+def test_invalid_name_400():
+    # Pattern violations are not checked by botocore; skip its validation for the long name.
+    iot = make_client(validate=False)
+    for bad in ["bad name!", "semi;colon", "a" * 129]:
+        with Cleanup(iot) as c:
+            c.add(bad)
+            expect_error(
+                lambda bad=bad: iot.create_mitigation_action(
+                    actionName=bad, roleArn=ROLE, actionParams=sns_params()
+                ),
+                "InvalidRequestException",
+                400,
+                contains="actionName",
+            )
+
+
+def test_enable_logging_disabled_400():
+    iot = make_client()
+    name = uniq("logdis")
+    with Cleanup(iot) as c:
+        c.add(name)
+        expect_error(
+            lambda: iot.create_mitigation_action(
+                actionName=name,
+                roleArn=ROLE,
+                actionParams={
+                    "enableIoTLoggingParams": {
+                        "roleArnForLogging": "arn:aws:iam::000000000000:role/logging",
+                        "logLevel": "DISABLED",
+                    }
+                },
+            ),
+            "InvalidRequestException",
+            400,
+        )
+
+
+def test_two_params_members_400():
+    iot = make_client()
+    name = uniq("two")
+    with Cleanup(iot) as c:
+        c.add(name)
+        expect_error(
+            lambda: iot.create_mitigation_action(
+                actionName=name,
+                roleArn=ROLE,
+                actionParams={
+                    **sns_params(),
+                    "updateDeviceCertificateParams": {"action": "DEACTIVATE"},
+                },
+            ),
+            "InvalidRequestException",
+            400,
+        )
+
+
+def test_no_params_member_400():
+    iot = make_client()
+    name = uniq("none")
+    with Cleanup(iot) as c:
+        c.add(name)
+        expect_error(
+            lambda: iot.create_mitigation_action(actionName=name, roleArn=ROLE, actionParams={}),
+            "InvalidRequestException",
+            400,
+        )
+
+
+def test_thing_group_count_400():
+    iot = make_client(validate=False)
+    with Cleanup(iot) as c:
+        for count in (11, 0):
+            name = c.add(uniq(f"groups{count}"))
+            expect_error(
+                lambda name=name, count=count: iot.create_mitigation_action(
+                    actionName=name,
+                    roleArn=ROLE,
+                    actionParams={
+                        "addThingsToThingGroupParams": {
+                            "thingGroupNames": [f"g{i}" for i in range(count)]
+                        }
+                    },
+                ),
+                "InvalidRequestException",
+                400,
+            )
+        # ten is fine
+        ok = c.add(uniq("groups10"))
+        iot.create_mitigation_action(
+            actionName=ok,
+            roleArn=ROLE,
+            actionParams={
+                "addThingsToThingGroupParams": {"thingGroupNames": [f"g{i}" for i in range(10)]}
+            },
+        )
+
+
+def test_role_arn_length_400():
+    iot = make_client(validate=False)
+    with Cleanup(iot) as c:
+        for role in ["arn:aws:iam::1:r", "arn:aws:iam::000000000000:role/" + "r" * 2048]:
+            name = c.add(uniq("role"))
+            expect_error(
+                lambda name=name, role=role: iot.create_mitigation_action(
+                    actionName=name, roleArn=role, actionParams=sns_params()
+                ),
+                "InvalidRequestException",
+                400,
+            )
+
+
+def test_limit_100_per_account_410():
+    cred = create_credential(LIMIT_ACCOUNT)
+    iot = make_client(cred["accessKeyId"], cred["secretAccessKey"])
+    with Cleanup(iot) as c:
+        for i in range(100):
+            name = c.add(f"limit-{i:03d}")
+            iot.create_mitigation_action(actionName=name, roleArn=ROLE, actionParams=sns_params())
+        expect_error(
+            lambda: iot.create_mitigation_action(
+                actionName=c.add("limit-100"), roleArn=ROLE, actionParams=sns_params()
+            ),
+            "LimitExceededException",
+            410,
+        )
+        # The default account is not affected by this account's count.
+        own = make_client()
+        n = uniq("not-limited")
+        own.create_mitigation_action(actionName=n, roleArn=ROLE, actionParams=sns_params())
+        own.delete_mitigation_action(actionName=n)
+        # Freeing one slot allows one more.
+        iot.delete_mitigation_action(actionName="limit-000")
+        iot.create_mitigation_action(
+            actionName="limit-100", roleArn=ROLE, actionParams=sns_params()
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# accounts and authentication
+
+
+def test_account_isolation():
+    first = make_client()
+    cred = second_account()
+    second = make_client(cred["accessKeyId"], cred["secretAccessKey"])
+    name = uniq("iso")
+    with Cleanup(first) as c1, Cleanup(second) as c2:
+        c1.add(name)
+        c2.add(name)
+        first.create_mitigation_action(actionName=name, roleArn=ROLE, actionParams=sns_params())
+        expect_error(
+            lambda: second.describe_mitigation_action(actionName=name),
+            "ResourceNotFoundException",
+            404,
+        )
+        listed = [
+            i["actionName"]
+            for p in second.get_paginator("list_mitigation_actions").paginate()
+            for i in p.get("actionIdentifiers", [])
+        ]
+        assert name not in listed, "second account lists the first account's action"
+
+        other_role = "arn:aws:iam::111122223333:role/second-role"
+        created = second.create_mitigation_action(
+            actionName=name, roleArn=other_role, actionParams=sns_params()
+        )
+        assert created["actionArn"] == arn(name, SECOND_ACCOUNT), created
+        assert second.describe_mitigation_action(actionName=name)["roleArn"] == other_role
+        assert first.describe_mitigation_action(actionName=name)["roleArn"] == ROLE
+
+        second.delete_mitigation_action(actionName=name)
+        assert first.describe_mitigation_action(actionName=name)["actionName"] == name
+
+
+def test_wrong_secret_403():
+    akid, _ = read_profile()
+    iot = make_client(akid, "not-the-right-secret-0000000000000000000")
+    expect_error(
+        lambda: iot.describe_mitigation_action(actionName="anything"),
+        "InvalidSignatureException",
+        403,
+    )
+
+
+def test_unknown_key_403():
+    iot = make_client("AKIAUNKNOWNKEY000000", "whatever-secret-000000000000000000000000")
+    expect_error(
+        lambda: iot.list_mitigation_actions(),
+        "UnrecognizedClientException",
+        403,
+    )
+
+
+def test_unsigned_403():
+    iot = make_client(signature_version=botocore.UNSIGNED)
+    expect_error(
+        lambda: iot.list_mitigation_actions(),
+        "MissingAuthenticationTokenException",
+        403,
+    )
+
+
+def test_expired_signature_403():
+    akid, secret = read_profile()
+    req = AWSRequest(method="GET", url=ENDPOINT + "/mitigationactions/actions")
+    past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=past.replace(tzinfo=None)):
+        SigV4Auth(Credentials(akid, secret), "iot", REGION).add_auth(req)
+    assert req.headers["X-Amz-Date"].startswith(past.strftime("%Y%m%dT%H")), req.headers
+    status, headers, body = raw_request("GET", "/mitigationactions/actions", dict(req.headers))
+    lower = {k.lower(): v for k, v in headers.items()}
+    assert status == 403, (status, body)
+    assert lower.get("x-amzn-errortype", "").startswith("InvalidSignatureException"), (
+        lower,
+        body,
+    )
+    assert "message" in json.loads(body or b"{}"), body
+
+
+def test_sigv4_raw_request_ok():
+    """A request signed by botocore's signer and sent by hand (no SDK parsing) is accepted."""
+    akid, secret = read_profile()
+    req = AWSRequest(method="GET", url=ENDPOINT + "/mitigationactions/actions?maxResults=1")
+    SigV4Auth(Credentials(akid, secret), "iot", REGION).add_auth(req)
+    status, headers, body = raw_request(
+        "GET", "/mitigationactions/actions?maxResults=1", dict(req.headers)
+    )
+    assert status == 200, (status, body)
+    assert "actionIdentifiers" in json.loads(body), body
+
+
+def test_credentials_cli_list_and_delete():
+    cred = create_credential("555566667777")
+    iot = make_client(cred["accessKeyId"], cred["secretAccessKey"])
+    iot.list_mitigation_actions()  # accepted at once
+    listed = palisade_cli("credentials", "list").stdout
+    assert cred["accessKeyId"] in listed, f"{cred['accessKeyId']} not in {listed!r}"
+    assert cred["secretAccessKey"] not in listed, "`credentials list` prints secrets"
+    palisade_cli("credentials", "delete", cred["accessKeyId"])
+    deadline = time.time() + 5
+    while True:
+        try:
+            iot.list_mitigation_actions()
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "UnrecognizedClientException", e.response
+            break
+        if time.time() > deadline:
+            raise AssertionError("deleted credential still accepted after 5 s")
+        time.sleep(0.2)
+
+
+def test_unimplemented_operation_501():
+    iot = make_client()
+    try:
+        iot.list_jobs()
+    except ClientError as e:
+        status = e.response["ResponseMetadata"]["HTTPStatusCode"]
+        text = f"{e.response['Error'].get('Code')} {e.response['Error'].get('Message')}"
+        assert status == 501, (status, text)
+        assert "ListJobs" in text, text
+    else:
+        raise AssertionError("list_jobs succeeded")
+
+
+# --------------------------------------------------------------------------------------------
+# Registry: things, thing groups, policies, role aliases, logging
+
+
+def test_things_and_groups():
+    iot = make_client()
+    thing, root, child, other = uniq("thing"), uniq("root"), uniq("child"), uniq("other")
+    created = iot.create_thing(thingName=thing, attributePayload={"attributes": {"site": "a", "rack": "1"}})
+    assert created["thingArn"] == f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/{thing}", created
+    check_uuid(created["thingId"])
+    iot.update_thing(thingName=thing, attributePayload={"attributes": {"rack": "", "row": "7"}, "merge": True})
+    d = iot.describe_thing(thingName=thing)
+    assert d["attributes"] == {"site": "a", "row": "7"} and d["version"] == 2, d
+    assert d["defaultClientId"] == thing, d
+    listed = iot.list_things(attributeName="row", attributeValue="7")["things"]
+    assert [t["thingName"] for t in listed] == [thing], listed
+    expect_error(lambda: iot.update_thing(thingName=thing, expectedVersion=1, attributePayload={"attributes": {}}),
+                 "VersionConflictException", 409)
+
+    iot.create_thing_group(thingGroupName=root, tags=[{"Key": "tier", "Value": "edge"}])
+    iot.create_thing_group(thingGroupName=child, parentGroupName=root)
+    iot.create_thing_group(thingGroupName=other)
+    meta = iot.describe_thing_group(thingGroupName=child)["thingGroupMetadata"]
+    assert meta["parentGroupName"] == root and [g["groupName"] for g in meta["rootToParentThingGroups"]] == [root], meta
+    iot.add_thing_to_thing_group(thingGroupName=child, thingName=thing)
+    # One group per hierarchy: the thing is already in `child`, under `root`.
+    expect_error(lambda: iot.add_thing_to_thing_group(thingGroupName=root, thingName=thing),
+                 "InvalidRequestException", 400)
+    iot.add_thing_to_thing_group(thingGroupName=other, thingName=thing)
+    things = iot.list_things_in_thing_group(thingGroupName=root, recursive=True)["things"]
+    assert things == [thing], things
+    groups = sorted(g["groupName"] for g in iot.list_thing_groups_for_thing(thingName=thing)["thingGroups"])
+    assert groups == sorted([child, other]), groups
+    expect_error(lambda: iot.delete_thing_group(thingGroupName=root), "InvalidRequestException", 400, "child groups")
+    group_arn = iot.describe_thing_group(thingGroupName=root)["thingGroupArn"]
+    assert iot.list_tags_for_resource(resourceArn=group_arn)["tags"] == [{"Key": "tier", "Value": "edge"}]
+
+    iot.delete_thing(thingName=thing)
+    for g in (child, root, other):
+        iot.delete_thing_group(thingGroupName=g)
+    expect_error(lambda: iot.describe_thing(thingName=thing), "ResourceNotFoundException", 404)
+
+
+def test_policies_and_versions():
+    iot = make_client()
+    name = uniq("policy")
+    doc = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]})
+    created = iot.create_policy(policyName=name, policyDocument=doc)
+    assert created["policyVersionId"] == "1" and created["policyArn"].endswith(f":policy/{name}"), created
+    for _ in range(4):
+        iot.create_policy_version(policyName=name, policyDocument=doc, setAsDefault=True)
+    assert iot.get_policy(policyName=name)["defaultVersionId"] == "5"
+    expect_error(lambda: iot.create_policy_version(policyName=name, policyDocument=doc),
+                 "VersionsLimitExceededException", 409)
+    expect_error(lambda: iot.delete_policy_version(policyName=name, policyVersionId="5"),
+                 "DeleteConflictException", 409)
+    expect_error(lambda: iot.delete_policy(policyName=name), "DeleteConflictException", 409)
+    expect_error(lambda: iot.create_policy(policyName=uniq("bad"), policyDocument="{not json"),
+                 "MalformedPolicyException", 400)
+    versions = iot.list_policy_versions(policyName=name)["policyVersions"]
+    assert sorted(v["versionId"] for v in versions) == ["1", "2", "3", "4", "5"], versions
+    for v in ("1", "2", "3", "4"):
+        iot.delete_policy_version(policyName=name, policyVersionId=v)
+    iot.delete_policy(policyName=name)
+    expect_error(lambda: iot.get_policy(policyName=name), "ResourceNotFoundException", 404)
+
+
+def test_role_aliases():
+    iot = make_client()
+    alias = uniq("alias")
+    created = iot.create_role_alias(roleAlias=alias, roleArn=ROLE)
+    assert created["roleAliasArn"].endswith(f":rolealias/{alias}"), created
+    d = iot.describe_role_alias(roleAlias=alias)["roleAliasDescription"]
+    assert d["credentialDurationSeconds"] == 3600 and d["owner"] == ACCOUNT, d
+    iot.update_role_alias(roleAlias=alias, credentialDurationSeconds=900)
+    assert iot.describe_role_alias(roleAlias=alias)["roleAliasDescription"]["credentialDurationSeconds"] == 900
+    assert alias in iot.list_role_aliases()["roleAliases"]
+    iot.delete_role_alias(roleAlias=alias)
+    expect_error(lambda: iot.describe_role_alias(roleAlias=alias), "ResourceNotFoundException", 404)
+
+
+def test_logging_options():
+    # A fresh account of its own, so "not configured" holds whatever ran before.
+    cred = create_credential(f"{random.randint(10**11, 10**12 - 1)}")
+    iot = make_client(cred["accessKeyId"], cred["secretAccessKey"])
+    expect_error(lambda: iot.get_v2_logging_options(), "NotConfiguredException", 404)
+    iot.set_v2_logging_options(roleArn=ROLE, defaultLogLevel="ERROR", disableAllLogs=False)
+    got = iot.get_v2_logging_options()
+    assert got["roleArn"] == ROLE and got["defaultLogLevel"] == "ERROR" and got["disableAllLogs"] is False, got
+    iot.set_logging_options(loggingOptionsPayload={"roleArn": ROLE2, "logLevel": "WARN"})
+    got = iot.get_logging_options()
+    assert got["roleArn"] == ROLE2 and got["logLevel"] == "WARN", got
+
+
+def test_cli_registry():
+    thing = uniq("cli-thing")
+    try:
+        proc = aws_cli("create-thing", "--thing-name", thing, "--attribute-payload", '{"attributes":{"k":"v"}}')
+        assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr}"
+        proc = aws_cli("describe-thing", "--thing-name", thing)
+        assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr}"
+        assert json.loads(proc.stdout)["attributes"] == {"k": "v"}, proc.stdout
+    finally:
+        aws_cli("delete-thing", "--thing-name", thing)
+
+
+def test_certificates_principals_and_policies():
+    iot = make_client()
+    created = iot.create_keys_and_certificate(setAsActive=True)
+    cert_id, cert_arn = created["certificateId"], created["certificateArn"]
+    assert created["certificatePem"].startswith("-----BEGIN CERTIFICATE-----"), created
+    assert "PRIVATE KEY" in created["keyPair"]["PrivateKey"], "private key returned once"
+    assert cert_arn == f"arn:aws:iot:{REGION}:{ACCOUNT}:cert/{cert_id}", cert_arn
+    d = iot.describe_certificate(certificateId=cert_id)["certificateDescription"]
+    assert d["status"] == "ACTIVE" and d["certificatePem"] == created["certificatePem"], d
+    # The same certificate again is a duplicate.
+    expect_error(lambda: iot.register_certificate_without_ca(certificatePem=created["certificatePem"]),
+                 "ResourceAlreadyExistsException", 409)
+
+    thing, policy = uniq("cert-thing"), uniq("cert-policy")
+    doc = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]})
+    iot.create_thing(thingName=thing)
+    iot.create_policy(policyName=policy, policyDocument=doc)
+    iot.attach_thing_principal(thingName=thing, principal=cert_arn)
+    iot.attach_policy(policyName=policy, target=cert_arn)
+    assert iot.list_thing_principals(thingName=thing)["principals"] == [cert_arn]
+    assert iot.list_principal_things(principal=cert_arn)["things"] == [thing]
+    assert [p["policyName"] for p in iot.list_attached_policies(target=cert_arn)["policies"]] == [policy]
+    assert iot.list_targets_for_policy(policyName=policy)["targets"] == [cert_arn]
+
+    # Deletion rules: active, attached to a thing, attached to a policy.
+    expect_error(lambda: iot.delete_certificate(certificateId=cert_id), "CertificateStateException", 406)
+    iot.update_certificate(certificateId=cert_id, newStatus="INACTIVE")
+    expect_error(lambda: iot.delete_certificate(certificateId=cert_id), "DeleteConflictException", 409)
+    expect_error(lambda: iot.delete_thing(thingName=thing), "InvalidRequestException", 400)
+    expect_error(lambda: iot.delete_policy(policyName=policy), "DeleteConflictException", 409)
+    iot.detach_thing_principal(thingName=thing, principal=cert_arn)
+    iot.delete_certificate(certificateId=cert_id, forceDelete=True)
+    expect_error(lambda: iot.describe_certificate(certificateId=cert_id), "ResourceNotFoundException", 404)
+    iot.delete_policy(policyName=policy)
+    iot.delete_thing(thingName=thing)
+
+
+def test_cli_certificates():
+    proc = aws_cli("create-keys-and-certificate", "--set-as-active")
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr}"
+    cert_id = json.loads(proc.stdout)["certificateId"]
+    proc = aws_cli("list-certificates")
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr}"
+    assert cert_id in [c["certificateId"] for c in json.loads(proc.stdout)["certificates"]], proc.stdout
+    proc = aws_cli("update-certificate", "--certificate-id", cert_id, "--new-status", "REVOKED")
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr}"
+    proc = aws_cli("delete-certificate", "--certificate-id", cert_id)
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr}"
+
+
+# --------------------------------------------------------------------------------------------
+# AWS CLI
+
+
+def test_cli_happy_path():
+    name = uniq("cli")
+    try:
+        proc = aws_cli(
+            "create-mitigation-action",
+            "--action-name",
+            name,
+            "--role-arn",
+            ROLE,
+            "--action-params",
+            json.dumps(sns_params()),
+            "--tags",
+            "Key=origin,Value=cli",
+        )
+        assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr}"
+        created = json.loads(proc.stdout)
+        assert created["actionArn"] == arn(name), created
+        check_uuid(created["actionId"])
+
+        proc = aws_cli("describe-mitigation-action", "--action-name", name)
+        assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr}"
+        d = json.loads(proc.stdout)
+        assert d["actionName"] == name and d["actionType"] == "PUBLISH_FINDING_TO_SNS", d
+        assert d["actionParams"] == sns_params(), d
+        assert d["actionId"] == created["actionId"], d
+
+        proc = aws_cli("list-mitigation-actions", "--action-type", "PUBLISH_FINDING_TO_SNS")
+        assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr}"
+        names = [i["actionName"] for i in json.loads(proc.stdout)["actionIdentifiers"]]
+        assert name in names, names
+
+        proc = aws_cli("list-tags-for-resource", "--resource-arn", arn(name))
+        assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr}"
+        assert json.loads(proc.stdout)["tags"] == [{"Key": "origin", "Value": "cli"}], proc.stdout
+
+        proc = aws_cli("delete-mitigation-action", "--action-name", name)
+        assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr}"
+    finally:
+        aws_cli("delete-mitigation-action", "--action-name", name)
+
+
+def test_cli_error_path():
+    proc = aws_cli("describe-mitigation-action", "--action-name", uniq("cli-missing"))
+    assert proc.returncode != 0, f"expected failure, got exit 0: {proc.stdout}"
+    assert "ResourceNotFoundException" in proc.stderr, proc.stderr
+
+
+def test_cli_unimplemented():
+    proc = aws_cli("list-jobs")
+    assert proc.returncode != 0, f"expected failure, got exit 0: {proc.stdout}"
+    # The CLI names the operation itself ("when calling the ListJobs operation:
+    # <message>"), so look at the server's message only.
+    message = proc.stderr.split("operation:", 1)[-1]
+    assert "ListJobs" in message, proc.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# runner
+
+
+def main():
+    only = os.environ.get("PALISADE_TEST_FILTER", "")
+    tests = [
+        (name, fn)
+        for name, fn in globals().items()
+        if name.startswith("test_") and callable(fn) and only in name
+    ]
+    print(f"boto3 {boto3.__version__}, botocore {botocore.__version__}, endpoint {ENDPOINT}")
+    passed = failed = 0
+    for name, fn in tests:
+        started = time.monotonic()
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - report every failure the same way
+            failed += 1
+            reason = str(e).strip().replace("\n", " ") or type(e).__name__
+            if not isinstance(e, AssertionError):
+                reason = f"{type(e).__name__}: {reason}"
+            print(f"FAIL {name}: {reason[:2000]}", flush=True)
+            if os.environ.get("PALISADE_TEST_VERBOSE"):
+                traceback.print_exc()
+        else:
+            passed += 1
+            print(f"PASS {name} ({time.monotonic() - started:.2f}s)", flush=True)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed or not tests else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
