@@ -1,18 +1,16 @@
 //! The `palisade` binary out of process: first start, the credentials commands against
 //! a running server, durability across `kill -9`, and graceful shutdown on SIGTERM.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::common::process::*;
+use crate::common::*;
 use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_sdk_iot::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_iot::types::MitigationActionType;
 use aws_sdk_iot::Client;
-use common::process::*;
-use common::*;
 use tempfile::TempDir;
 
 /// The server's default account on first start.

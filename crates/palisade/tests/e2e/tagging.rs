@@ -1,13 +1,11 @@
 //! TagResource, UntagResource and ListTagsForResource on mitigation actions.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_iot::operation::list_tags_for_resource::ListTagsForResourceError;
 use aws_sdk_iot::operation::tag_resource::TagResourceError;
 use aws_sdk_iot::operation::untag_resource::UntagResourceError;
 use aws_sdk_iot::types::{MitigationActionType, Tag};
 use aws_sdk_iot::Client;
-use common::*;
 
 // Every test runs once on SQLite and once on PostgreSQL.
 per_engine! {

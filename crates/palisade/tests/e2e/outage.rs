@@ -1,13 +1,11 @@
 //! PostgreSQL goes away while the server runs: requests fail fast with a retryable AWS
 //! error, and the server recovers by itself when the database is back.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use aws_sdk_iot::types::MitigationActionType;
-use common::*;
 use palisade_api::ServerConfig;
 use palisade_engine::Limits;
 use palisade_store::testing::{TcpProxy, TestDatabase};

@@ -1,17 +1,15 @@
 //! CreateMitigationAction and its siblings through the real `aws-sdk-iot` client: the
 //! round trip of every action type, and every error the API promises.
 
-mod common;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common::*;
 use aws_sdk_iot::operation::create_mitigation_action::CreateMitigationActionError;
 use aws_sdk_iot::operation::describe_mitigation_action::DescribeMitigationActionError;
 use aws_sdk_iot::operation::update_mitigation_action::UpdateMitigationActionError;
 use aws_sdk_iot::primitives::DateTime;
 use aws_sdk_iot::types::{LogLevel, MitigationActionParams, MitigationActionType};
 use aws_sdk_iot::Client;
-use common::*;
 
 // Every test runs once on SQLite and once on PostgreSQL.
 per_engine! {

@@ -6,17 +6,14 @@
 // RegisterCertificate's `setAsActive` is deprecated in the SDK but still in the API.
 #![allow(deprecated)]
 
-mod common;
-mod pki;
-
+use crate::common::*;
+use crate::pki::*;
 use aws_sdk_iot::error::DisplayErrorContext;
 use aws_sdk_iot::types::{
     AutoRegistrationStatus, CaCertificateStatus, CertificateMode, CertificateStatus,
     RegistrationConfig,
 };
 use aws_sdk_iot::Client;
-use common::*;
-use pki::*;
 
 async fn describe_ca(
     client: &Client,

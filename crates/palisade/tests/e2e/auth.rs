@@ -1,14 +1,12 @@
 //! SigV4 authentication, through the SDK and through hand-signed raw requests.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
+use crate::common::*;
 use aws_sdk_iot::operation::RequestId;
 use aws_sdk_iot::types::MitigationActionType;
 use aws_sdk_iot::Client;
-use common::*;
 
 // Every test runs once on SQLite and once on PostgreSQL.
 per_engine! {

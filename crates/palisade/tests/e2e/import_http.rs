@@ -2,17 +2,14 @@
 //! request, the caller's account, its own body limit, a JSON summary with every failed
 //! line; the result checked through the real `aws-sdk-iot` client.
 
-mod common;
-mod pki;
-
 use std::time::SystemTime;
 
+use crate::common::*;
+use crate::pki::*;
 use aws_sdk_iot::error::DisplayErrorContext;
 use aws_sdk_iot::types::CertificateStatus;
-use common::*;
 use palisade_api::ServerConfig;
 use palisade_engine::Limits;
-use pki::*;
 use serde_json::{json, Value};
 
 fn jsonl(lines: &[Value]) -> String {

@@ -2,10 +2,9 @@
 //! trips, the version rules (default, limit of five, ids never reused), document
 //! validation, paging, tagging and isolation between accounts.
 
-mod common;
-
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::common::*;
 use aws_sdk_iot::error::DisplayErrorContext;
 use aws_sdk_iot::operation::create_policy::CreatePolicyError;
 use aws_sdk_iot::operation::create_policy_version::CreatePolicyVersionError;
@@ -13,7 +12,6 @@ use aws_sdk_iot::operation::delete_policy::DeletePolicyError;
 use aws_sdk_iot::operation::get_policy::GetPolicyError;
 use aws_sdk_iot::primitives::DateTime;
 use aws_sdk_iot::Client;
-use common::*;
 
 /// A valid document whose resource names `n`, laid out with whitespace on purpose.
 fn doc(n: u32) -> String {

@@ -1,10 +1,9 @@
 //! CreateThing, DescribeThing, UpdateThing, DeleteThing and ListThings through the real
 //! `aws-sdk-iot` client.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 
+use crate::common::*;
 use aws_sdk_iot::error::DisplayErrorContext;
 use aws_sdk_iot::operation::create_thing::{CreateThingError, CreateThingOutput};
 use aws_sdk_iot::operation::delete_thing::DeleteThingError;
@@ -12,7 +11,6 @@ use aws_sdk_iot::operation::describe_thing::{DescribeThingError, DescribeThingOu
 use aws_sdk_iot::operation::update_thing::UpdateThingError;
 use aws_sdk_iot::types::AttributePayload;
 use aws_sdk_iot::Client;
-use common::*;
 
 fn payload(attrs: &[(&str, &str)], merge: bool) -> AttributePayload {
     AttributePayload::builder()

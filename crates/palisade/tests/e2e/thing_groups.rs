@@ -1,10 +1,9 @@
 //! Static thing groups, their hierarchy, tags and membership through the real
 //! `aws-sdk-iot` client.
 
-mod common;
-
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::common::*;
 use aws_sdk_iot::error::DisplayErrorContext;
 use aws_sdk_iot::operation::add_thing_to_thing_group::AddThingToThingGroupError;
 use aws_sdk_iot::operation::create_thing_group::{CreateThingGroupError, CreateThingGroupOutput};
@@ -15,7 +14,6 @@ use aws_sdk_iot::operation::describe_thing_group::{
 use aws_sdk_iot::operation::update_thing_group::UpdateThingGroupError;
 use aws_sdk_iot::types::{AttributePayload, ThingGroupProperties};
 use aws_sdk_iot::Client;
-use common::*;
 
 fn group_arn(account: &str, name: &str) -> String {
     format!("arn:aws:iot:{REGION}:{account}:thinggroup/{name}")

@@ -1,15 +1,13 @@
 //! Role aliases through the real `aws-sdk-iot` client: the round trip, partial updates,
 //! the model's bounds, paging, tagging and isolation between accounts.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_iot::error::DisplayErrorContext;
 use aws_sdk_iot::operation::create_role_alias::CreateRoleAliasError;
 use aws_sdk_iot::operation::delete_role_alias::DeleteRoleAliasError;
 use aws_sdk_iot::operation::describe_role_alias::DescribeRoleAliasError;
 use aws_sdk_iot::types::RoleAliasDescription;
 use aws_sdk_iot::Client;
-use common::*;
 
 fn alias_arn(account: &str, alias: &str) -> String {
     format!("arn:aws:iot:{REGION}:{account}:rolealias/{alias}")

@@ -4,14 +4,11 @@
 //! (recursive through thing group ancestors), ListTargetsForPolicy, with DeletePolicy
 //! and DeleteThingGroup staying consistent with attachments.
 
-mod common;
-mod pki;
-
+use crate::common::*;
+use crate::pki::*;
 use aws_sdk_iot::error::DisplayErrorContext;
 use aws_sdk_iot::types::ThingPrincipalType;
 use aws_sdk_iot::Client;
-use common::*;
-use pki::*;
 
 const DOC: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#;
 

@@ -1,12 +1,10 @@
 //! ListMitigationActions: paging, filtering and the pagination token.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_iot::error::DisplayErrorContext;
 use aws_sdk_iot::operation::list_mitigation_actions::ListMitigationActionsError;
 use aws_sdk_iot::types::MitigationActionType;
 use aws_sdk_iot::Client;
-use common::*;
 
 // Every test runs once on SQLite and once on PostgreSQL.
 per_engine! {

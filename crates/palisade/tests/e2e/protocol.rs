@@ -1,10 +1,8 @@
 //! The rest-json protocol around the operations: unimplemented operations, unknown
 //! paths, malformed bodies, the body size limit and the health check.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_iot::types::MitigationActionType;
-use common::*;
 
 // Every test runs once on SQLite and once on PostgreSQL.
 per_engine! {

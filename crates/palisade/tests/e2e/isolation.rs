@@ -1,9 +1,7 @@
 //! Accounts cannot see or touch each other's resources, even knowing names and ARNs.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_iot::types::MitigationActionType;
-use common::*;
 
 // Every test runs once on SQLite and once on PostgreSQL.
 per_engine! {

@@ -1,7 +1,7 @@
 //! Test PKI for the certificate, CA and principal end-to-end tests: CAs, device
 //! certificates, verification certificates and CSRs made with rcgen, and small helpers
 //! to read certificates back.
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code)] // each test module uses a different subset
 
 use aws_sdk_iot::error::DisplayErrorContext;
 use aws_sdk_iot::Client;

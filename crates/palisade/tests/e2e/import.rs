@@ -2,19 +2,16 @@
 //! the real `aws-sdk-iot` client, and `palisade fleet import` run as a process next to a
 //! running server.
 
-mod common;
-mod pki;
-
 use std::io::Cursor;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use crate::common::*;
+use crate::pki::*;
 use aws_sdk_iot::error::DisplayErrorContext;
 use aws_sdk_iot::types::{CertificateMode, CertificateStatus};
 use aws_sdk_iot::Client;
-use common::*;
 use palisade_engine::{Engine, ImportObserver, ImportOptions, ImportSummary, LineError, Scope};
-use pki::*;
 use serde_json::{json, Value};
 
 const DOC: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#;
@@ -357,7 +354,7 @@ fn profile_client(endpoint: &str, data_dir: &Path) -> Client {
 }
 
 fn fleet_import(args: &[&str]) -> Output {
-    Command::new(common::process::BIN)
+    Command::new(crate::common::process::BIN)
         .arg("fleet")
         .arg("import")
         .args(args)
@@ -381,7 +378,7 @@ async fn cli_import_next_to_a_server(engine: StoreKind) {
         db_args = vec!["--database-url".into(), pg.url.clone()];
     }
     let db_refs: Vec<&str> = db_args.iter().map(String::as_str).collect();
-    let server = common::process::ServerProcess::start_with(&data, &db_refs).await;
+    let server = crate::common::process::ServerProcess::start_with(&data, &db_refs).await;
     let client = profile_client(&server.endpoint, &data);
 
     let (c1, c2) = (self_signed("cli-1"), self_signed("cli-2"));

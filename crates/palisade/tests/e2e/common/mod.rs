@@ -1,6 +1,6 @@
 //! Helpers shared by the end-to-end tests: an in-process server on a random port, SDK
 //! clients for it, mitigation action fixtures, error inspection, raw HTTP and the binary.
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code)] // each test module uses a different subset
 
 pub mod process;
 pub mod raw;

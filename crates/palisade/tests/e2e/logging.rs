@@ -2,14 +2,12 @@
 //! the unconfigured state, set and get, replacement, v1 and v2 kept apart, and
 //! isolation between accounts.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_iot::operation::get_v2_logging_options::{
     GetV2LoggingOptionsError, GetV2LoggingOptionsOutput,
 };
 use aws_sdk_iot::types::{LogEventConfiguration, LogLevel, LoggingOptionsPayload};
 use aws_sdk_iot::Client;
-use common::*;
 
 fn event(event_type: &str, level: Option<LogLevel>) -> LogEventConfiguration {
     LogEventConfiguration::builder()

@@ -3,14 +3,11 @@
 //! without a CA, DescribeCertificate, ListCertificates paging, the status rules of
 //! UpdateCertificate, the rules of DeleteCertificate, garbage input and isolation.
 
-mod common;
-mod pki;
-
+use crate::common::*;
+use crate::pki::*;
 use aws_sdk_iot::error::DisplayErrorContext;
 use aws_sdk_iot::types::{CertificateMode, CertificateStatus};
 use aws_sdk_iot::Client;
-use common::*;
-use pki::*;
 
 async fn describe(client: &Client, id: &str) -> aws_sdk_iot::types::CertificateDescription {
     client

@@ -1,13 +1,11 @@
 //! Several `palisade serve` processes on one PostgreSQL database behave as one service.
 
-mod common;
-
 use std::path::PathBuf;
 
+use crate::common::process::*;
+use crate::common::*;
 use aws_sdk_iot::error::ProvideErrorMetadata;
 use aws_sdk_iot::types::MitigationActionType;
-use common::process::*;
-use common::*;
 use palisade_store::testing::TestDatabase;
 use tempfile::TempDir;
 
@@ -38,7 +36,7 @@ impl Cluster {
     }
 
     /// `palisade credentials create` against the shared database.
-    fn create_credentials(&self, account_id: &str) -> common::process::Keys {
+    fn create_credentials(&self, account_id: &str) -> crate::common::process::Keys {
         let out = palisade(&[
             "credentials",
             "create",
@@ -54,7 +52,7 @@ impl Cluster {
     async fn try_create(
         &self,
         node: usize,
-        keys: &common::process::Keys,
+        keys: &crate::common::process::Keys,
         name: &str,
     ) -> Result<String, String> {
         self.client(node, keys)
@@ -68,7 +66,7 @@ impl Cluster {
             .map_err(|e| e.code().unwrap_or("?").to_owned())
     }
 
-    fn client(&self, node: usize, keys: &common::process::Keys) -> aws_sdk_iot::Client {
+    fn client(&self, node: usize, keys: &crate::common::process::Keys) -> aws_sdk_iot::Client {
         sdk_client(
             &self.nodes[node].endpoint,
             &keys.access_key_id,

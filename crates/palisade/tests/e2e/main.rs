@@ -1,0 +1,29 @@
+//! End-to-end tests: a real `palisade` server (in-process, or the built binary) driven by
+//! the real `aws-sdk-iot` client, on SQLite and on PostgreSQL.
+//!
+//! One test binary with a module per area, rather than one binary per file: each binary
+//! links the whole AWS SDK, and twenty of them cost gigabytes of disk and minutes of
+//! linking in CI.
+
+mod common;
+mod pki;
+
+mod auth;
+mod binary;
+mod ca_certificates;
+mod certificates;
+mod import;
+mod import_http;
+mod isolation;
+mod listing;
+mod logging;
+mod mitigation_actions;
+mod multi_node;
+mod outage;
+mod policies;
+mod principals;
+mod protocol;
+mod role_aliases;
+mod tagging;
+mod thing_groups;
+mod things;
