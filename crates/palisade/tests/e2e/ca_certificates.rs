@@ -341,6 +341,81 @@ async fn register_device_certificates_under_a_ca() {
 }
 
 #[tokio::test]
+async fn two_registered_cas_with_one_subject_and_key_conflict() {
+    let server = TestServer::start(ENGINE).await;
+    let client = server.client_a();
+    let ca = TestCa::new("Twice Registered CA");
+    let again = ca.reissued(4242);
+    assert_ne!(certificate_id(&ca.pem), certificate_id(&again.pem));
+    let first = register_ca(&client, &ca, true).await;
+    let second = register_ca(&client, &again, true).await;
+    assert_ne!(first, second);
+
+    // Found by issuer, two CAs verify it: ambiguous, CertificateConflictException (409),
+    // and nothing is registered.
+    let (device, _) = ca.issue("conflicted-device");
+    let (failure, _) = expect_failure(
+        client
+            .register_certificate()
+            .certificate_pem(&device)
+            .set_as_active(true)
+            .send()
+            .await,
+    );
+    failure.assert("CertificateConflictException", 409);
+    let (failure, _) = expect_failure(
+        client
+            .describe_certificate()
+            .certificate_id(certificate_id(&device))
+            .send()
+            .await,
+    );
+    failure.assert("ResourceNotFoundException", 404);
+
+    // Naming the CA resolves it.
+    let out = client
+        .register_certificate()
+        .certificate_pem(&device)
+        .ca_certificate_pem(&ca.pem)
+        .set_as_active(true)
+        .send()
+        .await
+        .expect("RegisterCertificate naming one of the two CAs");
+    let d = client
+        .describe_certificate()
+        .certificate_id(out.certificate_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.certificate_description().unwrap().ca_certificate_id(), Some(first.as_str()));
+
+    // With the other one gone, the other is found by issuer again.
+    client
+        .update_ca_certificate()
+        .certificate_id(&second)
+        .new_status(CaCertificateStatus::Inactive)
+        .send()
+        .await
+        .unwrap();
+    client.delete_ca_certificate().certificate_id(&second).send().await.unwrap();
+    let (device2, _) = ca.issue("after-the-conflict");
+    let out = client
+        .register_certificate()
+        .certificate_pem(&device2)
+        .send()
+        .await
+        .expect("RegisterCertificate with one candidate left");
+    let d = client
+        .describe_certificate()
+        .certificate_id(out.certificate_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.certificate_description().unwrap().ca_certificate_id(), Some(first.as_str()));
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn update_and_delete_ca_certificate() {
     let server = TestServer::start(ENGINE).await;
     let client = server.client_a();

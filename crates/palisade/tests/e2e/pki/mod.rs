@@ -16,6 +16,8 @@ pub struct TestCa {
     pub pem: String,
     pub der: Vec<u8>,
     issuer: Issuer<'static, KeyPair>,
+    common_name: String,
+    key_pem: String,
 }
 
 fn dn(common_name: &str) -> DistinguishedName {
@@ -46,6 +48,24 @@ impl TestCa {
         TestCa {
             pem: cert.pem(),
             der: cert.der().to_vec(),
+            common_name: common_name.to_owned(),
+            key_pem: key.serialize_pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A second certificate for this CA: same subject, same key, another serial number,
+    /// so another certificate id. Certificates either one signs verify under both.
+    pub fn reissued(&self, serial: u64) -> TestCa {
+        let key = KeyPair::from_pem(&self.key_pem).expect("CA key");
+        let mut params = ca_params(&self.common_name);
+        params.serial_number = Some(rcgen::SerialNumber::from(serial));
+        let cert = params.self_signed(&key).expect("self-signed CA");
+        TestCa {
+            pem: cert.pem(),
+            der: cert.der().to_vec(),
+            common_name: self.common_name.clone(),
+            key_pem: self.key_pem.clone(),
             issuer: Issuer::new(params, key),
         }
     }
