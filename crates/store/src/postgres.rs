@@ -96,6 +96,8 @@ struct Inner {
     /// The server secret never changes once created, so it is read at most once.
     secret: OnceLock<Vec<u8>>,
     health: Health,
+    /// When bulk imports last refreshed the planner's statistics.
+    import_stats: import::StatsSchedule,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -175,6 +177,7 @@ impl PostgresStore {
                 operation_deadline: limit(opts.statement_timeout).map(|s| s + opts.connect_timeout),
                 secret: OnceLock::new(),
                 health: Health::new(),
+                import_stats: import::StatsSchedule::default(),
             }),
         };
         store.migrate().await?;

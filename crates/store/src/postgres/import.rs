@@ -10,12 +10,24 @@
 //! New rows need no lock: nobody sees them before commit, and a concurrent creation of
 //! the same key makes the insert fail, after which the chunk is read and decided again.
 //!
+//! Bulk loading outruns the planner's statistics. A table that has never been analyzed
+//! (or was analyzed while nearly empty) gets default selectivities, under which
+//! `account_id = $1 AND region = $2` looks like a handful of rows; the planner then
+//! serves `name = ANY(...)` and, worse, the foreign-key checks of every inserted row
+//! from whichever index starts with those two columns, scanning the whole account per
+//! row. Imports therefore ANALYZE the tables they fill whenever the rows they inserted
+//! since the last ANALYZE reach the number counted then (a doubling schedule: about
+//! log2(rows / batch) ANALYZEs in all). ANALYZE invalidates cached plans, the
+//! foreign-key checks' included. Autovacuum does the same for ordinary API traffic,
+//! where it is enabled; imports do not count on it.
+//!
 //! PostgreSQL keeps advisory locks in a shared table of bounded size (by default 64 per
 //! connection slot), so a batch that would take more than [`MAX_LOCKS`] of them (a
 //! re-import attaching to thousands of existing things) is written in several
 //! transactions of at most that many locks each.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
@@ -40,6 +52,25 @@ const MAX_LOCKS: usize = 256;
 /// How often a chunk is tried again after a concurrent writer created a key it inserts.
 const CONFLICT_RETRIES: usize = 3;
 
+/// Rows an import inserts before its first ANALYZE.
+const FIRST_ANALYZE_AFTER: u64 = 2_000;
+
+/// The tables an import writes, whose statistics it keeps current.
+const IMPORTED_TABLES: &str = "things, thing_attributes, thing_groups, thing_group_attributes, \
+     thing_group_tree, thing_group_members, certificates, thing_principals, policies, \
+     policy_versions, policy_attachments";
+
+/// The import's ANALYZE schedule (see the module documentation).
+#[derive(Default)]
+pub(super) struct StatsSchedule {
+    /// Items imported since the last ANALYZE.
+    since: AtomicU64,
+    /// Items imported in all when the last ANALYZE ran.
+    total_at_last: AtomicU64,
+    /// One ANALYZE at a time; the others go on importing meanwhile.
+    running: tokio::sync::Mutex<()>,
+}
+
 #[async_trait]
 impl ImportStore for PostgresStore {
     async fn import_batch(
@@ -57,7 +88,52 @@ impl ImportStore for PostgresStore {
             outcomes.extend(self.import_chunk(scope, chunk, limits).await?);
             rest = after;
         }
+        self.refresh_statistics(items.len() as u64).await;
         Ok(outcomes)
+    }
+}
+
+impl PostgresStore {
+    /// Counts `imported` items and runs ANALYZE when the schedule says so.
+    async fn refresh_statistics(&self, imported: u64) {
+        let schedule = &self.inner.import_stats;
+        let since = schedule.since.fetch_add(imported, Ordering::Relaxed) + imported;
+        let due = |since: u64| {
+            since >= FIRST_ANALYZE_AFTER.max(schedule.total_at_last.load(Ordering::Relaxed))
+        };
+        if !due(since) {
+            return;
+        }
+        let Ok(_running) = schedule.running.try_lock() else {
+            return;
+        };
+        // Another importer may have analyzed between the count and the lock.
+        let since = schedule.since.load(Ordering::Relaxed);
+        if !due(since) {
+            return;
+        }
+        let started = std::time::Instant::now();
+        match self.analyze().await {
+            Ok(()) => {
+                schedule.since.fetch_sub(since, Ordering::Relaxed);
+                schedule.total_at_last.fetch_add(since, Ordering::Relaxed);
+                tracing::debug!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "import: statistics refreshed"
+                );
+            }
+            // The import goes on, only more slowly; the next batch tries again.
+            Err(e) => tracing::warn!(error = %e, "import: ANALYZE failed"),
+        }
+    }
+
+    async fn analyze(&self) -> StoreResult<()> {
+        let conn = self.conn().await?;
+        let sql = format!("ANALYZE {IMPORTED_TABLES}");
+        let outcome = self
+            .deadline(async { conn.batch_execute(&sql).await.map_err(Fail::from) })
+            .await;
+        conn.finish(outcome)
     }
 }
 
