@@ -11,7 +11,7 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 pub struct RawRequest<'a> {
     pub labels: &'a [(&'static str, String)],
     pub query: &'a [(String, String)],
-    pub headers: &'a [(String, String)],
+    pub headers: &'a [(&'a str, &'a str)],
     pub body: &'a [u8],
 }
 
@@ -409,7 +409,7 @@ pub fn header<'r>(raw: &'r RawRequest<'_>, name: &str) -> Option<&'r str> {
     raw.headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+        .map(|(_, v)| *v)
 }
 
 /// Converts a query-string or header value to a member's type.

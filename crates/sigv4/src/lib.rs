@@ -165,7 +165,7 @@ impl Verifier {
         let provided = parsed.signature.as_bytes();
         let mut matched = Choice::from(0);
         for (_, sts) in &candidates {
-            let expected = hex::encode(key::hmac_sha256(&signing_key, sts.as_bytes()));
+            let expected = canonical::lower_hex(&key::hmac_sha256(&signing_key, sts.as_bytes()));
             matched |= expected.as_bytes().ct_eq(provided);
         }
         if bool::from(matched) {
