@@ -288,7 +288,16 @@ impl Ctx<'_> {
                 if part == "value" {
                     let key = target(s, "key")?;
                     if self.model.has_constraints(&key, &mut self.memo)? {
-                        let call = self.validator_call(&key, "k.as_str()", "path")?;
+                        // Map keys are decoded as strings, enum-shaped ones too: an enum
+                        // key is checked by converting it.
+                        let call = if self.model.is_enum(&key)? {
+                            format!(
+                                "{}::from_wire(k).validate_at(path, v);",
+                                names::type_name(&key)
+                            )
+                        } else {
+                            self.validator_call(&key, "k.as_str()", "path")?
+                        };
                         let _ = writeln!(out, "    for k in x.keys() {{ {call} }}");
                     }
                 }

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 mod arn;
+mod audits;
 mod certificates;
 pub mod clock;
 pub mod credentials;
@@ -20,6 +21,7 @@ mod role_aliases;
 mod tagging;
 mod things;
 
+pub use audits::BackgroundWork;
 pub use clock::{Clock, IdSource, RandomIds, SystemClock};
 pub use import::{
     ImportObserver, ImportOptions, ImportSummary, LineError, NoObserver, Resource, ResourceCounts,
@@ -125,6 +127,8 @@ struct Inner {
     tokens: paging::TokenSigner,
     limits: Limits,
     credentials: credentials::CredentialCache,
+    /// Wakes this node's audit worker when a task is started here.
+    audit_wakeup: Arc<tokio::sync::Notify>,
 }
 
 impl Engine {
@@ -144,6 +148,7 @@ impl Engine {
                 clock,
                 ids,
                 limits,
+                audit_wakeup: Arc::new(tokio::sync::Notify::new()),
             }),
         })
     }

@@ -59,6 +59,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         print_first_start(&cfg, addr, &cred);
     }
     tracing::info!(%addr, region = %cfg.region, store = %cfg.store.describe(), "palisade listening");
+    let engine_for_work = engine.clone();
     let router = palisade_api::router(
         engine,
         ServerConfig {
@@ -68,7 +69,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             ..ServerConfig::default()
         },
     );
+    let background = engine_for_work.start_background_work();
     palisade_api::serve(listener, router, shutdown_signal(), cfg.shutdown_grace).await?;
+    // Requests are done; the audit worker stops after the check it is in (an
+    // interrupted task resumes at that check on the next start, or on another node).
+    background.stop().await;
     tracing::info!("palisade stopped");
     Ok(())
 }

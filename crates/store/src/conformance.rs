@@ -26,6 +26,7 @@ use crate::{
     StoreError, StoreResult, Tag, WorkItem,
 };
 
+pub mod audits;
 pub mod certificates;
 pub mod import;
 pub mod policies;
@@ -71,6 +72,21 @@ macro_rules! conformance_tests {
             work_concurrent_claims_are_disjoint,
             once_marker_race_across_handles,
         );
+        $crate::conformance_tests!(@audits_store $fresh;
+            audit_configuration_put_get_replace_delete,
+            audit_task_create_get_update_versions,
+            audit_task_create_enqueues_claimable_work,
+            audit_task_duplicate_ids_write_nothing,
+            audit_task_in_progress_limit,
+            audit_task_listing_order_range_filters_paging,
+            audit_findings_insert_get_and_idempotence,
+            audit_findings_listing_filters_and_paging,
+            audit_purge_removes_old_finished_history,
+            audit_state_isolated_between_accounts,
+        );
+        $crate::conformance_tests!(@audits_database $fresh;
+            audit_task_limit_race_across_handles,
+        );
     };
     (@store $fresh:path; $($case:ident),* $(,)?) => {$(
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,6 +103,23 @@ macro_rules! conformance_tests {
         async fn $case() {
             let db = $fresh().await;
             $crate::conformance::$case(&db).await;
+        }
+    )*};
+    (@audits_store $fresh:path; $($case:ident),* $(,)?) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let db = $fresh().await;
+            let store = $crate::conformance::Database::open(&db)
+                .await
+                .expect("open store");
+            $crate::conformance::audits::$case(store).await;
+        }
+    )*};
+    (@audits_database $fresh:path; $($case:ident),* $(,)?) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let db = $fresh().await;
+            $crate::conformance::audits::$case(&db).await;
         }
     )*};
 }

@@ -6,6 +6,7 @@
 
 use async_trait::async_trait;
 
+mod audits;
 mod certificates;
 mod import;
 mod policies;
@@ -17,6 +18,10 @@ mod things;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
+pub use audits::{
+    AuditConfigurationRecord, AuditFindingFilter, AuditFindingKey, AuditFindingRecord, AuditStore,
+    AuditTaskFilter, AuditTaskKey, AuditTaskRecord, AuditTaskRefusal,
+};
 pub use certificates::{
     status_change_allowed, CaCertificateRecord, CaCertificateUpdate, CertificateFacts,
     CertificateKey, CertificateOutcome, CertificateRecord, CertificateRefusal, CertificateStore,
@@ -285,6 +290,7 @@ pub trait Store:
     + CertificateStore
     + PrincipalStore
     + ImportStore
+    + AuditStore
 {
 }
 
@@ -302,5 +308,6 @@ impl<T> Store for T where
         + CertificateStore
         + PrincipalStore
         + ImportStore
+        + AuditStore
 {
 }

@@ -18,6 +18,7 @@
 mod rows;
 
 mod actions;
+mod audits;
 mod certificates;
 mod credentials;
 mod error;

@@ -9,6 +9,7 @@ use crate::error::ApiError;
 
 // One module per resource group: each answers the requests of its group and hands any
 // other back, so groups are added without touching each other.
+mod audits;
 mod certificates;
 mod logging;
 mod mitigation;
@@ -55,6 +56,7 @@ pub async fn dispatch(
     let request = try_group!(role_aliases, request);
     let request = try_group!(certificates, request);
     let request = try_group!(principals, request);
+    let request = try_group!(audits, request);
     // Decoded from the model but not wired to the engine yet.
     Err(ApiError::not_implemented(request.operation_name()))
 }

@@ -262,11 +262,6 @@ impl Validate for ListMitigationActionsResponse {
     }
 }
 
-#[allow(dead_code)]
-pub(crate) fn validate_max_results(x: i32, path: &Path<'_>, v: &mut Violations) {
-    check_range(x, Some(1), Some(250), path, v);
-}
-
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MitigationActionIdentifier {
     #[serde(rename = "actionArn", default, skip_serializing_if = "Option::is_none")]
@@ -309,7 +304,7 @@ pub(crate) fn validate_mitigation_action_identifier_list(
 #[allow(dead_code)]
 pub(crate) fn validate_mitigation_action_name(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, None, Some(128), path, v);
-    check_pattern(x, &patterns::RE_9, "[a-zA-Z0-9_-]+", path, v);
+    check_pattern(x, &patterns::RE_1, "[a-zA-Z0-9_-]+", path, v);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 pub(crate) use crate::runtime::*;
 
+mod audits;
 mod certificates;
 mod common;
 pub mod errors;
@@ -21,6 +22,7 @@ mod role_aliases;
 mod tagging;
 mod things;
 
+pub use audits::*;
 pub use certificates::*;
 pub use common::*;
 pub use logging::*;

@@ -14,6 +14,7 @@ pub enum Request {
     AddThingToThingGroup(AddThingToThingGroupRequest),
     AttachPolicy(AttachPolicyRequest),
     AttachThingPrincipal(AttachThingPrincipalRequest),
+    CancelAuditTask(CancelAuditTaskRequest),
     CreateCertificateFromCsr(CreateCertificateFromCsrRequest),
     CreateKeysAndCertificate(CreateKeysAndCertificateRequest),
     CreateMitigationAction(CreateMitigationActionRequest),
@@ -22,6 +23,7 @@ pub enum Request {
     CreateRoleAlias(CreateRoleAliasRequest),
     CreateThing(CreateThingRequest),
     CreateThingGroup(CreateThingGroupRequest),
+    DeleteAccountAuditConfiguration(DeleteAccountAuditConfigurationRequest),
     DeleteCACertificate(DeleteCACertificateRequest),
     DeleteCertificate(DeleteCertificateRequest),
     DeleteMitigationAction(DeleteMitigationActionRequest),
@@ -30,6 +32,9 @@ pub enum Request {
     DeleteRoleAlias(DeleteRoleAliasRequest),
     DeleteThing(DeleteThingRequest),
     DeleteThingGroup(DeleteThingGroupRequest),
+    DescribeAccountAuditConfiguration(DescribeAccountAuditConfigurationRequest),
+    DescribeAuditFinding(DescribeAuditFindingRequest),
+    DescribeAuditTask(DescribeAuditTaskRequest),
     DescribeCACertificate(DescribeCACertificateRequest),
     DescribeCertificate(DescribeCertificateRequest),
     DescribeMitigationAction(DescribeMitigationActionRequest),
@@ -44,6 +49,8 @@ pub enum Request {
     GetRegistrationCode(GetRegistrationCodeRequest),
     GetV2LoggingOptions(GetV2LoggingOptionsRequest),
     ListAttachedPolicies(ListAttachedPoliciesRequest),
+    ListAuditFindings(ListAuditFindingsRequest),
+    ListAuditTasks(ListAuditTasksRequest),
     ListCACertificates(ListCACertificatesRequest),
     ListCertificates(ListCertificatesRequest),
     ListCertificatesByCA(ListCertificatesByCARequest),
@@ -66,8 +73,10 @@ pub enum Request {
     SetDefaultPolicyVersion(SetDefaultPolicyVersionRequest),
     SetLoggingOptions(SetLoggingOptionsRequest),
     SetV2LoggingOptions(SetV2LoggingOptionsRequest),
+    StartOnDemandAuditTask(StartOnDemandAuditTaskRequest),
     TagResource(TagResourceRequest),
     UntagResource(UntagResourceRequest),
+    UpdateAccountAuditConfiguration(UpdateAccountAuditConfigurationRequest),
     UpdateCACertificate(UpdateCACertificateRequest),
     UpdateCertificate(UpdateCertificateRequest),
     UpdateMitigationAction(UpdateMitigationActionRequest),
@@ -83,6 +92,7 @@ impl Request {
             Self::AddThingToThingGroup(_) => "AddThingToThingGroup",
             Self::AttachPolicy(_) => "AttachPolicy",
             Self::AttachThingPrincipal(_) => "AttachThingPrincipal",
+            Self::CancelAuditTask(_) => "CancelAuditTask",
             Self::CreateCertificateFromCsr(_) => "CreateCertificateFromCsr",
             Self::CreateKeysAndCertificate(_) => "CreateKeysAndCertificate",
             Self::CreateMitigationAction(_) => "CreateMitigationAction",
@@ -91,6 +101,7 @@ impl Request {
             Self::CreateRoleAlias(_) => "CreateRoleAlias",
             Self::CreateThing(_) => "CreateThing",
             Self::CreateThingGroup(_) => "CreateThingGroup",
+            Self::DeleteAccountAuditConfiguration(_) => "DeleteAccountAuditConfiguration",
             Self::DeleteCACertificate(_) => "DeleteCACertificate",
             Self::DeleteCertificate(_) => "DeleteCertificate",
             Self::DeleteMitigationAction(_) => "DeleteMitigationAction",
@@ -99,6 +110,9 @@ impl Request {
             Self::DeleteRoleAlias(_) => "DeleteRoleAlias",
             Self::DeleteThing(_) => "DeleteThing",
             Self::DeleteThingGroup(_) => "DeleteThingGroup",
+            Self::DescribeAccountAuditConfiguration(_) => "DescribeAccountAuditConfiguration",
+            Self::DescribeAuditFinding(_) => "DescribeAuditFinding",
+            Self::DescribeAuditTask(_) => "DescribeAuditTask",
             Self::DescribeCACertificate(_) => "DescribeCACertificate",
             Self::DescribeCertificate(_) => "DescribeCertificate",
             Self::DescribeMitigationAction(_) => "DescribeMitigationAction",
@@ -113,6 +127,8 @@ impl Request {
             Self::GetRegistrationCode(_) => "GetRegistrationCode",
             Self::GetV2LoggingOptions(_) => "GetV2LoggingOptions",
             Self::ListAttachedPolicies(_) => "ListAttachedPolicies",
+            Self::ListAuditFindings(_) => "ListAuditFindings",
+            Self::ListAuditTasks(_) => "ListAuditTasks",
             Self::ListCACertificates(_) => "ListCACertificates",
             Self::ListCertificates(_) => "ListCertificates",
             Self::ListCertificatesByCA(_) => "ListCertificatesByCA",
@@ -135,8 +151,10 @@ impl Request {
             Self::SetDefaultPolicyVersion(_) => "SetDefaultPolicyVersion",
             Self::SetLoggingOptions(_) => "SetLoggingOptions",
             Self::SetV2LoggingOptions(_) => "SetV2LoggingOptions",
+            Self::StartOnDemandAuditTask(_) => "StartOnDemandAuditTask",
             Self::TagResource(_) => "TagResource",
             Self::UntagResource(_) => "UntagResource",
+            Self::UpdateAccountAuditConfiguration(_) => "UpdateAccountAuditConfiguration",
             Self::UpdateCACertificate(_) => "UpdateCACertificate",
             Self::UpdateCertificate(_) => "UpdateCertificate",
             Self::UpdateMitigationAction(_) => "UpdateMitigationAction",
@@ -168,6 +186,13 @@ fn decode_attach_thing_principal(raw: &RawRequest<'_>) -> Result<Request, Reques
     input.thing_principal_type = query_value(raw, "thingPrincipalType")?;
     input.validate()?;
     Ok(Request::AttachThingPrincipal(input))
+}
+
+fn decode_cancel_audit_task(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
+    let mut input = CancelAuditTaskRequest::default();
+    input.task_id = label_value(raw, "taskId")?;
+    input.validate()?;
+    Ok(Request::CancelAuditTask(input))
 }
 
 fn decode_create_certificate_from_csr(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
@@ -225,6 +250,15 @@ fn decode_create_thing_group(raw: &RawRequest<'_>) -> Result<Request, RequestErr
     input.thing_group_name = label_value(raw, "thingGroupName")?;
     input.validate()?;
     Ok(Request::CreateThingGroup(input))
+}
+
+fn decode_delete_account_audit_configuration(
+    raw: &RawRequest<'_>,
+) -> Result<Request, RequestError> {
+    let mut input = DeleteAccountAuditConfigurationRequest::default();
+    input.delete_scheduled_audits = query_value(raw, "deleteScheduledAudits")?;
+    input.validate()?;
+    Ok(Request::DeleteAccountAuditConfiguration(input))
 }
 
 fn decode_delete_ca_certificate(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
@@ -285,6 +319,28 @@ fn decode_delete_thing_group(raw: &RawRequest<'_>) -> Result<Request, RequestErr
     input.thing_group_name = label_value(raw, "thingGroupName")?;
     input.validate()?;
     Ok(Request::DeleteThingGroup(input))
+}
+
+fn decode_describe_account_audit_configuration(
+    raw: &RawRequest<'_>,
+) -> Result<Request, RequestError> {
+    let mut input = DescribeAccountAuditConfigurationRequest::default();
+    input.validate()?;
+    Ok(Request::DescribeAccountAuditConfiguration(input))
+}
+
+fn decode_describe_audit_finding(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
+    let mut input = DescribeAuditFindingRequest::default();
+    input.finding_id = label_value(raw, "findingId")?;
+    input.validate()?;
+    Ok(Request::DescribeAuditFinding(input))
+}
+
+fn decode_describe_audit_task(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
+    let mut input = DescribeAuditTaskRequest::default();
+    input.task_id = label_value(raw, "taskId")?;
+    input.validate()?;
+    Ok(Request::DescribeAuditTask(input))
 }
 
 fn decode_describe_ca_certificate(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
@@ -386,6 +442,24 @@ fn decode_list_attached_policies(raw: &RawRequest<'_>) -> Result<Request, Reques
     input.target = label_value(raw, "target")?;
     input.validate()?;
     Ok(Request::ListAttachedPolicies(input))
+}
+
+fn decode_list_audit_findings(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
+    let mut input: ListAuditFindingsRequest = parse_body(raw.body)?;
+    input.validate()?;
+    Ok(Request::ListAuditFindings(input))
+}
+
+fn decode_list_audit_tasks(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
+    let mut input = ListAuditTasksRequest::default();
+    input.end_time = query_value(raw, "endTime")?;
+    input.max_results = query_value(raw, "maxResults")?;
+    input.next_token = query_value(raw, "nextToken")?;
+    input.start_time = query_value(raw, "startTime")?;
+    input.task_status = query_value(raw, "taskStatus")?;
+    input.task_type = query_value(raw, "taskType")?;
+    input.validate()?;
+    Ok(Request::ListAuditTasks(input))
 }
 
 fn decode_list_ca_certificates(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
@@ -576,6 +650,12 @@ fn decode_set_v2_logging_options(raw: &RawRequest<'_>) -> Result<Request, Reques
     Ok(Request::SetV2LoggingOptions(input))
 }
 
+fn decode_start_on_demand_audit_task(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
+    let mut input: StartOnDemandAuditTaskRequest = parse_body(raw.body)?;
+    input.validate()?;
+    Ok(Request::StartOnDemandAuditTask(input))
+}
+
 fn decode_tag_resource(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
     let mut input: TagResourceRequest = parse_body(raw.body)?;
     input.validate()?;
@@ -586,6 +666,14 @@ fn decode_untag_resource(raw: &RawRequest<'_>) -> Result<Request, RequestError> 
     let mut input: UntagResourceRequest = parse_body(raw.body)?;
     input.validate()?;
     Ok(Request::UntagResource(input))
+}
+
+fn decode_update_account_audit_configuration(
+    raw: &RawRequest<'_>,
+) -> Result<Request, RequestError> {
+    let mut input: UpdateAccountAuditConfigurationRequest = parse_body(raw.body)?;
+    input.validate()?;
+    Ok(Request::UpdateAccountAuditConfiguration(input))
 }
 
 fn decode_update_ca_certificate(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
@@ -727,7 +815,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
         uri: "/audit/tasks/{taskId}/cancel",
         success_status: 200,
         paginator: None,
-        decode: None,
+        decode: Some(decode_cancel_audit_task),
     },
     OperationSpec {
         name: "CancelCertificateTransfer",
@@ -1039,7 +1127,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
         uri: "/audit/configuration",
         success_status: 200,
         paginator: None,
-        decode: None,
+        decode: Some(decode_delete_account_audit_configuration),
     },
     OperationSpec {
         name: "DeleteAuditSuppression",
@@ -1335,7 +1423,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
         uri: "/audit/configuration",
         success_status: 200,
         paginator: None,
-        decode: None,
+        decode: Some(decode_describe_account_audit_configuration),
     },
     OperationSpec {
         name: "DescribeAuditFinding",
@@ -1343,7 +1431,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
         uri: "/audit/findings/{findingId}",
         success_status: 200,
         paginator: None,
-        decode: None,
+        decode: Some(decode_describe_audit_finding),
     },
     OperationSpec {
         name: "DescribeAuditMitigationActionsTask",
@@ -1367,7 +1455,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
         uri: "/audit/tasks/{taskId}",
         success_status: 200,
         paginator: None,
-        decode: None,
+        decode: Some(decode_describe_audit_task),
     },
     OperationSpec {
         name: "DescribeAuthorizer",
@@ -1883,7 +1971,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
             limit_key: Some("maxResults"),
             result_key: "findings",
         }),
-        decode: None,
+        decode: Some(decode_list_audit_findings),
     },
     OperationSpec {
         name: "ListAuditMitigationActionsExecutions",
@@ -1935,7 +2023,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
             limit_key: Some("maxResults"),
             result_key: "tasks",
         }),
-        decode: None,
+        decode: Some(decode_list_audit_tasks),
     },
     OperationSpec {
         name: "ListAuthorizers",
@@ -2823,7 +2911,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
         uri: "/audit/tasks",
         success_status: 200,
         paginator: None,
-        decode: None,
+        decode: Some(decode_start_on_demand_audit_task),
     },
     OperationSpec {
         name: "StartThingRegistrationTask",
@@ -2887,7 +2975,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
         uri: "/audit/configuration",
         success_status: 200,
         paginator: None,
-        decode: None,
+        decode: Some(decode_update_account_audit_configuration),
     },
     OperationSpec {
         name: "UpdateAuditSuppression",

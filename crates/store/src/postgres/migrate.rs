@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/postgres/0005_certificates.sql"),
     ),
+    (6, include_str!("../../migrations/postgres/0006_audits.sql")),
 ];
 
 /// Key of the transaction-scoped advisory lock that serialises migrations ("PALISADE"

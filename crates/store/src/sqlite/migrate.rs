@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/sqlite/0005_certificates.sql"),
     ),
+    (6, include_str!("../../migrations/sqlite/0006_audits.sql")),
 ];
 
 /// Brings the schema up to date. The check and the migrations share one

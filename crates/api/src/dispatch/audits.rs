@@ -1,0 +1,29 @@
+//! Audits: the account audit configuration, audit tasks and findings.
+
+use palisade_engine::{Engine, Scope};
+use palisade_model::Request;
+
+use super::{encode, Handled};
+
+pub(super) async fn dispatch(engine: &Engine, scope: &Scope, request: Request) -> Handled {
+    Ok(match request {
+        Request::UpdateAccountAuditConfiguration(i) => {
+            encode(engine.update_account_audit_configuration(scope, i).await)
+        }
+        Request::DescribeAccountAuditConfiguration(i) => {
+            encode(engine.describe_account_audit_configuration(scope, i).await)
+        }
+        Request::DeleteAccountAuditConfiguration(i) => {
+            encode(engine.delete_account_audit_configuration(scope, i).await)
+        }
+        Request::StartOnDemandAuditTask(i) => {
+            encode(engine.start_on_demand_audit_task(scope, i).await)
+        }
+        Request::DescribeAuditTask(i) => encode(engine.describe_audit_task(scope, i).await),
+        Request::CancelAuditTask(i) => encode(engine.cancel_audit_task(scope, i).await),
+        Request::ListAuditTasks(i) => encode(engine.list_audit_tasks(scope, i).await),
+        Request::ListAuditFindings(i) => encode(engine.list_audit_findings(scope, i).await),
+        Request::DescribeAuditFinding(i) => encode(engine.describe_audit_finding(scope, i).await),
+        other => return Err(other),
+    })
+}

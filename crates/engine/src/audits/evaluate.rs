@@ -1,0 +1,390 @@
+//! Evaluating one check over the registry. Resources are read in pages and findings are
+//! written in batches as they are found, so memory stays bounded however large the
+//! fleet is.
+
+use std::collections::BTreeMap;
+
+use palisade_model::{PolicyVersionIdentifier, ResourceIdentifier};
+use palisade_store::{AuditFindingRecord, CertificateFacts, Scope};
+
+use super::catalogue::{self, Check, Evaluation};
+use super::findings::{self, Draft};
+use crate::{Engine, EngineResult};
+
+const PAGE: usize = 1000;
+const WRITE_BATCH: usize = 1000;
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// How a check ended.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Completed { total: i64, non_compliant: i64 },
+    Failed { error_code: String, message: String },
+}
+
+/// Turns drafts into finding records and writes them in batches.
+struct Sink<'a> {
+    engine: &'a Engine,
+    scope: &'a Scope,
+    task_id: &'a str,
+    task_start_ms: i64,
+    check: &'a Check,
+    now_ms: i64,
+    buffer: Vec<AuditFindingRecord>,
+    found: i64,
+}
+
+impl Sink<'_> {
+    async fn push(&mut self, draft: Draft) -> EngineResult<()> {
+        self.buffer.push(findings::to_record(
+            self.task_id,
+            self.task_start_ms,
+            self.check,
+            self.now_ms,
+            draft,
+        )?);
+        self.found += 1;
+        if self.buffer.len() >= WRITE_BATCH {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> EngineResult<()> {
+        if !self.buffer.is_empty() {
+            self.engine
+                .store()
+                .insert_audit_findings(self.scope, &self.buffer)
+                .await?;
+            self.buffer.clear();
+        }
+        Ok(())
+    }
+}
+
+fn days_setting(configuration: &BTreeMap<String, String>, key: &str, default: u32) -> i64 {
+    configuration
+        .get(key)
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(i64::from(default))
+}
+
+/// Only certificates that can be used count (AWS: ACTIVE or PENDING_TRANSFER).
+fn in_use(status: &str) -> bool {
+    status == "ACTIVE" || status == "PENDING_TRANSFER"
+}
+
+fn expiry(facts: &CertificateFacts, now_ms: i64, threshold_days: i64) -> Option<(&'static str, String)> {
+    if facts.not_after_ms <= now_ms {
+        Some((
+            "CERTIFICATE_PAST_EXPIRATION",
+            "Certificate has expired.".to_owned(),
+        ))
+    } else if facts.not_after_ms - now_ms <= threshold_days * DAY_MS {
+        let days = (facts.not_after_ms - now_ms + DAY_MS - 1) / DAY_MS;
+        Some((
+            "CERTIFICATE_APPROACHING_EXPIRATION",
+            format!("Certificate will expire in {days} day(s), within the {threshold_days}-day threshold."),
+        ))
+    } else {
+        None
+    }
+}
+
+fn device(id: &str) -> ResourceIdentifier {
+    ResourceIdentifier {
+        device_certificate_id: Some(id.to_owned()),
+        ..ResourceIdentifier::default()
+    }
+}
+
+fn ca(id: &str) -> ResourceIdentifier {
+    ResourceIdentifier {
+        ca_certificate_id: Some(id.to_owned()),
+        ..ResourceIdentifier::default()
+    }
+}
+
+impl Engine {
+    /// Runs `check` for the task, writing its findings; what it examined and found.
+    pub(crate) async fn evaluate_check(
+        &self,
+        scope: &Scope,
+        task_id: &str,
+        task_start_ms: i64,
+        check: &'static Check,
+        configuration: &BTreeMap<String, String>,
+    ) -> EngineResult<Outcome> {
+        let now_ms = self.now_ms();
+        let mut sink = Sink {
+            engine: self,
+            scope,
+            task_id,
+            task_start_ms,
+            check,
+            now_ms,
+            buffer: Vec::new(),
+            found: 0,
+        };
+        let total = match check.evaluation {
+            Evaluation::Unavailable {
+                error_code,
+                missing,
+            } => {
+                return Ok(Outcome::Failed {
+                    error_code: error_code.to_owned(),
+                    message: format!(
+                        "{} cannot be evaluated: Palisade has no {missing}.",
+                        check.name
+                    ),
+                })
+            }
+            Evaluation::DeviceCertificateExpiring => {
+                let threshold = days_setting(
+                    configuration,
+                    catalogue::CERT_EXPIRATION_THRESHOLD_IN_DAYS,
+                    30,
+                );
+                self.device_certificates(scope, &mut sink, |c| {
+                    expiry(&c.facts, now_ms, threshold).map(|(code, reason)| Draft {
+                        resource: device(&c.id),
+                        reason_code: code,
+                        reason,
+                    })
+                })
+                .await?
+            }
+            Evaluation::DeviceCertificateAge => {
+                let threshold = days_setting(configuration, catalogue::CERT_AGE_THRESHOLD_IN_DAYS, 365);
+                self.device_certificates(scope, &mut sink, |c| {
+                    let age_days = (now_ms - c.created_at_ms).div_euclid(DAY_MS);
+                    (age_days >= threshold).then(|| Draft {
+                        resource: device(&c.id),
+                        reason_code: "CERTIFICATE_PAST_AGE_THRESHOLD",
+                        reason: format!(
+                            "Certificate has been active for {age_days} day(s), at or past the \
+                             {threshold}-day threshold."
+                        ),
+                    })
+                })
+                .await?
+            }
+            Evaluation::DeviceCertificateKeyQuality => {
+                self.device_certificates(scope, &mut sink, |c| {
+                    palisade_key_quality::check_spki(&c.facts.public_key_der).map(|v| Draft {
+                        resource: device(&c.id),
+                        reason_code: v.reason_code(),
+                        reason: v.reason().to_owned(),
+                    })
+                })
+                .await?
+            }
+            Evaluation::CaCertificateExpiring => {
+                self.ca_certificates(scope, &mut sink, |c| {
+                    expiry(&c.facts, now_ms, 30).map(|(code, reason)| Draft {
+                        resource: ca(&c.id),
+                        reason_code: code,
+                        reason,
+                    })
+                })
+                .await?
+            }
+            Evaluation::CaCertificateKeyQuality => {
+                self.ca_certificates(scope, &mut sink, |c| {
+                    palisade_key_quality::check_spki(&c.facts.public_key_der).map(|v| Draft {
+                        resource: ca(&c.id),
+                        reason_code: v.reason_code(),
+                        reason: v.reason().to_owned(),
+                    })
+                })
+                .await?
+            }
+            Evaluation::PolicyOverlyPermissive | Evaluation::PolicyPotentialMisconfiguration => {
+                let permissive = check.evaluation == Evaluation::PolicyOverlyPermissive;
+                self.policies(scope, &mut sink, |analysis| {
+                    if permissive {
+                        analysis.overly_permissive.into_iter().collect()
+                    } else {
+                        analysis.misconfigurations
+                    }
+                })
+                .await?
+            }
+            Evaluation::LoggingDisabled => {
+                let v2 = self.store().get_v2_logging_options(scope).await?;
+                let v1 = self.store().get_logging_options(scope).await?;
+                let v2_on = v2.is_some_and(|o| {
+                    !o.disable_all_logs && o.default_log_level.as_deref().is_some_and(|l| l != "DISABLED")
+                });
+                let v1_on = v1.is_some_and(|o| o.log_level.as_deref().is_some_and(|l| l != "DISABLED"));
+                if !v1_on && !v2_on {
+                    sink.push(Draft {
+                        resource: ResourceIdentifier {
+                            account: Some(scope.account_id.clone()),
+                            ..ResourceIdentifier::default()
+                        },
+                        reason_code: "LOGGING_DISABLED",
+                        reason: "Logging to CloudWatch is not enabled (neither v1 nor v2 logging \
+                                 options enable it)."
+                            .to_owned(),
+                    })
+                    .await?;
+                }
+                1
+            }
+        };
+        sink.flush().await?;
+        Ok(Outcome::Completed {
+            total,
+            non_compliant: sink.found,
+        })
+    }
+
+    /// Feeds every in-use device certificate to `judge`; how many there were.
+    async fn device_certificates(
+        &self,
+        scope: &Scope,
+        sink: &mut Sink<'_>,
+        judge: impl Fn(&palisade_store::CertificateRecord) -> Option<Draft>,
+    ) -> EngineResult<i64> {
+        let mut after = None;
+        let mut total = 0;
+        loop {
+            let page = self
+                .store()
+                .list_certificates(scope, None, after.as_ref(), false, PAGE)
+                .await?;
+            for cert in page.iter().filter(|c| in_use(&c.status)) {
+                total += 1;
+                if let Some(draft) = judge(cert) {
+                    sink.push(draft).await?;
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = Some((last.created_at_ms, last.id.clone())),
+                _ => return Ok(total),
+            }
+        }
+    }
+
+    /// Feeds every active CA certificate to `judge`; how many there were.
+    async fn ca_certificates(
+        &self,
+        scope: &Scope,
+        sink: &mut Sink<'_>,
+        judge: impl Fn(&palisade_store::CaCertificateRecord) -> Option<Draft>,
+    ) -> EngineResult<i64> {
+        let mut after = None;
+        let mut total = 0;
+        loop {
+            let page = self
+                .store()
+                .list_ca_certificates(scope, None, after.as_ref(), false, PAGE)
+                .await?;
+            for cert in page.iter().filter(|c| in_use(&c.status)) {
+                total += 1;
+                if let Some(draft) = judge(cert) {
+                    sink.push(draft).await?;
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = Some((last.created_at_ms, last.id.clone())),
+                _ => return Ok(total),
+            }
+        }
+    }
+
+    /// Analyses every policy's default version; `pick` chooses the findings of the check.
+    async fn policies(
+        &self,
+        scope: &Scope,
+        sink: &mut Sink<'_>,
+        pick: impl Fn(palisade_iot_policy::Analysis) -> Vec<palisade_iot_policy::Finding>,
+    ) -> EngineResult<i64> {
+        let mut after: Option<String> = None;
+        let mut total = 0;
+        loop {
+            let page = self
+                .store()
+                .list_policies(scope, after.as_deref(), false, PAGE)
+                .await?;
+            for policy in &page {
+                let Some((policy, Some(version))) = self
+                    .store()
+                    .get_policy_version(scope, &policy.name, None)
+                    .await?
+                else {
+                    // Deleted since the page was read.
+                    continue;
+                };
+                total += 1;
+                // Documents were validated when stored; one that no longer parses has
+                // nothing the analyser can judge.
+                let Ok(analysis) =
+                    palisade_iot_policy::analyse(&version.document, &scope.account_id, &scope.region)
+                else {
+                    continue;
+                };
+                for finding in pick(analysis) {
+                    sink.push(Draft {
+                        resource: ResourceIdentifier {
+                            policy_version_identifier: Some(PolicyVersionIdentifier {
+                                policy_name: Some(policy.name.clone()),
+                                policy_version_id: Some(version.version_id.to_string()),
+                            }),
+                            ..ResourceIdentifier::default()
+                        },
+                        reason_code: finding.reason_code,
+                        reason: finding.reason,
+                    })
+                    .await?;
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = Some(last.name.clone()),
+                _ => return Ok(total),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(not_after_ms: i64) -> CertificateFacts {
+        CertificateFacts {
+            subject: String::new(),
+            issuer: String::new(),
+            subject_der: Vec::new(),
+            issuer_der: Vec::new(),
+            serial_number: String::new(),
+            not_before_ms: 0,
+            not_after_ms,
+            key_algorithm: "EC".into(),
+            key_bits: Some(256),
+            key_curve: Some("P-256".into()),
+            public_key_der: Vec::new(),
+            crl_distribution_points: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn expiry_boundaries() {
+        let now = 1_000 * DAY_MS;
+        let code = |not_after| expiry(&facts(not_after), now, 30).map(|(c, _)| c);
+        assert_eq!(code(now), Some("CERTIFICATE_PAST_EXPIRATION"));
+        assert_eq!(code(now - 1), Some("CERTIFICATE_PAST_EXPIRATION"));
+        assert_eq!(code(now + 1), Some("CERTIFICATE_APPROACHING_EXPIRATION"));
+        assert_eq!(code(now + 30 * DAY_MS), Some("CERTIFICATE_APPROACHING_EXPIRATION"));
+        assert_eq!(code(now + 30 * DAY_MS + 1), None);
+    }
+
+    #[test]
+    fn thresholds_fall_back_to_defaults() {
+        let mut c = BTreeMap::new();
+        assert_eq!(days_setting(&c, "K", 30), 30);
+        c.insert("K".to_owned(), "45".to_owned());
+        assert_eq!(days_setting(&c, "K", 30), 45);
+    }
+}

@@ -1,0 +1,232 @@
+//! Audit findings: how they are identified and stored, and ListAuditFindings /
+//! DescribeAuditFinding.
+
+use palisade_model::{
+    AuditFinding, AuditFindingSeverity, DescribeAuditFindingRequest, DescribeAuditFindingResponse,
+    ListAuditFindingsRequest, ListAuditFindingsResponse, NonCompliantResource, ResourceIdentifier,
+    ResourceType, Timestamp,
+};
+use palisade_store::{AuditFindingFilter, AuditFindingKey, AuditFindingRecord, Scope};
+use sha2::{Digest, Sha256};
+
+use super::catalogue;
+use crate::{paging, required, Engine, EngineError, EngineResult};
+
+const FINDINGS_LISTING: &str = "audit-findings";
+const DEFAULT_PAGE: usize = 25;
+
+/// A finding as a check produces it, before it belongs to a task.
+#[derive(Debug, Clone)]
+pub(crate) struct Draft {
+    pub resource: ResourceIdentifier,
+    pub reason_code: &'static str,
+    pub reason: String,
+}
+
+/// The canonical text of a resource identifier: its set members, sorted, so the same
+/// resource always has the same key whichever way it was written.
+pub(crate) fn resource_key(id: &ResourceIdentifier) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut put = |name: &str, value: &Option<String>| {
+        if let Some(v) = value {
+            parts.push(format!("{name}={v}"));
+        }
+    };
+    put("account", &id.account);
+    put("caCertificateId", &id.ca_certificate_id);
+    put("clientId", &id.client_id);
+    put("cognitoIdentityPoolId", &id.cognito_identity_pool_id);
+    put("deviceCertificateArn", &id.device_certificate_arn);
+    put("deviceCertificateId", &id.device_certificate_id);
+    put("iamRoleArn", &id.iam_role_arn);
+    put("roleAliasArn", &id.role_alias_arn);
+    if let Some(p) = &id.policy_version_identifier {
+        put("policyName", &p.policy_name);
+        put("policyVersionId", &p.policy_version_id);
+    }
+    if let Some(i) = &id.issuer_certificate_identifier {
+        put("issuerCertificateSerialNumber", &i.issuer_certificate_serial_number);
+        put("issuerCertificateSubject", &i.issuer_certificate_subject);
+        put("issuerId", &i.issuer_id);
+    }
+    parts.sort();
+    parts.join("\n")
+}
+
+/// Stable for (task, check, resource, reason): re-running a check after a crash writes
+/// the same ids again, which the store skips.
+fn finding_id(task_id: &str, check: &str, key: &str, reason_code: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [task_id, check, key, reason_code] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    let digest = h.finalize();
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) fn to_record(
+    task_id: &str,
+    task_start_ms: i64,
+    check: &catalogue::Check,
+    found_at_ms: i64,
+    draft: Draft,
+) -> EngineResult<AuditFindingRecord> {
+    let key = resource_key(&draft.resource);
+    let id = finding_id(task_id, check.name, &key, draft.reason_code);
+    let finding = AuditFinding {
+        check_name: Some(check.name.to_owned()),
+        finding_id: Some(id.clone()),
+        finding_time: Some(Timestamp::from_millis(found_at_ms)),
+        is_suppressed: Some(false),
+        non_compliant_resource: Some(NonCompliantResource {
+            additional_info: None,
+            resource_identifier: Some(draft.resource),
+            resource_type: Some(ResourceType::from_wire(check.resource_type)),
+        }),
+        reason_for_non_compliance: Some(draft.reason),
+        reason_for_non_compliance_code: Some(draft.reason_code.to_owned()),
+        related_resources: None,
+        severity: Some(AuditFindingSeverity::from_wire(check.severity)),
+        task_id: Some(task_id.to_owned()),
+        task_start_time: Some(Timestamp::from_millis(task_start_ms)),
+    };
+    Ok(AuditFindingRecord {
+        finding_id: id,
+        task_id: task_id.to_owned(),
+        check_name: check.name.to_owned(),
+        task_start_ms,
+        finding_time_ms: found_at_ms,
+        resource_key: key,
+        is_suppressed: false,
+        body_json: serde_json::to_string(&finding)
+            .map_err(|e| EngineError::Internal(e.to_string()))?,
+    })
+}
+
+fn from_record(r: AuditFindingRecord) -> EngineResult<AuditFinding> {
+    let mut finding: AuditFinding = serde_json::from_str(&r.body_json).map_err(|e| {
+        EngineError::Internal(format!("stored finding {} is unreadable: {e}", r.finding_id))
+    })?;
+    finding.is_suppressed = Some(r.is_suppressed);
+    Ok(finding)
+}
+
+fn invalid_token() -> EngineError {
+    EngineError::InvalidRequest("The pagination token (nextToken) is invalid.".into())
+}
+
+impl Engine {
+    pub async fn list_audit_findings(
+        &self,
+        scope: &Scope,
+        input: ListAuditFindingsRequest,
+    ) -> EngineResult<ListAuditFindingsResponse> {
+        let by_time = input.start_time.is_some() || input.end_time.is_some();
+        let filter = match (&input.task_id, input.start_time, input.end_time) {
+            (Some(_), _, _) if by_time => {
+                return Err(EngineError::InvalidRequest(
+                    "Give either taskId or startTime and endTime, not both.".into(),
+                ))
+            }
+            (Some(task_id), None, None) => AuditFindingFilter {
+                task_id: Some(task_id.clone()),
+                ..AuditFindingFilter::default()
+            },
+            (None, Some(start), Some(end)) => AuditFindingFilter {
+                found_from_ms: Some(start.millis()),
+                found_to_ms: Some(end.millis()),
+                ..AuditFindingFilter::default()
+            },
+            _ => {
+                return Err(EngineError::InvalidRequest(
+                    "Give either taskId, or both startTime and endTime.".into(),
+                ))
+            }
+        };
+        let filter = AuditFindingFilter {
+            check_name: input.check_name.clone(),
+            resource_key: input.resource_identifier.as_ref().map(resource_key),
+            suppressed: input.list_suppressed_findings,
+            ..filter
+        };
+        let filter_text = format!("{filter:?}");
+        let after = match input.next_token.as_deref().filter(|t| !t.is_empty()) {
+            Some(token) => {
+                let last = self
+                    .inner
+                    .tokens
+                    .open(scope, FINDINGS_LISTING, &filter_text, token)?;
+                let (ms, id) = last.split_once('/').ok_or_else(invalid_token)?;
+                Some(AuditFindingKey {
+                    finding_time_ms: ms.parse().map_err(|_| invalid_token())?,
+                    finding_id: id.to_owned(),
+                })
+            }
+            None => None,
+        };
+        let size = paging::page_size(input.max_results, DEFAULT_PAGE);
+        let mut records = self
+            .store()
+            .list_audit_findings(scope, &filter, after.as_ref(), size + 1)
+            .await?;
+        let more = records.len() > size;
+        records.truncate(size);
+        let next_token = match records.last() {
+            Some(last) if more => Some(self.inner.tokens.issue(
+                scope,
+                FINDINGS_LISTING,
+                &filter_text,
+                &format!("{}/{}", last.finding_time_ms, last.finding_id),
+            )),
+            _ => None,
+        };
+        Ok(ListAuditFindingsResponse {
+            findings: Some(
+                records
+                    .into_iter()
+                    .map(from_record)
+                    .collect::<EngineResult<_>>()?,
+            ),
+            next_token,
+        })
+    }
+
+    pub async fn describe_audit_finding(
+        &self,
+        scope: &Scope,
+        input: DescribeAuditFindingRequest,
+    ) -> EngineResult<DescribeAuditFindingResponse> {
+        let id = required(input.finding_id, "findingId")?;
+        let record = self
+            .store()
+            .get_audit_finding(scope, &id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("Audit finding {id} does not exist.")))?;
+        Ok(DescribeAuditFindingResponse {
+            finding: Some(from_record(record)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_model::PolicyVersionIdentifier;
+
+    #[test]
+    fn keys_and_ids_are_stable() {
+        let a = ResourceIdentifier {
+            policy_version_identifier: Some(PolicyVersionIdentifier {
+                policy_name: Some("p".into()),
+                policy_version_id: Some("1".into()),
+            }),
+            ..ResourceIdentifier::default()
+        };
+        assert_eq!(resource_key(&a), "policyName=p\npolicyVersionId=1");
+        let id = finding_id("t", "C", &resource_key(&a), "R");
+        assert_eq!(id, finding_id("t", "C", &resource_key(&a.clone()), "R"));
+        assert_ne!(id, finding_id("t", "C", &resource_key(&a), "S"));
+        assert_eq!(id.len(), 32);
+    }
+}

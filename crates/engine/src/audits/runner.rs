@@ -1,0 +1,240 @@
+//! The background worker that runs audit tasks.
+//!
+//! A task is a work item on the durable queue. A worker claims it with a lease, runs its
+//! checks one after another and records each check's result on the task as it finishes;
+//! the lease is renewed while a check runs. A worker that dies stops renewing, the item
+//! is claimed again (by this node after a restart, or by another node), and the task
+//! resumes at the first unfinished check. Re-running a check writes the same finding
+//! ids again, which the store skips, so no finding is duplicated.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use palisade_store::{Scope, WorkItem};
+use tokio::sync::watch;
+
+use super::evaluate::Outcome;
+use super::tasks::{self, decode_checks, encode_checks, TaskWork};
+use super::{catalogue, AUDIT_QUEUE};
+use crate::{Engine, EngineError, EngineResult};
+
+const LEASE_MS: i64 = 60_000;
+const RENEW_EVERY: Duration = Duration::from_secs(15);
+/// How often an idle worker looks for work enqueued by other nodes.
+const POLL: Duration = Duration::from_secs(1);
+/// After this many claims a task is given up on and marked FAILED.
+const MAX_ATTEMPTS: u32 = 5;
+const RETRY_AFTER_MS: i64 = 5_000;
+
+/// Stops the background workers at a safe point when dropped or stopped.
+pub struct BackgroundWork {
+    stop: watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl BackgroundWork {
+    /// Asks the workers to stop after the step they are in, and waits for them.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.handle.await;
+    }
+}
+
+impl Engine {
+    /// Starts this node's audit worker.
+    pub fn start_background_work(&self) -> BackgroundWork {
+        let (stop, stopped) = watch::channel(false);
+        let engine = self.clone();
+        let worker = format!("audit-worker/{}", self.inner.ids.uuid());
+        let handle = tokio::spawn(async move { engine.audit_loop(worker, stopped).await });
+        BackgroundWork { stop, handle }
+    }
+
+    async fn audit_loop(self, worker: String, mut stopped: watch::Receiver<bool>) {
+        let wakeup = Arc::clone(&self.inner.audit_wakeup);
+        loop {
+            if *stopped.borrow() {
+                return;
+            }
+            let claimed = self
+                .store()
+                .claim_work(AUDIT_QUEUE, &worker, 1, self.now_ms(), LEASE_MS)
+                .await;
+            match claimed {
+                Ok(items) if !items.is_empty() => {
+                    for item in items {
+                        self.run_item(&worker, item, &stopped).await;
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "audit worker: claiming work failed"),
+            }
+            tokio::select! {
+                _ = stopped.changed() => {}
+                _ = wakeup.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    async fn run_item(&self, worker: &str, item: WorkItem, stopped: &watch::Receiver<bool>) {
+        let work: TaskWork = match serde_json::from_str(&item.payload) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(item = %item.id, error = %e, "audit worker: unreadable work item; dropping it");
+                let _ = self.store().complete_work(&item.id, worker).await;
+                return;
+            }
+        };
+        let scope = Scope {
+            account_id: work.account_id.clone(),
+            region: work.region.clone(),
+        };
+        let outcome = if item.attempts > MAX_ATTEMPTS {
+            self.give_up(&scope, &work.task_id).await
+        } else {
+            // Keep the lease while the task runs.
+            let renew = async {
+                loop {
+                    tokio::time::sleep(RENEW_EVERY).await;
+                    match self
+                        .store()
+                        .renew_lease(&item.id, worker, self.now_ms(), LEASE_MS)
+                        .await
+                    {
+                        Ok(true) => {}
+                        // Someone else holds it now: stop working on it.
+                        Ok(false) => return,
+                        Err(e) => tracing::warn!(error = %e, "audit worker: renewing a lease failed"),
+                    }
+                }
+            };
+            tokio::select! {
+                r = self.run_task(&scope, &work.task_id, stopped) => r,
+                () = renew => Err(EngineError::Unavailable("the task's lease was lost".into())),
+            }
+        };
+        match outcome {
+            Ok(true) => {
+                let _ = self.store().complete_work(&item.id, worker).await;
+            }
+            Ok(false) => {
+                // Stopped at a safe point: hand the task to whoever runs next.
+                let _ = self.store().release_work(&item.id, worker, self.now_ms()).await;
+            }
+            Err(e) => {
+                tracing::warn!(task = %work.task_id, error = %e, attempt = item.attempts, "audit task interrupted; it will be retried");
+                let _ = self
+                    .store()
+                    .release_work(&item.id, worker, self.now_ms() + RETRY_AFTER_MS)
+                    .await;
+            }
+        }
+    }
+
+    /// Runs the task's unfinished checks. `Ok(true)` when the task is over (finished,
+    /// canceled or gone), `Ok(false)` when asked to stop before.
+    async fn run_task(
+        &self,
+        scope: &Scope,
+        task_id: &str,
+        stopped: &watch::Receiver<bool>,
+    ) -> EngineResult<bool> {
+        loop {
+            let Some(mut task) = self.store().get_audit_task(scope, task_id).await? else {
+                return Ok(true);
+            };
+            if task.status != tasks::IN_PROGRESS {
+                return Ok(true);
+            }
+            let mut checks = decode_checks(&task)?;
+            let next = checks
+                .iter()
+                .find(|(_, p)| !p.is_finished())
+                .map(|(name, p)| (name.clone(), p.configuration.clone()));
+            match next {
+                Some((name, configuration)) => {
+                    if *stopped.borrow() {
+                        return Ok(false);
+                    }
+                    let outcome = match catalogue::find(&name) {
+                        Some(check) => {
+                            self.evaluate_check(scope, task_id, task.started_at_ms, check, &configuration)
+                                .await?
+                        }
+                        None => Outcome::Failed {
+                            error_code: "CHECK_NOT_SUPPORTED".into(),
+                            message: format!("{name} is not a check this Palisade knows."),
+                        },
+                    };
+                    let progress = checks.get_mut(&name).ok_or_else(|| {
+                        EngineError::Internal("a task's check vanished".into())
+                    })?;
+                    match outcome {
+                        Outcome::Completed {
+                            total,
+                            non_compliant,
+                        } => {
+                            progress.status = if non_compliant > 0 {
+                                "COMPLETED_NON_COMPLIANT"
+                            } else {
+                                "COMPLETED_COMPLIANT"
+                            }
+                            .into();
+                            progress.total = total;
+                            progress.non_compliant = non_compliant;
+                        }
+                        Outcome::Failed {
+                            error_code,
+                            message,
+                        } => {
+                            progress.status = "FAILED".into();
+                            progress.error_code = Some(error_code);
+                            progress.message = Some(message);
+                        }
+                    }
+                }
+                None => {
+                    task.status = tasks::COMPLETED.into();
+                    task.finished_at_ms = Some(self.now_ms());
+                }
+            }
+            let done = task.status != tasks::IN_PROGRESS;
+            task.checks_json = encode_checks(&checks)?;
+            task.version += 1;
+            // Conditional on the version read: a cancel in between wins, and the loop
+            // sees it on the next read.
+            if self.store().update_audit_task(scope, &task).await? && done {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Marks a task that failed too often FAILED, with its unfinished checks.
+    async fn give_up(&self, scope: &Scope, task_id: &str) -> EngineResult<bool> {
+        loop {
+            let Some(mut task) = self.store().get_audit_task(scope, task_id).await? else {
+                return Ok(true);
+            };
+            if task.status != tasks::IN_PROGRESS {
+                return Ok(true);
+            }
+            let mut checks = decode_checks(&task)?;
+            for progress in checks.values_mut().filter(|p| !p.is_finished()) {
+                progress.status = "FAILED".into();
+                progress.error_code = Some("INTERNAL_FAILURE".into());
+                progress.message = Some(format!(
+                    "The audit was interrupted {MAX_ATTEMPTS} times and was given up on."
+                ));
+            }
+            task.status = tasks::FAILED.into();
+            task.finished_at_ms = Some(self.now_ms());
+            task.checks_json = encode_checks(&checks)?;
+            task.version += 1;
+            if self.store().update_audit_task(scope, &task).await? {
+                return Ok(true);
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Device Defender audit state: each account's audit configuration, audit tasks with
+//! their per-check progress, and the findings they produced.
+//!
+//! The engine owns the shape of the nested parts (the per-check configuration map, a
+//! task's per-check progress, the body of a finding) and hands them over as JSON text:
+//! the store keeps as columns only what it filters, orders or limits on.
+
+use async_trait::async_trait;
+
+use crate::{NewWorkItem, Scope, StoreResult};
+
+/// An account's audit configuration (UpdateAccountAuditConfiguration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfigurationRecord {
+    pub role_arn: Option<String>,
+    /// Check name → `{enabled, configuration}`, JSON owned by the engine.
+    pub checks_json: String,
+    /// Notification type → target, JSON owned by the engine.
+    pub notifications_json: String,
+    pub updated_at_ms: i64,
+}
+
+/// An audit task, on demand or scheduled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditTaskRecord {
+    pub task_id: String,
+    /// `ON_DEMAND_AUDIT_TASK` or `SCHEDULED_AUDIT_TASK`.
+    pub task_type: String,
+    /// `IN_PROGRESS`, `COMPLETED`, `FAILED` or `CANCELED`.
+    pub status: String,
+    pub scheduled_audit_name: Option<String>,
+    pub started_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    /// Per-check progress and results, JSON owned by the engine.
+    pub checks_json: String,
+    /// 1 on creation, one more on every update: updates are conditional on it, so a
+    /// cancel and the runner's progress never overwrite each other.
+    pub version: i64,
+}
+
+/// One finding of one check of one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditFindingRecord {
+    /// Derived from (task, check, resource, reason) by the engine, so writing the same
+    /// finding again (a step re-run after a crash) is a no-op.
+    pub finding_id: String,
+    pub task_id: String,
+    pub check_name: String,
+    pub task_start_ms: i64,
+    pub finding_time_ms: i64,
+    /// The non-compliant resource's identifier in a canonical text form, for the
+    /// resourceIdentifier filter and suppressions.
+    pub resource_key: String,
+    pub is_suppressed: bool,
+    /// Everything else of the finding (severity, resources, reason), JSON owned by the
+    /// engine.
+    pub body_json: String,
+}
+
+/// Which tasks ListAuditTasks wants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditTaskFilter {
+    /// Tasks started at or after this.
+    pub started_from_ms: i64,
+    /// Tasks started at or before this.
+    pub started_to_ms: i64,
+    pub task_type: Option<String>,
+    pub status: Option<String>,
+}
+
+/// Where a page of tasks continues: after this (start time, task id), newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditTaskKey {
+    pub started_at_ms: i64,
+    pub task_id: String,
+}
+
+/// Which findings ListAuditFindings wants. All given conditions hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFindingFilter {
+    pub task_id: Option<String>,
+    /// Findings found at or after this.
+    pub found_from_ms: Option<i64>,
+    /// Findings found at or before this.
+    pub found_to_ms: Option<i64>,
+    pub check_name: Option<String>,
+    pub resource_key: Option<String>,
+    /// `Some(true)`: only suppressed findings; `Some(false)`: only unsuppressed ones.
+    pub suppressed: Option<bool>,
+}
+
+/// Where a page of findings continues: after this (finding time, finding id), in
+/// ascending order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditFindingKey {
+    pub finding_time_ms: i64,
+    pub finding_id: String,
+}
+
+/// Why a task was not created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditTaskRefusal {
+    /// `max_in_progress` tasks of that type are already in progress in the scope.
+    TooManyInProgress,
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn get_audit_configuration(
+        &self,
+        scope: &Scope,
+    ) -> StoreResult<Option<AuditConfigurationRecord>>;
+    /// Creates or replaces the scope's configuration.
+    async fn put_audit_configuration(
+        &self,
+        scope: &Scope,
+        record: &AuditConfigurationRecord,
+    ) -> StoreResult<()>;
+    /// Deletes the scope's configuration; returns whether there was one.
+    async fn delete_audit_configuration(&self, scope: &Scope) -> StoreResult<bool>;
+
+    /// Inserts the task and enqueues `work` (the item that runs it) in one transaction,
+    /// unless `max_in_progress` is given and that many tasks of the same `task_type` are
+    /// already `IN_PROGRESS` in the scope (checked atomically with the insert).
+    /// `AlreadyExists` if the task id is taken.
+    async fn create_audit_task(
+        &self,
+        scope: &Scope,
+        task: &AuditTaskRecord,
+        work: &NewWorkItem,
+        max_in_progress: Option<usize>,
+    ) -> StoreResult<Result<(), AuditTaskRefusal>>;
+    async fn get_audit_task(
+        &self,
+        scope: &Scope,
+        task_id: &str,
+    ) -> StoreResult<Option<AuditTaskRecord>>;
+    /// Replaces status, finished time and checks of the task if its version is still
+    /// `task.version - 1`, storing `task.version`; returns whether it did (false: the
+    /// task changed meanwhile, or does not exist).
+    async fn update_audit_task(&self, scope: &Scope, task: &AuditTaskRecord) -> StoreResult<bool>;
+    /// Newest first (start time descending, then task id descending), after `after`.
+    async fn list_audit_tasks(
+        &self,
+        scope: &Scope,
+        filter: &AuditTaskFilter,
+        after: Option<&AuditTaskKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditTaskRecord>>;
+
+    /// Inserts the findings, skipping any whose id exists already; returns how many were
+    /// new. Callers pass at most a few thousand at a time.
+    async fn insert_audit_findings(
+        &self,
+        scope: &Scope,
+        findings: &[AuditFindingRecord],
+    ) -> StoreResult<u64>;
+    async fn get_audit_finding(
+        &self,
+        scope: &Scope,
+        finding_id: &str,
+    ) -> StoreResult<Option<AuditFindingRecord>>;
+    /// Ascending by (finding time, finding id), after `after`.
+    async fn list_audit_findings(
+        &self,
+        scope: &Scope,
+        filter: &AuditFindingFilter,
+        after: Option<&AuditFindingKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditFindingRecord>>;
+
+    /// Deletes, in every scope, tasks that finished and findings whose task started
+    /// before `before_ms` (the retention); returns how many rows went.
+    async fn purge_audit_history(&self, before_ms: i64) -> StoreResult<u64>;
+}
