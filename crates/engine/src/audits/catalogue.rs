@@ -106,7 +106,8 @@ pub(crate) const CHECKS: &[Check] = &[
         setting: None,
         evaluation: Evaluation::Unavailable {
             error_code: NO_DATA,
-            missing: "MQTT connection history (which certificates connected, when, as which client)",
+            missing:
+                "MQTT connection history (which certificates connected, when, as which client)",
         },
     },
     Check {

@@ -134,7 +134,10 @@ fn validate_target(kind: &str, t: &AuditNotificationTarget) -> EngineResult<()> 
 }
 
 impl Engine {
-    pub(crate) async fn audit_configuration(&self, scope: &Scope) -> EngineResult<AuditConfiguration> {
+    pub(crate) async fn audit_configuration(
+        &self,
+        scope: &Scope,
+    ) -> EngineResult<AuditConfiguration> {
         match self.store().get_audit_configuration(scope).await? {
             Some(r) => AuditConfiguration::from_record(r),
             None => Ok(AuditConfiguration::default()),
@@ -174,7 +177,11 @@ impl Engine {
         for (name, given) in input.audit_check_configurations.iter().flatten() {
             validate_check_configuration(name, given)?;
         }
-        for (kind, target) in input.audit_notification_target_configurations.iter().flatten() {
+        for (kind, target) in input
+            .audit_notification_target_configurations
+            .iter()
+            .flatten()
+        {
             validate_target(kind, target)?;
         }
         // Scheduled audits are not implemented yet, so no enabled check can be in use by

@@ -74,7 +74,11 @@ fn in_use(status: &str) -> bool {
     status == "ACTIVE" || status == "PENDING_TRANSFER"
 }
 
-fn expiry(facts: &CertificateFacts, now_ms: i64, threshold_days: i64) -> Option<(&'static str, String)> {
+fn expiry(
+    facts: &CertificateFacts,
+    now_ms: i64,
+    threshold_days: i64,
+) -> Option<(&'static str, String)> {
     if facts.not_after_ms <= now_ms {
         Some((
             "CERTIFICATE_PAST_EXPIRATION",
@@ -155,7 +159,8 @@ impl Engine {
                 .await?
             }
             Evaluation::DeviceCertificateAge => {
-                let threshold = days_setting(configuration, catalogue::CERT_AGE_THRESHOLD_IN_DAYS, 365);
+                let threshold =
+                    days_setting(configuration, catalogue::CERT_AGE_THRESHOLD_IN_DAYS, 365);
                 self.device_certificates(scope, &mut sink, |c| {
                     let age_days = (now_ms - c.created_at_ms).div_euclid(DAY_MS);
                     (age_days >= threshold).then(|| Draft {
@@ -214,9 +219,13 @@ impl Engine {
                 let v2 = self.store().get_v2_logging_options(scope).await?;
                 let v1 = self.store().get_logging_options(scope).await?;
                 let v2_on = v2.is_some_and(|o| {
-                    !o.disable_all_logs && o.default_log_level.as_deref().is_some_and(|l| l != "DISABLED")
+                    !o.disable_all_logs
+                        && o.default_log_level
+                            .as_deref()
+                            .is_some_and(|l| l != "DISABLED")
                 });
-                let v1_on = v1.is_some_and(|o| o.log_level.as_deref().is_some_and(|l| l != "DISABLED"));
+                let v1_on =
+                    v1.is_some_and(|o| o.log_level.as_deref().is_some_and(|l| l != "DISABLED"));
                 if !v1_on && !v2_on {
                     sink.push(Draft {
                         resource: ResourceIdentifier {
@@ -261,7 +270,9 @@ impl Engine {
                 }
             }
             match page.last() {
-                Some(last) if page.len() == PAGE => after = Some((last.created_at_ms, last.id.clone())),
+                Some(last) if page.len() == PAGE => {
+                    after = Some((last.created_at_ms, last.id.clone()))
+                }
                 _ => return Ok(total),
             }
         }
@@ -288,7 +299,9 @@ impl Engine {
                 }
             }
             match page.last() {
-                Some(last) if page.len() == PAGE => after = Some((last.created_at_ms, last.id.clone())),
+                Some(last) if page.len() == PAGE => {
+                    after = Some((last.created_at_ms, last.id.clone()))
+                }
                 _ => return Ok(total),
             }
         }
@@ -320,9 +333,11 @@ impl Engine {
                 total += 1;
                 // Documents were validated when stored; one that no longer parses has
                 // nothing the analyser can judge.
-                let Ok(analysis) =
-                    palisade_iot_policy::analyse(&version.document, &scope.account_id, &scope.region)
-                else {
+                let Ok(analysis) = palisade_iot_policy::analyse(
+                    &version.document,
+                    &scope.account_id,
+                    &scope.region,
+                ) else {
                     continue;
                 };
                 for finding in pick(analysis) {
@@ -376,7 +391,10 @@ mod tests {
         assert_eq!(code(now), Some("CERTIFICATE_PAST_EXPIRATION"));
         assert_eq!(code(now - 1), Some("CERTIFICATE_PAST_EXPIRATION"));
         assert_eq!(code(now + 1), Some("CERTIFICATE_APPROACHING_EXPIRATION"));
-        assert_eq!(code(now + 30 * DAY_MS), Some("CERTIFICATE_APPROACHING_EXPIRATION"));
+        assert_eq!(
+            code(now + 30 * DAY_MS),
+            Some("CERTIFICATE_APPROACHING_EXPIRATION")
+        );
         assert_eq!(code(now + 30 * DAY_MS + 1), None);
     }
 

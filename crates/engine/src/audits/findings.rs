@@ -45,7 +45,10 @@ pub(crate) fn resource_key(id: &ResourceIdentifier) -> String {
         put("policyVersionId", &p.policy_version_id);
     }
     if let Some(i) = &id.issuer_certificate_identifier {
-        put("issuerCertificateSerialNumber", &i.issuer_certificate_serial_number);
+        put(
+            "issuerCertificateSerialNumber",
+            &i.issuer_certificate_serial_number,
+        );
         put("issuerCertificateSubject", &i.issuer_certificate_subject);
         put("issuerId", &i.issuer_id);
     }
@@ -106,7 +109,10 @@ pub(crate) fn to_record(
 
 fn from_record(r: AuditFindingRecord) -> EngineResult<AuditFinding> {
     let mut finding: AuditFinding = serde_json::from_str(&r.body_json).map_err(|e| {
-        EngineError::Internal(format!("stored finding {} is unreadable: {e}", r.finding_id))
+        EngineError::Internal(format!(
+            "stored finding {} is unreadable: {e}",
+            r.finding_id
+        ))
     })?;
     finding.is_suppressed = Some(r.is_suppressed);
     Ok(finding)

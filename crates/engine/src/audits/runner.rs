@@ -106,7 +106,9 @@ impl Engine {
                         Ok(true) => {}
                         // Someone else holds it now: stop working on it.
                         Ok(false) => return,
-                        Err(e) => tracing::warn!(error = %e, "audit worker: renewing a lease failed"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "audit worker: renewing a lease failed")
+                        }
                     }
                 }
             };
@@ -121,7 +123,10 @@ impl Engine {
             }
             Ok(false) => {
                 // Stopped at a safe point: hand the task to whoever runs next.
-                let _ = self.store().release_work(&item.id, worker, self.now_ms()).await;
+                let _ = self
+                    .store()
+                    .release_work(&item.id, worker, self.now_ms())
+                    .await;
             }
             Err(e) => {
                 tracing::warn!(task = %work.task_id, error = %e, attempt = item.attempts, "audit task interrupted; it will be retried");
@@ -160,17 +165,23 @@ impl Engine {
                     }
                     let outcome = match catalogue::find(&name) {
                         Some(check) => {
-                            self.evaluate_check(scope, task_id, task.started_at_ms, check, &configuration)
-                                .await?
+                            self.evaluate_check(
+                                scope,
+                                task_id,
+                                task.started_at_ms,
+                                check,
+                                &configuration,
+                            )
+                            .await?
                         }
                         None => Outcome::Failed {
                             error_code: "CHECK_NOT_SUPPORTED".into(),
                             message: format!("{name} is not a check this Palisade knows."),
                         },
                     };
-                    let progress = checks.get_mut(&name).ok_or_else(|| {
-                        EngineError::Internal("a task's check vanished".into())
-                    })?;
+                    let progress = checks
+                        .get_mut(&name)
+                        .ok_or_else(|| EngineError::Internal("a task's check vanished".into()))?;
                     match outcome {
                         Outcome::Completed {
                             total,

@@ -205,7 +205,12 @@ impl Engine {
             .ok_or_else(|| task_not_found(&task_id))?;
         let checks = decode_checks(&task)?;
         Ok(DescribeAuditTaskResponse {
-            audit_details: Some(checks.iter().map(|(n, p)| (n.clone(), details(p))).collect()),
+            audit_details: Some(
+                checks
+                    .iter()
+                    .map(|(n, p)| (n.clone(), details(p)))
+                    .collect(),
+            ),
             scheduled_audit_name: task.scheduled_audit_name,
             task_start_time: Some(Timestamp::from_millis(task.started_at_ms)),
             task_statistics: Some(statistics(&checks)),
@@ -283,7 +288,9 @@ impl Engine {
                     .tokens
                     .open(scope, TASKS_LISTING, &filter_text, token)?;
                 let (ms, id) = last.split_once('/').ok_or_else(|| {
-                    EngineError::InvalidRequest("The pagination token (nextToken) is invalid.".into())
+                    EngineError::InvalidRequest(
+                        "The pagination token (nextToken) is invalid.".into(),
+                    )
                 })?;
                 Some(AuditTaskKey {
                     started_at_ms: ms.parse().map_err(|_| {
