@@ -883,6 +883,282 @@ def test_cli_certificates():
 
 
 # --------------------------------------------------------------------------------------------
+# Device Defender audits
+
+AUDIT_CHECKS = [
+    "AUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",
+    "CA_CERTIFICATE_EXPIRING_CHECK",
+    "CA_CERTIFICATE_KEY_QUALITY_CHECK",
+    "CONFLICTING_CLIENT_IDS_CHECK",
+    "DEVICE_CERTIFICATE_AGE_CHECK",
+    "DEVICE_CERTIFICATE_EXPIRING_CHECK",
+    "DEVICE_CERTIFICATE_KEY_QUALITY_CHECK",
+    "DEVICE_CERTIFICATE_SHARED_CHECK",
+    "INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_CERTIFICATES_CHECK",
+    "IOT_POLICY_OVERLY_PERMISSIVE_CHECK",
+    "IOT_POLICY_POTENTIAL_MISCONFIGURATION_CHECK",
+    "IOT_ROLE_ALIAS_ALLOWS_ACCESS_TO_UNUSED_SERVICES_CHECK",
+    "IOT_ROLE_ALIAS_OVERLY_PERMISSIVE_CHECK",
+    "LOGGING_DISABLED_CHECK",
+    "REVOKED_CA_CERTIFICATE_STILL_ACTIVE_CHECK",
+    "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK",
+    "UNAUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",
+]
+BROAD_POLICY = json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}
+)
+
+
+def fresh_audit_account():
+    """A credential of a new account of its own, so its audit state starts empty."""
+    return create_credential(f"{random.randint(10**11, 10**12 - 1)}")
+
+
+def enabled_checks(configuration):
+    return sorted(n for n, c in configuration["auditCheckConfigurations"].items() if c.get("enabled"))
+
+
+def assert_fresh_audit_configuration(got):
+    assert "roleArn" not in got and not got.get("auditNotificationTargetConfigurations"), got
+    checks = got["auditCheckConfigurations"]
+    assert sorted(checks) == AUDIT_CHECKS, sorted(checks)
+    assert enabled_checks(got) == [], got
+    assert checks["DEVICE_CERTIFICATE_AGE_CHECK"]["configuration"] == {"CERT_AGE_THRESHOLD_IN_DAYS": "365"}, checks
+    assert checks["DEVICE_CERTIFICATE_EXPIRING_CHECK"]["configuration"] == {
+        "CERT_EXPIRATION_THRESHOLD_IN_DAYS": "30"
+    }, checks
+
+
+def wait_for_audit(iot, task_id, timeout=30):
+    deadline = time.time() + timeout
+    while True:
+        task = iot.describe_audit_task(taskId=task_id)
+        if task["taskStatus"] != "IN_PROGRESS":
+            return task
+        if time.time() > deadline:
+            raise AssertionError(f"audit task {task_id} still IN_PROGRESS after {timeout} s: {task}")
+        time.sleep(0.2)
+
+
+def test_audit_configuration():
+    cred = fresh_audit_account()
+    iot = make_client(cred["accessKeyId"], cred["secretAccessKey"])
+    assert_fresh_audit_configuration(iot.describe_account_audit_configuration())
+    expect_error(lambda: iot.delete_account_audit_configuration(), "ResourceNotFoundException", 404)
+    # The first update needs a role and an enabled check.
+    expect_error(
+        lambda: iot.update_account_audit_configuration(
+            auditCheckConfigurations={"LOGGING_DISABLED_CHECK": {"enabled": True}}
+        ),
+        "InvalidRequestException", 400, "roleArn",
+    )
+    expect_error(
+        lambda: iot.update_account_audit_configuration(
+            roleArn=ROLE, auditCheckConfigurations={"LOGGING_DISABLED_CHECK": {"enabled": False}}
+        ),
+        "InvalidRequestException", 400,
+    )
+    iot.update_account_audit_configuration(
+        roleArn=ROLE,
+        auditCheckConfigurations={
+            "LOGGING_DISABLED_CHECK": {"enabled": True},
+            "IOT_POLICY_OVERLY_PERMISSIVE_CHECK": {"enabled": True},
+            "DEVICE_CERTIFICATE_EXPIRING_CHECK": {
+                "enabled": True,
+                "configuration": {"CERT_EXPIRATION_THRESHOLD_IN_DAYS": "60"},
+            },
+        },
+    )
+    got = iot.describe_account_audit_configuration()
+    assert got["roleArn"] == ROLE, got
+    assert enabled_checks(got) == [
+        "DEVICE_CERTIFICATE_EXPIRING_CHECK",
+        "IOT_POLICY_OVERLY_PERMISSIVE_CHECK",
+        "LOGGING_DISABLED_CHECK",
+    ], got
+    assert got["auditCheckConfigurations"]["DEVICE_CERTIFICATE_EXPIRING_CHECK"]["configuration"] == {
+        "CERT_EXPIRATION_THRESHOLD_IN_DAYS": "60"
+    }, got
+    # Invalid updates: refused whole.
+    expect_error(
+        lambda: iot.update_account_audit_configuration(
+            auditCheckConfigurations={"DEVICE_CERTIFICATE_AGE_CHECK": {
+                "enabled": True, "configuration": {"CERT_AGE_THRESHOLD_IN_DAYS": "29"}}}
+        ),
+        "InvalidRequestException", 400, "CERT_AGE_THRESHOLD_IN_DAYS",
+    )
+    expect_error(
+        lambda: iot.update_account_audit_configuration(
+            auditCheckConfigurations={"NOT_A_CHECK": {"enabled": True}}
+        ),
+        "InvalidRequestException", 400, "NOT_A_CHECK",
+    )
+    expect_error(
+        lambda: iot.update_account_audit_configuration(
+            auditNotificationTargetConfigurations={"SNS": {"enabled": True, "roleArn": ROLE}}
+        ),
+        "InvalidRequestException", 400,
+    )
+    after = iot.describe_account_audit_configuration()
+    for response in (after, got):
+        response.pop("ResponseMetadata", None)
+    assert after == got, (after, got)
+    # A later update merges: disable one check, add an SNS target.
+    iot.update_account_audit_configuration(
+        auditCheckConfigurations={"DEVICE_CERTIFICATE_EXPIRING_CHECK": {"enabled": False}},
+        auditNotificationTargetConfigurations={
+            "SNS": {"targetArn": TOPIC, "roleArn": ROLE2, "enabled": True}
+        },
+    )
+    got = iot.describe_account_audit_configuration()
+    assert enabled_checks(got) == ["IOT_POLICY_OVERLY_PERMISSIVE_CHECK", "LOGGING_DISABLED_CHECK"], got
+    assert got["auditNotificationTargetConfigurations"] == {
+        "SNS": {"targetArn": TOPIC, "roleArn": ROLE2, "enabled": True}
+    }, got
+    iot.delete_account_audit_configuration()
+    assert_fresh_audit_configuration(iot.describe_account_audit_configuration())
+    expect_error(lambda: iot.delete_account_audit_configuration(), "ResourceNotFoundException", 404)
+
+
+def test_audit_on_demand():
+    cred = fresh_audit_account()
+    iot = make_client(cred["accessKeyId"], cred["secretAccessKey"])
+    checks = ["LOGGING_DISABLED_CHECK", "IOT_POLICY_OVERLY_PERMISSIVE_CHECK"]
+    expect_error(lambda: iot.start_on_demand_audit_task(targetCheckNames=checks),
+                 "InvalidRequestException", 400)
+    iot.update_account_audit_configuration(
+        roleArn=ROLE, auditCheckConfigurations={c: {"enabled": True} for c in checks}
+    )
+    policy = uniq("audit-broad")
+    iot.create_policy(policyName=policy, policyDocument=BROAD_POLICY)
+    expect_error(lambda: iot.start_on_demand_audit_task(targetCheckNames=["DEVICE_CERTIFICATE_AGE_CHECK"]),
+                 "InvalidRequestException", 400, "DEVICE_CERTIFICATE_AGE_CHECK")
+    started = datetime.datetime.now(datetime.timezone.utc)
+    task_id = iot.start_on_demand_audit_task(targetCheckNames=checks)["taskId"]
+    task = wait_for_audit(iot, task_id)
+    assert task["taskStatus"] == "COMPLETED" and task["taskType"] == "ON_DEMAND_AUDIT_TASK", task
+    assert abs((task["taskStartTime"] - started).total_seconds()) < 60, task
+    stats = task["taskStatistics"]
+    assert stats["totalChecks"] == 2 and stats["nonCompliantChecks"] == 2, stats
+    assert stats["compliantChecks"] == 0 and stats["failedChecks"] == 0 and stats["canceledChecks"] == 0, stats
+    for name in checks:
+        d = task["auditDetails"][name]
+        assert d["checkRunStatus"] == "COMPLETED_NON_COMPLIANT" and d["checkCompliant"] is False, d
+        assert d["totalResourcesCount"] == 1 and d["nonCompliantResourcesCount"] == 1, d
+
+    window = dict(
+        startTime=started - datetime.timedelta(minutes=5),
+        endTime=started + datetime.timedelta(minutes=5),
+    )
+    tasks = iot.list_audit_tasks(**window)["tasks"]
+    assert tasks == [{"taskId": task_id, "taskStatus": "COMPLETED", "taskType": "ON_DEMAND_AUDIT_TASK"}], tasks
+    assert iot.list_audit_tasks(taskStatus="CANCELED", **window)["tasks"] == []
+    expect_error(lambda: iot.list_audit_tasks(
+        startTime=started - datetime.timedelta(days=91), endTime=started), "InvalidRequestException", 400)
+
+    findings = iot.list_audit_findings(taskId=task_id)["findings"]
+    by_check = {f["checkName"]: f for f in findings}
+    assert sorted(by_check) == sorted(checks) and len(findings) == 2, findings
+    logging_finding = by_check["LOGGING_DISABLED_CHECK"]
+    assert logging_finding["severity"] == "LOW", logging_finding
+    assert logging_finding["reasonForNonComplianceCode"] == "LOGGING_DISABLED", logging_finding
+    assert logging_finding["nonCompliantResource"] == {
+        "resourceType": "ACCOUNT_SETTINGS", "resourceIdentifier": {"account": cred["accountId"]}
+    }, logging_finding
+    broad = by_check["IOT_POLICY_OVERLY_PERMISSIVE_CHECK"]
+    assert broad["severity"] == "CRITICAL", broad
+    assert broad["reasonForNonComplianceCode"] == "ALLOWS_BROAD_ACCESS_TO_IOT_DATA_PLANE_ACTIONS", broad
+    assert broad["nonCompliantResource"]["resourceIdentifier"] == {
+        "policyVersionIdentifier": {"policyName": policy, "policyVersionId": "1"}
+    }, broad
+    for f in findings:
+        assert f["taskId"] == task_id and f["isSuppressed"] is False, f
+        assert f["taskStartTime"] == task["taskStartTime"], f
+        assert iot.describe_audit_finding(findingId=f["findingId"])["finding"] == f
+    only = iot.list_audit_findings(taskId=task_id, checkName="LOGGING_DISABLED_CHECK")["findings"]
+    assert only == [logging_finding], only
+    by_time = iot.list_audit_findings(**window)["findings"]
+    assert sorted(f["findingId"] for f in by_time) == sorted(f["findingId"] for f in findings), by_time
+    expect_error(lambda: iot.list_audit_findings(taskId=task_id, **window), "InvalidRequestException", 400)
+    expect_error(lambda: iot.list_audit_findings(), "InvalidRequestException", 400)
+    expect_error(lambda: iot.describe_audit_finding(findingId="0123456789abcdef"), "ResourceNotFoundException", 404)
+    expect_error(lambda: iot.cancel_audit_task(taskId=task_id), "InvalidRequestException", 400)
+    expect_error(lambda: iot.describe_audit_task(taskId="0123456789abcdef0123456789abcdef"),
+                 "ResourceNotFoundException", 404)
+    # Another account sees none of it.
+    other = make_client()
+    expect_error(lambda: other.describe_audit_task(taskId=task_id), "ResourceNotFoundException", 404)
+    expect_error(lambda: other.describe_audit_finding(findingId=findings[0]["findingId"]),
+                 "ResourceNotFoundException", 404)
+    assert other.list_audit_findings(taskId=task_id)["findings"] == []
+
+
+def test_cli_audit():
+    cred = fresh_audit_account()
+    creds_file = os.path.join(os.path.dirname(CREDENTIALS_FILE), f"audit-cli-{cred['accountId']}.ini")
+    with open(creds_file, "w") as f:
+        f.write(
+            f"[palisade]\naws_access_key_id = {cred['accessKeyId']}\n"
+            f"aws_secret_access_key = {cred['secretAccessKey']}\n"
+        )
+    try:
+        def cli(*args):
+            proc = aws_cli(*args, creds_file=creds_file)
+            assert proc.returncode == 0, f"{args[0]}: exit {proc.returncode}: {proc.stderr}"
+            return json.loads(proc.stdout) if proc.stdout.strip() else {}
+
+        cli(
+            "update-account-audit-configuration",
+            "--role-arn", ROLE,
+            "--audit-check-configurations",
+            json.dumps({"LOGGING_DISABLED_CHECK": {"enabled": True},
+                        "IOT_POLICY_OVERLY_PERMISSIVE_CHECK": {"enabled": True}}),
+        )
+        got = cli("describe-account-audit-configuration")
+        assert got["roleArn"] == ROLE, got
+        assert enabled_checks(got) == ["IOT_POLICY_OVERLY_PERMISSIVE_CHECK", "LOGGING_DISABLED_CHECK"], got
+
+        proc = aws_cli("start-on-demand-audit-task", "--target-check-names", "NOT_A_CHECK", creds_file=creds_file)
+        assert proc.returncode != 0 and "InvalidRequestException" in proc.stderr, proc.stderr
+
+        started = datetime.datetime.now(datetime.timezone.utc)
+        task_id = cli(
+            "start-on-demand-audit-task", "--target-check-names",
+            "LOGGING_DISABLED_CHECK", "IOT_POLICY_OVERLY_PERMISSIVE_CHECK",
+        )["taskId"]
+        deadline = time.time() + 30
+        while True:
+            task = cli("describe-audit-task", "--task-id", task_id)
+            if task["taskStatus"] != "IN_PROGRESS":
+                break
+            assert time.time() < deadline, f"still IN_PROGRESS: {task}"
+            time.sleep(0.3)
+        assert task["taskStatus"] == "COMPLETED", task
+        # No policies: the policy check is compliant; logging is off.
+        assert task["auditDetails"]["IOT_POLICY_OVERLY_PERMISSIVE_CHECK"]["checkRunStatus"] == "COMPLETED_COMPLIANT", task
+        assert task["auditDetails"]["LOGGING_DISABLED_CHECK"]["checkRunStatus"] == "COMPLETED_NON_COMPLIANT", task
+
+        fmt = "%Y-%m-%dT%H:%M:%SZ"
+        tasks = cli(
+            "list-audit-tasks",
+            "--start-time", (started - datetime.timedelta(minutes=5)).strftime(fmt),
+            "--end-time", (started + datetime.timedelta(minutes=5)).strftime(fmt),
+        )["tasks"]
+        assert [t["taskId"] for t in tasks] == [task_id], tasks
+        findings = cli("list-audit-findings", "--task-id", task_id)["findings"]
+        assert [f["checkName"] for f in findings] == ["LOGGING_DISABLED_CHECK"], findings
+        finding = cli("describe-audit-finding", "--finding-id", findings[0]["findingId"])["finding"]
+        assert finding["findingId"] == findings[0]["findingId"], finding
+        assert finding["nonCompliantResource"]["resourceType"] == "ACCOUNT_SETTINGS", finding
+
+        cli("delete-account-audit-configuration")
+        proc = aws_cli("delete-account-audit-configuration", creds_file=creds_file)
+        assert proc.returncode != 0 and "ResourceNotFoundException" in proc.stderr, proc.stderr
+    finally:
+        os.remove(creds_file)
+
+
+# --------------------------------------------------------------------------------------------
 # AWS CLI
 
 

@@ -139,6 +139,11 @@ impl Engine {
                 task_id: Some(task_id.clone()),
                 ..AuditFindingFilter::default()
             },
+            (None, Some(start), Some(end)) if end.millis() < start.millis() => {
+                return Err(EngineError::InvalidRequest(
+                    "endTime must not be before startTime.".into(),
+                ))
+            }
             (None, Some(start), Some(end)) => AuditFindingFilter {
                 found_from_ms: Some(start.millis()),
                 found_to_ms: Some(end.millis()),

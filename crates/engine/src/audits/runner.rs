@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use super::evaluate::Outcome;
 use super::tasks::{self, decode_checks, encode_checks, TaskWork};
-use super::{catalogue, AUDIT_QUEUE};
+use super::{catalogue, AUDIT_QUEUE, RETENTION_MS};
 use crate::{Engine, EngineError, EngineResult};
 
 const LEASE_MS: i64 = 60_000;
@@ -25,6 +25,9 @@ const POLL: Duration = Duration::from_secs(1);
 /// After this many claims a task is given up on and marked FAILED.
 const MAX_ATTEMPTS: u32 = 5;
 const RETRY_AFTER_MS: i64 = 5_000;
+/// How often each node purges audit history past the retention (the store keeps
+/// concurrent purges from several nodes apart).
+const PURGE_EVERY: Duration = Duration::from_secs(60 * 60);
 
 /// Stops the background workers at a safe point when dropped or stopped.
 pub struct BackgroundWork {
@@ -50,11 +53,29 @@ impl Engine {
         BackgroundWork { stop, handle }
     }
 
+    /// Deletes finished audit tasks that started before the retention, with their
+    /// findings; how many rows went. The worker calls it at start and hourly.
+    pub async fn purge_audit_history(&self) -> EngineResult<u64> {
+        Ok(self
+            .store()
+            .purge_audit_history(self.now_ms() - RETENTION_MS)
+            .await?)
+    }
+
     async fn audit_loop(self, worker: String, mut stopped: watch::Receiver<bool>) {
         let wakeup = Arc::clone(&self.inner.audit_wakeup);
+        let mut next_purge = tokio::time::Instant::now();
         loop {
             if *stopped.borrow() {
                 return;
+            }
+            if tokio::time::Instant::now() >= next_purge {
+                next_purge += PURGE_EVERY;
+                match self.purge_audit_history().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(rows = n, "audit history past retention purged"),
+                    Err(e) => tracing::warn!(error = %e, "purging audit history failed"),
+                }
             }
             let claimed = self
                 .store()

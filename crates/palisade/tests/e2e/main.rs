@@ -8,6 +8,7 @@
 mod common;
 mod pki;
 
+mod audits;
 mod auth;
 mod binary;
 mod ca_certificates;

@@ -7,6 +7,7 @@ pub mod raw;
 
 use std::fmt::Debug;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -25,7 +26,7 @@ use aws_sdk_iot::types::{
 use aws_sdk_iot::Client;
 use aws_smithy_runtime_api::client::result::CreateUnhandledError;
 use palisade_api::ServerConfig;
-use palisade_engine::{Engine, Limits, RandomIds, SystemClock};
+use palisade_engine::{Clock, Engine, Limits, RandomIds, SystemClock};
 use palisade_store::testing::TestDatabase;
 use palisade_store::{Credential, SqliteStore, Store};
 use tempfile::TempDir;
@@ -62,6 +63,8 @@ pub fn action_arn(account: &str, name: &str) -> String {
 pub struct TestServer {
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
+    /// The audit worker, as `palisade serve` runs it.
+    background: Option<palisade_engine::BackgroundWork>,
     pub addr: SocketAddr,
     pub endpoint: String,
     pub engine: Engine,
@@ -137,7 +140,46 @@ impl TestServer {
         limits: Limits,
         cfg: ServerConfig,
     ) -> Self {
-        let engine = Engine::new(store, Arc::new(SystemClock), Arc::new(RandomIds), limits)
+        Self::start_full(store, pg, dir, limits, cfg, Arc::new(SystemClock), true).await
+    }
+
+    /// A server whose engine reads the time from `clock` (SigV4 still checks request
+    /// times against the real clock).
+    pub async fn start_with_clock(kind: StoreKind, clock: Arc<TestClock>) -> Self {
+        Self::start_custom(kind, clock, true).await
+    }
+
+    /// A server without the background audit worker: audit tasks stay IN_PROGRESS.
+    pub async fn start_without_worker(kind: StoreKind) -> Self {
+        Self::start_custom(kind, Arc::new(TestClock::new()), false).await
+    }
+
+    /// A server with the engine clock `clock`, and the audit worker if `worker`.
+    pub async fn start_custom(kind: StoreKind, clock: Arc<TestClock>, worker: bool) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, pg) = fresh_store(kind, &dir).await;
+        Self::start_full(
+            store,
+            pg,
+            dir,
+            Limits::default(),
+            ServerConfig::default(),
+            clock,
+            worker,
+        )
+        .await
+    }
+
+    async fn start_full(
+        store: Arc<dyn Store>,
+        pg: Option<TestDatabase>,
+        dir: TempDir,
+        limits: Limits,
+        cfg: ServerConfig,
+        clock: Arc<dyn Clock>,
+        worker: bool,
+    ) -> Self {
+        let engine = Engine::new(store, clock, Arc::new(RandomIds), limits)
             .await
             .expect("engine");
         let a = engine.create_credential(ACCOUNT_A).await.expect("cred A");
@@ -148,6 +190,7 @@ impl TestServer {
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
         let router = palisade_api::router(engine.clone(), cfg);
+        let background = worker.then(|| engine.start_background_work());
         let task = tokio::spawn(palisade_api::serve(
             listener,
             router,
@@ -159,6 +202,7 @@ impl TestServer {
         Self {
             shutdown: Some(tx),
             task: Some(task),
+            background,
             addr,
             endpoint: format!("http://{addr}"),
             engine,
@@ -202,6 +246,9 @@ impl TestServer {
         if let Some(task) = self.task.take() {
             task.await.expect("server task").expect("server loop");
         }
+        if let Some(background) = self.background.take() {
+            background.stop().await;
+        }
     }
 }
 
@@ -237,6 +284,40 @@ pub fn sdk_config_builder(endpoint: &str) -> aws_sdk_iot::config::Builder {
                 .operation_timeout(Duration::from_secs(30))
                 .build(),
         )
+}
+
+/// An engine clock for tests: the system time plus an offset the test moves forward
+/// (or back) at will.
+#[derive(Debug, Default)]
+pub struct TestClock {
+    offset_ms: AtomicI64,
+}
+
+impl TestClock {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Moves the clock by `ms` milliseconds.
+    pub fn advance_ms(&self, ms: i64) {
+        self.offset_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    /// Moves the clock by `days` whole days.
+    pub fn advance_days(&self, days: i64) {
+        self.advance_ms(days * 24 * 60 * 60 * 1000);
+    }
+
+    /// How far the clock is from the system time.
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms.load(Ordering::SeqCst)
+    }
+}
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        SystemClock.now_ms() + self.offset_ms()
+    }
 }
 
 // ------------------------------------------------------------------------------------

@@ -39,7 +39,72 @@ fn ca_params(common_name: &str) -> CertificateParams {
     params
 }
 
+/// Sets `params`' validity to `[now + not_before_secs, now + not_after_secs]` (offsets
+/// from the system time, in seconds; negative is in the past).
+pub fn set_validity(params: &mut CertificateParams, not_before_secs: i64, not_after_secs: i64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let at = |offset: i64| {
+        let secs = u64::try_from(now + offset).expect("a time after 1970");
+        rcgen::date_time_ymd(1970, 1, 1) + std::time::Duration::from_secs(secs)
+    };
+    params.not_before = at(not_before_secs);
+    params.not_after = at(not_after_secs);
+}
+
+const DAY_SECS: i64 = 24 * 60 * 60;
+
+/// A self-signed end-entity certificate valid from `from_days` to `to_days` days from
+/// now (negative: in the past).
+pub fn self_signed_valid(common_name: &str, from_days: i64, to_days: i64) -> String {
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(common_name);
+    set_validity(&mut params, from_days * DAY_SECS, to_days * DAY_SECS);
+    params.self_signed(&key).expect("self-signed").pem()
+}
+
 impl TestCa {
+    /// A self-signed root CA valid from `from_days` to `to_days` days from now.
+    pub fn with_validity(common_name: &str, from_days: i64, to_days: i64) -> TestCa {
+        let key = KeyPair::generate().expect("CA key");
+        let mut params = ca_params(common_name);
+        set_validity(&mut params, from_days * DAY_SECS, to_days * DAY_SECS);
+        let cert = params.self_signed(&key).expect("self-signed CA");
+        TestCa {
+            pem: cert.pem(),
+            der: cert.der().to_vec(),
+            common_name: common_name.to_owned(),
+            key_pem: key.serialize_pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A leaf certificate for a public key given as a PEM SubjectPublicKeyInfo (whose
+    /// private key the test need not have), signed by this CA.
+    pub fn issue_for_public_key(&self, common_name: &str, spki_pem: &str) -> String {
+        let key = rcgen::SubjectPublicKeyInfo::from_pem(spki_pem).expect("SPKI PEM");
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn(common_name);
+        params
+            .signed_by(&key, &self.issuer)
+            .expect("signed leaf")
+            .pem()
+    }
+
+    /// A CA certificate for a public key given as a PEM SubjectPublicKeyInfo, signed
+    /// by this CA (an intermediate; registrable in SNI_ONLY mode, which needs no
+    /// verification certificate and so no private key).
+    pub fn issue_ca_for_public_key(&self, common_name: &str, spki_pem: &str) -> String {
+        let key = rcgen::SubjectPublicKeyInfo::from_pem(spki_pem).expect("SPKI PEM");
+        ca_params(common_name)
+            .signed_by(&key, &self.issuer)
+            .expect("signed CA")
+            .pem()
+    }
+
     /// A self-signed root CA.
     pub fn new(common_name: &str) -> TestCa {
         let key = KeyPair::generate().expect("CA key");
