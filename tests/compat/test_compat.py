@@ -1093,6 +1093,36 @@ def test_audit_on_demand():
     assert other.list_audit_findings(taskId=task_id)["findings"] == []
 
 
+
+def test_audit_suppressions():
+    cred = fresh_audit_account()
+    iot = make_client(cred["accessKeyId"], cred["secretAccessKey"])
+    account = {"account": cred["accountId"]}
+    expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=7)
+    iot.create_audit_suppression(
+        checkName="LOGGING_DISABLED_CHECK", resourceIdentifier=account, expirationDate=expires,
+        description="logging goes elsewhere", clientRequestToken=uniq("tok"),
+    )
+    expect_error(lambda: iot.create_audit_suppression(
+        checkName="LOGGING_DISABLED_CHECK", resourceIdentifier=account, suppressIndefinitely=True,
+        clientRequestToken=uniq("tok")), "ResourceAlreadyExistsException", 409)
+    expect_error(lambda: iot.create_audit_suppression(
+        checkName="DEVICE_CERTIFICATE_EXPIRING_CHECK", resourceIdentifier=account, suppressIndefinitely=True,
+        clientRequestToken=uniq("tok")), "InvalidRequestException", 400, "deviceCertificateId")
+    listed = iot.list_audit_suppressions()["suppressions"]
+    assert len(listed) == 1, listed
+    got = listed[0]
+    assert got["checkName"] == "LOGGING_DISABLED_CHECK" and got["resourceIdentifier"] == account, got
+    assert got["suppressIndefinitely"] is False and got["description"] == "logging goes elsewhere", got
+    assert abs((got["expirationDate"] - expires).total_seconds()) < 1, got
+    described = iot.describe_audit_suppression(checkName="LOGGING_DISABLED_CHECK", resourceIdentifier=account)
+    assert described["expirationDate"] == got["expirationDate"], described
+    assert make_client().list_audit_suppressions()["suppressions"] == []
+    iot.delete_audit_suppression(checkName="LOGGING_DISABLED_CHECK", resourceIdentifier=account)
+    assert iot.list_audit_suppressions()["suppressions"] == []
+    expect_error(lambda: iot.describe_audit_suppression(
+        checkName="LOGGING_DISABLED_CHECK", resourceIdentifier=account), "ResourceNotFoundException", 404)
+
 def test_cli_audit():
     cred = fresh_audit_account()
     creds_file = os.path.join(os.path.dirname(CREDENTIALS_FILE), f"audit-cli-{cred['accountId']}.ini")

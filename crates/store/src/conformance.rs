@@ -30,6 +30,7 @@ pub mod audits;
 pub mod certificates;
 pub mod import;
 pub mod policies;
+pub mod suppressions;
 pub mod things;
 
 /// One database the suite can open handles on.
@@ -87,6 +88,16 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@audits_database $fresh;
             audit_task_limit_race_across_handles,
         );
+        $crate::conformance_tests!(@suppressions_store $fresh;
+            suppression_create_get_update_delete,
+            suppression_duplicates_tokens_and_limit,
+            suppression_listing_order_filters_paging,
+            suppression_active_keys,
+            suppressions_isolated_between_accounts,
+        );
+        $crate::conformance_tests!(@suppressions_database $fresh;
+            suppression_create_race_across_handles,
+        );
     };
     (@store $fresh:path; $($case:ident),* $(,)?) => {$(
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,6 +131,23 @@ macro_rules! conformance_tests {
         async fn $case() {
             let db = $fresh().await;
             $crate::conformance::audits::$case(&db).await;
+        }
+    )*};
+    (@suppressions_store $fresh:path; $($case:ident),* $(,)?) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let db = $fresh().await;
+            let store = $crate::conformance::Database::open(&db)
+                .await
+                .expect("open store");
+            $crate::conformance::suppressions::$case(store).await;
+        }
+    )*};
+    (@suppressions_database $fresh:path; $($case:ident),* $(,)?) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let db = $fresh().await;
+            $crate::conformance::suppressions::$case(&db).await;
         }
     )*};
 }

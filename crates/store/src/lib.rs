@@ -12,6 +12,7 @@ mod import;
 mod policies;
 mod postgres;
 mod sqlite;
+mod suppressions;
 mod things;
 
 /// The engine-agnostic storage test suite; see the module docs.
@@ -38,6 +39,10 @@ pub use policies::{
 };
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
+pub use suppressions::{
+    AuditSuppressionFilter, AuditSuppressionKey, AuditSuppressionRecord, AuditSuppressionStore,
+    AuditSuppressionUpdate, SuppressionCreated, SuppressionRefusal,
+};
 pub use things::{
     AttributeChange, AttributeFilter, Attributes, GroupRef, GroupSelection, ThingFilter,
     ThingGroupRecord, ThingGroupUpdate, ThingGroupView, ThingRecord, ThingRefusal, ThingStore,
@@ -291,6 +296,7 @@ pub trait Store:
     + PrincipalStore
     + ImportStore
     + AuditStore
+    + AuditSuppressionStore
 {
 }
 
@@ -309,5 +315,6 @@ impl<T> Store for T where
         + PrincipalStore
         + ImportStore
         + AuditStore
+        + AuditSuppressionStore
 {
 }

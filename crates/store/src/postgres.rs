@@ -26,6 +26,7 @@ mod import;
 mod meta;
 mod migrate;
 mod policies;
+mod suppressions;
 mod tags;
 mod things;
 mod work;

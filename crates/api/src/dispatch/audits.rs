@@ -1,4 +1,4 @@
-//! Audits: the account audit configuration, audit tasks and findings.
+//! Audits: the account audit configuration, audit tasks, findings and suppressions.
 
 use palisade_engine::{Engine, Scope};
 use palisade_model::Request;
@@ -24,6 +24,19 @@ pub(super) async fn dispatch(engine: &Engine, scope: &Scope, request: Request) -
         Request::ListAuditTasks(i) => encode(engine.list_audit_tasks(scope, i).await),
         Request::ListAuditFindings(i) => encode(engine.list_audit_findings(scope, i).await),
         Request::DescribeAuditFinding(i) => encode(engine.describe_audit_finding(scope, i).await),
+        Request::CreateAuditSuppression(i) => {
+            encode(engine.create_audit_suppression(scope, i).await)
+        }
+        Request::DescribeAuditSuppression(i) => {
+            encode(engine.describe_audit_suppression(scope, i).await)
+        }
+        Request::UpdateAuditSuppression(i) => {
+            encode(engine.update_audit_suppression(scope, i).await)
+        }
+        Request::DeleteAuditSuppression(i) => {
+            encode(engine.delete_audit_suppression(scope, i).await)
+        }
+        Request::ListAuditSuppressions(i) => encode(engine.list_audit_suppressions(scope, i).await),
         other => return Err(other),
     })
 }

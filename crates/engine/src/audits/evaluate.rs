@@ -2,7 +2,7 @@
 //! written in batches as they are found, so memory stays bounded however large the
 //! fleet is.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use palisade_model::{PolicyVersionIdentifier, ResourceIdentifier};
 use palisade_store::{AuditFindingRecord, CertificateFacts, Scope};
@@ -18,8 +18,17 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 /// How a check ended.
 #[derive(Debug)]
 pub(crate) enum Outcome {
-    Completed { total: i64, non_compliant: i64 },
-    Failed { error_code: String, message: String },
+    Completed {
+        total: i64,
+        /// Every finding, suppressed or not.
+        non_compliant: i64,
+        /// The findings a suppression in force covered.
+        suppressed: i64,
+    },
+    Failed {
+        error_code: String,
+        message: String,
+    },
 }
 
 /// Turns drafts into finding records and writes them in batches.
@@ -32,18 +41,29 @@ struct Sink<'a> {
     now_ms: i64,
     buffer: Vec<AuditFindingRecord>,
     found: i64,
+    /// Resource keys of the check's suppressions in force when the check started: read
+    /// once, so a suppression created or expiring mid-check does not split its result.
+    suppressed_keys: HashSet<String>,
+    suppressed: i64,
 }
 
 impl Sink<'_> {
     async fn push(&mut self, draft: Draft) -> EngineResult<()> {
+        // Most checks have no suppressions: skip computing the key for them.
+        let is_suppressed = !self.suppressed_keys.is_empty()
+            && self
+                .suppressed_keys
+                .contains(&findings::resource_key(&draft.resource));
         self.buffer.push(findings::to_record(
             self.task_id,
             self.task_start_ms,
             self.check,
             self.now_ms,
             draft,
+            is_suppressed,
         )?);
         self.found += 1;
+        self.suppressed += i64::from(is_suppressed);
         if self.buffer.len() >= WRITE_BATCH {
             self.flush().await?;
         }
@@ -120,6 +140,16 @@ impl Engine {
         configuration: &BTreeMap<String, String>,
     ) -> EngineResult<Outcome> {
         let now_ms = self.now_ms();
+        let suppressed_keys = match check.evaluation {
+            // Nothing to suppress in a check that cannot run.
+            Evaluation::Unavailable { .. } => HashSet::new(),
+            _ => self
+                .store()
+                .active_audit_suppression_keys(scope, check.name, now_ms)
+                .await?
+                .into_iter()
+                .collect(),
+        };
         let mut sink = Sink {
             engine: self,
             scope,
@@ -129,6 +159,8 @@ impl Engine {
             now_ms,
             buffer: Vec::new(),
             found: 0,
+            suppressed_keys,
+            suppressed: 0,
         };
         let total = match check.evaluation {
             Evaluation::Unavailable {
@@ -246,6 +278,7 @@ impl Engine {
         Ok(Outcome::Completed {
             total,
             non_compliant: sink.found,
+            suppressed: sink.suppressed,
         })
     }
 

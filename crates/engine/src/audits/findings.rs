@@ -74,6 +74,7 @@ pub(crate) fn to_record(
     check: &catalogue::Check,
     found_at_ms: i64,
     draft: Draft,
+    is_suppressed: bool,
 ) -> EngineResult<AuditFindingRecord> {
     let key = resource_key(&draft.resource);
     let id = finding_id(task_id, check.name, &key, draft.reason_code);
@@ -81,7 +82,7 @@ pub(crate) fn to_record(
         check_name: Some(check.name.to_owned()),
         finding_id: Some(id.clone()),
         finding_time: Some(Timestamp::from_millis(found_at_ms)),
-        is_suppressed: Some(false),
+        is_suppressed: Some(is_suppressed),
         non_compliant_resource: Some(NonCompliantResource {
             additional_info: None,
             resource_identifier: Some(draft.resource),
@@ -101,7 +102,7 @@ pub(crate) fn to_record(
         task_start_ms,
         finding_time_ms: found_at_ms,
         resource_key: key,
-        is_suppressed: false,
+        is_suppressed,
         body_json: serde_json::to_string(&finding)
             .map_err(|e| EngineError::Internal(e.to_string()))?,
     })

@@ -6,6 +6,7 @@ mod configuration;
 mod evaluate;
 mod findings;
 mod runner;
+mod suppressions;
 mod tasks;
 
 pub use runner::BackgroundWork;

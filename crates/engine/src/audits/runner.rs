@@ -207,8 +207,11 @@ impl Engine {
                         Outcome::Completed {
                             total,
                             non_compliant,
+                            suppressed,
                         } => {
-                            progress.status = if non_compliant > 0 {
+                            // Suppressed findings do not make a check non-compliant, but
+                            // still count among its non-compliant resources (AWS does so).
+                            progress.status = if non_compliant > suppressed {
                                 "COMPLETED_NON_COMPLIANT"
                             } else {
                                 "COMPLETED_COMPLIANT"
@@ -216,6 +219,7 @@ impl Engine {
                             .into();
                             progress.total = total;
                             progress.non_compliant = non_compliant;
+                            progress.suppressed = suppressed;
                         }
                         Outcome::Failed {
                             error_code,

@@ -99,6 +99,12 @@ crate::string_enum!(AuditCheckRunStatus {
 });
 
 #[allow(dead_code)]
+pub(crate) fn validate_audit_description(x: &str, path: &Path<'_>, v: &mut Violations) {
+    check_str_len(x, None, Some(1000), path, v);
+    check_pattern(x, &patterns::RE_0, "[\\p{Graph}\\x20]*", path, v);
+}
+
+#[allow(dead_code)]
 pub(crate) fn validate_audit_details(
     x: &BTreeMap<String, AuditCheckDetails>,
     path: &Path<'_>,
@@ -246,10 +252,68 @@ crate::string_enum!(AuditNotificationType {
     Sns => "SNS",
 });
 
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AuditSuppression {
+    #[serde(rename = "checkName", default, skip_serializing_if = "Option::is_none")]
+    pub check_name: Option<String>,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(
+        rename = "expirationDate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expiration_date: Option<Timestamp>,
+    #[serde(
+        rename = "resourceIdentifier",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_identifier: Option<ResourceIdentifier>,
+    #[serde(
+        rename = "suppressIndefinitely",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub suppress_indefinitely: Option<bool>,
+}
+
+impl Validate for AuditSuppression {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "checkName");
+        check_required(&self.check_name, &p, v);
+        let p = Path::Member(path, "description");
+        if let Some(x) = &self.description {
+            validate_audit_description(x, &p, v);
+        }
+        let p = Path::Member(path, "resourceIdentifier");
+        check_required(&self.resource_identifier, &p, v);
+        if let Some(x) = &self.resource_identifier {
+            x.validate_at(&p, v);
+        }
+    }
+}
+
+#[allow(dead_code)]
+pub(crate) fn validate_audit_suppression_list(
+    x: &Vec<AuditSuppression>,
+    path: &Path<'_>,
+    v: &mut Violations,
+) {
+    for (i, item) in x.iter().enumerate() {
+        let p = Path::Index(path, i);
+        item.validate_at(&p, v);
+    }
+}
+
 #[allow(dead_code)]
 pub(crate) fn validate_audit_task_id(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(1), Some(40), path, v);
-    check_pattern(x, &patterns::RE_0, "[a-zA-Z0-9\\-]+", path, v);
+    check_pattern(x, &patterns::RE_1, "[a-zA-Z0-9\\-]+", path, v);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -345,6 +409,12 @@ pub(crate) fn validate_check_custom_configuration(
     }
 }
 
+#[allow(dead_code)]
+pub(crate) fn validate_client_request_token(x: &str, path: &Path<'_>, v: &mut Violations) {
+    check_str_len(x, Some(1), Some(64), path, v);
+    check_pattern(x, &patterns::RE_2, "^[a-zA-Z0-9-_]+$", path, v);
+}
+
 crate::string_enum!(ConfigName {
     CertAgeThresholdInDays => "CERT_AGE_THRESHOLD_IN_DAYS",
     CertExpirationThresholdInDays => "CERT_EXPIRATION_THRESHOLD_IN_DAYS",
@@ -353,6 +423,70 @@ crate::string_enum!(ConfigName {
 #[allow(dead_code)]
 pub(crate) fn validate_config_value(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(1), Some(64), path, v);
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CreateAuditSuppressionRequest {
+    #[serde(rename = "checkName", default, skip_serializing_if = "Option::is_none")]
+    pub check_name: Option<String>,
+    #[serde(
+        rename = "clientRequestToken",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub client_request_token: Option<String>,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(
+        rename = "expirationDate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expiration_date: Option<Timestamp>,
+    #[serde(
+        rename = "resourceIdentifier",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_identifier: Option<ResourceIdentifier>,
+    #[serde(
+        rename = "suppressIndefinitely",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub suppress_indefinitely: Option<bool>,
+}
+
+impl Validate for CreateAuditSuppressionRequest {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "checkName");
+        check_required(&self.check_name, &p, v);
+        let p = Path::Member(path, "clientRequestToken");
+        check_required(&self.client_request_token, &p, v);
+        if let Some(x) = &self.client_request_token {
+            validate_client_request_token(x, &p, v);
+        }
+        let p = Path::Member(path, "description");
+        if let Some(x) = &self.description {
+            validate_audit_description(x, &p, v);
+        }
+        let p = Path::Member(path, "resourceIdentifier");
+        check_required(&self.resource_identifier, &p, v);
+        if let Some(x) = &self.resource_identifier {
+            x.validate_at(&p, v);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CreateAuditSuppressionResponse {}
+
+impl Validate for CreateAuditSuppressionResponse {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {}
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -369,6 +503,37 @@ impl Validate for DeleteAccountAuditConfigurationRequest {
 pub struct DeleteAccountAuditConfigurationResponse {}
 
 impl Validate for DeleteAccountAuditConfigurationResponse {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeleteAuditSuppressionRequest {
+    #[serde(rename = "checkName", default, skip_serializing_if = "Option::is_none")]
+    pub check_name: Option<String>,
+    #[serde(
+        rename = "resourceIdentifier",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_identifier: Option<ResourceIdentifier>,
+}
+
+impl Validate for DeleteAuditSuppressionRequest {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "checkName");
+        check_required(&self.check_name, &p, v);
+        let p = Path::Member(path, "resourceIdentifier");
+        check_required(&self.resource_identifier, &p, v);
+        if let Some(x) = &self.resource_identifier {
+            x.validate_at(&p, v);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeleteAuditSuppressionResponse {}
+
+impl Validate for DeleteAuditSuppressionResponse {
     fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {}
 }
 
@@ -440,6 +605,73 @@ impl Validate for DescribeAuditFindingResponse {
     fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
         let p = Path::Member(path, "finding");
         if let Some(x) = &self.finding {
+            x.validate_at(&p, v);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DescribeAuditSuppressionRequest {
+    #[serde(rename = "checkName", default, skip_serializing_if = "Option::is_none")]
+    pub check_name: Option<String>,
+    #[serde(
+        rename = "resourceIdentifier",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_identifier: Option<ResourceIdentifier>,
+}
+
+impl Validate for DescribeAuditSuppressionRequest {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "checkName");
+        check_required(&self.check_name, &p, v);
+        let p = Path::Member(path, "resourceIdentifier");
+        check_required(&self.resource_identifier, &p, v);
+        if let Some(x) = &self.resource_identifier {
+            x.validate_at(&p, v);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DescribeAuditSuppressionResponse {
+    #[serde(rename = "checkName", default, skip_serializing_if = "Option::is_none")]
+    pub check_name: Option<String>,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(
+        rename = "expirationDate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expiration_date: Option<Timestamp>,
+    #[serde(
+        rename = "resourceIdentifier",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_identifier: Option<ResourceIdentifier>,
+    #[serde(
+        rename = "suppressIndefinitely",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub suppress_indefinitely: Option<bool>,
+}
+
+impl Validate for DescribeAuditSuppressionResponse {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "description");
+        if let Some(x) = &self.description {
+            validate_audit_description(x, &p, v);
+        }
+        let p = Path::Member(path, "resourceIdentifier");
+        if let Some(x) = &self.resource_identifier {
             x.validate_at(&p, v);
         }
     }
@@ -530,7 +762,7 @@ pub(crate) fn validate_error_message(x: &str, path: &Path<'_>, v: &mut Violation
 #[allow(dead_code)]
 pub(crate) fn validate_finding_id(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(1), Some(128), path, v);
-    check_pattern(x, &patterns::RE_1, "[a-zA-Z0-9_-]+", path, v);
+    check_pattern(x, &patterns::RE_3, "[a-zA-Z0-9_-]+", path, v);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -575,19 +807,19 @@ pub(crate) fn validate_issuer_certificate_serial_number(
     v: &mut Violations,
 ) {
     check_str_len(x, None, Some(20), path, v);
-    check_pattern(x, &patterns::RE_2, "[a-fA-F0-9:]+", path, v);
+    check_pattern(x, &patterns::RE_4, "[a-fA-F0-9:]+", path, v);
 }
 
 #[allow(dead_code)]
 pub(crate) fn validate_issuer_certificate_subject(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, None, Some(1000), path, v);
-    check_pattern(x, &patterns::RE_3, "[\\p{Graph}\\x20]*", path, v);
+    check_pattern(x, &patterns::RE_0, "[\\p{Graph}\\x20]*", path, v);
 }
 
 #[allow(dead_code)]
 pub(crate) fn validate_issuer_id(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, None, Some(64), path, v);
-    check_pattern(x, &patterns::RE_4, "(0x)?[a-fA-F0-9]+", path, v);
+    check_pattern(x, &patterns::RE_5, "(0x)?[a-fA-F0-9]+", path, v);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -652,6 +884,66 @@ impl Validate for ListAuditFindingsResponse {
         let p = Path::Member(path, "findings");
         if let Some(x) = &self.findings {
             validate_audit_findings(x, &p, v);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ListAuditSuppressionsRequest {
+    #[serde(
+        rename = "ascendingOrder",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ascending_order: Option<bool>,
+    #[serde(rename = "checkName", default, skip_serializing_if = "Option::is_none")]
+    pub check_name: Option<String>,
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_results: Option<i32>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(
+        rename = "resourceIdentifier",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_identifier: Option<ResourceIdentifier>,
+}
+
+impl Validate for ListAuditSuppressionsRequest {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "maxResults");
+        if let Some(x) = &self.max_results {
+            validate_max_results(*x, &p, v);
+        }
+        let p = Path::Member(path, "resourceIdentifier");
+        if let Some(x) = &self.resource_identifier {
+            x.validate_at(&p, v);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ListAuditSuppressionsResponse {
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(
+        rename = "suppressions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub suppressions: Option<Vec<AuditSuppression>>,
+}
+
+impl Validate for ListAuditSuppressionsResponse {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "suppressions");
+        if let Some(x) = &self.suppressions {
+            validate_audit_suppression_list(x, &p, v);
         }
     }
 }
@@ -925,7 +1217,7 @@ crate::string_enum!(ResourceType {
 #[allow(dead_code)]
 pub(crate) fn validate_scheduled_audit_name(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(1), Some(128), path, v);
-    check_pattern(x, &patterns::RE_1, "[a-zA-Z0-9_-]+", path, v);
+    check_pattern(x, &patterns::RE_3, "[a-zA-Z0-9_-]+", path, v);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -1054,5 +1346,58 @@ impl Validate for UpdateAccountAuditConfigurationRequest {
 pub struct UpdateAccountAuditConfigurationResponse {}
 
 impl Validate for UpdateAccountAuditConfigurationResponse {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateAuditSuppressionRequest {
+    #[serde(rename = "checkName", default, skip_serializing_if = "Option::is_none")]
+    pub check_name: Option<String>,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(
+        rename = "expirationDate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expiration_date: Option<Timestamp>,
+    #[serde(
+        rename = "resourceIdentifier",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_identifier: Option<ResourceIdentifier>,
+    #[serde(
+        rename = "suppressIndefinitely",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub suppress_indefinitely: Option<bool>,
+}
+
+impl Validate for UpdateAuditSuppressionRequest {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "checkName");
+        check_required(&self.check_name, &p, v);
+        let p = Path::Member(path, "description");
+        if let Some(x) = &self.description {
+            validate_audit_description(x, &p, v);
+        }
+        let p = Path::Member(path, "resourceIdentifier");
+        check_required(&self.resource_identifier, &p, v);
+        if let Some(x) = &self.resource_identifier {
+            x.validate_at(&p, v);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateAuditSuppressionResponse {}
+
+impl Validate for UpdateAuditSuppressionResponse {
     fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {}
 }

@@ -15,6 +15,7 @@ pub enum Request {
     AttachPolicy(AttachPolicyRequest),
     AttachThingPrincipal(AttachThingPrincipalRequest),
     CancelAuditTask(CancelAuditTaskRequest),
+    CreateAuditSuppression(CreateAuditSuppressionRequest),
     CreateCertificateFromCsr(CreateCertificateFromCsrRequest),
     CreateKeysAndCertificate(CreateKeysAndCertificateRequest),
     CreateMitigationAction(CreateMitigationActionRequest),
@@ -24,6 +25,7 @@ pub enum Request {
     CreateThing(CreateThingRequest),
     CreateThingGroup(CreateThingGroupRequest),
     DeleteAccountAuditConfiguration(DeleteAccountAuditConfigurationRequest),
+    DeleteAuditSuppression(DeleteAuditSuppressionRequest),
     DeleteCACertificate(DeleteCACertificateRequest),
     DeleteCertificate(DeleteCertificateRequest),
     DeleteMitigationAction(DeleteMitigationActionRequest),
@@ -34,6 +36,7 @@ pub enum Request {
     DeleteThingGroup(DeleteThingGroupRequest),
     DescribeAccountAuditConfiguration(DescribeAccountAuditConfigurationRequest),
     DescribeAuditFinding(DescribeAuditFindingRequest),
+    DescribeAuditSuppression(DescribeAuditSuppressionRequest),
     DescribeAuditTask(DescribeAuditTaskRequest),
     DescribeCACertificate(DescribeCACertificateRequest),
     DescribeCertificate(DescribeCertificateRequest),
@@ -50,6 +53,7 @@ pub enum Request {
     GetV2LoggingOptions(GetV2LoggingOptionsRequest),
     ListAttachedPolicies(ListAttachedPoliciesRequest),
     ListAuditFindings(ListAuditFindingsRequest),
+    ListAuditSuppressions(ListAuditSuppressionsRequest),
     ListAuditTasks(ListAuditTasksRequest),
     ListCACertificates(ListCACertificatesRequest),
     ListCertificates(ListCertificatesRequest),
@@ -77,6 +81,7 @@ pub enum Request {
     TagResource(TagResourceRequest),
     UntagResource(UntagResourceRequest),
     UpdateAccountAuditConfiguration(UpdateAccountAuditConfigurationRequest),
+    UpdateAuditSuppression(UpdateAuditSuppressionRequest),
     UpdateCACertificate(UpdateCACertificateRequest),
     UpdateCertificate(UpdateCertificateRequest),
     UpdateMitigationAction(UpdateMitigationActionRequest),
@@ -93,6 +98,7 @@ impl Request {
             Self::AttachPolicy(_) => "AttachPolicy",
             Self::AttachThingPrincipal(_) => "AttachThingPrincipal",
             Self::CancelAuditTask(_) => "CancelAuditTask",
+            Self::CreateAuditSuppression(_) => "CreateAuditSuppression",
             Self::CreateCertificateFromCsr(_) => "CreateCertificateFromCsr",
             Self::CreateKeysAndCertificate(_) => "CreateKeysAndCertificate",
             Self::CreateMitigationAction(_) => "CreateMitigationAction",
@@ -102,6 +108,7 @@ impl Request {
             Self::CreateThing(_) => "CreateThing",
             Self::CreateThingGroup(_) => "CreateThingGroup",
             Self::DeleteAccountAuditConfiguration(_) => "DeleteAccountAuditConfiguration",
+            Self::DeleteAuditSuppression(_) => "DeleteAuditSuppression",
             Self::DeleteCACertificate(_) => "DeleteCACertificate",
             Self::DeleteCertificate(_) => "DeleteCertificate",
             Self::DeleteMitigationAction(_) => "DeleteMitigationAction",
@@ -112,6 +119,7 @@ impl Request {
             Self::DeleteThingGroup(_) => "DeleteThingGroup",
             Self::DescribeAccountAuditConfiguration(_) => "DescribeAccountAuditConfiguration",
             Self::DescribeAuditFinding(_) => "DescribeAuditFinding",
+            Self::DescribeAuditSuppression(_) => "DescribeAuditSuppression",
             Self::DescribeAuditTask(_) => "DescribeAuditTask",
             Self::DescribeCACertificate(_) => "DescribeCACertificate",
             Self::DescribeCertificate(_) => "DescribeCertificate",
@@ -128,6 +136,7 @@ impl Request {
             Self::GetV2LoggingOptions(_) => "GetV2LoggingOptions",
             Self::ListAttachedPolicies(_) => "ListAttachedPolicies",
             Self::ListAuditFindings(_) => "ListAuditFindings",
+            Self::ListAuditSuppressions(_) => "ListAuditSuppressions",
             Self::ListAuditTasks(_) => "ListAuditTasks",
             Self::ListCACertificates(_) => "ListCACertificates",
             Self::ListCertificates(_) => "ListCertificates",
@@ -155,6 +164,7 @@ impl Request {
             Self::TagResource(_) => "TagResource",
             Self::UntagResource(_) => "UntagResource",
             Self::UpdateAccountAuditConfiguration(_) => "UpdateAccountAuditConfiguration",
+            Self::UpdateAuditSuppression(_) => "UpdateAuditSuppression",
             Self::UpdateCACertificate(_) => "UpdateCACertificate",
             Self::UpdateCertificate(_) => "UpdateCertificate",
             Self::UpdateMitigationAction(_) => "UpdateMitigationAction",
@@ -193,6 +203,12 @@ fn decode_cancel_audit_task(raw: &RawRequest<'_>) -> Result<Request, RequestErro
     input.task_id = label_value(raw, "taskId")?;
     input.validate()?;
     Ok(Request::CancelAuditTask(input))
+}
+
+fn decode_create_audit_suppression(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
+    let mut input: CreateAuditSuppressionRequest = parse_body(raw.body)?;
+    input.validate()?;
+    Ok(Request::CreateAuditSuppression(input))
 }
 
 fn decode_create_certificate_from_csr(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
@@ -259,6 +275,12 @@ fn decode_delete_account_audit_configuration(
     input.delete_scheduled_audits = query_value(raw, "deleteScheduledAudits")?;
     input.validate()?;
     Ok(Request::DeleteAccountAuditConfiguration(input))
+}
+
+fn decode_delete_audit_suppression(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
+    let mut input: DeleteAuditSuppressionRequest = parse_body(raw.body)?;
+    input.validate()?;
+    Ok(Request::DeleteAuditSuppression(input))
 }
 
 fn decode_delete_ca_certificate(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
@@ -334,6 +356,12 @@ fn decode_describe_audit_finding(raw: &RawRequest<'_>) -> Result<Request, Reques
     input.finding_id = label_value(raw, "findingId")?;
     input.validate()?;
     Ok(Request::DescribeAuditFinding(input))
+}
+
+fn decode_describe_audit_suppression(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
+    let mut input: DescribeAuditSuppressionRequest = parse_body(raw.body)?;
+    input.validate()?;
+    Ok(Request::DescribeAuditSuppression(input))
 }
 
 fn decode_describe_audit_task(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
@@ -448,6 +476,12 @@ fn decode_list_audit_findings(raw: &RawRequest<'_>) -> Result<Request, RequestEr
     let mut input: ListAuditFindingsRequest = parse_body(raw.body)?;
     input.validate()?;
     Ok(Request::ListAuditFindings(input))
+}
+
+fn decode_list_audit_suppressions(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
+    let mut input: ListAuditSuppressionsRequest = parse_body(raw.body)?;
+    input.validate()?;
+    Ok(Request::ListAuditSuppressions(input))
 }
 
 fn decode_list_audit_tasks(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
@@ -676,6 +710,12 @@ fn decode_update_account_audit_configuration(
     Ok(Request::UpdateAccountAuditConfiguration(input))
 }
 
+fn decode_update_audit_suppression(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
+    let mut input: UpdateAuditSuppressionRequest = parse_body(raw.body)?;
+    input.validate()?;
+    Ok(Request::UpdateAuditSuppression(input))
+}
+
 fn decode_update_ca_certificate(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
     let mut input: UpdateCACertificateRequest = parse_body(raw.body)?;
     input.certificate_id = label_value(raw, "caCertificateId")?;
@@ -871,7 +911,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
         uri: "/audit/suppressions/create",
         success_status: 200,
         paginator: None,
-        decode: None,
+        decode: Some(decode_create_audit_suppression),
     },
     OperationSpec {
         name: "CreateAuthorizer",
@@ -1135,7 +1175,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
         uri: "/audit/suppressions/delete",
         success_status: 200,
         paginator: None,
-        decode: None,
+        decode: Some(decode_delete_audit_suppression),
     },
     OperationSpec {
         name: "DeleteAuthorizer",
@@ -1447,7 +1487,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
         uri: "/audit/suppressions/describe",
         success_status: 200,
         paginator: None,
-        decode: None,
+        decode: Some(decode_describe_audit_suppression),
     },
     OperationSpec {
         name: "DescribeAuditTask",
@@ -2010,7 +2050,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
             limit_key: Some("maxResults"),
             result_key: "suppressions",
         }),
-        decode: None,
+        decode: Some(decode_list_audit_suppressions),
     },
     OperationSpec {
         name: "ListAuditTasks",
@@ -2983,7 +3023,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
         uri: "/audit/suppressions/update",
         success_status: 200,
         paginator: None,
-        decode: None,
+        decode: Some(decode_update_audit_suppression),
     },
     OperationSpec {
         name: "UpdateAuthorizer",

@@ -25,6 +25,7 @@ mod policies;
 mod principals;
 mod protocol;
 mod role_aliases;
+mod suppressions;
 mod tagging;
 mod thing_groups;
 mod things;

@@ -23,6 +23,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/postgres/0005_certificates.sql"),
     ),
     (6, include_str!("../../migrations/postgres/0006_audits.sql")),
+    (
+        7,
+        include_str!("../../migrations/postgres/0007_suppressions.sql"),
+    ),
 ];
 
 /// Key of the transaction-scoped advisory lock that serialises migrations ("PALISADE"

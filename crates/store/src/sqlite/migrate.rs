@@ -19,6 +19,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0005_certificates.sql"),
     ),
     (6, include_str!("../../migrations/sqlite/0006_audits.sql")),
+    (
+        7,
+        include_str!("../../migrations/sqlite/0007_suppressions.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. The check and the migrations share one

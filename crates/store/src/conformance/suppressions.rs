@@ -1,0 +1,429 @@
+//! Conformance cases for audit suppressions; instantiated by `conformance_tests!` with
+//! the rest of the suite.
+
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+
+use super::{fresh_scope, scope, unique, Database};
+use crate::{
+    AuditSuppressionFilter, AuditSuppressionRecord, AuditSuppressionUpdate, Scope, Store,
+    SuppressionCreated, SuppressionRefusal,
+};
+
+const T0: i64 = 1_700_000_000_000;
+const CHECK_A: &str = "DEVICE_CERTIFICATE_EXPIRING_CHECK";
+const CHECK_B: &str = "LOGGING_DISABLED_CHECK";
+/// Large enough never to be the reason a create fails.
+const NO_LIMIT: usize = 10_000;
+/// Wide enough for every listing here to fit one page.
+const ALL: usize = 100_000;
+
+fn suppression(check: &str, key: &str, expiration_ms: Option<i64>) -> AuditSuppressionRecord {
+    AuditSuppressionRecord {
+        check_name: check.to_owned(),
+        resource_key: key.to_owned(),
+        resource_json: format!(r#"{{"k":"{key}"}}"#),
+        expiration_ms,
+        suppress_indefinitely: expiration_ms.is_none(),
+        description: Some(format!("about {key}")),
+        client_request_token: unique("tok-"),
+        created_at_ms: T0,
+        updated_at_ms: T0,
+    }
+}
+
+async fn create(store: &dyn Store, scope: &Scope, record: &AuditSuppressionRecord) {
+    assert_eq!(
+        store
+            .create_audit_suppression(scope, record, NO_LIMIT)
+            .await
+            .expect("create"),
+        Ok(SuppressionCreated::Created)
+    );
+}
+
+/// Every suppression of the listing, paging `page` at a time; as (check, key) pairs.
+async fn listed(
+    store: &dyn Store,
+    scope: &Scope,
+    filter: &AuditSuppressionFilter,
+    ascending: bool,
+    page: usize,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let rows = store
+            .list_audit_suppressions(scope, filter, ascending, after.as_ref(), page)
+            .await
+            .expect("list");
+        let done = rows.len() < page;
+        after = rows.last().map(AuditSuppressionRecord::listing_key);
+        out.extend(rows.into_iter().map(|r| (r.check_name, r.resource_key)));
+        if done {
+            return out;
+        }
+    }
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(c, k)| ((*c).to_owned(), (*k).to_owned()))
+        .collect()
+}
+
+pub async fn suppression_create_get_update_delete(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let record = suppression(CHECK_A, "deviceCertificateId=abc", Some(T0 + 1_000));
+    assert_eq!(
+        store
+            .get_audit_suppression(&scope, CHECK_A, &record.resource_key)
+            .await
+            .unwrap(),
+        None
+    );
+    create(&*store, &scope, &record).await;
+    assert_eq!(
+        store
+            .get_audit_suppression(&scope, CHECK_A, &record.resource_key)
+            .await
+            .unwrap(),
+        Some(record.clone())
+    );
+    // Same key under another check is another suppression.
+    assert_eq!(
+        store
+            .get_audit_suppression(&scope, CHECK_B, &record.resource_key)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Description only: the lifetime stays.
+    let update = AuditSuppressionUpdate {
+        lifetime: None,
+        description: Some("new".into()),
+        updated_at_ms: T0 + 5,
+    };
+    let updated = store
+        .update_audit_suppression(&scope, CHECK_A, &record.resource_key, &update)
+        .await
+        .unwrap()
+        .expect("updated");
+    let expected = AuditSuppressionRecord {
+        description: Some("new".into()),
+        updated_at_ms: T0 + 5,
+        ..record.clone()
+    };
+    assert_eq!(updated, expected);
+    // Lifetime: indefinite, then a date again; the description stays.
+    let update = AuditSuppressionUpdate {
+        lifetime: Some((None, true)),
+        description: None,
+        updated_at_ms: T0 + 6,
+    };
+    let updated = store
+        .update_audit_suppression(&scope, CHECK_A, &record.resource_key, &update)
+        .await
+        .unwrap()
+        .expect("updated");
+    assert_eq!(
+        (
+            updated.expiration_ms,
+            updated.suppress_indefinitely,
+            updated.description.as_deref()
+        ),
+        (None, true, Some("new"))
+    );
+    let update = AuditSuppressionUpdate {
+        lifetime: Some((Some(T0 + 9), false)),
+        description: None,
+        updated_at_ms: T0 + 7,
+    };
+    let updated = store
+        .update_audit_suppression(&scope, CHECK_A, &record.resource_key, &update)
+        .await
+        .unwrap()
+        .expect("updated");
+    assert_eq!(
+        (
+            updated.expiration_ms,
+            updated.suppress_indefinitely,
+            updated.updated_at_ms
+        ),
+        (Some(T0 + 9), false, T0 + 7)
+    );
+    assert_eq!(
+        store
+            .get_audit_suppression(&scope, CHECK_A, &record.resource_key)
+            .await
+            .unwrap(),
+        Some(updated)
+    );
+    assert_eq!(
+        store
+            .update_audit_suppression(&scope, CHECK_B, &record.resource_key, &update)
+            .await
+            .unwrap(),
+        None
+    );
+
+    assert!(store
+        .delete_audit_suppression(&scope, CHECK_A, &record.resource_key)
+        .await
+        .unwrap());
+    assert!(!store
+        .delete_audit_suppression(&scope, CHECK_A, &record.resource_key)
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .get_audit_suppression(&scope, CHECK_A, &record.resource_key)
+            .await
+            .unwrap(),
+        None
+    );
+    // Its token is free again once it is gone.
+    create(&*store, &scope, &record).await;
+}
+
+pub async fn suppression_duplicates_tokens_and_limit(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let first = suppression(CHECK_A, "k1", None);
+    create(&*store, &scope, &first).await;
+
+    // The same token and key: a retry, answered with what exists, changing nothing.
+    let retry = AuditSuppressionRecord {
+        description: Some("different".into()),
+        expiration_ms: Some(T0),
+        suppress_indefinitely: false,
+        ..first.clone()
+    };
+    assert_eq!(
+        store
+            .create_audit_suppression(&scope, &retry, NO_LIMIT)
+            .await
+            .unwrap(),
+        Ok(SuppressionCreated::Replayed(first.clone()))
+    );
+    // The same key under a new token.
+    let again = suppression(CHECK_A, "k1", Some(T0));
+    assert_eq!(
+        store
+            .create_audit_suppression(&scope, &again, NO_LIMIT)
+            .await
+            .unwrap(),
+        Err(SuppressionRefusal::KeyExists)
+    );
+    // The token of `first` for another key.
+    let reused = AuditSuppressionRecord {
+        client_request_token: first.client_request_token.clone(),
+        ..suppression(CHECK_A, "k2", None)
+    };
+    assert_eq!(
+        store
+            .create_audit_suppression(&scope, &reused, NO_LIMIT)
+            .await
+            .unwrap(),
+        Err(SuppressionRefusal::TokenInUse)
+    );
+    // A token is the scope's: another account may use it.
+    let elsewhere = super::scope(&super::unique_account(), &scope.region);
+    create(&*store, &elsewhere, &reused).await;
+
+    let second = suppression(CHECK_B, "k1", None);
+    create(&*store, &scope, &second).await;
+    assert_eq!(
+        store
+            .create_audit_suppression(&scope, &suppression(CHECK_B, "k3", None), 2)
+            .await
+            .unwrap(),
+        Err(SuppressionRefusal::LimitReached)
+    );
+    assert_eq!(
+        listed(
+            &*store,
+            &scope,
+            &AuditSuppressionFilter::default(),
+            true,
+            ALL
+        )
+        .await,
+        pairs(&[(CHECK_A, "k1"), (CHECK_B, "k1")])
+    );
+}
+
+pub async fn suppression_listing_order_filters_paging(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    // (check, key, expiration); None is indefinite.
+    let rows = [
+        (CHECK_A, "a", Some(T0 + 30)),
+        (CHECK_A, "b", Some(T0 + 10)),
+        (CHECK_B, "a", Some(T0 + 10)),
+        (CHECK_B, "b", None),
+        (CHECK_A, "c", None),
+        (CHECK_B, "c", Some(T0 + 20)),
+    ];
+    for (check, key, exp) in rows {
+        create(&*store, &scope, &suppression(check, key, exp)).await;
+    }
+    let ascending = pairs(&[
+        (CHECK_A, "b"),
+        (CHECK_B, "a"),
+        (CHECK_B, "c"),
+        (CHECK_A, "a"),
+        (CHECK_A, "c"),
+        (CHECK_B, "b"),
+    ]);
+    let all = AuditSuppressionFilter::default();
+    for page in [1, 2, 4, ALL] {
+        assert_eq!(listed(&*store, &scope, &all, true, page).await, ascending);
+        let mut descending = ascending.clone();
+        descending.reverse();
+        assert_eq!(listed(&*store, &scope, &all, false, page).await, descending);
+    }
+    let by_check = AuditSuppressionFilter {
+        check_name: Some(CHECK_A.into()),
+        resource_key: None,
+    };
+    assert_eq!(
+        listed(&*store, &scope, &by_check, true, 1).await,
+        pairs(&[(CHECK_A, "b"), (CHECK_A, "a"), (CHECK_A, "c")])
+    );
+    let by_key = AuditSuppressionFilter {
+        check_name: None,
+        resource_key: Some("a".into()),
+    };
+    assert_eq!(
+        listed(&*store, &scope, &by_key, false, 1).await,
+        pairs(&[(CHECK_A, "a"), (CHECK_B, "a")])
+    );
+    let both = AuditSuppressionFilter {
+        check_name: Some(CHECK_B.into()),
+        resource_key: Some("b".into()),
+    };
+    assert_eq!(
+        listed(&*store, &scope, &both, true, ALL).await,
+        pairs(&[(CHECK_B, "b")])
+    );
+}
+
+pub async fn suppression_active_keys(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    for (key, exp) in [
+        ("forever", None),
+        ("later", Some(T0 + 1)),
+        ("now", Some(T0)),
+        ("past", Some(T0 - 1)),
+    ] {
+        create(&*store, &scope, &suppression(CHECK_A, key, exp)).await;
+    }
+    create(&*store, &scope, &suppression(CHECK_B, "other", None)).await;
+    let mut keys = store
+        .active_audit_suppression_keys(&scope, CHECK_A, T0)
+        .await
+        .unwrap();
+    keys.sort();
+    // Expiring at the instant counts as expired.
+    assert_eq!(keys, vec!["forever", "later"]);
+    // Expired ones are still there until deleted.
+    assert_eq!(
+        listed(
+            &*store,
+            &scope,
+            &AuditSuppressionFilter::default(),
+            true,
+            ALL
+        )
+        .await
+        .len(),
+        5
+    );
+}
+
+pub async fn suppressions_isolated_between_accounts(store: Arc<dyn Store>) {
+    let a = fresh_scope();
+    let b = scope(&super::unique_account(), &a.region);
+    let other_region = scope(&a.account_id, "eu-west-1");
+    let record = suppression(CHECK_A, "shared", None);
+    create(&*store, &a, &record).await;
+    for other in [&b, &other_region] {
+        assert_eq!(
+            store
+                .get_audit_suppression(other, CHECK_A, "shared")
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(listed(
+            &*store,
+            other,
+            &AuditSuppressionFilter::default(),
+            true,
+            ALL
+        )
+        .await
+        .is_empty());
+        assert!(store
+            .active_audit_suppression_keys(other, CHECK_A, T0)
+            .await
+            .unwrap()
+            .is_empty());
+        let update = AuditSuppressionUpdate {
+            lifetime: None,
+            description: Some("x".into()),
+            updated_at_ms: T0,
+        };
+        assert_eq!(
+            store
+                .update_audit_suppression(other, CHECK_A, "shared", &update)
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(!store
+            .delete_audit_suppression(other, CHECK_A, "shared")
+            .await
+            .unwrap());
+        // The same key (and token) is free in the other scope.
+        create(&*store, other, &record).await;
+    }
+    assert_eq!(
+        store
+            .get_audit_suppression(&a, CHECK_A, "shared")
+            .await
+            .unwrap(),
+        Some(record)
+    );
+}
+
+/// Racing creates of one key on several handles (nodes): exactly one wins, the others
+/// see the key taken.
+pub async fn suppression_create_race_across_handles(db: &dyn Database) {
+    let handles = [
+        db.open().await.expect("open a"),
+        db.open().await.expect("open b"),
+    ];
+    let scope = fresh_scope();
+    let mut racers = JoinSet::new();
+    for i in 0..8 {
+        let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
+        racers.spawn(async move {
+            let record = suppression(CHECK_A, "contested", None);
+            store
+                .create_audit_suppression(&scope, &record, NO_LIMIT)
+                .await
+                .expect("create")
+        });
+    }
+    let mut wins = 0;
+    while let Some(joined) = racers.join_next().await {
+        match joined.expect("racer panicked") {
+            Ok(SuppressionCreated::Created) => wins += 1,
+            other => assert_eq!(other, Err(SuppressionRefusal::KeyExists)),
+        }
+    }
+    assert_eq!(wins, 1, "exactly one create must win");
+}
