@@ -5,7 +5,12 @@
 use std::collections::{BTreeMap, HashSet};
 
 use palisade_model::{PolicyVersionIdentifier, ResourceIdentifier};
-use palisade_store::{AuditFindingRecord, CertificateFacts, Scope};
+use palisade_store::{
+    AuditFindingRecord, CaCertificateRecord, CertificateFacts, CertificateKey, CertificateRecord,
+    Scope, Store, StoreResult,
+};
+use std::future::Future;
+use std::pin::Pin;
 
 use super::catalogue::{self, Check, Evaluation};
 use super::findings::{self, Draft};
@@ -126,6 +131,79 @@ fn ca(id: &str) -> ResourceIdentifier {
     ResourceIdentifier {
         ca_certificate_id: Some(id.to_owned()),
         ..ResourceIdentifier::default()
+    }
+}
+
+/// What the certificate checks need of the two kinds of certificate they read.
+trait Examined: Sized {
+    fn status(&self) -> &str;
+    /// Where the listing continues after this one.
+    fn key(&self) -> CertificateKey;
+    /// The next page of the scope's certificates of this kind, in creation order.
+    fn page<'a>(
+        store: &'a dyn Store,
+        scope: &'a Scope,
+        after: Option<&'a CertificateKey>,
+    ) -> PageFuture<'a, Self>;
+}
+
+/// The store's (boxed, `Send`) future for a page.
+type PageFuture<'a, R> = Pin<Box<dyn Future<Output = StoreResult<Vec<R>>> + Send + 'a>>;
+
+impl Examined for CertificateRecord {
+    fn status(&self) -> &str {
+        &self.status
+    }
+    fn key(&self) -> CertificateKey {
+        (self.created_at_ms, self.id.clone())
+    }
+    fn page<'a>(
+        store: &'a dyn Store,
+        scope: &'a Scope,
+        after: Option<&'a CertificateKey>,
+    ) -> PageFuture<'a, Self> {
+        store.list_certificates(scope, None, after, false, PAGE)
+    }
+}
+
+impl Examined for CaCertificateRecord {
+    fn status(&self) -> &str {
+        &self.status
+    }
+    fn key(&self) -> CertificateKey {
+        (self.created_at_ms, self.id.clone())
+    }
+    fn page<'a>(
+        store: &'a dyn Store,
+        scope: &'a Scope,
+        after: Option<&'a CertificateKey>,
+    ) -> PageFuture<'a, Self> {
+        store.list_ca_certificates(scope, None, after, false, PAGE)
+    }
+}
+
+/// Reads the certificates of kind `R` page by page, feeding every one in use to
+/// `judge`; how many were examined.
+async fn examine_pages<R: Examined>(
+    store: &dyn Store,
+    scope: &Scope,
+    sink: &mut Sink<'_>,
+    judge: impl Fn(&R) -> Option<Draft>,
+) -> EngineResult<i64> {
+    let mut after: Option<CertificateKey> = None;
+    let mut total = 0;
+    loop {
+        let page = R::page(store, scope, after.as_ref()).await?;
+        for cert in page.iter().filter(|c| in_use(c.status())) {
+            total += 1;
+            if let Some(draft) = judge(cert) {
+                sink.push(draft).await?;
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == PAGE => after = Some(last.key()),
+            _ => return Ok(total),
+        }
     }
 }
 
@@ -287,28 +365,9 @@ impl Engine {
         &self,
         scope: &Scope,
         sink: &mut Sink<'_>,
-        judge: impl Fn(&palisade_store::CertificateRecord) -> Option<Draft>,
+        judge: impl Fn(&CertificateRecord) -> Option<Draft>,
     ) -> EngineResult<i64> {
-        let mut after = None;
-        let mut total = 0;
-        loop {
-            let page = self
-                .store()
-                .list_certificates(scope, None, after.as_ref(), false, PAGE)
-                .await?;
-            for cert in page.iter().filter(|c| in_use(&c.status)) {
-                total += 1;
-                if let Some(draft) = judge(cert) {
-                    sink.push(draft).await?;
-                }
-            }
-            match page.last() {
-                Some(last) if page.len() == PAGE => {
-                    after = Some((last.created_at_ms, last.id.clone()))
-                }
-                _ => return Ok(total),
-            }
-        }
+        examine_pages(self.store(), scope, sink, judge).await
     }
 
     /// Feeds every active CA certificate to `judge`; how many there were.
@@ -316,28 +375,9 @@ impl Engine {
         &self,
         scope: &Scope,
         sink: &mut Sink<'_>,
-        judge: impl Fn(&palisade_store::CaCertificateRecord) -> Option<Draft>,
+        judge: impl Fn(&CaCertificateRecord) -> Option<Draft>,
     ) -> EngineResult<i64> {
-        let mut after = None;
-        let mut total = 0;
-        loop {
-            let page = self
-                .store()
-                .list_ca_certificates(scope, None, after.as_ref(), false, PAGE)
-                .await?;
-            for cert in page.iter().filter(|c| in_use(&c.status)) {
-                total += 1;
-                if let Some(draft) = judge(cert) {
-                    sink.push(draft).await?;
-                }
-            }
-            match page.last() {
-                Some(last) if page.len() == PAGE => {
-                    after = Some((last.created_at_ms, last.id.clone()))
-                }
-                _ => return Ok(total),
-            }
-        }
+        examine_pages(self.store(), scope, sink, judge).await
     }
 
     /// Analyses every policy's default version; `pick` chooses the findings of the check.
