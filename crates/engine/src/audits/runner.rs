@@ -249,28 +249,15 @@ impl Engine {
 
     /// Marks a task that failed too often FAILED, with its unfinished checks.
     async fn give_up(&self, scope: &Scope, task_id: &str) -> EngineResult<bool> {
-        loop {
-            let Some(mut task) = self.store().get_audit_task(scope, task_id).await? else {
-                return Ok(true);
-            };
-            if task.status != tasks::IN_PROGRESS {
-                return Ok(true);
-            }
-            let mut checks = decode_checks(&task)?;
-            for progress in checks.values_mut().filter(|p| !p.is_finished()) {
-                progress.status = "FAILED".into();
-                progress.error_code = Some("INTERNAL_FAILURE".into());
-                progress.message = Some(format!(
-                    "The audit was interrupted {MAX_ATTEMPTS} times and was given up on."
-                ));
-            }
-            task.status = tasks::FAILED.into();
-            task.finished_at_ms = Some(self.now_ms());
-            task.checks_json = encode_checks(&checks)?;
-            task.version += 1;
-            if self.store().update_audit_task(scope, &task).await? {
-                return Ok(true);
-            }
-        }
+        self.end_task(scope, task_id, tasks::FAILED, |progress| {
+            progress.status = "FAILED".into();
+            progress.error_code = Some("INTERNAL_FAILURE".into());
+            progress.message = Some(format!(
+                "The audit was interrupted {MAX_ATTEMPTS} times and was given up on."
+            ));
+        })
+        .await?;
+        // Ended now, or already over, or gone: in each case the item is done.
+        Ok(true)
     }
 }

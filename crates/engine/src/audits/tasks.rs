@@ -69,6 +69,14 @@ pub(crate) fn encode_checks(checks: &TaskChecks) -> EngineResult<String> {
     serde_json::to_string(checks).map_err(|e| EngineError::Internal(e.to_string()))
 }
 
+/// What [`Engine::end_task`] found.
+pub(crate) enum Ending {
+    Ended,
+    Missing,
+    /// The task had already ended, with this status.
+    NotInProgress(String),
+}
+
 /// The payload of an audit task's work item.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct TaskWork {
@@ -225,29 +233,48 @@ impl Engine {
         input: CancelAuditTaskRequest,
     ) -> EngineResult<CancelAuditTaskResponse> {
         let task_id = required(input.task_id, "taskId")?;
-        // Conditional on the version the runner may be bumping: read, change, retry.
+        let ending = self
+            .end_task(scope, &task_id, CANCELED, |progress| {
+                progress.status = "CANCELED".into();
+            })
+            .await?;
+        match ending {
+            Ending::Ended => Ok(CancelAuditTaskResponse {}),
+            Ending::Missing => Err(task_not_found(&task_id)),
+            Ending::NotInProgress(status) => Err(EngineError::InvalidRequest(format!(
+                "Audit task {task_id} is {status}; only an IN_PROGRESS task can be canceled."
+            ))),
+        }
+    }
+
+    /// Ends an IN_PROGRESS task with `status`, applying `mark` to its unfinished checks.
+    /// The update is conditional on the version read (the worker may be recording a
+    /// check meanwhile), so it is read, changed and retried until it lands.
+    pub(crate) async fn end_task(
+        &self,
+        scope: &Scope,
+        task_id: &str,
+        status: &str,
+        mark: impl Fn(&mut CheckProgress),
+    ) -> EngineResult<Ending> {
         loop {
-            let mut task = self
-                .store()
-                .get_audit_task(scope, &task_id)
-                .await?
-                .ok_or_else(|| task_not_found(&task_id))?;
+            let Some(mut task) = self.store().get_audit_task(scope, task_id).await? else {
+                return Ok(Ending::Missing);
+            };
             if task.status != IN_PROGRESS {
-                return Err(EngineError::InvalidRequest(format!(
-                    "Audit task {task_id} is {}; only an IN_PROGRESS task can be canceled.",
-                    task.status
-                )));
+                return Ok(Ending::NotInProgress(task.status));
             }
             let mut checks = decode_checks(&task)?;
-            for progress in checks.values_mut().filter(|p| !p.is_finished()) {
-                progress.status = "CANCELED".into();
-            }
-            task.status = CANCELED.into();
+            checks
+                .values_mut()
+                .filter(|p| !p.is_finished())
+                .for_each(&mark);
+            task.status = status.into();
             task.finished_at_ms = Some(self.now_ms());
             task.checks_json = encode_checks(&checks)?;
             task.version += 1;
             if self.store().update_audit_task(scope, &task).await? {
-                return Ok(CancelAuditTaskResponse {});
+                return Ok(Ending::Ended);
             }
         }
     }

@@ -10,6 +10,7 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::types::ToSql;
 
 use super::error::{insert_err, Fail};
+use super::work::insert_work_item;
 use super::{count_to_usize, rows, sql_limit, PostgresStore};
 use crate::{
     AuditConfigurationRecord, AuditFindingFilter, AuditFindingKey, AuditFindingRecord, AuditStore,
@@ -131,7 +132,7 @@ impl AuditStore for PostgresStore {
                 }
                 insert_task(&tx, scope, task).await?;
                 // A taken work id aborts the transaction, so the task goes too.
-                enqueue(&tx, work).await?;
+                insert_work_item(&tx, work).await?;
                 tx.commit().await?;
                 Ok(Ok(()))
             })
@@ -500,23 +501,6 @@ async fn insert_task(
             &task.checks_json,
             &task.version,
         ],
-    )
-    .await
-    .map_err(insert_err)?;
-    Ok(())
-}
-
-/// `enqueue_work`'s insert, inside the caller's transaction.
-async fn enqueue(tx: &Transaction<'_>, item: &NewWorkItem) -> Result<(), Fail> {
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO work_items (id, queue, payload, attempts, run_after_ms)
-             VALUES ($1, $2, $3, 0, $4)",
-        )
-        .await?;
-    tx.execute(
-        &stmt,
-        &[&item.id, &item.queue, &item.payload, &item.run_after_ms],
     )
     .await
     .map_err(insert_err)?;

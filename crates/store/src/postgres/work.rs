@@ -1,27 +1,38 @@
 use async_trait::async_trait;
 
-use super::error::insert_err;
+use deadpool_postgres::Transaction;
+
+use super::error::{insert_err, Fail};
 use super::{rows, sql_limit, PostgresStore};
 use crate::{NewWorkItem, OnceMarkers, StoreResult, WorkItem, WorkQueue};
+
+/// Adds a work item inside the caller's transaction (enqueue_work, and writes that
+/// enqueue the work they create in the same transaction).
+pub(super) async fn insert_work_item(tx: &Transaction<'_>, item: &NewWorkItem) -> Result<(), Fail> {
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO work_items (id, queue, payload, attempts, run_after_ms)
+             VALUES ($1, $2, $3, 0, $4)",
+        )
+        .await?;
+    tx.execute(
+        &stmt,
+        &[&item.id, &item.queue, &item.payload, &item.run_after_ms],
+    )
+    .await
+    .map_err(insert_err)?;
+    Ok(())
+}
 
 #[async_trait]
 impl WorkQueue for PostgresStore {
     async fn enqueue_work(&self, item: &NewWorkItem) -> StoreResult<()> {
-        let conn = self.conn().await?;
+        let mut conn = self.conn().await?;
         let outcome = self
             .deadline(async {
-                let stmt = conn
-                    .prepare_cached(
-                        "INSERT INTO work_items (id, queue, payload, attempts, run_after_ms)
-                         VALUES ($1, $2, $3, 0, $4)",
-                    )
-                    .await?;
-                conn.execute(
-                    &stmt,
-                    &[&item.id, &item.queue, &item.payload, &item.run_after_ms],
-                )
-                .await
-                .map_err(insert_err)?;
+                let tx = conn.transaction().await?;
+                insert_work_item(&tx, item).await?;
+                tx.commit().await?;
                 Ok(())
             })
             .await;

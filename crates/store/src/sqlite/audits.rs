@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Transaction};
 
 use super::error::{insert_err, sql_err};
+use super::work::insert_work_item;
 use super::{rows, sql_limit, SqliteStore};
 use crate::{
     AuditConfigurationRecord, AuditFindingFilter, AuditFindingKey, AuditFindingRecord, AuditStore,
@@ -112,7 +113,7 @@ impl AuditStore for SqliteStore {
             }
             insert_task(tx, &scope, &task)?;
             // A taken work id fails the whole transaction, so the task goes too.
-            enqueue(tx, &work)?;
+            insert_work_item(tx, &work)?;
             Ok(Ok(()))
         })
         .await
@@ -413,17 +414,6 @@ fn insert_task(tx: &Transaction<'_>, scope: &Scope, task: &AuditTaskRecord) -> S
             task.version,
         ))
     })
-    .map_err(insert_err)?;
-    Ok(())
-}
-
-/// `enqueue_work`'s insert (same text, so the same cached statement), inside the
-/// caller's transaction.
-fn enqueue(tx: &Transaction<'_>, item: &NewWorkItem) -> StoreResult<()> {
-    tx.prepare_cached(
-        "INSERT INTO work_items (id, queue, payload, attempts, run_after_ms) VALUES (?1, ?2, ?3, 0, ?4)",
-    )
-    .and_then(|mut stmt| stmt.execute((&item.id, &item.queue, &item.payload, item.run_after_ms)))
     .map_err(insert_err)?;
     Ok(())
 }

@@ -3,25 +3,28 @@
 //! exclusive: the single-writer equivalent of PostgreSQL's `FOR UPDATE SKIP LOCKED`.
 
 use async_trait::async_trait;
-use rusqlite::OptionalExtension;
+use rusqlite::{OptionalExtension, Transaction};
 
 use super::error::{insert_err, sql_err};
 use super::{rows, sql_limit, SqliteStore};
 use crate::{NewWorkItem, OnceMarkers, StoreResult, WorkItem, WorkQueue};
 
+/// Adds a work item inside the caller's transaction (enqueue_work, and writes that
+/// enqueue the work they create in the same transaction).
+pub(super) fn insert_work_item(tx: &Transaction<'_>, item: &NewWorkItem) -> StoreResult<()> {
+    tx.prepare_cached(
+        "INSERT INTO work_items (id, queue, payload, attempts, run_after_ms) VALUES (?1, ?2, ?3, 0, ?4)",
+    )
+    .and_then(|mut stmt| stmt.execute((&item.id, &item.queue, &item.payload, item.run_after_ms)))
+    .map_err(insert_err)?;
+    Ok(())
+}
+
 #[async_trait]
 impl WorkQueue for SqliteStore {
     async fn enqueue_work(&self, item: &NewWorkItem) -> StoreResult<()> {
         let item = item.clone();
-        self.write(move |tx| {
-            tx.prepare_cached(
-                "INSERT INTO work_items (id, queue, payload, attempts, run_after_ms) VALUES (?1, ?2, ?3, 0, ?4)",
-            )
-            .and_then(|mut stmt| stmt.execute((&item.id, &item.queue, &item.payload, item.run_after_ms)))
-            .map_err(insert_err)?;
-            Ok(())
-        })
-        .await
+        self.write(move |tx| insert_work_item(tx, &item)).await
     }
 
     async fn claim_work(
