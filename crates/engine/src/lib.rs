@@ -18,6 +18,7 @@ mod paging;
 mod policies;
 mod principals;
 mod role_aliases;
+mod settings;
 mod tagging;
 mod things;
 
@@ -28,6 +29,7 @@ pub use import::{
     DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, MAX_LINE_BYTES,
 };
 pub use palisade_store::Scope;
+pub use settings::{AuditSettings, CrlSettings, SnsSettings};
 
 use palisade_store::{Store, StoreError};
 
@@ -126,6 +128,7 @@ struct Inner {
     ids: Arc<dyn IdSource>,
     tokens: paging::TokenSigner,
     limits: Limits,
+    audit_settings: AuditSettings,
     credentials: credentials::CredentialCache,
     /// Wakes this node's audit worker when a task is started here.
     audit_wakeup: Arc<tokio::sync::Notify>,
@@ -139,6 +142,17 @@ impl Engine {
         ids: Arc<dyn IdSource>,
         limits: Limits,
     ) -> EngineResult<Self> {
+        Self::with_settings(store, clock, ids, limits, AuditSettings::default()).await
+    }
+
+    /// Builds an engine with audit settings other than the defaults.
+    pub async fn with_settings(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdSource>,
+        limits: Limits,
+        audit_settings: AuditSettings,
+    ) -> EngineResult<Self> {
         let secret = store.server_secret().await?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -148,6 +162,7 @@ impl Engine {
                 clock,
                 ids,
                 limits,
+                audit_settings,
                 audit_wakeup: Arc::new(tokio::sync::Notify::new()),
             }),
         })
@@ -159,5 +174,10 @@ impl Engine {
 
     fn now_ms(&self) -> i64 {
         self.inner.clock.now_ms()
+    }
+
+    #[allow(dead_code)] // Read by the scheduler, the SNS publisher and the CRL fetcher.
+    fn audit_settings(&self) -> &AuditSettings {
+        &self.inner.audit_settings
     }
 }

@@ -34,6 +34,12 @@ pub struct FileConfig {
     pub database_connect_timeout_ms: Option<u64>,
     pub database_acquire_timeout_ms: Option<u64>,
     pub database_statement_timeout_ms: Option<u64>,
+    pub scheduled_audit_time: Option<String>,
+    pub sns_endpoint_url: Option<String>,
+    pub sns_access_key_id: Option<String>,
+    pub sns_secret_access_key: Option<String>,
+    pub crl_fetch: Option<bool>,
+    pub crl_fetch_timeout_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -76,6 +82,82 @@ pub struct DatabaseArgs {
     /// PostgreSQL statement timeout, in ms [default: 10000].
     #[arg(long, env = "PALISADE_DATABASE_STATEMENT_TIMEOUT_MS")]
     pub database_statement_timeout_ms: Option<u64>,
+}
+
+/// Audit settings given on the command line or in the environment.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct AuditArgs {
+    /// Time of day (HH:MM, UTC) at which scheduled audits start [default: 00:00].
+    #[arg(long, env = "PALISADE_SCHEDULED_AUDIT_TIME")]
+    pub scheduled_audit_time: Option<String>,
+    /// SNS endpoint for audit notifications and PUBLISH_FINDING_TO_SNS [default: the AWS
+    /// endpoint of the topic's region].
+    #[arg(long, env = "PALISADE_SNS_ENDPOINT_URL")]
+    pub sns_endpoint_url: Option<String>,
+    /// Access key id Palisade signs SNS requests with.
+    #[arg(long, env = "PALISADE_SNS_ACCESS_KEY_ID")]
+    pub sns_access_key_id: Option<String>,
+    /// Secret access key Palisade signs SNS requests with.
+    #[arg(long, env = "PALISADE_SNS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub sns_secret_access_key: Option<String>,
+    /// Fetch CRLs from certificates' distribution points for the revocation checks
+    /// [default: true].
+    #[arg(long, env = "PALISADE_CRL_FETCH")]
+    pub crl_fetch: Option<bool>,
+    /// How long one CRL download may take, in ms [default: 5000].
+    #[arg(long, env = "PALISADE_CRL_FETCH_TIMEOUT_MS")]
+    pub crl_fetch_timeout_ms: Option<u64>,
+}
+
+impl AuditArgs {
+    pub fn resolve(&self, file: &FileConfig) -> Result<palisade_engine::AuditSettings> {
+        let defaults = palisade_engine::AuditSettings::default();
+        let time = self
+            .scheduled_audit_time
+            .clone()
+            .or(file.scheduled_audit_time.clone());
+        let scheduled_audit_time_s = match time {
+            Some(t) => parse_time_of_day(&t)?,
+            None => defaults.scheduled_audit_time_s,
+        };
+        Ok(palisade_engine::AuditSettings {
+            scheduled_audit_time_s,
+            sns: palisade_engine::SnsSettings {
+                endpoint_url: self
+                    .sns_endpoint_url
+                    .clone()
+                    .or(file.sns_endpoint_url.clone()),
+                access_key_id: self
+                    .sns_access_key_id
+                    .clone()
+                    .or(file.sns_access_key_id.clone()),
+                secret_access_key: self
+                    .sns_secret_access_key
+                    .clone()
+                    .or(file.sns_secret_access_key.clone()),
+            },
+            crl: palisade_engine::CrlSettings {
+                fetch: self
+                    .crl_fetch
+                    .or(file.crl_fetch)
+                    .unwrap_or(defaults.crl.fetch),
+                fetch_timeout: self
+                    .crl_fetch_timeout_ms
+                    .or(file.crl_fetch_timeout_ms)
+                    .map(Duration::from_millis)
+                    .unwrap_or(defaults.crl.fetch_timeout),
+            },
+        })
+    }
+}
+
+/// `HH:MM` (UTC) as seconds after midnight.
+fn parse_time_of_day(text: &str) -> Result<u32> {
+    let parsed = text.split_once(':').and_then(|(h, m)| {
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60 && text.len() == 5).then_some(h * 3600 + m * 60)
+    });
+    parsed.with_context(|| format!("scheduled audit time '{text}' is not HH:MM (UTC)"))
 }
 
 impl StoreChoice {
@@ -141,6 +223,7 @@ pub struct ServeConfig {
     pub import_body_limit: usize,
     pub shutdown_grace: std::time::Duration,
     pub default_account_id: String,
+    pub audit: palisade_engine::AuditSettings,
 }
 
 /// Values given on the command line or in the environment (clap reads both).
@@ -155,7 +238,13 @@ pub struct Given {
 }
 
 impl ServeConfig {
-    pub fn resolve(given: Given, database: &DatabaseArgs, file: FileConfig) -> Result<Self> {
+    pub fn resolve(
+        given: Given,
+        database: &DatabaseArgs,
+        audit: &AuditArgs,
+        file: FileConfig,
+    ) -> Result<Self> {
+        let audit = audit.resolve(&file)?;
         let data_dir = data_dir(given.data_dir.clone().or(file.data_dir.clone()));
         let store = StoreChoice::resolve(&data_dir, database, &file)?;
         let listen = given
@@ -196,6 +285,7 @@ impl ServeConfig {
                     .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS),
             ),
             default_account_id,
+            audit,
         })
     }
 }
@@ -228,6 +318,7 @@ mod tests {
                 ..Given::default()
             },
             &DatabaseArgs::default(),
+            &AuditArgs::default(),
             file,
         )
         .unwrap();
@@ -245,6 +336,7 @@ mod tests {
                 ..Given::default()
             },
             &DatabaseArgs::default(),
+            &AuditArgs::default(),
             FileConfig::default()
         )
         .is_err());
@@ -254,10 +346,15 @@ mod tests {
                 ..Given::default()
             },
             &DatabaseArgs::default(),
+            &AuditArgs::default(),
             FileConfig::default()
         )
         .is_err());
         assert!(toml::from_str::<FileConfig>("unknown = 1").is_err());
+        for bad in ["3:00", "24:00", "12:60", "noon"] {
+            assert!(parse_time_of_day(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_time_of_day("03:30").unwrap(), 3 * 3600 + 1800);
     }
 
     #[test]

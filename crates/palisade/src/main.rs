@@ -65,11 +65,13 @@ struct ServeArgs {
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM [default: 3].
     #[arg(long, env = "PALISADE_SHUTDOWN_GRACE_SECS")]
     shutdown_grace_secs: Option<u64>,
-    /// TOML config file (keys: listen, data-dir, region, body-limit, shutdown-grace-secs, default-account-id).
+    /// TOML config file (keys: the long names of these flags, e.g. listen, data-dir, scheduled-audit-time).
     #[arg(long, env = "PALISADE_CONFIG")]
     config: Option<PathBuf>,
     #[command(flatten)]
     database: config::DatabaseArgs,
+    #[command(flatten)]
+    audit: config::AuditArgs,
     /// Log format.
     #[arg(long, env = "PALISADE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,

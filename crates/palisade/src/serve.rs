@@ -29,16 +29,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             shutdown_grace_secs: args.shutdown_grace_secs,
         },
         &args.database,
+        &args.audit,
         file,
     )?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating the data dir {}", cfg.data_dir.display()))?;
     let store = crate::store::open(&cfg.store).await?;
-    let engine = Engine::new(
+    let engine = Engine::with_settings(
         store.clone(),
         Arc::new(SystemClock),
         Arc::new(RandomIds),
         Limits::default(),
+        cfg.audit.clone(),
     )
     .await
     .context("starting the engine")?;

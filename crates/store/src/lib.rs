@@ -8,9 +8,11 @@ use async_trait::async_trait;
 
 mod audits;
 mod certificates;
+mod crls;
 mod import;
 mod policies;
 mod postgres;
+mod scheduled;
 mod sqlite;
 mod suppressions;
 mod things;
@@ -29,6 +31,7 @@ pub use certificates::{
     IssuingCaRecord, PolicyRef, PolicyTarget, PrincipalOutcome, PrincipalRefusal, PrincipalStore,
     RegistrationConfigChange, RegistrationConfigRecord, DELETABLE_STATUSES,
 };
+pub use crls::CrlStore;
 pub use import::{
     CertificateImport, ImportItem, ImportLimits, ImportOutcome, ImportRefusal, ImportStore,
 };
@@ -38,6 +41,7 @@ pub use policies::{
     RoleAliasUpdate, V2LoggingOptionsRecord,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
+pub use scheduled::ScheduledAuditStore;
 pub use sqlite::SqliteStore;
 pub use suppressions::{
     AuditSuppressionFilter, AuditSuppressionKey, AuditSuppressionRecord, AuditSuppressionStore,
@@ -297,6 +301,8 @@ pub trait Store:
     + ImportStore
     + AuditStore
     + AuditSuppressionStore
+    + ScheduledAuditStore
+    + CrlStore
 {
 }
 
@@ -316,5 +322,7 @@ impl<T> Store for T where
         + ImportStore
         + AuditStore
         + AuditSuppressionStore
+        + ScheduledAuditStore
+        + CrlStore
 {
 }

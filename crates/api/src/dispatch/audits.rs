@@ -1,4 +1,5 @@
-//! Audits: the account audit configuration, audit tasks, findings and suppressions.
+//! Audits: the account audit configuration, audit tasks, scheduled audits, findings and
+//! suppressions.
 
 use palisade_engine::{Engine, Scope};
 use palisade_model::Request;
@@ -37,6 +38,18 @@ pub(super) async fn dispatch(engine: &Engine, scope: &Scope, request: Request) -
             encode(engine.delete_audit_suppression(scope, i).await)
         }
         Request::ListAuditSuppressions(i) => encode(engine.list_audit_suppressions(scope, i).await),
+        Request::CreateScheduledAudit(i) => encode(engine.create_scheduled_audit(scope, i).await),
+        Request::DescribeScheduledAudit(i) => {
+            encode(engine.describe_scheduled_audit(scope, i).await)
+        }
+        Request::UpdateScheduledAudit(i) => encode(engine.update_scheduled_audit(scope, i).await),
+        Request::DeleteScheduledAudit(i) => encode(engine.delete_scheduled_audit(scope, i).await),
+        Request::ListScheduledAudits(i) => encode(engine.list_scheduled_audits(scope, i).await),
+        Request::ListRelatedResourcesForAuditFinding(i) => encode(
+            engine
+                .list_related_resources_for_audit_finding(scope, i)
+                .await,
+        ),
         other => return Err(other),
     })
 }

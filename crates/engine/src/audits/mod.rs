@@ -5,7 +5,9 @@ mod catalogue;
 mod configuration;
 mod evaluate;
 mod findings;
+mod related;
 mod runner;
+mod scheduled;
 mod suppressions;
 mod tasks;
 

@@ -210,6 +210,13 @@ pub(crate) fn validate_audit_findings(x: &Vec<AuditFinding>, path: &Path<'_>, v:
     }
 }
 
+crate::string_enum!(AuditFrequency {
+    Daily => "DAILY",
+    Weekly => "WEEKLY",
+    Biweekly => "BIWEEKLY",
+    Monthly => "MONTHLY",
+});
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AuditNotificationTarget {
     #[serde(rename = "enabled", default, skip_serializing_if = "Option::is_none")]
@@ -490,6 +497,94 @@ impl Validate for CreateAuditSuppressionResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CreateScheduledAuditRequest {
+    #[serde(
+        rename = "dayOfMonth",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub day_of_month: Option<String>,
+    #[serde(rename = "dayOfWeek", default, skip_serializing_if = "Option::is_none")]
+    pub day_of_week: Option<DayOfWeek>,
+    #[serde(rename = "frequency", default, skip_serializing_if = "Option::is_none")]
+    pub frequency: Option<AuditFrequency>,
+    #[serde(skip)]
+    pub scheduled_audit_name: Option<String>,
+    #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+    #[serde(
+        rename = "targetCheckNames",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub target_check_names: Option<Vec<String>>,
+}
+
+impl Validate for CreateScheduledAuditRequest {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "dayOfMonth");
+        if let Some(x) = &self.day_of_month {
+            validate_day_of_month(x, &p, v);
+        }
+        let p = Path::Member(path, "dayOfWeek");
+        if let Some(x) = &self.day_of_week {
+            x.validate_at(&p, v);
+        }
+        let p = Path::Member(path, "frequency");
+        check_required(&self.frequency, &p, v);
+        if let Some(x) = &self.frequency {
+            x.validate_at(&p, v);
+        }
+        let p = Path::Member(path, "scheduledAuditName");
+        check_required(&self.scheduled_audit_name, &p, v);
+        if let Some(x) = &self.scheduled_audit_name {
+            validate_scheduled_audit_name(x, &p, v);
+        }
+        let p = Path::Member(path, "tags");
+        if let Some(x) = &self.tags {
+            validate_tag_list(x, &p, v);
+        }
+        let p = Path::Member(path, "targetCheckNames");
+        check_required(&self.target_check_names, &p, v);
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CreateScheduledAuditResponse {
+    #[serde(
+        rename = "scheduledAuditArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub scheduled_audit_arn: Option<String>,
+}
+
+impl Validate for CreateScheduledAuditResponse {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {}
+}
+
+#[allow(dead_code)]
+pub(crate) fn validate_day_of_month(x: &str, path: &Path<'_>, v: &mut Violations) {
+    check_pattern(
+        x,
+        &patterns::RE_3,
+        "^([1-9]|[12][0-9]|3[01])$|^LAST$",
+        path,
+        v,
+    );
+}
+
+crate::string_enum!(DayOfWeek {
+    Sun => "SUN",
+    Mon => "MON",
+    Tue => "TUE",
+    Wed => "WED",
+    Thu => "THU",
+    Fri => "FRI",
+    Sat => "SAT",
+});
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeleteAccountAuditConfigurationRequest {
     #[serde(skip)]
     pub delete_scheduled_audits: Option<bool>,
@@ -534,6 +629,29 @@ impl Validate for DeleteAuditSuppressionRequest {
 pub struct DeleteAuditSuppressionResponse {}
 
 impl Validate for DeleteAuditSuppressionResponse {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeleteScheduledAuditRequest {
+    #[serde(skip)]
+    pub scheduled_audit_name: Option<String>,
+}
+
+impl Validate for DeleteScheduledAuditRequest {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "scheduledAuditName");
+        check_required(&self.scheduled_audit_name, &p, v);
+        if let Some(x) = &self.scheduled_audit_name {
+            validate_scheduled_audit_name(x, &p, v);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeleteScheduledAuditResponse {}
+
+impl Validate for DeleteScheduledAuditResponse {
     fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {}
 }
 
@@ -754,6 +872,75 @@ impl Validate for DescribeAuditTaskResponse {
     }
 }
 
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DescribeScheduledAuditRequest {
+    #[serde(skip)]
+    pub scheduled_audit_name: Option<String>,
+}
+
+impl Validate for DescribeScheduledAuditRequest {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "scheduledAuditName");
+        check_required(&self.scheduled_audit_name, &p, v);
+        if let Some(x) = &self.scheduled_audit_name {
+            validate_scheduled_audit_name(x, &p, v);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DescribeScheduledAuditResponse {
+    #[serde(
+        rename = "dayOfMonth",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub day_of_month: Option<String>,
+    #[serde(rename = "dayOfWeek", default, skip_serializing_if = "Option::is_none")]
+    pub day_of_week: Option<DayOfWeek>,
+    #[serde(rename = "frequency", default, skip_serializing_if = "Option::is_none")]
+    pub frequency: Option<AuditFrequency>,
+    #[serde(
+        rename = "scheduledAuditArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub scheduled_audit_arn: Option<String>,
+    #[serde(
+        rename = "scheduledAuditName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub scheduled_audit_name: Option<String>,
+    #[serde(
+        rename = "targetCheckNames",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub target_check_names: Option<Vec<String>>,
+}
+
+impl Validate for DescribeScheduledAuditResponse {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "dayOfMonth");
+        if let Some(x) = &self.day_of_month {
+            validate_day_of_month(x, &p, v);
+        }
+        let p = Path::Member(path, "dayOfWeek");
+        if let Some(x) = &self.day_of_week {
+            x.validate_at(&p, v);
+        }
+        let p = Path::Member(path, "frequency");
+        if let Some(x) = &self.frequency {
+            x.validate_at(&p, v);
+        }
+        let p = Path::Member(path, "scheduledAuditName");
+        if let Some(x) = &self.scheduled_audit_name {
+            validate_scheduled_audit_name(x, &p, v);
+        }
+    }
+}
+
 #[allow(dead_code)]
 pub(crate) fn validate_error_message(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, None, Some(2048), path, v);
@@ -762,7 +949,7 @@ pub(crate) fn validate_error_message(x: &str, path: &Path<'_>, v: &mut Violation
 #[allow(dead_code)]
 pub(crate) fn validate_finding_id(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(1), Some(128), path, v);
-    check_pattern(x, &patterns::RE_3, "[a-zA-Z0-9_-]+", path, v);
+    check_pattern(x, &patterns::RE_4, "[a-zA-Z0-9_-]+", path, v);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -807,7 +994,7 @@ pub(crate) fn validate_issuer_certificate_serial_number(
     v: &mut Violations,
 ) {
     check_str_len(x, None, Some(20), path, v);
-    check_pattern(x, &patterns::RE_4, "[a-fA-F0-9:]+", path, v);
+    check_pattern(x, &patterns::RE_5, "[a-fA-F0-9:]+", path, v);
 }
 
 #[allow(dead_code)]
@@ -819,7 +1006,7 @@ pub(crate) fn validate_issuer_certificate_subject(x: &str, path: &Path<'_>, v: &
 #[allow(dead_code)]
 pub(crate) fn validate_issuer_id(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, None, Some(64), path, v);
-    check_pattern(x, &patterns::RE_5, "(0x)?[a-fA-F0-9]+", path, v);
+    check_pattern(x, &patterns::RE_6, "(0x)?[a-fA-F0-9]+", path, v);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -998,6 +1185,89 @@ impl Validate for ListAuditTasksResponse {
         let p = Path::Member(path, "tasks");
         if let Some(x) = &self.tasks {
             validate_audit_task_metadata_list(x, &p, v);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ListRelatedResourcesForAuditFindingRequest {
+    #[serde(skip)]
+    pub finding_id: Option<String>,
+    #[serde(skip)]
+    pub max_results: Option<i32>,
+    #[serde(skip)]
+    pub next_token: Option<String>,
+}
+
+impl Validate for ListRelatedResourcesForAuditFindingRequest {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "findingId");
+        check_required(&self.finding_id, &p, v);
+        if let Some(x) = &self.finding_id {
+            validate_finding_id(x, &p, v);
+        }
+        let p = Path::Member(path, "maxResults");
+        if let Some(x) = &self.max_results {
+            validate_max_results(*x, &p, v);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ListRelatedResourcesForAuditFindingResponse {
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(
+        rename = "relatedResources",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub related_resources: Option<Vec<RelatedResource>>,
+}
+
+impl Validate for ListRelatedResourcesForAuditFindingResponse {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "relatedResources");
+        if let Some(x) = &self.related_resources {
+            validate_related_resources(x, &p, v);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ListScheduledAuditsRequest {
+    #[serde(skip)]
+    pub max_results: Option<i32>,
+    #[serde(skip)]
+    pub next_token: Option<String>,
+}
+
+impl Validate for ListScheduledAuditsRequest {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "maxResults");
+        if let Some(x) = &self.max_results {
+            validate_max_results(*x, &p, v);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ListScheduledAuditsResponse {
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(
+        rename = "scheduledAudits",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub scheduled_audits: Option<Vec<ScheduledAuditMetadata>>,
+}
+
+impl Validate for ListScheduledAuditsResponse {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "scheduledAudits");
+        if let Some(x) = &self.scheduled_audits {
+            validate_scheduled_audit_metadata_list(x, &p, v);
         }
     }
 }
@@ -1214,10 +1484,69 @@ crate::string_enum!(ResourceType {
     IssuerCertificate => "ISSUER_CERTIFICATE",
 });
 
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ScheduledAuditMetadata {
+    #[serde(
+        rename = "dayOfMonth",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub day_of_month: Option<String>,
+    #[serde(rename = "dayOfWeek", default, skip_serializing_if = "Option::is_none")]
+    pub day_of_week: Option<DayOfWeek>,
+    #[serde(rename = "frequency", default, skip_serializing_if = "Option::is_none")]
+    pub frequency: Option<AuditFrequency>,
+    #[serde(
+        rename = "scheduledAuditArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub scheduled_audit_arn: Option<String>,
+    #[serde(
+        rename = "scheduledAuditName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub scheduled_audit_name: Option<String>,
+}
+
+impl Validate for ScheduledAuditMetadata {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "dayOfMonth");
+        if let Some(x) = &self.day_of_month {
+            validate_day_of_month(x, &p, v);
+        }
+        let p = Path::Member(path, "dayOfWeek");
+        if let Some(x) = &self.day_of_week {
+            x.validate_at(&p, v);
+        }
+        let p = Path::Member(path, "frequency");
+        if let Some(x) = &self.frequency {
+            x.validate_at(&p, v);
+        }
+        let p = Path::Member(path, "scheduledAuditName");
+        if let Some(x) = &self.scheduled_audit_name {
+            validate_scheduled_audit_name(x, &p, v);
+        }
+    }
+}
+
+#[allow(dead_code)]
+pub(crate) fn validate_scheduled_audit_metadata_list(
+    x: &Vec<ScheduledAuditMetadata>,
+    path: &Path<'_>,
+    v: &mut Violations,
+) {
+    for (i, item) in x.iter().enumerate() {
+        let p = Path::Index(path, i);
+        item.validate_at(&p, v);
+    }
+}
+
 #[allow(dead_code)]
 pub(crate) fn validate_scheduled_audit_name(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(1), Some(128), path, v);
-    check_pattern(x, &patterns::RE_3, "[a-zA-Z0-9_-]+", path, v);
+    check_pattern(x, &patterns::RE_4, "[a-zA-Z0-9_-]+", path, v);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -1399,5 +1728,63 @@ impl Validate for UpdateAuditSuppressionRequest {
 pub struct UpdateAuditSuppressionResponse {}
 
 impl Validate for UpdateAuditSuppressionResponse {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateScheduledAuditRequest {
+    #[serde(
+        rename = "dayOfMonth",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub day_of_month: Option<String>,
+    #[serde(rename = "dayOfWeek", default, skip_serializing_if = "Option::is_none")]
+    pub day_of_week: Option<DayOfWeek>,
+    #[serde(rename = "frequency", default, skip_serializing_if = "Option::is_none")]
+    pub frequency: Option<AuditFrequency>,
+    #[serde(skip)]
+    pub scheduled_audit_name: Option<String>,
+    #[serde(
+        rename = "targetCheckNames",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub target_check_names: Option<Vec<String>>,
+}
+
+impl Validate for UpdateScheduledAuditRequest {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "dayOfMonth");
+        if let Some(x) = &self.day_of_month {
+            validate_day_of_month(x, &p, v);
+        }
+        let p = Path::Member(path, "dayOfWeek");
+        if let Some(x) = &self.day_of_week {
+            x.validate_at(&p, v);
+        }
+        let p = Path::Member(path, "frequency");
+        if let Some(x) = &self.frequency {
+            x.validate_at(&p, v);
+        }
+        let p = Path::Member(path, "scheduledAuditName");
+        check_required(&self.scheduled_audit_name, &p, v);
+        if let Some(x) = &self.scheduled_audit_name {
+            validate_scheduled_audit_name(x, &p, v);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateScheduledAuditResponse {
+    #[serde(
+        rename = "scheduledAuditArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub scheduled_audit_arn: Option<String>,
+}
+
+impl Validate for UpdateScheduledAuditResponse {
     fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {}
 }

@@ -8,13 +8,13 @@ use super::*;
 #[allow(dead_code)]
 pub(crate) fn validate_aws_account_id(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(12), Some(12), path, v);
-    check_pattern(x, &patterns::RE_8, "[0-9]+", path, v);
+    check_pattern(x, &patterns::RE_9, "[0-9]+", path, v);
 }
 
 #[allow(dead_code)]
 pub(crate) fn validate_certificate_id(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(64), Some(64), path, v);
-    check_pattern(x, &patterns::RE_5, "(0x)?[a-fA-F0-9]+", path, v);
+    check_pattern(x, &patterns::RE_6, "(0x)?[a-fA-F0-9]+", path, v);
 }
 
 crate::string_enum!(LogLevel {
@@ -28,7 +28,7 @@ crate::string_enum!(LogLevel {
 #[allow(dead_code)]
 pub(crate) fn validate_marker(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, None, Some(1024), path, v);
-    check_pattern(x, &patterns::RE_9, "[A-Za-z0-9+/]+={0,2}", path, v);
+    check_pattern(x, &patterns::RE_10, "[A-Za-z0-9+/]+={0,2}", path, v);
 }
 
 #[allow(dead_code)]
@@ -73,12 +73,12 @@ impl Validate for Policy {
 #[allow(dead_code)]
 pub(crate) fn validate_policy_name(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(1), Some(128), path, v);
-    check_pattern(x, &patterns::RE_10, "[\\w+=,.@-]+", path, v);
+    check_pattern(x, &patterns::RE_11, "[\\w+=,.@-]+", path, v);
 }
 
 #[allow(dead_code)]
 pub(crate) fn validate_policy_version_id(x: &str, path: &Path<'_>, v: &mut Violations) {
-    check_pattern(x, &patterns::RE_8, "[0-9]+", path, v);
+    check_pattern(x, &patterns::RE_9, "[0-9]+", path, v);
 }
 
 #[allow(dead_code)]
@@ -123,7 +123,7 @@ pub(crate) fn validate_tag_key(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(1), Some(128), path, v);
     check_pattern(
         x,
-        &patterns::RE_11,
+        &patterns::RE_12,
         "^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$",
         path,
         v,
@@ -146,13 +146,13 @@ pub(crate) fn validate_tag_value(x: &str, path: &Path<'_>, v: &mut Violations) {
 #[allow(dead_code)]
 pub(crate) fn validate_thing_group_name(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(1), Some(128), path, v);
-    check_pattern(x, &patterns::RE_12, "[a-zA-Z0-9:_-]+", path, v);
+    check_pattern(x, &patterns::RE_13, "[a-zA-Z0-9:_-]+", path, v);
 }
 
 #[allow(dead_code)]
 pub(crate) fn validate_thing_name(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(1), Some(128), path, v);
-    check_pattern(x, &patterns::RE_12, "[a-zA-Z0-9:_-]+", path, v);
+    check_pattern(x, &patterns::RE_13, "[a-zA-Z0-9:_-]+", path, v);
 }
 
 #[allow(dead_code)]

@@ -79,7 +79,7 @@ impl Validate for GetV2LoggingOptionsResponse {
 #[allow(dead_code)]
 pub(crate) fn validate_log_destination(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(1), Some(512), path, v);
-    check_pattern(x, &patterns::RE_13, "^[.\\-_/#A-Za-z0-9]+$", path, v);
+    check_pattern(x, &patterns::RE_14, "^[.\\-_/#A-Za-z0-9]+$", path, v);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -304,7 +304,7 @@ pub(crate) fn validate_mitigation_action_identifier_list(
 #[allow(dead_code)]
 pub(crate) fn validate_mitigation_action_name(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, None, Some(128), path, v);
-    check_pattern(x, &patterns::RE_3, "[a-zA-Z0-9_-]+", path, v);
+    check_pattern(x, &patterns::RE_4, "[a-zA-Z0-9_-]+", path, v);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -22,6 +22,7 @@ pub enum Request {
     CreatePolicy(CreatePolicyRequest),
     CreatePolicyVersion(CreatePolicyVersionRequest),
     CreateRoleAlias(CreateRoleAliasRequest),
+    CreateScheduledAudit(CreateScheduledAuditRequest),
     CreateThing(CreateThingRequest),
     CreateThingGroup(CreateThingGroupRequest),
     DeleteAccountAuditConfiguration(DeleteAccountAuditConfigurationRequest),
@@ -32,6 +33,7 @@ pub enum Request {
     DeletePolicy(DeletePolicyRequest),
     DeletePolicyVersion(DeletePolicyVersionRequest),
     DeleteRoleAlias(DeleteRoleAliasRequest),
+    DeleteScheduledAudit(DeleteScheduledAuditRequest),
     DeleteThing(DeleteThingRequest),
     DeleteThingGroup(DeleteThingGroupRequest),
     DescribeAccountAuditConfiguration(DescribeAccountAuditConfigurationRequest),
@@ -42,6 +44,7 @@ pub enum Request {
     DescribeCertificate(DescribeCertificateRequest),
     DescribeMitigationAction(DescribeMitigationActionRequest),
     DescribeRoleAlias(DescribeRoleAliasRequest),
+    DescribeScheduledAudit(DescribeScheduledAuditRequest),
     DescribeThing(DescribeThingRequest),
     DescribeThingGroup(DescribeThingGroupRequest),
     DetachPolicy(DetachPolicyRequest),
@@ -62,7 +65,9 @@ pub enum Request {
     ListPolicies(ListPoliciesRequest),
     ListPolicyVersions(ListPolicyVersionsRequest),
     ListPrincipalThings(ListPrincipalThingsRequest),
+    ListRelatedResourcesForAuditFinding(ListRelatedResourcesForAuditFindingRequest),
     ListRoleAliases(ListRoleAliasesRequest),
+    ListScheduledAudits(ListScheduledAuditsRequest),
     ListTagsForResource(ListTagsForResourceRequest),
     ListTargetsForPolicy(ListTargetsForPolicyRequest),
     ListThingGroups(ListThingGroupsRequest),
@@ -86,6 +91,7 @@ pub enum Request {
     UpdateCertificate(UpdateCertificateRequest),
     UpdateMitigationAction(UpdateMitigationActionRequest),
     UpdateRoleAlias(UpdateRoleAliasRequest),
+    UpdateScheduledAudit(UpdateScheduledAuditRequest),
     UpdateThing(UpdateThingRequest),
     UpdateThingGroup(UpdateThingGroupRequest),
     UpdateThingGroupsForThing(UpdateThingGroupsForThingRequest),
@@ -105,6 +111,7 @@ impl Request {
             Self::CreatePolicy(_) => "CreatePolicy",
             Self::CreatePolicyVersion(_) => "CreatePolicyVersion",
             Self::CreateRoleAlias(_) => "CreateRoleAlias",
+            Self::CreateScheduledAudit(_) => "CreateScheduledAudit",
             Self::CreateThing(_) => "CreateThing",
             Self::CreateThingGroup(_) => "CreateThingGroup",
             Self::DeleteAccountAuditConfiguration(_) => "DeleteAccountAuditConfiguration",
@@ -115,6 +122,7 @@ impl Request {
             Self::DeletePolicy(_) => "DeletePolicy",
             Self::DeletePolicyVersion(_) => "DeletePolicyVersion",
             Self::DeleteRoleAlias(_) => "DeleteRoleAlias",
+            Self::DeleteScheduledAudit(_) => "DeleteScheduledAudit",
             Self::DeleteThing(_) => "DeleteThing",
             Self::DeleteThingGroup(_) => "DeleteThingGroup",
             Self::DescribeAccountAuditConfiguration(_) => "DescribeAccountAuditConfiguration",
@@ -125,6 +133,7 @@ impl Request {
             Self::DescribeCertificate(_) => "DescribeCertificate",
             Self::DescribeMitigationAction(_) => "DescribeMitigationAction",
             Self::DescribeRoleAlias(_) => "DescribeRoleAlias",
+            Self::DescribeScheduledAudit(_) => "DescribeScheduledAudit",
             Self::DescribeThing(_) => "DescribeThing",
             Self::DescribeThingGroup(_) => "DescribeThingGroup",
             Self::DetachPolicy(_) => "DetachPolicy",
@@ -145,7 +154,9 @@ impl Request {
             Self::ListPolicies(_) => "ListPolicies",
             Self::ListPolicyVersions(_) => "ListPolicyVersions",
             Self::ListPrincipalThings(_) => "ListPrincipalThings",
+            Self::ListRelatedResourcesForAuditFinding(_) => "ListRelatedResourcesForAuditFinding",
             Self::ListRoleAliases(_) => "ListRoleAliases",
+            Self::ListScheduledAudits(_) => "ListScheduledAudits",
             Self::ListTagsForResource(_) => "ListTagsForResource",
             Self::ListTargetsForPolicy(_) => "ListTargetsForPolicy",
             Self::ListThingGroups(_) => "ListThingGroups",
@@ -169,6 +180,7 @@ impl Request {
             Self::UpdateCertificate(_) => "UpdateCertificate",
             Self::UpdateMitigationAction(_) => "UpdateMitigationAction",
             Self::UpdateRoleAlias(_) => "UpdateRoleAlias",
+            Self::UpdateScheduledAudit(_) => "UpdateScheduledAudit",
             Self::UpdateThing(_) => "UpdateThing",
             Self::UpdateThingGroup(_) => "UpdateThingGroup",
             Self::UpdateThingGroupsForThing(_) => "UpdateThingGroupsForThing",
@@ -254,6 +266,13 @@ fn decode_create_role_alias(raw: &RawRequest<'_>) -> Result<Request, RequestErro
     Ok(Request::CreateRoleAlias(input))
 }
 
+fn decode_create_scheduled_audit(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
+    let mut input: CreateScheduledAuditRequest = parse_body(raw.body)?;
+    input.scheduled_audit_name = label_value(raw, "scheduledAuditName")?;
+    input.validate()?;
+    Ok(Request::CreateScheduledAudit(input))
+}
+
 fn decode_create_thing(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
     let mut input: CreateThingRequest = parse_body(raw.body)?;
     input.thing_name = label_value(raw, "thingName")?;
@@ -327,6 +346,13 @@ fn decode_delete_role_alias(raw: &RawRequest<'_>) -> Result<Request, RequestErro
     Ok(Request::DeleteRoleAlias(input))
 }
 
+fn decode_delete_scheduled_audit(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
+    let mut input = DeleteScheduledAuditRequest::default();
+    input.scheduled_audit_name = label_value(raw, "scheduledAuditName")?;
+    input.validate()?;
+    Ok(Request::DeleteScheduledAudit(input))
+}
+
 fn decode_delete_thing(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
     let mut input = DeleteThingRequest::default();
     input.expected_version = query_value(raw, "expectedVersion")?;
@@ -397,6 +423,13 @@ fn decode_describe_role_alias(raw: &RawRequest<'_>) -> Result<Request, RequestEr
     input.role_alias = label_value(raw, "roleAlias")?;
     input.validate()?;
     Ok(Request::DescribeRoleAlias(input))
+}
+
+fn decode_describe_scheduled_audit(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
+    let mut input = DescribeScheduledAuditRequest::default();
+    input.scheduled_audit_name = label_value(raw, "scheduledAuditName")?;
+    input.validate()?;
+    Ok(Request::DescribeScheduledAudit(input))
 }
 
 fn decode_describe_thing(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
@@ -559,6 +592,17 @@ fn decode_list_principal_things(raw: &RawRequest<'_>) -> Result<Request, Request
     Ok(Request::ListPrincipalThings(input))
 }
 
+fn decode_list_related_resources_for_audit_finding(
+    raw: &RawRequest<'_>,
+) -> Result<Request, RequestError> {
+    let mut input = ListRelatedResourcesForAuditFindingRequest::default();
+    input.finding_id = query_value(raw, "findingId")?;
+    input.max_results = query_value(raw, "maxResults")?;
+    input.next_token = query_value(raw, "nextToken")?;
+    input.validate()?;
+    Ok(Request::ListRelatedResourcesForAuditFinding(input))
+}
+
 fn decode_list_role_aliases(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
     let mut input = ListRoleAliasesRequest::default();
     input.ascending_order = query_value(raw, "isAscendingOrder")?;
@@ -566,6 +610,14 @@ fn decode_list_role_aliases(raw: &RawRequest<'_>) -> Result<Request, RequestErro
     input.page_size = query_value(raw, "pageSize")?;
     input.validate()?;
     Ok(Request::ListRoleAliases(input))
+}
+
+fn decode_list_scheduled_audits(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
+    let mut input = ListScheduledAuditsRequest::default();
+    input.max_results = query_value(raw, "maxResults")?;
+    input.next_token = query_value(raw, "nextToken")?;
+    input.validate()?;
+    Ok(Request::ListScheduledAudits(input))
 }
 
 fn decode_list_tags_for_resource(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
@@ -745,6 +797,13 @@ fn decode_update_role_alias(raw: &RawRequest<'_>) -> Result<Request, RequestErro
     input.role_alias = label_value(raw, "roleAlias")?;
     input.validate()?;
     Ok(Request::UpdateRoleAlias(input))
+}
+
+fn decode_update_scheduled_audit(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
+    let mut input: UpdateScheduledAuditRequest = parse_body(raw.body)?;
+    input.scheduled_audit_name = label_value(raw, "scheduledAuditName")?;
+    input.validate()?;
+    Ok(Request::UpdateScheduledAudit(input))
 }
 
 fn decode_update_thing(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
@@ -1103,7 +1162,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
         uri: "/audit/scheduledaudits/{scheduledAuditName}",
         success_status: 200,
         paginator: None,
-        decode: None,
+        decode: Some(decode_create_scheduled_audit),
     },
     OperationSpec {
         name: "CreateSecurityProfile",
@@ -1383,7 +1442,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
         uri: "/audit/scheduledaudits/{scheduledAuditName}",
         success_status: 200,
         paginator: None,
-        decode: None,
+        decode: Some(decode_delete_scheduled_audit),
     },
     OperationSpec {
         name: "DeleteSecurityProfile",
@@ -1687,7 +1746,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
         uri: "/audit/scheduledaudits/{scheduledAuditName}",
         success_status: 200,
         paginator: None,
-        decode: None,
+        decode: Some(decode_describe_scheduled_audit),
     },
     OperationSpec {
         name: "DescribeSecurityProfile",
@@ -2508,7 +2567,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
             limit_key: Some("maxResults"),
             result_key: "relatedResources",
         }),
-        decode: None,
+        decode: Some(decode_list_related_resources_for_audit_finding),
     },
     OperationSpec {
         name: "ListRoleAliases",
@@ -2547,7 +2606,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
             limit_key: Some("maxResults"),
             result_key: "scheduledAudits",
         }),
-        decode: None,
+        decode: Some(decode_list_scheduled_audits),
     },
     OperationSpec {
         name: "ListSecurityProfiles",
@@ -3199,7 +3258,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
         uri: "/audit/scheduledaudits/{scheduledAuditName}",
         success_status: 200,
         paginator: None,
-        decode: None,
+        decode: Some(decode_update_scheduled_audit),
     },
     OperationSpec {
         name: "UpdateSecurityProfile",

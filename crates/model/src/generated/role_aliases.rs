@@ -187,7 +187,7 @@ impl Validate for ListRoleAliasesResponse {
 #[allow(dead_code)]
 pub(crate) fn validate_role_alias(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(1), Some(128), path, v);
-    check_pattern(x, &patterns::RE_14, "[\\w=,@-]+", path, v);
+    check_pattern(x, &patterns::RE_15, "[\\w=,@-]+", path, v);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -54,7 +54,7 @@ impl Validate for AddThingToThingGroupResponse {
 #[allow(dead_code)]
 pub(crate) fn validate_attribute_name(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, None, Some(128), path, v);
-    check_pattern(x, &patterns::RE_15, "[a-zA-Z0-9_.,@/:#-]+", path, v);
+    check_pattern(x, &patterns::RE_16, "[a-zA-Z0-9_.,@/:#-]+", path, v);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -81,7 +81,7 @@ impl Validate for AttributePayload {
 #[allow(dead_code)]
 pub(crate) fn validate_attribute_value(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, None, Some(800), path, v);
-    check_pattern(x, &patterns::RE_16, "[a-zA-Z0-9_.,@/:#=\\[\\]-]*", path, v);
+    check_pattern(x, &patterns::RE_17, "[a-zA-Z0-9_.,@/:#=\\[\\]-]*", path, v);
 }
 
 #[allow(dead_code)]
@@ -102,7 +102,7 @@ pub(crate) fn validate_attributes(
 #[allow(dead_code)]
 pub(crate) fn validate_billing_group_name(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(1), Some(128), path, v);
-    check_pattern(x, &patterns::RE_12, "[a-zA-Z0-9:_-]+", path, v);
+    check_pattern(x, &patterns::RE_13, "[a-zA-Z0-9:_-]+", path, v);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -497,7 +497,7 @@ impl Validate for GroupNameAndArn {
 #[allow(dead_code)]
 pub(crate) fn validate_index_name(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(1), Some(128), path, v);
-    check_pattern(x, &patterns::RE_12, "[a-zA-Z0-9:_-]+", path, v);
+    check_pattern(x, &patterns::RE_13, "[a-zA-Z0-9:_-]+", path, v);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -889,7 +889,7 @@ impl Validate for ThingGroupProperties {
 #[allow(dead_code)]
 pub(crate) fn validate_thing_type_name(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(1), Some(128), path, v);
-    check_pattern(x, &patterns::RE_12, "[a-zA-Z0-9:_-]+", path, v);
+    check_pattern(x, &patterns::RE_13, "[a-zA-Z0-9:_-]+", path, v);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]

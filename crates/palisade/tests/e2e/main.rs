@@ -8,6 +8,8 @@
 mod common;
 mod pki;
 
+mod audit_crash;
+mod audit_notifications;
 mod audits;
 mod auth;
 mod binary;
@@ -24,7 +26,10 @@ mod outage;
 mod policies;
 mod principals;
 mod protocol;
+mod related_resources;
+mod revocation;
 mod role_aliases;
+mod scheduled_audits;
 mod suppressions;
 mod tagging;
 mod thing_groups;

@@ -26,7 +26,7 @@ use aws_sdk_iot::types::{
 use aws_sdk_iot::Client;
 use aws_smithy_runtime_api::client::result::CreateUnhandledError;
 use palisade_api::ServerConfig;
-use palisade_engine::{Clock, Engine, Limits, RandomIds, SystemClock};
+use palisade_engine::{AuditSettings, Clock, Engine, Limits, RandomIds, SystemClock};
 use palisade_store::testing::TestDatabase;
 use palisade_store::{Credential, SqliteStore, Store};
 use tempfile::TempDir;
@@ -140,7 +140,17 @@ impl TestServer {
         limits: Limits,
         cfg: ServerConfig,
     ) -> Self {
-        Self::start_full(store, pg, dir, limits, cfg, Arc::new(SystemClock), true).await
+        Self::start_full(
+            store,
+            pg,
+            dir,
+            limits,
+            cfg,
+            Arc::new(SystemClock),
+            true,
+            AuditSettings::default(),
+        )
+        .await
     }
 
     /// A server whose engine reads the time from `clock` (SigV4 still checks request
@@ -156,6 +166,17 @@ impl TestServer {
 
     /// A server with the engine clock `clock`, and the audit worker if `worker`.
     pub async fn start_custom(kind: StoreKind, clock: Arc<TestClock>, worker: bool) -> Self {
+        Self::start_with_settings(kind, clock, worker, AuditSettings::default()).await
+    }
+
+    /// A server with the engine clock `clock`, the audit worker if `worker`, and the
+    /// given audit settings (SNS endpoint, CRL fetching, scheduled audit time).
+    pub async fn start_with_settings(
+        kind: StoreKind,
+        clock: Arc<TestClock>,
+        worker: bool,
+        settings: AuditSettings,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let (store, pg) = fresh_store(kind, &dir).await;
         Self::start_full(
@@ -166,10 +187,12 @@ impl TestServer {
             ServerConfig::default(),
             clock,
             worker,
+            settings,
         )
         .await
     }
 
+    #[allow(clippy::too_many_arguments)] // private; each caller names what it varies.
     async fn start_full(
         store: Arc<dyn Store>,
         pg: Option<TestDatabase>,
@@ -178,8 +201,9 @@ impl TestServer {
         cfg: ServerConfig,
         clock: Arc<dyn Clock>,
         worker: bool,
+        settings: AuditSettings,
     ) -> Self {
-        let engine = Engine::new(store, clock, Arc::new(RandomIds), limits)
+        let engine = Engine::with_settings(store, clock, Arc::new(RandomIds), limits, settings)
             .await
             .expect("engine");
         let a = engine.create_credential(ACCOUNT_A).await.expect("cred A");

@@ -1,0 +1,1 @@
+//! SNS audit notifications, published to a real SNS implementation (moto) on loopback.

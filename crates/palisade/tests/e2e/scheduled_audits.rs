@@ -1,0 +1,1 @@
+//! Scheduled audits: their operations and the scheduler, with a controllable clock.
