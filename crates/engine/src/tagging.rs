@@ -89,6 +89,16 @@ impl Engine {
                     .await?,
                 missing,
             ),
+            "scheduledaudit" => {
+                let found = self
+                    .store()
+                    .get_scheduled_audit(scope, parsed.resource_id)
+                    .await?;
+                match found {
+                    Some(r) if r.arn == arn => Ok(()),
+                    _ => Err(missing()),
+                }
+            }
             other => Err(EngineError::InvalidRequest(format!(
                 "Tagging resources of type '{other}' is not supported by Palisade yet."
             ))),

@@ -13,6 +13,7 @@ use palisade_store::{AuditConfigurationRecord, Scope};
 use serde::{Deserialize, Serialize};
 
 use super::catalogue::{self, THRESHOLD_DAYS};
+use super::scheduled;
 use crate::{Engine, EngineError, EngineResult};
 
 /// One check's stored setting.
@@ -184,8 +185,29 @@ impl Engine {
         {
             validate_target(kind, target)?;
         }
-        // Scheduled audits are not implemented yet, so no enabled check can be in use by
-        // one; when they are, disabling a check they use is refused here.
+        // A check a scheduled audit runs cannot be disabled: the schedule would run it
+        // disabled. Checked against the schedules as they are now; one created in a race
+        // with this update still runs, with that check failing AUDIT_CHECK_DISABLED.
+        let disabling: Vec<&String> = input
+            .audit_check_configurations
+            .iter()
+            .flatten()
+            .filter(|(_, given)| given.enabled != Some(true))
+            .map(|(name, _)| name)
+            .collect();
+        if !disabling.is_empty() {
+            for schedule in self.all_scheduled_audits(scope).await? {
+                let used = scheduled::decode_check_names(&schedule)?;
+                if let Some(name) = disabling.iter().find(|n| used.contains(n)) {
+                    return Err(invalid(format!(
+                        "auditCheckConfigurations.{name}: the check is used by scheduled audit \
+                         {}; remove it from the schedule (UpdateScheduledAudit) or delete the \
+                         schedule first.",
+                        schedule.name
+                    )));
+                }
+            }
+        }
         if let Some(role_arn) = input.role_arn {
             config.role_arn = Some(role_arn);
         }
@@ -259,14 +281,35 @@ impl Engine {
     pub async fn delete_account_audit_configuration(
         &self,
         scope: &Scope,
-        _input: DeleteAccountAuditConfigurationRequest,
+        input: DeleteAccountAuditConfigurationRequest,
     ) -> EngineResult<DeleteAccountAuditConfigurationResponse> {
-        // Scheduled audits are not implemented yet, so `deleteScheduledAudits` has none
-        // to delete and none can stand in the way.
+        let not_configured =
+            || EngineError::NotFound("The account has no audit configuration.".into());
+        if self.store().get_audit_configuration(scope).await?.is_none() {
+            return Err(not_configured());
+        }
+        // Schedules would go on running checks that the deletion disables, so they go
+        // with the configuration when asked to, and stand in its way otherwise.
+        if input.delete_scheduled_audits == Some(true) {
+            self.store().delete_all_scheduled_audits(scope).await?;
+        } else {
+            let names: Vec<String> = self
+                .all_scheduled_audits(scope)
+                .await?
+                .into_iter()
+                .map(|s| s.name)
+                .collect();
+            if !names.is_empty() {
+                return Err(invalid(format!(
+                    "The account has scheduled audits ({}); pass deleteScheduledAudits=true to \
+                     delete them with the audit configuration, or delete them first \
+                     (DeleteScheduledAudit).",
+                    names.join(", ")
+                )));
+            }
+        }
         if !self.store().delete_audit_configuration(scope).await? {
-            return Err(EngineError::NotFound(
-                "The account has no audit configuration.".into(),
-            ));
+            return Err(not_configured());
         }
         Ok(DeleteAccountAuditConfigurationResponse {})
     }

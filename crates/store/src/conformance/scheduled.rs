@@ -1,0 +1,601 @@
+//! Conformance cases for scheduled audits and the scheduler's compare-and-set start;
+//! instantiated by `conformance_tests!` with the rest of the suite.
+//!
+//! Times are around [`T0`] everywhere except in the due-query case, whose schedules lie
+//! far below it: that query reads every scope, so on a database shared between cases
+//! it must not see another case's schedules.
+
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+
+use super::{fresh_scope, scope, unique, unique_account, Database};
+use crate::{
+    AuditTaskRecord, NewWorkItem, ScheduledAuditRecord, ScheduledAuditRefusal,
+    ScheduledAuditUpdate, ScheduledRunOutcome, Scope, Store, Tag,
+};
+
+const T0: i64 = 1_700_000_000_000;
+const DAY: i64 = 24 * 60 * 60 * 1000;
+const LIMIT: usize = 5;
+/// Wide enough for every listing here to fit one page.
+const ALL: usize = 100_000;
+
+fn schedule(scope: &Scope, name: &str, next_run_ms: i64) -> ScheduledAuditRecord {
+    ScheduledAuditRecord {
+        name: name.to_owned(),
+        arn: format!(
+            "arn:aws:iot:{}:{}:scheduledaudit/{name}",
+            scope.region, scope.account_id
+        ),
+        frequency: "WEEKLY".into(),
+        day_of_week: Some("MON".into()),
+        day_of_month: None,
+        checks_json: r#"["LOGGING_DISABLED_CHECK"]"#.into(),
+        anchor_ms: T0,
+        next_run_ms,
+        created_at_ms: T0,
+        updated_at_ms: T0,
+    }
+}
+
+fn tags(pairs: &[(&str, &str)]) -> Vec<Tag> {
+    pairs
+        .iter()
+        .map(|(k, v)| Tag {
+            key: (*k).to_owned(),
+            value: (*v).to_owned(),
+        })
+        .collect()
+}
+
+async fn create(store: &dyn Store, scope: &Scope, record: &ScheduledAuditRecord, t: &[Tag]) {
+    assert_eq!(
+        store
+            .create_scheduled_audit(scope, record, t, LIMIT)
+            .await
+            .expect("create"),
+        Ok(())
+    );
+}
+
+async fn names(store: &dyn Store, scope: &Scope) -> Vec<String> {
+    store
+        .list_scheduled_audits(scope, None, ALL)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| r.name)
+        .collect()
+}
+
+/// The task and work item a run of `name` at `occurrence` starts, on a queue of its own.
+fn run(name: &str, occurrence: i64) -> (AuditTaskRecord, NewWorkItem) {
+    let task_id = unique("sched-task-");
+    let task = AuditTaskRecord {
+        task_id: task_id.clone(),
+        task_type: "SCHEDULED_AUDIT_TASK".into(),
+        status: "IN_PROGRESS".into(),
+        scheduled_audit_name: Some(name.to_owned()),
+        started_at_ms: occurrence,
+        finished_at_ms: None,
+        checks_json: r#"{"LOGGING_DISABLED_CHECK":{"status":"IN_PROGRESS"}}"#.into(),
+        version: 1,
+    };
+    let work = NewWorkItem {
+        id: format!("audit-task/{task_id}"),
+        queue: unique("sched-q-"),
+        payload: format!(r#"{{"task":"{task_id}"}}"#),
+        run_after_ms: occurrence,
+    };
+    (task, work)
+}
+
+pub async fn scheduled_audit_crud(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let weekly = schedule(&scope, "weekly", T0 + DAY);
+    assert_eq!(
+        store.get_scheduled_audit(&scope, "weekly").await.unwrap(),
+        None
+    );
+    create(
+        &*store,
+        &scope,
+        &weekly,
+        &tags(&[("team", "sec"), ("env", "prod")]),
+    )
+    .await;
+    assert_eq!(
+        store.get_scheduled_audit(&scope, "weekly").await.unwrap(),
+        Some(weekly.clone())
+    );
+    assert_eq!(
+        store
+            .list_tags(&scope, &weekly.arn, None, ALL)
+            .await
+            .unwrap(),
+        tags(&[("env", "prod"), ("team", "sec")])
+    );
+
+    // Checks only: the timing stays.
+    let update = ScheduledAuditUpdate {
+        frequency: "WEEKLY".into(),
+        day_of_week: Some("MON".into()),
+        day_of_month: None,
+        checks_json: r#"["CA_CERTIFICATE_EXPIRING_CHECK"]"#.into(),
+        timing: None,
+        updated_at_ms: T0 + 5,
+    };
+    let updated = store
+        .update_scheduled_audit(&scope, "weekly", &update)
+        .await
+        .unwrap()
+        .expect("updated");
+    let expected = ScheduledAuditRecord {
+        checks_json: update.checks_json.clone(),
+        updated_at_ms: T0 + 5,
+        ..weekly.clone()
+    };
+    assert_eq!(updated, expected);
+    // New timing rules: anchor and next run move, day fields replaced as given.
+    let update = ScheduledAuditUpdate {
+        frequency: "MONTHLY".into(),
+        day_of_week: None,
+        day_of_month: Some("LAST".into()),
+        checks_json: expected.checks_json.clone(),
+        timing: Some((T0 + 6, T0 + 30 * DAY)),
+        updated_at_ms: T0 + 6,
+    };
+    let updated = store
+        .update_scheduled_audit(&scope, "weekly", &update)
+        .await
+        .unwrap()
+        .expect("updated");
+    let expected = ScheduledAuditRecord {
+        frequency: "MONTHLY".into(),
+        day_of_week: None,
+        day_of_month: Some("LAST".into()),
+        anchor_ms: T0 + 6,
+        next_run_ms: T0 + 30 * DAY,
+        updated_at_ms: T0 + 6,
+        ..expected
+    };
+    assert_eq!(updated, expected);
+    assert_eq!(
+        store.get_scheduled_audit(&scope, "weekly").await.unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(
+        store
+            .update_scheduled_audit(&scope, "missing", &update)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Listing: name order, paged by the last name.
+    for name in ["b", "a-1", "C", "z"] {
+        create(&*store, &scope, &schedule(&scope, name, T0 + DAY), &[]).await;
+    }
+    assert_eq!(
+        names(&*store, &scope).await,
+        ["C", "a-1", "b", "weekly", "z"]
+    );
+    let page = store
+        .list_scheduled_audits(&scope, Some("a-1"), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["b", "weekly"]
+    );
+    assert!(store
+        .list_scheduled_audits(&scope, Some("z"), 2)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Delete takes the tags along; a second delete finds nothing.
+    assert!(store
+        .delete_scheduled_audit(&scope, "weekly")
+        .await
+        .unwrap());
+    assert!(!store
+        .delete_scheduled_audit(&scope, "weekly")
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get_scheduled_audit(&scope, "weekly").await.unwrap(),
+        None
+    );
+    assert!(store
+        .list_tags(&scope, &weekly.arn, None, ALL)
+        .await
+        .unwrap()
+        .is_empty());
+    // Recreated under the same name, it starts without the old tags.
+    create(&*store, &scope, &weekly, &[]).await;
+    assert!(store
+        .list_tags(&scope, &weekly.arn, None, ALL)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Delete-all removes every schedule of the scope and their tags, nothing else.
+    store
+        .tag_resource(&scope, &weekly.arn, &tags(&[("k", "v")]), 50)
+        .await
+        .unwrap();
+    let other = fresh_scope();
+    create(
+        &*store,
+        &other,
+        &schedule(&other, "kept", T0),
+        &tags(&[("k", "v")]),
+    )
+    .await;
+    assert_eq!(store.delete_all_scheduled_audits(&scope).await.unwrap(), 5);
+    assert!(names(&*store, &scope).await.is_empty());
+    assert!(store
+        .list_tags(&scope, &weekly.arn, None, ALL)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.delete_all_scheduled_audits(&scope).await.unwrap(), 0);
+    assert_eq!(names(&*store, &other).await, ["kept"]);
+    let kept_arn = schedule(&other, "kept", T0).arn;
+    assert_eq!(
+        store.list_tags(&other, &kept_arn, None, ALL).await.unwrap(),
+        tags(&[("k", "v")])
+    );
+}
+
+pub async fn scheduled_audit_duplicate_and_limit(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let first = schedule(&scope, "s0", T0);
+    create(&*store, &scope, &first, &tags(&[("a", "1")])).await;
+    let dup = ScheduledAuditRecord {
+        frequency: "DAILY".into(),
+        day_of_week: None,
+        ..first.clone()
+    };
+    assert_eq!(
+        store
+            .create_scheduled_audit(&scope, &dup, &tags(&[("b", "2")]), LIMIT)
+            .await
+            .unwrap(),
+        Err(ScheduledAuditRefusal::NameExists)
+    );
+    // The refused create changed neither the schedule nor its tags.
+    assert_eq!(
+        store.get_scheduled_audit(&scope, "s0").await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store
+            .list_tags(&scope, &first.arn, None, ALL)
+            .await
+            .unwrap(),
+        tags(&[("a", "1")])
+    );
+
+    for i in 1..LIMIT {
+        create(
+            &*store,
+            &scope,
+            &schedule(&scope, &format!("s{i}"), T0),
+            &[],
+        )
+        .await;
+    }
+    let sixth = schedule(&scope, "s5", T0);
+    assert_eq!(
+        store
+            .create_scheduled_audit(&scope, &sixth, &tags(&[("c", "3")]), LIMIT)
+            .await
+            .unwrap(),
+        Err(ScheduledAuditRefusal::LimitReached)
+    );
+    assert_eq!(store.get_scheduled_audit(&scope, "s5").await.unwrap(), None);
+    assert!(store
+        .list_tags(&scope, &sixth.arn, None, ALL)
+        .await
+        .unwrap()
+        .is_empty());
+    // A duplicate name is reported as such even at the limit.
+    assert_eq!(
+        store
+            .create_scheduled_audit(&scope, &first, &[], LIMIT)
+            .await
+            .unwrap(),
+        Err(ScheduledAuditRefusal::NameExists)
+    );
+    // Deleting one makes room again.
+    assert!(store.delete_scheduled_audit(&scope, "s2").await.unwrap());
+    create(&*store, &scope, &sixth, &[]).await;
+    assert_eq!(names(&*store, &scope).await.len(), LIMIT);
+}
+
+pub async fn scheduled_audit_due_and_start(store: Arc<dyn Store>) {
+    // Far below T0, see the module docs.
+    let (s1, s2) = (fresh_scope(), scope(&unique_account(), "eu-west-1"));
+    create(&*store, &s1, &schedule(&s1, "late", 3_000), &[]).await;
+    create(&*store, &s1, &schedule(&s1, "early", 1_000), &[]).await;
+    create(&*store, &s2, &schedule(&s2, "early", 1_000), &[]).await;
+    create(&*store, &s2, &schedule(&s2, "future", 9_000), &[]).await;
+    let due = |now: i64, limit: usize| {
+        let store = Arc::clone(&store);
+        let mine = [s1.clone(), s2.clone()];
+        async move {
+            store
+                .due_scheduled_audits(now, limit)
+                .await
+                .expect("due")
+                .into_iter()
+                .filter(|d| mine.contains(&d.scope))
+                .map(|d| (d.scope, d.record.name, d.record.next_run_ms))
+                .collect::<Vec<_>>()
+        }
+    };
+    let (first, second) = if (&s1.account_id, &s1.region) < (&s2.account_id, &s2.region) {
+        (&s1, &s2)
+    } else {
+        (&s2, &s1)
+    };
+    assert_eq!(due(999, ALL).await, []);
+    assert_eq!(
+        due(3_000, ALL).await,
+        [
+            (first.clone(), "early".to_owned(), 1_000),
+            (second.clone(), "early".to_owned(), 1_000),
+            (s1.clone(), "late".to_owned(), 3_000),
+        ]
+    );
+    assert_eq!(due(3_000, 1).await.len(), 1);
+
+    // Start s1/early's run: the schedule moves on, the task and its work are there.
+    let (task, work) = run("early", 1_000);
+    assert_eq!(
+        store
+            .advance_scheduled_audit(&s1, "early", 1_000, 8_000, Some((&task, &work)))
+            .await
+            .unwrap(),
+        ScheduledRunOutcome::Started
+    );
+    assert_eq!(
+        store
+            .get_scheduled_audit(&s1, "early")
+            .await
+            .unwrap()
+            .map(|r| r.next_run_ms),
+        Some(8_000)
+    );
+    assert_eq!(
+        store.get_audit_task(&s1, &task.task_id).await.unwrap(),
+        Some(task.clone())
+    );
+    let claimed = store
+        .claim_work(&work.queue, "w", 10, 1_000, 60_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        [work.id.as_str()]
+    );
+    // A second start with the same expectation (another node) changes nothing.
+    let (again, again_work) = run("early", 1_000);
+    assert_eq!(
+        store
+            .advance_scheduled_audit(&s1, "early", 1_000, 8_000, Some((&again, &again_work)))
+            .await
+            .unwrap(),
+        ScheduledRunOutcome::Superseded
+    );
+    assert_eq!(
+        store.get_audit_task(&s1, &again.task_id).await.unwrap(),
+        None
+    );
+    assert_eq!(store.get_work(&again_work.id).await.unwrap(), None);
+    assert_eq!(
+        due(3_000, ALL).await,
+        [
+            (s2.clone(), "early".to_owned(), 1_000),
+            (s1.clone(), "late".to_owned(), 3_000),
+        ]
+    );
+
+    // A task id that exists already: the schedule still advances, nothing is enqueued.
+    let (_, fresh_work) = run("late", 3_000);
+    assert_eq!(
+        store
+            .advance_scheduled_audit(&s1, "late", 3_000, 10_000, Some((&task, &fresh_work)))
+            .await
+            .unwrap(),
+        ScheduledRunOutcome::Advanced
+    );
+    assert_eq!(store.get_work(&fresh_work.id).await.unwrap(), None);
+    // Advancing without a task; then a missing schedule is superseded.
+    assert_eq!(
+        store
+            .advance_scheduled_audit(&s2, "early", 1_000, 8_000, None)
+            .await
+            .unwrap(),
+        ScheduledRunOutcome::Advanced
+    );
+    assert_eq!(
+        store
+            .advance_scheduled_audit(&s2, "missing", 1_000, 8_000, None)
+            .await
+            .unwrap(),
+        ScheduledRunOutcome::Superseded
+    );
+    assert_eq!(due(7_999, ALL).await, []);
+    assert_eq!(due(9_000, ALL).await.len(), 3);
+}
+
+pub async fn scheduled_audits_isolated_between_accounts(store: Arc<dyn Store>) {
+    let (a, b) = (fresh_scope(), fresh_scope());
+    let b_other_region = scope(&b.account_id, "eu-west-1");
+    let record = schedule(&a, "same-name", T0);
+    create(&*store, &a, &record, &tags(&[("k", "a")])).await;
+    // The same name in another account or region is another schedule.
+    create(&*store, &b, &schedule(&b, "same-name", T0), &[]).await;
+    assert_eq!(
+        store
+            .get_scheduled_audit(&b_other_region, "same-name")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .update_scheduled_audit(
+                &b_other_region,
+                "same-name",
+                &ScheduledAuditUpdate {
+                    frequency: "DAILY".into(),
+                    day_of_week: None,
+                    day_of_month: None,
+                    checks_json: "[]".into(),
+                    timing: Some((0, 0)),
+                    updated_at_ms: 0,
+                }
+            )
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(!store
+        .delete_scheduled_audit(&b_other_region, "same-name")
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .advance_scheduled_audit(&b_other_region, "same-name", T0, T0 + DAY, None)
+            .await
+            .unwrap(),
+        ScheduledRunOutcome::Superseded
+    );
+    // Each account's limit counts its own schedules only.
+    for i in 0..LIMIT - 1 {
+        create(&*store, &b, &schedule(&b, &format!("b{i}"), T0), &[]).await;
+    }
+    create(&*store, &a, &schedule(&a, "a1", T0), &[]).await;
+    assert_eq!(store.delete_all_scheduled_audits(&b).await.unwrap(), 5);
+    assert_eq!(
+        store.get_scheduled_audit(&a, "same-name").await.unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(
+        store.list_tags(&a, &record.arn, None, ALL).await.unwrap(),
+        tags(&[("k", "a")])
+    );
+    assert_eq!(names(&*store, &a).await, ["a1", "same-name"]);
+}
+
+pub async fn scheduled_audit_limit_race_across_handles(db: &dyn Database) {
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        handles.push(db.open().await.expect("open"));
+    }
+    let scope = fresh_scope();
+    let mut racers = JoinSet::new();
+    for i in 0..3 * LIMIT {
+        let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
+        racers.spawn(async move {
+            // Every third racer repeats a name, so uniqueness races too.
+            let name = format!("race-{:02}", i % (2 * LIMIT));
+            let record = schedule(&scope, &name, T0);
+            store
+                .create_scheduled_audit(&scope, &record, &tags(&[("n", &name)]), LIMIT)
+                .await
+                .expect("create")
+        });
+    }
+    let mut won = 0;
+    while let Some(joined) = racers.join_next().await {
+        if joined.expect("racer panicked").is_ok() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, LIMIT, "exactly the limit's worth");
+    let listed = handles[0]
+        .list_scheduled_audits(&scope, None, ALL)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), LIMIT);
+    for r in &listed {
+        assert_eq!(
+            handles[1]
+                .list_tags(&scope, &r.arn, None, ALL)
+                .await
+                .unwrap(),
+            tags(&[("n", &r.name)])
+        );
+    }
+}
+
+pub async fn scheduled_audit_start_race_across_handles(db: &dyn Database) {
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        handles.push(db.open().await.expect("open"));
+    }
+    let scope = fresh_scope();
+    create(&*handles[0], &scope, &schedule(&scope, "raced", T0), &[]).await;
+    // Several rounds: each time every handle tries to start the same occurrence.
+    for round in 0..5 {
+        let occurrence = T0 + round * DAY;
+        let mut racers = JoinSet::new();
+        for (i, store) in handles.iter().enumerate() {
+            let (store, scope) = (Arc::clone(store), scope.clone());
+            racers.spawn(async move {
+                let (task, work) = run("raced", occurrence);
+                let outcome = store
+                    .advance_scheduled_audit(
+                        &scope,
+                        "raced",
+                        occurrence,
+                        occurrence + DAY,
+                        Some((&task, &work)),
+                    )
+                    .await
+                    .expect("advance");
+                (i, outcome, task, work)
+            });
+        }
+        let mut started = Vec::new();
+        while let Some(joined) = racers.join_next().await {
+            let (_, outcome, task, work) = joined.expect("racer panicked");
+            match outcome {
+                ScheduledRunOutcome::Started => started.push((task, work)),
+                ScheduledRunOutcome::Superseded => {
+                    assert_eq!(
+                        handles[0]
+                            .get_audit_task(&scope, &task.task_id)
+                            .await
+                            .unwrap(),
+                        None
+                    );
+                    assert_eq!(handles[0].get_work(&work.id).await.unwrap(), None);
+                }
+                ScheduledRunOutcome::Advanced => panic!("a fresh task id was skipped"),
+            }
+        }
+        assert_eq!(started.len(), 1, "round {round}: exactly one start");
+        let (task, work) = &started[0];
+        assert!(handles[1]
+            .get_audit_task(&scope, &task.task_id)
+            .await
+            .unwrap()
+            .is_some());
+        assert!(handles[2].get_work(&work.id).await.unwrap().is_some());
+        assert_eq!(
+            handles[3]
+                .get_scheduled_audit(&scope, "raced")
+                .await
+                .unwrap()
+                .map(|r| r.next_run_ms),
+            Some(occurrence + DAY)
+        );
+    }
+}
