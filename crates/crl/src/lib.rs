@@ -21,6 +21,7 @@
 //! small DER reader here, because x509-parser's per-entry decoding is too slow for CRLs
 //! with hundreds of thousands of entries.
 
+mod cert;
 mod der;
 mod fetch;
 mod serial;
@@ -45,6 +46,7 @@ use x509_parser::x509::{AlgorithmIdentifier, SubjectPublicKeyInfo, X509Name};
 use der::{Reader, Tlv};
 use serial::RevokedSet;
 
+pub use cert::{ca_issuers_urls, is_signed_by, IssuerCertificate};
 pub use fetch::fetch;
 
 /// Why a CRL could not be parsed, verified or fetched. Messages are written to be shown
@@ -54,6 +56,9 @@ pub enum CrlError {
     /// The bytes are not a (well-formed) CRL.
     #[error("not a CRL: {0}")]
     NotACrl(String),
+    /// The bytes are not a (well-formed) X.509 certificate.
+    #[error("not a certificate: {0}")]
+    NotACertificate(String),
     /// PEM input with more than one block; a CRL file must hold exactly one CRL.
     #[error("not a CRL: the input holds {0} PEM blocks; import one CRL at a time")]
     MultiplePemBlocks(usize),

@@ -12,6 +12,13 @@ pub(crate) enum Evaluation {
     PolicyOverlyPermissive,
     PolicyPotentialMisconfiguration,
     LoggingDisabled,
+    /// Device certificates on their issuer's CRL (revocation.rs).
+    RevokedDeviceCertificate,
+    /// Registered CA certificates on their issuer's CRL.
+    RevokedCaCertificate,
+    /// Registered intermediate CAs on their issuer's CRL that still sign active device
+    /// certificates.
+    IntermediateCaRevoked,
     /// The check needs data Palisade does not hold (yet); an audit that includes it
     /// reports it FAILED, naming what is missing, never a silent compliant result.
     Unavailable {
@@ -33,8 +40,6 @@ pub(crate) struct Check {
 
 /// The check could not run because a data source is missing.
 const NO_DATA: &str = "DATA_SOURCE_NOT_AVAILABLE";
-/// Palisade does not evaluate the check yet.
-const NOT_SUPPORTED: &str = "CHECK_NOT_SUPPORTED";
 
 pub(crate) const CERT_EXPIRATION_THRESHOLD_IN_DAYS: &str = "CERT_EXPIRATION_THRESHOLD_IN_DAYS";
 pub(crate) const CERT_AGE_THRESHOLD_IN_DAYS: &str = "CERT_AGE_THRESHOLD_IN_DAYS";
@@ -115,10 +120,7 @@ pub(crate) const CHECKS: &[Check] = &[
         severity: "CRITICAL",
         resource_type: "ISSUER_CERTIFICATE",
         setting: None,
-        evaluation: Evaluation::Unavailable {
-            error_code: NOT_SUPPORTED,
-            missing: "certificate revocation lists (CRL evaluation is not implemented yet)",
-        },
+        evaluation: Evaluation::IntermediateCaRevoked,
     },
     Check {
         name: "IOT_POLICY_OVERLY_PERMISSIVE_CHECK",
@@ -166,20 +168,14 @@ pub(crate) const CHECKS: &[Check] = &[
         severity: "CRITICAL",
         resource_type: "CA_CERTIFICATE",
         setting: None,
-        evaluation: Evaluation::Unavailable {
-            error_code: NOT_SUPPORTED,
-            missing: "certificate revocation lists (CRL evaluation is not implemented yet)",
-        },
+        evaluation: Evaluation::RevokedCaCertificate,
     },
     Check {
         name: "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK",
         severity: "MEDIUM",
         resource_type: "DEVICE_CERTIFICATE",
         setting: None,
-        evaluation: Evaluation::Unavailable {
-            error_code: NOT_SUPPORTED,
-            missing: "certificate revocation lists (CRL evaluation is not implemented yet)",
-        },
+        evaluation: Evaluation::RevokedDeviceCertificate,
     },
     Check {
         name: "UNAUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",

@@ -16,7 +16,7 @@ use super::catalogue::{self, Check, Evaluation};
 use super::findings::{self, Draft};
 use crate::{Engine, EngineResult};
 
-const PAGE: usize = 1000;
+pub(super) const PAGE: usize = 1000;
 const WRITE_BATCH: usize = 1000;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
@@ -37,7 +37,7 @@ pub(crate) enum Outcome {
 }
 
 /// Turns drafts into finding records and writes them in batches.
-struct Sink<'a> {
+pub(super) struct Sink<'a> {
     engine: &'a Engine,
     scope: &'a Scope,
     task_id: &'a str,
@@ -53,7 +53,24 @@ struct Sink<'a> {
 }
 
 impl Sink<'_> {
-    async fn push(&mut self, draft: Draft) -> EngineResult<()> {
+    /// The id the finding `draft` gets when pushed (for rows written before it).
+    pub(super) fn finding_id(&self, draft: &Draft) -> EngineResult<String> {
+        Ok(findings::to_record(
+            self.task_id,
+            self.task_start_ms,
+            self.check,
+            self.now_ms,
+            draft.clone(),
+            false,
+        )?
+        .finding_id)
+    }
+
+    pub(super) fn task_id(&self) -> &str {
+        self.task_id
+    }
+
+    pub(super) async fn push(&mut self, draft: Draft) -> EngineResult<()> {
         // Most checks have no suppressions: skip computing the key for them.
         let is_suppressed = !self.suppressed_keys.is_empty()
             && self
@@ -75,7 +92,7 @@ impl Sink<'_> {
         Ok(())
     }
 
-    async fn flush(&mut self) -> EngineResult<()> {
+    pub(super) async fn flush(&mut self) -> EngineResult<()> {
         if !self.buffer.is_empty() {
             self.engine
                 .store()
@@ -95,7 +112,7 @@ fn days_setting(configuration: &BTreeMap<String, String>, key: &str, default: u3
 }
 
 /// Only certificates that can be used count (AWS: ACTIVE or PENDING_TRANSFER).
-fn in_use(status: &str) -> bool {
+pub(super) fn in_use(status: &str) -> bool {
     status == "ACTIVE" || status == "PENDING_TRANSFER"
 }
 
@@ -135,7 +152,7 @@ fn ca(id: &str) -> ResourceIdentifier {
 }
 
 /// What the certificate checks need of the two kinds of certificate they read.
-trait Examined: Sized {
+pub(super) trait Examined: Sized {
     fn status(&self) -> &str;
     /// Where the listing continues after this one.
     fn key(&self) -> CertificateKey;
@@ -148,7 +165,7 @@ trait Examined: Sized {
 }
 
 /// The store's (boxed, `Send`) future for a page.
-type PageFuture<'a, R> = Pin<Box<dyn Future<Output = StoreResult<Vec<R>>> + Send + 'a>>;
+pub(super) type PageFuture<'a, R> = Pin<Box<dyn Future<Output = StoreResult<Vec<R>>> + Send + 'a>>;
 
 impl Examined for CertificateRecord {
     fn status(&self) -> &str {
@@ -324,6 +341,27 @@ impl Engine {
                     }
                 })
                 .await?
+            }
+            Evaluation::RevokedDeviceCertificate => {
+                let scan = self.revoked_device_certificates(scope, &mut sink).await?;
+                match scan.into_result(&mut sink).await? {
+                    Ok(total) => total,
+                    Err(failed) => return Ok(failed),
+                }
+            }
+            Evaluation::RevokedCaCertificate => {
+                let scan = self.revoked_ca_certificates(scope, &mut sink).await?;
+                match scan.into_result(&mut sink).await? {
+                    Ok(total) => total,
+                    Err(failed) => return Ok(failed),
+                }
+            }
+            Evaluation::IntermediateCaRevoked => {
+                let scan = self.revoked_intermediate_cas(scope, &mut sink).await?;
+                match scan.into_result(&mut sink).await? {
+                    Ok(total) => total,
+                    Err(failed) => return Ok(failed),
+                }
             }
             Evaluation::LoggingDisabled => {
                 let v2 = self.store().get_v2_logging_options(scope).await?;

@@ -1,19 +1,87 @@
 //! ListRelatedResourcesForAuditFinding.
+//!
+//! Findings of INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_CERTIFICATES_CHECK keep their
+//! related resources (the device certificates the revoked intermediate signed, possibly
+//! very many) in the store beside the finding, and DescribeAuditFinding shows none of
+//! them; other findings carry theirs in the finding itself (at most a few).
 
 use palisade_model::{
-    ListRelatedResourcesForAuditFindingRequest, ListRelatedResourcesForAuditFindingResponse,
+    AuditFinding, ListRelatedResourcesForAuditFindingRequest,
+    ListRelatedResourcesForAuditFindingResponse, RelatedResource,
 };
 
-use crate::{Engine, EngineError, EngineResult, Scope};
+use crate::{paging, required, Engine, EngineError, EngineResult, Scope};
+
+const LISTING: &str = "audit-related-resources";
+const DEFAULT_PAGE: usize = 25;
+/// The check whose related resources live in the store.
+const STORED_FOR: &str = "INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_CERTIFICATES_CHECK";
+
+fn invalid_token() -> EngineError {
+    EngineError::InvalidRequest("The pagination token (nextToken) is invalid.".into())
+}
 
 impl Engine {
     pub async fn list_related_resources_for_audit_finding(
         &self,
-        _scope: &Scope,
-        _input: ListRelatedResourcesForAuditFindingRequest,
+        scope: &Scope,
+        input: ListRelatedResourcesForAuditFindingRequest,
     ) -> EngineResult<ListRelatedResourcesForAuditFindingResponse> {
-        Err(EngineError::InvalidRequest(
-            "ListRelatedResourcesForAuditFinding is not supported yet.".into(),
-        ))
+        let id = required(input.finding_id, "findingId")?;
+        if let Some(n) = input.max_results.filter(|n| !(1..=250).contains(n)) {
+            return Err(EngineError::InvalidRequest(format!(
+                "maxResults must be between 1 and 250, not {n}."
+            )));
+        }
+        let size = paging::page_size(input.max_results, DEFAULT_PAGE);
+        let record = self
+            .store()
+            .get_audit_finding(scope, &id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("Audit finding {id} does not exist.")))?;
+        let after = match input.next_token.as_deref().filter(|t| !t.is_empty()) {
+            Some(token) => Some(self.inner.tokens.open(scope, LISTING, &id, token)?),
+            None => None,
+        };
+        let (resources, last) = if record.check_name == STORED_FOR {
+            let mut rows = self
+                .store()
+                .list_related_resources(scope, &id, after.as_deref(), size + 1)
+                .await?;
+            let more = rows.len() > size;
+            rows.truncate(size);
+            let last = rows.last().filter(|_| more).map(|r| r.sort_key.clone());
+            let resources = rows
+                .into_iter()
+                .map(|r| {
+                    serde_json::from_str::<RelatedResource>(&r.resource_json).map_err(|e| {
+                        EngineError::Internal(format!(
+                            "stored related resource of finding {id} is unreadable: {e}"
+                        ))
+                    })
+                })
+                .collect::<EngineResult<Vec<_>>>()?;
+            (resources, last)
+        } else {
+            let finding: AuditFinding = serde_json::from_str(&record.body_json).map_err(|e| {
+                EngineError::Internal(format!("stored finding {id} is unreadable: {e}"))
+            })?;
+            let all = finding.related_resources.unwrap_or_default();
+            let start = match after {
+                Some(position) => position
+                    .parse::<usize>()
+                    .map_err(|_| invalid_token())?
+                    .saturating_add(1),
+                None => 0,
+            };
+            let page: Vec<RelatedResource> = all.iter().skip(start).take(size).cloned().collect();
+            let end = start + page.len();
+            let last = (end < all.len() && !page.is_empty()).then(|| (end - 1).to_string());
+            (page, last)
+        };
+        Ok(ListRelatedResourcesForAuditFindingResponse {
+            next_token: last.map(|key| self.inner.tokens.issue(scope, LISTING, &id, &key)),
+            related_resources: Some(resources),
+        })
     }
 }

@@ -42,7 +42,7 @@ const ALL_CHECKS: [&str; 17] = [
 ];
 
 /// The checks Palisade cannot evaluate, with the error code they fail with.
-const UNAVAILABLE: [(&str, &str); 9] = [
+const UNAVAILABLE: [(&str, &str); 6] = [
     (
         "AUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",
         "DATA_SOURCE_NOT_AVAILABLE",
@@ -53,24 +53,12 @@ const UNAVAILABLE: [(&str, &str); 9] = [
         "DATA_SOURCE_NOT_AVAILABLE",
     ),
     (
-        "INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_CERTIFICATES_CHECK",
-        "CHECK_NOT_SUPPORTED",
-    ),
-    (
         "IOT_ROLE_ALIAS_ALLOWS_ACCESS_TO_UNUSED_SERVICES_CHECK",
         "DATA_SOURCE_NOT_AVAILABLE",
     ),
     (
         "IOT_ROLE_ALIAS_OVERLY_PERMISSIVE_CHECK",
         "DATA_SOURCE_NOT_AVAILABLE",
-    ),
-    (
-        "REVOKED_CA_CERTIFICATE_STILL_ACTIVE_CHECK",
-        "CHECK_NOT_SUPPORTED",
-    ),
-    (
-        "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK",
-        "CHECK_NOT_SUPPORTED",
     ),
     (
         "UNAUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",
@@ -88,6 +76,9 @@ const MISCONFIG: &str = "IOT_POLICY_POTENTIAL_MISCONFIGURATION_CHECK";
 const LOGGING: &str = "LOGGING_DISABLED_CHECK";
 const SHARED: &str = "DEVICE_CERTIFICATE_SHARED_CHECK";
 const REVOKED: &str = "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK";
+const REVOKED_CA: &str = "REVOKED_CA_CERTIFICATE_STILL_ACTIVE_CHECK";
+const INTERMEDIATE: &str = "INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_CERTIFICATES_CHECK";
+const CONFLICTING: &str = "CONFLICTING_CLIENT_IDS_CHECK";
 
 const AUDIT_ROLE: &str = "arn:aws:iam::111122223333:role/palisade-e2e-audit";
 const AUDIT_ROLE_B: &str = "arn:aws:iam::444455556666:role/palisade-e2e-audit";
@@ -1074,11 +1065,22 @@ async fn task_runs_every_check_to_completion() {
     // A fresh account: only logging is non-compliant; the other evaluated checks have
     // nothing to examine; the rest cannot be evaluated.
     assert_eq!(stats.non_compliant_checks(), Some(1));
-    assert_eq!(stats.compliant_checks(), Some(7));
-    assert_eq!(stats.failed_checks(), Some(9));
+    assert_eq!(stats.compliant_checks(), Some(10));
+    assert_eq!(stats.failed_checks(), Some(6));
     assert_eq!(stats.canceled_checks(), Some(0));
     assert_eq!(check_result(&out, LOGGING), non_compliant(1, 1));
-    for check in [AGE, EXPIRING, CA_EXPIRING, KEY_QUALITY, CA_KEY_QUALITY, PERMISSIVE, MISCONFIG] {
+    for check in [
+        AGE,
+        EXPIRING,
+        CA_EXPIRING,
+        KEY_QUALITY,
+        CA_KEY_QUALITY,
+        PERMISSIVE,
+        MISCONFIG,
+        REVOKED,
+        REVOKED_CA,
+        INTERMEDIATE,
+    ] {
         assert_eq!(check_result(&out, check), compliant(0), "{check}");
     }
     let details = out.audit_details().unwrap();
@@ -1111,13 +1113,13 @@ async fn task_runs_every_check_to_completion() {
 async fn unsupported_checks_fail_alone() {
     let server = TestServer::start(ENGINE).await;
     let client = server.client_a();
-    enable(&client, AUDIT_ROLE, &[SHARED, REVOKED]).await;
-    let (_, out) = run_audit(&client, &[SHARED, REVOKED]).await;
+    enable(&client, AUDIT_ROLE, &[SHARED, CONFLICTING]).await;
+    let (_, out) = run_audit(&client, &[SHARED, CONFLICTING]).await;
     let stats = out.task_statistics().unwrap();
     assert_eq!((stats.failed_checks(), stats.compliant_checks()), (Some(2), Some(0)));
     let details = out.audit_details().unwrap();
     assert_eq!(details[SHARED].error_code(), Some("DATA_SOURCE_NOT_AVAILABLE"));
-    assert_eq!(details[REVOKED].error_code(), Some("CHECK_NOT_SUPPORTED"));
+    assert_eq!(details[CONFLICTING].error_code(), Some("DATA_SOURCE_NOT_AVAILABLE"));
     server.stop().await;
 }
 

@@ -265,3 +265,121 @@ pub async fn create_certificate(client: &Client, active: bool) -> (String, Strin
         out.certificate_arn().expect("certificateArn").to_owned(),
     )
 }
+
+// ------------------------------------------------------------------------------------
+// Revocation: CRLs, and certificates with CRL distribution points and AIA
+
+/// The time `offset_secs` from now (system clock).
+fn at_offset(offset_secs: i64) -> time::OffsetDateTime {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let secs = u64::try_from(now + offset_secs).expect("a time after 1970");
+    rcgen::date_time_ymd(1970, 1, 1) + std::time::Duration::from_secs(secs)
+}
+
+/// An AuthorityInfoAccess extension with one caIssuers URI.
+fn aia_ca_issuers(uri: &str) -> rcgen::CustomExtension {
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let n = content.len();
+        if n < 0x80 {
+            out.push(n as u8);
+        } else {
+            out.extend([0x82, (n >> 8) as u8, n as u8]);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+    let ca_issuers_oid = tlv(0x06, &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x02]);
+    let location = tlv(0x86, uri.as_bytes());
+    let desc = tlv(0x30, &[ca_issuers_oid, location].concat());
+    rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 1], tlv(0x30, &desc))
+}
+
+impl TestCa {
+    /// An intermediate CA signed by this one, able to sign certificates itself; with
+    /// a CRL distribution point (where this CA publishes its CRL) and an AIA caIssuers
+    /// URL (where this CA's certificate can be fetched) if given.
+    pub fn intermediate(
+        &self,
+        common_name: &str,
+        crl: Option<&str>,
+        ca_issuers: Option<&str>,
+    ) -> TestCa {
+        let key = KeyPair::generate().expect("intermediate key");
+        let mut params = ca_params(common_name);
+        if let Some(uri) = crl {
+            params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: vec![uri.to_owned()],
+            }];
+        }
+        if let Some(uri) = ca_issuers {
+            params.custom_extensions = vec![aia_ca_issuers(uri)];
+        }
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("signed intermediate");
+        TestCa {
+            pem: cert.pem(),
+            der: cert.der().to_vec(),
+            common_name: common_name.to_owned(),
+            key_pem: key.serialize_pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A CRL of this CA revoking the certificates `revoked` (PEM), issued
+    /// `this_update_secs` from now and due again `next_update_secs` from now; DER.
+    pub fn crl(
+        &self,
+        revoked: &[&str],
+        number: u64,
+        this_update_secs: i64,
+        next_update_secs: i64,
+    ) -> Vec<u8> {
+        rcgen::CertificateRevocationListParams {
+            this_update: at_offset(this_update_secs),
+            next_update: at_offset(next_update_secs),
+            crl_number: rcgen::SerialNumber::from(number),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|pem| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from_slice(&serial_bytes(pem)),
+                    revocation_time: at_offset(this_update_secs - 60),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        }
+        .signed_by(&self.issuer)
+        .expect("signed CRL")
+        .der()
+        .to_vec()
+    }
+}
+
+/// The serial number of a PEM certificate: its DER INTEGER's content octets.
+pub fn serial_bytes(pem: &str) -> Vec<u8> {
+    let der = der(pem);
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&der).expect("cert");
+    cert.raw_serial().to_vec()
+}
+
+/// The serial number as Palisade reports it: lowercase hex of [`serial_bytes`].
+pub fn serial_hex(pem: &str) -> String {
+    serial_bytes(pem)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The subject of a PEM certificate as Palisade writes it (RFC 4514-like text).
+pub fn subject_text(pem: &str) -> String {
+    let der = der(pem);
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&der).expect("cert");
+    cert.subject().to_string()
+}
