@@ -8,7 +8,7 @@
 #   PALISADE_TEST_FILTER  only run tests whose name contains this substring
 #   PALISADE_TEST_VERBOSE=1   print tracebacks of failures
 #   COMPAT_VENV           venv location (default tests/compat/.venv)
-#   COMPAT_REINSTALL=1    reinstall boto3/awscli into the venv
+#   COMPAT_REINSTALL=1    reinstall boto3/awscli/moto into the venv
 #   COMPAT_ENGINES        storage engines to run the suite on (default "sqlite postgres")
 #   PG_ADMIN_URL          where the PostgreSQL run's throwaway database is created
 set -euo pipefail
@@ -22,10 +22,13 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   echo "==> creating venv $VENV"
   python3 -m venv "$VENV"
 fi
-if [[ "${COMPAT_REINSTALL:-0}" == 1 ]] || ! "$VENV/bin/python" -c 'import boto3' 2>/dev/null \
-  || [[ ! -x "$VENV/bin/aws" ]]; then
-  echo "==> installing boto3 and awscli into $VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade boto3 awscli
+# moto (server mode) is the SNS and SQS the audit notification tests publish to and read.
+MOTO_REQUIREMENT='moto[server]>=5.1,<6'
+if [[ "${COMPAT_REINSTALL:-0}" == 1 ]] || ! "$VENV/bin/python" -c 'import boto3, moto' 2>/dev/null \
+  || [[ ! -x "$VENV/bin/aws" ]] || [[ ! -x "$VENV/bin/moto_server" ]]; then
+  echo "==> installing boto3, awscli and $MOTO_REQUIREMENT into $VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade boto3 awscli \
+    "$MOTO_REQUIREMENT"
 fi
 "$VENV/bin/aws" --version
 
@@ -45,6 +48,8 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/palisade-compat.XXXXXX")"
 LOG=""
 SERVER_PID=""
 PG_DB=""
+MOTO_PID=""
+MOTO_LOG="$WORK/moto.log"
 
 show_log() {
   [[ -n "$LOG" ]] || return 0
@@ -73,11 +78,24 @@ drop_database() {
   fi
 }
 
+stop_moto() {
+  if [[ -n "$MOTO_PID" ]] && kill -0 "$MOTO_PID" 2>/dev/null; then
+    kill "$MOTO_PID" 2>/dev/null || true
+    wait "$MOTO_PID" 2>/dev/null || true
+  fi
+  MOTO_PID=""
+}
+
 cleanup() {
   local rc=$?
   stop_server
+  stop_moto
   if [[ $rc -ne 0 ]]; then
     show_log
+    if [[ -s "$MOTO_LOG" ]]; then
+      echo "---- last 30 lines of the moto log ($MOTO_LOG) ----" >&2
+      tail -n 30 "$MOTO_LOG" >&2 || true
+    fi
   fi
   drop_database
   rm -rf "$WORK"
@@ -116,6 +134,7 @@ run_suite() {
   endpoint="http://127.0.0.1:$port"
   echo "==> [$engine] starting $PALISADE_BIN serve on $endpoint"
   "$PALISADE_BIN" serve --listen "127.0.0.1:$port" --data-dir "$data_dir" --region us-east-1 \
+    --sns-endpoint-url "$MOTO_ENDPOINT" --sns-access-key-id testing --sns-secret-access-key testing \
     >"$LOG" 2>&1 &
   SERVER_PID=$!
 
@@ -149,6 +168,7 @@ run_suite() {
   local status
   set +e
   PALISADE_ENDPOINT="$endpoint" \
+    PALISADE_MOTO_ENDPOINT="$MOTO_ENDPOINT" \
     PALISADE_DATA_DIR="$data_dir" \
     PALISADE_BIN="$PALISADE_BIN" \
     PALISADE_SECOND_CREDENTIALS="$WORK/second-account-$engine.json" \
@@ -163,6 +183,34 @@ run_suite() {
   stop_server
   drop_database
 }
+
+# ---- moto: one SNS/SQS for every run (tests name their topics and queues uniquely) -------
+free_port() {
+  "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+MOTO_PORT="$(free_port)"
+MOTO_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+echo "==> starting moto_server on $MOTO_ENDPOINT"
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &
+MOTO_PID=$!
+moto_ready=0
+for _ in $(seq 1 300); do # 30 s
+  if ! kill -0 "$MOTO_PID" 2>/dev/null; then
+    echo "moto_server exited before becoming ready" >&2
+    cat "$MOTO_LOG" >&2 || true
+    exit 1
+  fi
+  if "$VENV/bin/python" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' \
+    "$MOTO_PORT" 2>/dev/null; then
+    moto_ready=1
+    break
+  fi
+  sleep 0.1
+done
+if [[ $moto_ready != 1 ]]; then
+  echo "moto_server not listening on $MOTO_ENDPOINT after 30 s" >&2
+  exit 1
+fi
 
 for engine in $ENGINES; do
   run_suite "$engine"

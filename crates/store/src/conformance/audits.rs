@@ -1111,3 +1111,81 @@ pub async fn audit_task_limit_race_across_handles(db: &dyn Database) {
         LIMIT
     );
 }
+
+/// A task's end and the work it owes (its notification) land together or not at all.
+pub async fn audit_task_update_with_work_is_atomic(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let created = task(&unique("task-"), ON_DEMAND, IN_PROGRESS, T0);
+    let runner = create(&*store, &scope, &created).await;
+    let ended = AuditTaskRecord {
+        status: COMPLETED.to_owned(),
+        finished_at_ms: Some(T0 + 10),
+        checks_json: r#"{"done":true}"#.to_owned(),
+        version: 2,
+        ..created.clone()
+    };
+
+    // A stale version: neither the task nor the work changes.
+    let stale_work = work_for(&created.task_id);
+    let stale = AuditTaskRecord {
+        version: 3,
+        ..ended.clone()
+    };
+    assert!(!store
+        .update_audit_task_with_work(&scope, &stale, &stale_work)
+        .await
+        .unwrap());
+    assert_eq!(store.get_work(&stale_work.id).await.unwrap(), None);
+
+    // A taken work id: the update is rolled back with the failed insert.
+    assert_already_exists(
+        store
+            .update_audit_task_with_work(
+                &scope,
+                &ended,
+                &NewWorkItem {
+                    id: runner.id.clone(),
+                    ..work_for(&created.task_id)
+                },
+            )
+            .await,
+    );
+    assert_eq!(
+        store
+            .get_audit_task(&scope, &created.task_id)
+            .await
+            .unwrap(),
+        Some(created.clone())
+    );
+
+    let work = work_for(&created.task_id);
+    assert!(store
+        .update_audit_task_with_work(&scope, &ended, &work)
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .get_audit_task(&scope, &created.task_id)
+            .await
+            .unwrap(),
+        Some(ended.clone())
+    );
+    let claimed = store
+        .claim_work(&work.queue, "notifier", 10, T0, 60_000)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        (&claimed[0].id, &claimed[0].payload),
+        (&work.id, &work.payload)
+    );
+
+    // Once ended, a second end (a racing cancel that read the old version) enqueues
+    // nothing.
+    let again = work_for(&created.task_id);
+    assert!(!store
+        .update_audit_task_with_work(&scope, &ended, &again)
+        .await
+        .unwrap());
+    assert_eq!(store.get_work(&again.id).await.unwrap(), None);
+}
