@@ -8,11 +8,16 @@
 //!   individually with the real AWS SigV4 signer and records latencies in an HDR histogram;
 //!   `--op` picks DescribeMitigationAction (default), DescribeCertificate or paging through
 //!   ListCertificates.
-//! - `fleet`: writes a JSON Lines fleet (things with a certificate each) for
+//! - `fleet`: writes a JSON Lines fleet (things with a certificate each; optionally
+//!   policies, expiring certificates and registered CAs issuing them) for
 //!   `palisade fleet import`.
+//! - `register-cas`: registers the CAs `fleet --cas` wrote, through the API.
+//! - `audit`: enables the audit checks, starts an on-demand audit and measures
+//!   DescribeAuditTask at a steady rate until it ends (bench/audit.sh).
 //!
 //! Only loopback endpoints are accepted: this tool never sends traffic anywhere else.
 
+mod audit;
 mod ceiling;
 mod client;
 mod endpoint;
@@ -48,6 +53,47 @@ enum Command {
     Run(RunArgs),
     /// Write a JSON Lines fleet of things, each with its own certificate, for `palisade fleet import`.
     Fleet(FleetArgs),
+    /// Register (SNI_ONLY, active) the CAs written by `fleet --cas`; already registered is fine.
+    RegisterCas(RegisterCasArgs),
+    /// Enable the audit checks, start an on-demand audit and measure DescribeAuditTask until it ends.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+struct RegisterCasArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// The CA file `fleet --cas-out` wrote.
+    #[arg(long)]
+    file: PathBuf,
+    /// Concurrent connections (1 to 64).
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+}
+
+#[derive(Debug, Args)]
+struct AuditArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Checks to enable and audit, comma-separated [default: every certificate and policy
+    /// check, the revocation checks and LOGGING_DISABLED_CHECK].
+    #[arg(long, value_delimiter = ',')]
+    checks: Vec<String>,
+    /// The audit role ARN set in the account audit configuration.
+    #[arg(long, default_value = "arn:aws:iam::000000000000:role/bench-audit")]
+    role_arn: String,
+    /// DescribeAuditTask requests per second while the audit runs (1 to 1000).
+    #[arg(long, default_value_t = 50)]
+    rate: u32,
+    /// Fail if the audit has not ended by then, e.g. 10m (at most 1 hour).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Print the human-readable summary on stderr and one JSON line on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Exit 0 even if some DescribeAuditTask requests failed.
+    #[arg(long)]
+    allow_errors: bool,
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +110,32 @@ struct FleetArgs {
     /// Signing threads [default: one per core].
     #[arg(long)]
     workers: Option<usize>,
+    /// Registered CAs issuing the certificates, evenly (0: certificates registered
+    /// without a CA). Needs --cas-out; register them with `register-cas` before importing.
+    #[arg(long, default_value_t = 0)]
+    cas: u64,
+    /// Where the CAs go, one {"name","pem"} object per line.
+    #[arg(long)]
+    cas_out: Option<PathBuf>,
+    /// How many of the CAs expire within 30 days.
+    #[arg(long, default_value_t = 0)]
+    expiring_cas: u64,
+    /// Policies (a mix, mostly compliant; see fleet.rs); certificate i gets policy i % N.
+    #[arg(long, default_value_t = 0)]
+    policies: u64,
+    /// Device certificates per thousand that expire within 30 days.
+    #[arg(long, default_value_t = 0)]
+    expiring_per_mille: u32,
+    /// Give device certificates a CRL distribution point under this URL
+    /// ({base}/<CA name>.crl).
+    #[arg(long)]
+    crl_url_base: Option<String>,
+    /// The account the fleet is imported into (the policies' ARNs name it).
+    #[arg(long, default_value = "000000000000")]
+    account_id: String,
+    /// The region the fleet is imported into (the policies' ARNs name it).
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
 }
 
 /// What `run` asks for.
@@ -238,7 +310,60 @@ fn main() -> Result<()> {
             let workers = args
                 .workers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-            fleet::generate(&args.out, args.things, args.first, workers)
+            let spec = fleet::FleetSpec {
+                things: args.things,
+                first: args.first,
+                cas: args.cas,
+                expiring_cas: args.expiring_cas,
+                policies: args.policies,
+                expiring_per_mille: args.expiring_per_mille,
+                crl_url_base: args.crl_url_base,
+                cas_out: args.cas_out,
+                account_id: args.account_id,
+                region: args.region,
+                workers,
+            };
+            fleet::generate(&args.out, &spec)
+        }
+        Command::RegisterCas(args) => {
+            let target = client::Target::from_args(&args.target)?;
+            runtime.block_on(audit::register_cas(&target, &args.file, args.concurrency))
+        }
+        Command::Audit(args) => {
+            if !(1..=1000).contains(&args.rate) {
+                bail!("--rate must be between 1 and 1000");
+            }
+            if args.timeout.is_zero() || args.timeout > Duration::from_secs(3600) {
+                bail!("--timeout must be greater than 0 and at most 1 hour");
+            }
+            let target = client::Target::from_args(&args.target)?;
+            let checks = if args.checks.is_empty() {
+                audit::DEFAULT_CHECKS
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect()
+            } else {
+                args.checks
+            };
+            let config = audit::AuditConfig {
+                checks,
+                role_arn: args.role_arn,
+                rate: args.rate,
+                timeout: args.timeout,
+            };
+            let report = runtime.block_on(audit::audit(&target, &config))?;
+            report.print(args.json);
+            if report.status != "COMPLETED" {
+                bail!(
+                    "audit task {} ended {}, not COMPLETED",
+                    report.task_id,
+                    report.status
+                );
+            }
+            if report.errors > 0 && !args.allow_errors {
+                bail!("{} DescribeAuditTask request(s) failed", report.errors);
+            }
+            Ok(())
         }
     }
 }
