@@ -1249,6 +1249,221 @@ def test_cli_unimplemented():
 
 
 # --------------------------------------------------------------------------------------------
+# Audit notifications (SNS), published to moto, which tests/compat/run.sh starts
+
+
+def moto_clients():
+    endpoint = os.environ.get("PALISADE_MOTO_ENDPOINT")
+    assert endpoint, "PALISADE_MOTO_ENDPOINT is not set: run the suite through tests/compat/run.sh"
+    kw = dict(endpoint_url=endpoint, region_name=REGION,
+              aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client("sns", **kw), boto3.client("sqs", **kw)
+
+
+def topic_with_queue(name):
+    """An SNS topic with an SQS queue subscribed to it (raw delivery)."""
+    sns, sqs = moto_clients()
+    topic = sns.create_topic(Name=name)["TopicArn"]
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    return topic, url
+
+
+def receive_all(url, seconds):
+    """Message bodies on the queue, waiting up to `seconds` for the first."""
+    _, sqs = moto_clients()
+    deadline = time.time() + seconds
+    bodies = []
+    while True:
+        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            bodies.append(m["Body"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        if bodies or time.time() >= deadline:
+            return bodies
+
+
+def test_audit_sns_notification():
+    topic, url = topic_with_queue(uniq("compat-audit"))
+    cred = fresh_audit_account()
+    iot = make_client(cred["accessKeyId"], cred["secretAccessKey"])
+    checks = ["LOGGING_DISABLED_CHECK", "IOT_POLICY_OVERLY_PERMISSIVE_CHECK"]
+    iot.update_account_audit_configuration(
+        roleArn=ROLE,
+        auditCheckConfigurations={c: {"enabled": True} for c in checks},
+        auditNotificationTargetConfigurations={"SNS": {"targetArn": topic, "roleArn": ROLE, "enabled": True}},
+    )
+    task_id = iot.start_on_demand_audit_task(targetCheckNames=checks)["taskId"]
+    task = wait_for_audit(iot, task_id)
+    assert task["taskStatus"] == "COMPLETED", task
+    bodies = receive_all(url, 30)
+    assert len(bodies) == 1, bodies
+    n = json.loads(bodies[0])
+    started_ms = n.pop("taskStartTime")
+    assert isinstance(started_ms, int), started_ms
+    assert abs(started_ms - task["taskStartTime"].timestamp() * 1000) <= 1, (started_ms, task)
+    assert n == {
+        "accountId": cred["accountId"],
+        "taskId": task_id,
+        "taskStatus": "COMPLETED",
+        "taskType": "ON_DEMAND_AUDIT_TASK",
+        "failedChecksCount": 0,
+        "canceledChecksCount": 0,
+        "nonCompliantChecksCount": 1,
+        "compliantChecksCount": 1,
+        "totalChecksCount": 2,
+        "auditDetails": [
+            {"checkName": "IOT_POLICY_OVERLY_PERMISSIVE_CHECK", "checkRunStatus": "COMPLETED_COMPLIANT",
+             "nonCompliantResourcesCount": 0, "totalResourcesCount": 0,
+             "suppressedNonCompliantResourcesCount": 0},
+            {"checkName": "LOGGING_DISABLED_CHECK", "checkRunStatus": "COMPLETED_NON_COMPLIANT",
+             "nonCompliantResourcesCount": 1, "totalResourcesCount": 1,
+             "suppressedNonCompliantResourcesCount": 0},
+        ],
+    }, n
+
+    # A disabled target gets nothing.
+    iot.update_account_audit_configuration(
+        auditNotificationTargetConfigurations={"SNS": {"targetArn": topic, "roleArn": ROLE, "enabled": False}},
+    )
+    quiet = iot.start_on_demand_audit_task(targetCheckNames=checks)["taskId"]
+    assert wait_for_audit(iot, quiet)["taskStatus"] == "COMPLETED"
+    assert receive_all(url, 3) == []
+
+
+def scheduled_arn(name, account):
+    return f"arn:aws:iot:{REGION}:{account}:scheduledaudit/{name}"
+
+
+def test_scheduled_audits():
+    cred = fresh_audit_account()
+    iot = make_client(cred["accessKeyId"], cred["secretAccessKey"])
+    account = cred["accountId"]
+    expect_error(lambda: iot.create_scheduled_audit(
+        scheduledAuditName="nightly", frequency="DAILY", targetCheckNames=["LOGGING_DISABLED_CHECK"]),
+        "InvalidRequestException", 400, "LOGGING_DISABLED_CHECK")
+    iot.update_account_audit_configuration(
+        roleArn=ROLE,
+        auditCheckConfigurations={
+            "LOGGING_DISABLED_CHECK": {"enabled": True},
+            "IOT_POLICY_OVERLY_PERMISSIVE_CHECK": {"enabled": True},
+        },
+    )
+    created = iot.create_scheduled_audit(
+        scheduledAuditName="weekly", frequency="WEEKLY", dayOfWeek="MON",
+        targetCheckNames=["LOGGING_DISABLED_CHECK"], tags=[{"Key": "team", "Value": "sec"}],
+    )
+    assert created["scheduledAuditArn"] == scheduled_arn("weekly", account), created
+    got = iot.describe_scheduled_audit(scheduledAuditName="weekly")
+    got.pop("ResponseMetadata", None)
+    assert got == {
+        "frequency": "WEEKLY", "dayOfWeek": "MON", "targetCheckNames": ["LOGGING_DISABLED_CHECK"],
+        "scheduledAuditName": "weekly", "scheduledAuditArn": created["scheduledAuditArn"],
+    }, got
+    tags = iot.list_tags_for_resource(resourceArn=created["scheduledAuditArn"])["tags"]
+    assert tags == [{"Key": "team", "Value": "sec"}], tags
+
+    # Day rules, duplicates, unknown names.
+    expect_error(lambda: iot.create_scheduled_audit(
+        scheduledAuditName="bad", frequency="DAILY", dayOfWeek="MON",
+        targetCheckNames=["LOGGING_DISABLED_CHECK"]), "InvalidRequestException", 400, "DAILY")
+    expect_error(lambda: iot.create_scheduled_audit(
+        scheduledAuditName="bad", frequency="MONTHLY", targetCheckNames=["LOGGING_DISABLED_CHECK"]),
+        "InvalidRequestException", 400, "dayOfMonth")
+    dup = expect_error(lambda: iot.create_scheduled_audit(
+        scheduledAuditName="weekly", frequency="DAILY", targetCheckNames=["LOGGING_DISABLED_CHECK"]),
+        "ResourceAlreadyExistsException", 409)
+    assert dup.response.get("resourceArn") == created["scheduledAuditArn"], dup.response
+    expect_error(lambda: iot.describe_scheduled_audit(scheduledAuditName="missing"),
+                 "ResourceNotFoundException", 404)
+
+    # Update: to MONTHLY the day of week goes; the checks stay.
+    updated = iot.update_scheduled_audit(scheduledAuditName="weekly", frequency="MONTHLY", dayOfMonth="LAST")
+    assert updated["scheduledAuditArn"] == created["scheduledAuditArn"], updated
+    got = iot.describe_scheduled_audit(scheduledAuditName="weekly")
+    assert got["frequency"] == "MONTHLY" and got["dayOfMonth"] == "LAST" and "dayOfWeek" not in got, got
+    assert got["targetCheckNames"] == ["LOGGING_DISABLED_CHECK"], got
+
+    # At most five; listing in name order, paged.
+    for i in range(4):
+        iot.create_scheduled_audit(scheduledAuditName=f"daily-{i}", frequency="DAILY",
+                                   targetCheckNames=["IOT_POLICY_OVERLY_PERMISSIVE_CHECK"])
+    expect_error(lambda: iot.create_scheduled_audit(
+        scheduledAuditName="sixth", frequency="DAILY", targetCheckNames=["LOGGING_DISABLED_CHECK"]),
+        "LimitExceededException", 410)
+    names, token = [], None
+    while True:
+        page = iot.list_scheduled_audits(maxResults=2, **({"nextToken": token} if token else {}))
+        names += [s["scheduledAuditName"] for s in page["scheduledAudits"]]
+        token = page.get("nextToken")
+        if not token:
+            break
+    assert names == ["daily-0", "daily-1", "daily-2", "daily-3", "weekly"], names
+    paginated = [s["scheduledAuditName"] for p in iot.get_paginator("list_scheduled_audits").paginate(
+        PaginationConfig={"PageSize": 3}) for s in p["scheduledAudits"]]
+    assert paginated == names, paginated
+
+    # A check in use cannot be disabled; deleting the configuration needs the flag.
+    expect_error(lambda: iot.update_account_audit_configuration(
+        auditCheckConfigurations={"LOGGING_DISABLED_CHECK": {"enabled": False}}),
+        "InvalidRequestException", 400, "weekly")
+    expect_error(lambda: iot.delete_account_audit_configuration(),
+                 "InvalidRequestException", 400, "deleteScheduledAudits")
+    iot.delete_scheduled_audit(scheduledAuditName="daily-0")
+    expect_error(lambda: iot.delete_scheduled_audit(scheduledAuditName="daily-0"),
+                 "ResourceNotFoundException", 404)
+    iot.delete_account_audit_configuration(deleteScheduledAudits=True)
+    assert iot.list_scheduled_audits()["scheduledAudits"] == []
+    expect_error(lambda: iot.list_tags_for_resource(resourceArn=created["scheduledAuditArn"]),
+                 "ResourceNotFoundException", 404)
+
+
+def test_cli_scheduled_audits():
+    cred = fresh_audit_account()
+    creds_file = os.path.join(os.path.dirname(CREDENTIALS_FILE), f"sched-cli-{cred['accountId']}.ini")
+    with open(creds_file, "w") as f:
+        f.write(
+            f"[palisade]\naws_access_key_id = {cred['accessKeyId']}\n"
+            f"aws_secret_access_key = {cred['secretAccessKey']}\n"
+        )
+    try:
+        def cli(*args):
+            proc = aws_cli(*args, creds_file=creds_file)
+            assert proc.returncode == 0, f"{args[0]}: exit {proc.returncode}: {proc.stderr}"
+            return json.loads(proc.stdout) if proc.stdout.strip() else {}
+
+        cli("update-account-audit-configuration", "--role-arn", ROLE,
+            "--audit-check-configurations", json.dumps({"LOGGING_DISABLED_CHECK": {"enabled": True}}))
+        created = cli(
+            "create-scheduled-audit", "--scheduled-audit-name", "monthly-cli",
+            "--frequency", "MONTHLY", "--day-of-month", "LAST",
+            "--target-check-names", "LOGGING_DISABLED_CHECK", "--tags", "Key=origin,Value=cli",
+        )
+        assert created["scheduledAuditArn"] == scheduled_arn("monthly-cli", cred["accountId"]), created
+        got = cli("describe-scheduled-audit", "--scheduled-audit-name", "monthly-cli")
+        assert got["frequency"] == "MONTHLY" and got["dayOfMonth"] == "LAST", got
+        assert got["targetCheckNames"] == ["LOGGING_DISABLED_CHECK"], got
+        listed = cli("list-scheduled-audits")["scheduledAudits"]
+        assert [s["scheduledAuditName"] for s in listed] == ["monthly-cli"], listed
+        tags = cli("list-tags-for-resource", "--resource-arn", created["scheduledAuditArn"])["tags"]
+        assert tags == [{"Key": "origin", "Value": "cli"}], tags
+        cli("update-scheduled-audit", "--scheduled-audit-name", "monthly-cli",
+            "--frequency", "BIWEEKLY", "--day-of-week", "FRI")
+        got = cli("describe-scheduled-audit", "--scheduled-audit-name", "monthly-cli")
+        assert got["frequency"] == "BIWEEKLY" and got["dayOfWeek"] == "FRI" and "dayOfMonth" not in got, got
+        proc = aws_cli("create-scheduled-audit", "--scheduled-audit-name", "bad", "--frequency", "WEEKLY",
+                       "--target-check-names", "LOGGING_DISABLED_CHECK", creds_file=creds_file)
+        assert proc.returncode != 0 and "InvalidRequestException" in proc.stderr, proc.stderr
+        cli("delete-scheduled-audit", "--scheduled-audit-name", "monthly-cli")
+        proc = aws_cli("describe-scheduled-audit", "--scheduled-audit-name", "monthly-cli",
+                       creds_file=creds_file)
+        assert proc.returncode != 0 and "ResourceNotFoundException" in proc.stderr, proc.stderr
+        cli("delete-account-audit-configuration")
+    finally:
+        os.remove(creds_file)
+
+
+# --------------------------------------------------------------------------------------------
 # runner
 
 

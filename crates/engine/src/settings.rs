@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 /// How audits reach outside the registry, and when scheduled audits run.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AuditSettings {
     /// The time of day, in seconds after midnight UTC, at which scheduled audits are due.
     /// AWS chooses the time itself; Palisade lets the operator choose.
@@ -14,10 +14,25 @@ pub struct AuditSettings {
     pub sns: SnsSettings,
     /// How revocation checks obtain CRLs.
     pub crl: CrlSettings,
+    /// How long a worker's claim on an audit task lasts without renewal (renewed every
+    /// quarter of it): after a crash, the task waits this long before another worker
+    /// resumes it. Short in tests; long enough in production to ride out store hiccups.
+    pub work_lease: Duration,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            scheduled_audit_time_s: 0,
+            sns: SnsSettings::default(),
+            crl: CrlSettings::default(),
+            work_lease: Duration::from_secs(60),
+        }
+    }
 }
 
 /// The SNS API endpoint and the credentials Palisade signs its requests with.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct SnsSettings {
     /// `None`: the AWS endpoint of the topic's region.
     pub endpoint_url: Option<String>,
@@ -41,5 +56,19 @@ impl Default for CrlSettings {
             fetch: true,
             fetch_timeout: Duration::from_secs(5),
         }
+    }
+}
+
+/// Leaves the secret out, so logging the settings cannot leak it.
+impl std::fmt::Debug for SnsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnsSettings")
+            .field("endpoint_url", &self.endpoint_url)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
     }
 }

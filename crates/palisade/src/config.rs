@@ -40,6 +40,7 @@ pub struct FileConfig {
     pub sns_secret_access_key: Option<String>,
     pub crl_fetch: Option<bool>,
     pub crl_fetch_timeout_ms: Option<u64>,
+    pub audit_work_lease_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -107,6 +108,10 @@ pub struct AuditArgs {
     /// How long one CRL download may take, in ms [default: 5000].
     #[arg(long, env = "PALISADE_CRL_FETCH_TIMEOUT_MS")]
     pub crl_fetch_timeout_ms: Option<u64>,
+    /// How long a worker's claim on an audit task lasts, in ms: after a crash the task
+    /// resumes once it lapses [default: 60000]. Hidden: tests shorten it.
+    #[arg(long, env = "PALISADE_AUDIT_WORK_LEASE_MS", hide = true)]
+    pub audit_work_lease_ms: Option<u64>,
 }
 
 impl AuditArgs {
@@ -120,7 +125,17 @@ impl AuditArgs {
             Some(t) => parse_time_of_day(&t)?,
             None => defaults.scheduled_audit_time_s,
         };
+        let work_lease = self
+            .audit_work_lease_ms
+            .or(file.audit_work_lease_ms)
+            .map_or(defaults.work_lease, Duration::from_millis);
+        // Renewal runs at a quarter of the lease; below this it would hammer the store.
+        anyhow::ensure!(
+            work_lease >= Duration::from_millis(400),
+            "audit-work-lease-ms must be at least 400"
+        );
         Ok(palisade_engine::AuditSettings {
+            work_lease,
             scheduled_audit_time_s,
             sns: palisade_engine::SnsSettings {
                 endpoint_url: self
@@ -355,6 +370,28 @@ mod tests {
             assert!(parse_time_of_day(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_time_of_day("03:30").unwrap(), 3 * 3600 + 1800);
+    }
+
+    #[test]
+    fn audit_work_lease_from_flag_or_file_and_bounded() {
+        let lease = |flag: Option<u64>, file: &str| {
+            let args = AuditArgs {
+                audit_work_lease_ms: flag,
+                ..AuditArgs::default()
+            };
+            args.resolve(&toml::from_str(file).unwrap())
+                .map(|s| s.work_lease)
+        };
+        assert_eq!(lease(None, "").unwrap(), Duration::from_secs(60));
+        assert_eq!(
+            lease(None, "audit-work-lease-ms = 5000").unwrap(),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            lease(Some(2000), "audit-work-lease-ms = 5000").unwrap(),
+            Duration::from_secs(2)
+        );
+        assert!(lease(Some(399), "").is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod config;
 mod credentials_cmd;
+mod crl_cmd;
 mod fleet_cmd;
 mod serve;
 mod store;
@@ -36,6 +37,11 @@ enum Command {
         #[command(subcommand)]
         command: FleetCommand,
     },
+    /// Certificate revocation lists for the revocation audit checks.
+    Crl {
+        #[command(subcommand)]
+        command: CrlCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -43,6 +49,13 @@ enum FleetCommand {
     /// Import policies, thing groups, things and certificates from a JSON Lines file
     /// (docs/IMPORT.md). Exits 2 if any line failed.
     Import(fleet_cmd::ImportArgs),
+}
+
+#[derive(Subcommand)]
+enum CrlCommand {
+    /// Store a CRL (DER or PEM) for the revocation checks to use beside, or without
+    /// network reach instead of, the CRLs at distribution points; prints a JSON summary.
+    Import(crl_cmd::ImportArgs),
 }
 
 #[derive(clap::Args)]
@@ -160,6 +173,9 @@ async fn run(cli: Cli) -> Result<()> {
         },
         Command::Fleet { command } => match command {
             FleetCommand::Import(args) => fleet_cmd::import(args).await,
+        },
+        Command::Crl { command } => match command {
+            CrlCommand::Import(args) => crl_cmd::import(args).await,
         },
     }
 }

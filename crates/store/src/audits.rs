@@ -139,6 +139,15 @@ pub trait AuditStore: Send + Sync {
     /// `task.version - 1`, storing `task.version`; returns whether it did (false: the
     /// task changed meanwhile, or does not exist).
     async fn update_audit_task(&self, scope: &Scope, task: &AuditTaskRecord) -> StoreResult<bool>;
+    /// [`update_audit_task`](Self::update_audit_task), enqueueing `work` in the same
+    /// transaction if the update lands (a task's end and the notification it owes are
+    /// written together or not at all). A taken work id fails the whole call.
+    async fn update_audit_task_with_work(
+        &self,
+        scope: &Scope,
+        task: &AuditTaskRecord,
+        work: &NewWorkItem,
+    ) -> StoreResult<bool>;
     /// Newest first (start time descending, then task id descending), after `after`.
     async fn list_audit_tasks(
         &self,

@@ -28,8 +28,10 @@ use crate::{
 
 pub mod audits;
 pub mod certificates;
+pub mod crls;
 pub mod import;
 pub mod policies;
+pub mod scheduled;
 pub mod suppressions;
 pub mod things;
 
@@ -78,6 +80,7 @@ macro_rules! conformance_tests {
             audit_task_create_get_update_versions,
             audit_task_create_enqueues_claimable_work,
             audit_task_duplicate_ids_write_nothing,
+            audit_task_update_with_work_is_atomic,
             audit_task_in_progress_limit,
             audit_task_listing_order_range_filters_paging,
             audit_findings_insert_get_and_idempotence,
@@ -97,6 +100,21 @@ macro_rules! conformance_tests {
         );
         $crate::conformance_tests!(@suppressions_database $fresh;
             suppression_create_race_across_handles,
+        );
+        $crate::conformance_tests!(@crls_store $fresh;
+            crl_cache_put_get_newest_wins,
+            related_resources_insert_list_paging_idempotence,
+            related_resources_purged_with_their_task,
+        );
+        $crate::conformance_tests!(@scheduled_store $fresh;
+            scheduled_audit_crud,
+            scheduled_audit_duplicate_and_limit,
+            scheduled_audit_due_and_start,
+            scheduled_audits_isolated_between_accounts,
+        );
+        $crate::conformance_tests!(@scheduled_database $fresh;
+            scheduled_audit_limit_race_across_handles,
+            scheduled_audit_start_race_across_handles,
         );
     };
     (@store $fresh:path; $($case:ident),* $(,)?) => {$(
@@ -143,11 +161,38 @@ macro_rules! conformance_tests {
             $crate::conformance::suppressions::$case(store).await;
         }
     )*};
+    (@crls_store $fresh:path; $($case:ident),* $(,)?) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let db = $fresh().await;
+            let store = $crate::conformance::Database::open(&db)
+                .await
+                .expect("open store");
+            $crate::conformance::crls::$case(store).await;
+        }
+    )*};
     (@suppressions_database $fresh:path; $($case:ident),* $(,)?) => {$(
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $case() {
             let db = $fresh().await;
             $crate::conformance::suppressions::$case(&db).await;
+        }
+    )*};
+    (@scheduled_store $fresh:path; $($case:ident),* $(,)?) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let db = $fresh().await;
+            let store = $crate::conformance::Database::open(&db)
+                .await
+                .expect("open store");
+            $crate::conformance::scheduled::$case(store).await;
+        }
+    )*};
+    (@scheduled_database $fresh:path; $($case:ident),* $(,)?) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let db = $fresh().await;
+            $crate::conformance::scheduled::$case(&db).await;
         }
     )*};
 }

@@ -12,6 +12,7 @@ mod crls;
 mod import;
 mod policies;
 mod postgres;
+mod related;
 mod scheduled;
 mod sqlite;
 mod suppressions;
@@ -31,7 +32,7 @@ pub use certificates::{
     IssuingCaRecord, PolicyRef, PolicyTarget, PrincipalOutcome, PrincipalRefusal, PrincipalStore,
     RegistrationConfigChange, RegistrationConfigRecord, DELETABLE_STATUSES,
 };
-pub use crls::CrlStore;
+pub use crls::{CrlRecord, CrlStore};
 pub use import::{
     CertificateImport, ImportItem, ImportLimits, ImportOutcome, ImportRefusal, ImportStore,
 };
@@ -41,7 +42,11 @@ pub use policies::{
     RoleAliasUpdate, V2LoggingOptionsRecord,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
-pub use scheduled::ScheduledAuditStore;
+pub use related::{RelatedResourceRecord, RelatedResourceStore};
+pub use scheduled::{
+    DueScheduledAudit, ScheduledAuditRecord, ScheduledAuditRefusal, ScheduledAuditStore,
+    ScheduledAuditUpdate, ScheduledRunOutcome,
+};
 pub use sqlite::SqliteStore;
 pub use suppressions::{
     AuditSuppressionFilter, AuditSuppressionKey, AuditSuppressionRecord, AuditSuppressionStore,
@@ -303,6 +308,7 @@ pub trait Store:
     + AuditSuppressionStore
     + ScheduledAuditStore
     + CrlStore
+    + RelatedResourceStore
 {
 }
 
@@ -324,5 +330,6 @@ impl<T> Store for T where
         + AuditSuppressionStore
         + ScheduledAuditStore
         + CrlStore
+        + RelatedResourceStore
 {
 }

@@ -27,6 +27,7 @@ mod import;
 mod meta;
 mod migrate;
 mod policies;
+mod related;
 mod scheduled;
 mod suppressions;
 mod tags;

@@ -5,9 +5,12 @@ mod catalogue;
 mod configuration;
 mod evaluate;
 mod findings;
+mod notifications;
 mod related;
+mod revocation;
 mod runner;
 mod scheduled;
+mod scheduler;
 mod suppressions;
 mod tasks;
 

@@ -18,8 +18,6 @@ use super::tasks::{self, decode_checks, encode_checks, TaskWork};
 use super::{catalogue, AUDIT_QUEUE, RETENTION_MS};
 use crate::{Engine, EngineError, EngineResult};
 
-const LEASE_MS: i64 = 60_000;
-const RENEW_EVERY: Duration = Duration::from_secs(15);
 /// How often an idle worker looks for work enqueued by other nodes.
 const POLL: Duration = Duration::from_secs(1);
 /// After this many claims a task is given up on and marked FAILED.
@@ -49,7 +47,14 @@ impl Engine {
         let (stop, stopped) = watch::channel(false);
         let engine = self.clone();
         let worker = format!("audit-worker/{}", self.inner.ids.uuid());
-        let handle = tokio::spawn(async move { engine.audit_loop(worker, stopped).await });
+        // Notifications are published beside the audits, never holding them up.
+        let notifier = self.clone().notification_loop(
+            format!("audit-notifier/{}", self.inner.ids.uuid()),
+            stop.subscribe(),
+        );
+        let handle = tokio::spawn(async move {
+            tokio::join!(engine.audit_loop(worker, stopped), notifier);
+        });
         BackgroundWork { stop, handle }
     }
 
@@ -65,10 +70,12 @@ impl Engine {
     async fn audit_loop(self, worker: String, mut stopped: watch::Receiver<bool>) {
         let wakeup = Arc::clone(&self.inner.audit_wakeup);
         let mut next_purge = tokio::time::Instant::now();
+        let mut scheduler = super::scheduler::Ticker::new();
         loop {
             if *stopped.borrow() {
                 return;
             }
+            scheduler.tick(&self).await;
             if tokio::time::Instant::now() >= next_purge {
                 next_purge += PURGE_EVERY;
                 match self.purge_audit_history().await {
@@ -79,7 +86,7 @@ impl Engine {
             }
             let claimed = self
                 .store()
-                .claim_work(AUDIT_QUEUE, &worker, 1, self.now_ms(), LEASE_MS)
+                .claim_work(AUDIT_QUEUE, &worker, 1, self.now_ms(), self.lease_ms())
                 .await;
             match claimed {
                 Ok(items) if !items.is_empty() => {
@@ -115,13 +122,15 @@ impl Engine {
         let outcome = if item.attempts > MAX_ATTEMPTS {
             self.give_up(&scope, &work.task_id).await
         } else {
-            // Keep the lease while the task runs.
+            // Keep the lease while the task runs; renewing at a quarter of it leaves room
+            // for a few slow store calls before it lapses.
+            let renew_every = self.audit_settings().work_lease / 4;
             let renew = async {
                 loop {
-                    tokio::time::sleep(RENEW_EVERY).await;
+                    tokio::time::sleep(renew_every).await;
                     match self
                         .store()
-                        .renew_lease(&item.id, worker, self.now_ms(), LEASE_MS)
+                        .renew_lease(&item.id, worker, self.now_ms(), self.lease_ms())
                         .await
                     {
                         Ok(true) => {}
@@ -241,10 +250,14 @@ impl Engine {
             task.version += 1;
             // Conditional on the version read: a cancel in between wins, and the loop
             // sees it on the next read.
-            if self.store().update_audit_task(scope, &task).await? && done {
+            if self.record_task(scope, &task).await? && done {
                 return Ok(true);
             }
         }
+    }
+
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.audit_settings().work_lease.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// Marks a task that failed too often FAILED, with its unfinished checks.

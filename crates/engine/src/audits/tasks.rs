@@ -89,7 +89,7 @@ fn task_not_found(task_id: &str) -> EngineError {
     EngineError::NotFound(format!("Audit task {task_id} does not exist."))
 }
 
-fn statistics(checks: &TaskChecks) -> TaskStatistics {
+pub(super) fn statistics(checks: &TaskChecks) -> TaskStatistics {
     let count = |status: &str| checks.values().filter(|c| c.status == status).count() as i32;
     TaskStatistics {
         total_checks: Some(checks.len() as i32),
@@ -102,7 +102,7 @@ fn statistics(checks: &TaskChecks) -> TaskStatistics {
     }
 }
 
-fn details(progress: &CheckProgress) -> AuditCheckDetails {
+pub(super) fn details(progress: &CheckProgress) -> AuditCheckDetails {
     let completed = progress.status.starts_with("COMPLETED_");
     AuditCheckDetails {
         check_compliant: completed.then(|| progress.status == "COMPLETED_COMPLIANT"),
@@ -273,7 +273,7 @@ impl Engine {
             task.finished_at_ms = Some(self.now_ms());
             task.checks_json = encode_checks(&checks)?;
             task.version += 1;
-            if self.store().update_audit_task(scope, &task).await? {
+            if self.record_task(scope, &task).await? {
                 return Ok(Ending::Ended);
             }
         }

@@ -26,6 +26,11 @@ const AUDIT_TASK_LOCK_SPACE: i32 = 6;
 /// purges never pick the same task and the row counts they report add up.
 const AUDIT_PURGE_LOCK_SPACE: i32 = 7;
 
+/// The version-conditional update of a task (see `AuditStore::update_audit_task`).
+const UPDATE_TASK_SQL: &str = "UPDATE audit_tasks
+     SET status = $4, finished_at_ms = $5, checks_json = $6, version = $7
+     WHERE account_id = $1 AND region = $2 AND task_id = $3 AND version = $8";
+
 /// Rows the purge deletes per transaction: each statement stays far inside the
 /// statement timeout however much history has piled up.
 const PURGE_CHUNK: usize = 2_000;
@@ -172,14 +177,7 @@ impl AuditStore for PostgresStore {
         let conn = self.conn().await?;
         let outcome = self
             .deadline(async {
-                let stmt = conn
-                    .prepare_cached(
-                        "UPDATE audit_tasks
-                         SET status = $4, finished_at_ms = $5, checks_json = $6, version = $7
-                         WHERE account_id = $1 AND region = $2 AND task_id = $3
-                           AND version = $8",
-                    )
-                    .await?;
+                let stmt = conn.prepare_cached(UPDATE_TASK_SQL).await?;
                 Ok(conn
                     .execute(
                         &stmt,
@@ -196,6 +194,48 @@ impl AuditStore for PostgresStore {
                     )
                     .await?
                     == 1)
+            })
+            .await;
+        conn.finish(outcome)
+    }
+
+    async fn update_audit_task_with_work(
+        &self,
+        scope: &Scope,
+        task: &AuditTaskRecord,
+        work: &NewWorkItem,
+    ) -> StoreResult<bool> {
+        let Some(previous) = task.version.checked_sub(1) else {
+            return Ok(false);
+        };
+        let mut conn = self.conn().await?;
+        let outcome = self
+            .deadline(async {
+                let tx = conn.transaction().await?;
+                let stmt = tx.prepare_cached(UPDATE_TASK_SQL).await?;
+                let updated = tx
+                    .execute(
+                        &stmt,
+                        &[
+                            &scope.account_id,
+                            &scope.region,
+                            &task.task_id,
+                            &task.status,
+                            &task.finished_at_ms,
+                            &task.checks_json,
+                            &task.version,
+                            &previous,
+                        ],
+                    )
+                    .await?
+                    == 1;
+                if !updated {
+                    return Ok(false);
+                }
+                // A taken work id aborts the transaction, so the update goes too.
+                insert_work_item(&tx, work).await?;
+                tx.commit().await?;
+                Ok(true)
             })
             .await;
         conn.finish(outcome)
@@ -529,6 +569,13 @@ async fn purge_chunk(
                  WHERE account_id = $1 AND region = $2 AND task_id = $3 LIMIT $4))",
         )
         .await?;
+    let delete_related = tx
+        .prepare_cached(
+            "DELETE FROM audit_finding_related_resources WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM audit_finding_related_resources
+                 WHERE account_id = $1 AND region = $2 AND task_id = $3 LIMIT $4))",
+        )
+        .await?;
     let delete_task = tx
         .prepare_cached(
             "DELETE FROM audit_tasks
@@ -554,6 +601,18 @@ async fn purge_chunk(
         left = left.saturating_sub(usize::try_from(findings).unwrap_or(usize::MAX));
         if left == 0 {
             // Findings may remain; the task goes in a later chunk.
+            break;
+        }
+        // After the findings, so no listed finding ever lacks its related resources.
+        let related = tx
+            .execute(
+                &delete_related,
+                &[&account_id, &region, &task_id, &sql_limit(left)],
+            )
+            .await?;
+        deleted += related;
+        left = left.saturating_sub(usize::try_from(related).unwrap_or(usize::MAX));
+        if left == 0 {
             break;
         }
         deleted += tx

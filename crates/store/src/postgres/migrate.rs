@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../../migrations/postgres/0007_suppressions.sql"),
     ),
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_scheduled_audits.sql"),
+    ),
+    (9, include_str!("../../migrations/postgres/0009_crls.sql")),
 ];
 
 /// Key of the transaction-scoped advisory lock that serialises migrations ("PALISADE"

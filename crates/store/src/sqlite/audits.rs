@@ -149,26 +149,27 @@ impl AuditStore for SqliteStore {
             return Ok(false);
         };
         let (scope, task) = (scope.clone(), task.clone());
+        self.write(move |tx| update_task(tx, &scope, &task, previous))
+            .await
+    }
+
+    async fn update_audit_task_with_work(
+        &self,
+        scope: &Scope,
+        task: &AuditTaskRecord,
+        work: &NewWorkItem,
+    ) -> StoreResult<bool> {
+        let Some(previous) = task.version.checked_sub(1) else {
+            return Ok(false);
+        };
+        let (scope, task, work) = (scope.clone(), task.clone(), work.clone());
         self.write(move |tx| {
-            tx.prepare_cached(
-                "UPDATE audit_tasks
-                 SET status = ?4, finished_at_ms = ?5, checks_json = ?6, version = ?7
-                 WHERE account_id = ?1 AND region = ?2 AND task_id = ?3 AND version = ?8",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute((
-                    &scope.account_id,
-                    &scope.region,
-                    &task.task_id,
-                    &task.status,
-                    task.finished_at_ms,
-                    &task.checks_json,
-                    task.version,
-                    previous,
-                ))
-            })
-            .map(|n| n == 1)
-            .map_err(sql_err)
+            if !update_task(tx, &scope, &task, previous)? {
+                return Ok(false);
+            }
+            // An error here drops the transaction uncommitted: the update goes too.
+            insert_work_item(tx, &work)?;
+            Ok(true)
         })
         .await
     }
@@ -376,6 +377,34 @@ fn list_findings_sql(by_task: bool, paged: bool) -> &'static str {
     }
 }
 
+/// The version-conditional update of a task; whether it matched.
+fn update_task(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    task: &AuditTaskRecord,
+    previous: i64,
+) -> StoreResult<bool> {
+    tx.prepare_cached(
+        "UPDATE audit_tasks
+         SET status = ?4, finished_at_ms = ?5, checks_json = ?6, version = ?7
+         WHERE account_id = ?1 AND region = ?2 AND task_id = ?3 AND version = ?8",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute((
+            &scope.account_id,
+            &scope.region,
+            &task.task_id,
+            &task.status,
+            task.finished_at_ms,
+            &task.checks_json,
+            task.version,
+            previous,
+        ))
+    })
+    .map(|n| n == 1)
+    .map_err(sql_err)
+}
+
 fn count_in_progress(tx: &Transaction<'_>, scope: &Scope, task_type: &str) -> StoreResult<usize> {
     // `status = 'IN_PROGRESS'` spelled out so the partial index applies.
     let count: i64 = tx
@@ -457,6 +486,20 @@ fn purge_chunk(tx: &Transaction<'_>, before_ms: i64, budget: usize) -> StoreResu
         left = left.saturating_sub(findings);
         if left == 0 {
             // Findings may remain; the task goes in a later chunk.
+            break;
+        }
+        // After the findings, so no listed finding ever lacks its related resources.
+        let related = tx
+            .prepare_cached(
+                "DELETE FROM audit_finding_related_resources WHERE rowid IN (
+                     SELECT rowid FROM audit_finding_related_resources
+                     WHERE account_id = ?1 AND region = ?2 AND task_id = ?3 LIMIT ?4)",
+            )
+            .and_then(|mut stmt| stmt.execute((&account_id, &region, &task_id, sql_limit(left))))
+            .map_err(sql_err)?;
+        deleted += u64::try_from(related).unwrap_or(u64::MAX);
+        left = left.saturating_sub(related);
+        if left == 0 {
             break;
         }
         let tasks = tx

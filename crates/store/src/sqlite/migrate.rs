@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../../migrations/sqlite/0007_suppressions.sql"),
     ),
+    (
+        8,
+        include_str!("../../migrations/sqlite/0008_scheduled_audits.sql"),
+    ),
+    (9, include_str!("../../migrations/sqlite/0009_crls.sql")),
 ];
 
 /// Brings the schema up to date. The check and the migrations share one
