@@ -29,6 +29,8 @@ pub(crate) enum Outcome {
         non_compliant: i64,
         /// The findings a suppression in force covered.
         suppressed: i64,
+        /// Something the caller should know about how the check was evaluated.
+        message: Option<String>,
     },
     Failed {
         error_code: String,
@@ -257,6 +259,7 @@ impl Engine {
             suppressed_keys,
             suppressed: 0,
         };
+        let mut message = None;
         let total = match check.evaluation {
             Evaluation::Unavailable {
                 error_code,
@@ -344,6 +347,7 @@ impl Engine {
             }
             Evaluation::RevokedDeviceCertificate => {
                 let scan = self.revoked_device_certificates(scope, &mut sink).await?;
+                message = scan.note.clone();
                 match scan.into_result(&mut sink).await? {
                     Ok(total) => total,
                     Err(failed) => return Ok(failed),
@@ -351,6 +355,7 @@ impl Engine {
             }
             Evaluation::RevokedCaCertificate => {
                 let scan = self.revoked_ca_certificates(scope, &mut sink).await?;
+                message = scan.note.clone();
                 match scan.into_result(&mut sink).await? {
                     Ok(total) => total,
                     Err(failed) => return Ok(failed),
@@ -358,6 +363,7 @@ impl Engine {
             }
             Evaluation::IntermediateCaRevoked => {
                 let scan = self.revoked_intermediate_cas(scope, &mut sink).await?;
+                message = scan.note.clone();
                 match scan.into_result(&mut sink).await? {
                     Ok(total) => total,
                     Err(failed) => return Ok(failed),
@@ -395,6 +401,7 @@ impl Engine {
             total,
             non_compliant: sink.found,
             suppressed: sink.suppressed,
+            message,
         })
     }
 

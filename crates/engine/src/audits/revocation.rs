@@ -28,7 +28,7 @@
 //!   message naming each distribution point and why, rather than calling unchecked
 //!   certificates compliant.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use palisade_crl::{Crl, IssuerCertificate};
@@ -108,6 +108,8 @@ struct Resolver<'a> {
     /// What made certificates uncheckable, and why (first reason wins).
     problems: BTreeMap<String, String>,
     unchecked: i64,
+    /// Sources whose CRL was used past its nextUpdate, for the check's message.
+    stale: BTreeSet<String>,
 }
 
 impl<'a> Resolver<'a> {
@@ -122,6 +124,7 @@ impl<'a> Resolver<'a> {
             groups: HashMap::new(),
             problems: BTreeMap::new(),
             unchecked: 0,
+            stale: BTreeSet::new(),
         }
     }
 
@@ -276,6 +279,7 @@ impl<'a> Resolver<'a> {
                 Err(reason) => match cached {
                     Some(old) => {
                         tracing::warn!(%url, %reason, next_update = ?old.next_update_ms(), "CRL past its nextUpdate could not be refreshed; using it");
+                        self.stale.insert(url.to_owned());
                         Some(old)
                     }
                     None => {
@@ -288,6 +292,7 @@ impl<'a> Resolver<'a> {
             match cached {
                 Some(old) => {
                     tracing::warn!(%url, "CRL past its nextUpdate and fetching is off; using it");
+                    self.stale.insert(url.to_owned());
                     Some(old)
                 }
                 None => {
@@ -403,6 +408,41 @@ impl<'a> Resolver<'a> {
         None
     }
 
+    /// How the scan ended: a failure if certificates were left unchecked, else a note
+    /// naming the CRLs used past their nextUpdate, if any.
+    fn scan(&self, total: i64, what: &str) -> Scan {
+        if self.unchecked > 0 {
+            return Scan {
+                total,
+                failure: Some(self.failure(what)),
+                note: None,
+            };
+        }
+        let note = (!self.stale.is_empty()).then(|| {
+            let named: Vec<&str> = self
+                .stale
+                .iter()
+                .take(NAMED_PROBLEMS)
+                .map(String::as_str)
+                .collect();
+            let more = self.stale.len().saturating_sub(NAMED_PROBLEMS);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!(
+                "Evaluated with CRLs past their nextUpdate that could not be refreshed: {}{more}.",
+                named.join(", ")
+            )
+        });
+        Scan {
+            total,
+            failure: None,
+            note,
+        }
+    }
+
     /// The failure of a check that left `self.unchecked` certificates unchecked.
     fn failure(&self, what: &str) -> Outcome {
         let mut named: Vec<String> = self
@@ -469,6 +509,8 @@ fn name_text(der: &[u8]) -> String {
 pub(super) struct Scan {
     total: i64,
     failure: Option<Outcome>,
+    /// Said in the check's message when it completes.
+    pub(super) note: Option<String>,
 }
 
 impl Scan {
@@ -541,10 +583,7 @@ impl Engine {
                 _ => break,
             }
         }
-        Ok(Scan {
-            total,
-            failure: (resolver.unchecked > 0).then(|| resolver.failure("device certificate(s)")),
-        })
+        Ok(resolver.scan(total, "device certificate(s)"))
     }
 
     /// REVOKED_CA_CERTIFICATE_STILL_ACTIVE_CHECK over the in-use CA certificates.
@@ -584,10 +623,7 @@ impl Engine {
                 Verdict::Crl(_) => {}
             }
         }
-        Ok(Scan {
-            total,
-            failure: (resolver.unchecked > 0).then(|| resolver.failure("CA certificate(s)")),
-        })
+        Ok(resolver.scan(total, "CA certificate(s)"))
     }
 
     /// INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_CERTIFICATES_CHECK: every registered CA
@@ -650,11 +686,7 @@ impl Engine {
             );
             sink.push(draft).await?;
         }
-        Ok(Scan {
-            total,
-            failure: (resolver.unchecked > 0)
-                .then(|| resolver.failure("intermediate CA certificate(s)")),
-        })
+        Ok(resolver.scan(total, "intermediate CA certificate(s)"))
     }
 
     /// Writes the in-use device certificates registered under `ca_id` as related

@@ -52,8 +52,9 @@ impl Engine {
             format!("audit-notifier/{}", self.inner.ids.uuid()),
             stop.subscribe(),
         );
+        let scheduler = self.clone().scheduler_loop(stop.subscribe());
         let handle = tokio::spawn(async move {
-            tokio::join!(engine.audit_loop(worker, stopped), notifier);
+            tokio::join!(engine.audit_loop(worker, stopped), notifier, scheduler);
         });
         BackgroundWork { stop, handle }
     }
@@ -70,12 +71,10 @@ impl Engine {
     async fn audit_loop(self, worker: String, mut stopped: watch::Receiver<bool>) {
         let wakeup = Arc::clone(&self.inner.audit_wakeup);
         let mut next_purge = tokio::time::Instant::now();
-        let mut scheduler = super::scheduler::Ticker::new();
         loop {
             if *stopped.borrow() {
                 return;
             }
-            scheduler.tick(&self).await;
             if tokio::time::Instant::now() >= next_purge {
                 next_purge += PURGE_EVERY;
                 match self.purge_audit_history().await {
@@ -217,6 +216,7 @@ impl Engine {
                             total,
                             non_compliant,
                             suppressed,
+                            message,
                         } => {
                             // Suppressed findings do not make a check non-compliant, but
                             // still count among its non-compliant resources (AWS does so).
@@ -229,6 +229,7 @@ impl Engine {
                             progress.total = total;
                             progress.non_compliant = non_compliant;
                             progress.suppressed = suppressed;
+                            progress.message = message;
                         }
                         Outcome::Failed {
                             error_code,

@@ -1,12 +1,13 @@
 //! The scheduler: starts each scheduled audit once per period, on one node of many.
 //!
 //! Every schedule row carries `next_run_ms`, its next occurrence not yet started. Each
-//! node's audit worker ticks about once a second: one indexed read of the schedules of
-//! every account that are due (`next_run_ms <= now`), and for each, one store
-//! transaction that moves `next_run_ms` to the first occurrence after now only if it
-//! still holds the value read (compare-and-set) and inserts the SCHEDULED_AUDIT_TASK
-//! with its work item. Of several nodes ticking together exactly one wins; the task id
-//! is derived from the schedule and the occurrence, so even a replayed start is a no-op.
+//! node runs a scheduler loop beside its audit worker that ticks about once a second:
+//! one indexed read of the schedules of every account that are due
+//! (`next_run_ms <= now`), and for each, one store transaction that moves `next_run_ms`
+//! to the first occurrence after now only if it still holds the value read
+//! (compare-and-set) and inserts the SCHEDULED_AUDIT_TASK with its work item. Of several
+//! nodes ticking together exactly one wins; the task id is derived from the schedule and
+//! the occurrence, so even a replayed start is a no-op.
 //!
 //! Catch-up: a node that was down (or a database nobody ticked on) finds the schedule
 //! due with `next_run_ms` in the past. Only the most recent occurrence at or before now
@@ -23,7 +24,7 @@ use palisade_store::{
     Scope,
 };
 use sha2::{Digest, Sha256};
-use tokio::time::Instant;
+use tokio::sync::watch;
 
 use super::catalogue;
 use super::tasks::{encode_checks, CheckProgress, TaskChecks, TaskWork, IN_PROGRESS};
@@ -202,27 +203,22 @@ impl Timing {
     }
 }
 
-/// Calls the scheduler about once a second from the audit worker's loop.
-pub(crate) struct Ticker {
-    next: Instant,
-}
-
-impl Ticker {
-    pub(crate) fn new() -> Self {
-        Self {
-            next: Instant::now(),
-        }
-    }
-
-    /// Runs a scheduler tick if one is due; failures are logged, never fatal.
-    pub(crate) async fn tick(&mut self, engine: &Engine) {
-        let now = Instant::now();
-        if now < self.next {
-            return;
-        }
-        self.next = now + TICK_EVERY;
-        if let Err(e) = engine.run_due_scheduled_audits().await {
-            tracing::warn!(error = %e, "scheduler: reading due scheduled audits failed");
+impl Engine {
+    /// Starts due scheduled audits about once a second until `stopped`. It runs beside
+    /// the audit worker rather than between its tasks, so a long audit on this node does
+    /// not delay a schedule that falls due meanwhile.
+    pub(crate) async fn scheduler_loop(self, mut stopped: watch::Receiver<bool>) {
+        loop {
+            if *stopped.borrow() {
+                return;
+            }
+            if let Err(e) = self.run_due_scheduled_audits().await {
+                tracing::warn!(error = %e, "scheduler: starting due scheduled audits failed");
+            }
+            tokio::select! {
+                _ = stopped.changed() => {}
+                _ = tokio::time::sleep(TICK_EVERY) => {}
+            }
         }
     }
 }

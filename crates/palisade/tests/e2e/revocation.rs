@@ -355,6 +355,14 @@ per_engine! {
         let (_, out) = audit(&client, &[REVOKED_DEVICE]).await;
         assert_counts(&out, REVOKED_DEVICE, 4, 2);
         assert_eq!(files.hits("/ca.crl"), 3, "a refresh was attempted");
+        let message = out.audit_details().unwrap()[REVOKED_DEVICE]
+            .message()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            message.contains("past their nextUpdate") && message.contains("/ca.crl"),
+            "the check says it used a stale CRL: {message}"
+        );
 
         // Its CRL goes away in IoT's view: revoking the certificate there makes it compliant.
         for id in &ids[..2] {
