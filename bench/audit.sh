@@ -81,6 +81,8 @@ cleanup() {
       tail -n 40 "$WORK/server.log" >&2 || true
     fi
   fi
+  # The last server log stays, for the per-check timings (PALISADE_LOG=palisade_engine=debug).
+  [[ -f "$WORK/server.log" ]] && cp "$WORK/server.log" "$CACHE/last-server-$ENGINE.log" 2>/dev/null
   rm -rf "$WORK"
   exit "$rc"
 }

@@ -14,6 +14,7 @@ use std::pin::Pin;
 
 use super::catalogue::{self, Check, Evaluation};
 use super::findings::{self, Draft};
+use super::revocation;
 use crate::{Engine, EngineResult};
 
 pub(super) const PAGE: usize = 1000;
@@ -226,17 +227,79 @@ async fn examine_pages<R: Examined>(
     }
 }
 
+/// A test of one certificate that needs nothing but the certificate.
+type PlainJudge = Box<dyn Fn(&CertificateRecord) -> Option<Draft> + Send + Sync>;
+
+/// How a device certificate check judges one certificate in the shared pass.
+pub(crate) enum DeviceJudge {
+    /// From the certificate alone, without I/O.
+    Plain(PlainJudge),
+    /// Against its issuer's CRL (REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK), through a
+    /// resolver that fetches and caches CRLs for the length of the pass.
+    Revocation,
+}
+
+/// How a check that examines each device certificate judges one; `None` for other
+/// checks. Such checks share one pass over the fleet (see
+/// [`Engine::evaluate_device_checks`]).
+pub(crate) fn device_judge(
+    check: &Check,
+    configuration: &BTreeMap<String, String>,
+    now_ms: i64,
+) -> Option<DeviceJudge> {
+    Some(match check.evaluation {
+        Evaluation::DeviceCertificateExpiring => {
+            let threshold = days_setting(
+                configuration,
+                catalogue::CERT_EXPIRATION_THRESHOLD_IN_DAYS,
+                30,
+            );
+            DeviceJudge::Plain(Box::new(move |c: &CertificateRecord| {
+                expiry(&c.facts, now_ms, threshold).map(|(code, reason)| Draft {
+                    resource: device(&c.id),
+                    reason_code: code,
+                    reason,
+                })
+            }))
+        }
+        Evaluation::DeviceCertificateAge => {
+            let threshold = days_setting(configuration, catalogue::CERT_AGE_THRESHOLD_IN_DAYS, 365);
+            DeviceJudge::Plain(Box::new(move |c: &CertificateRecord| {
+                let age_days = (now_ms - c.created_at_ms).div_euclid(DAY_MS);
+                (age_days >= threshold).then(|| Draft {
+                    resource: device(&c.id),
+                    reason_code: "CERTIFICATE_PAST_AGE_THRESHOLD",
+                    reason: format!(
+                        "Certificate has been active for {age_days} day(s), at or past the \
+                         {threshold}-day threshold."
+                    ),
+                })
+            }))
+        }
+        Evaluation::DeviceCertificateKeyQuality => {
+            DeviceJudge::Plain(Box::new(|c: &CertificateRecord| {
+                palisade_key_quality::check_spki(&c.facts.public_key_der).map(|v| Draft {
+                    resource: device(&c.id),
+                    reason_code: v.reason_code(),
+                    reason: v.reason().to_owned(),
+                })
+            }))
+        }
+        Evaluation::RevokedDeviceCertificate => DeviceJudge::Revocation,
+        _ => return None,
+    })
+}
+
 impl Engine {
-    /// Runs `check` for the task, writing its findings; what it examined and found.
-    pub(crate) async fn evaluate_check(
-        &self,
-        scope: &Scope,
-        task_id: &str,
+    /// A sink for `check`'s findings, with the check's suppressions in force now.
+    async fn sink<'a>(
+        &'a self,
+        scope: &'a Scope,
+        task_id: &'a str,
         task_start_ms: i64,
         check: &'static Check,
-        configuration: &BTreeMap<String, String>,
-    ) -> EngineResult<Outcome> {
-        let now_ms = self.now_ms();
+        now_ms: i64,
+    ) -> EngineResult<Sink<'a>> {
         let suppressed_keys = match check.evaluation {
             // Nothing to suppress in a check that cannot run.
             Evaluation::Unavailable { .. } => HashSet::new(),
@@ -247,7 +310,7 @@ impl Engine {
                 .into_iter()
                 .collect(),
         };
-        let mut sink = Sink {
+        Ok(Sink {
             engine: self,
             scope,
             task_id,
@@ -258,7 +321,101 @@ impl Engine {
             found: 0,
             suppressed_keys,
             suppressed: 0,
-        };
+        })
+    }
+
+    /// Runs several device certificate checks that have a [`device_judge`] in one pass
+    /// over the fleet: the read of a million certificates is most of such a check's
+    /// cost, so each certificate is read once and judged by all of them. One outcome
+    /// per check, in the order given.
+    pub(crate) async fn evaluate_device_checks(
+        &self,
+        scope: &Scope,
+        task_id: &str,
+        task_start_ms: i64,
+        checks: &[(&'static Check, DeviceJudge)],
+    ) -> EngineResult<Vec<Outcome>> {
+        let now_ms = self.now_ms();
+        let mut sinks = Vec::with_capacity(checks.len());
+        for (check, _) in checks {
+            sinks.push(
+                self.sink(scope, task_id, task_start_ms, check, now_ms)
+                    .await?,
+            );
+        }
+        let mut resolver = revocation::Resolver::new(self, scope);
+        let mut after: Option<CertificateKey> = None;
+        let mut total = 0;
+        loop {
+            let page = CertificateRecord::page(self.store(), scope, after.as_ref()).await?;
+            for cert in page.iter().filter(|c| in_use(c.status())) {
+                total += 1;
+                for ((_, judge), sink) in checks.iter().zip(sinks.iter_mut()) {
+                    let draft = match judge {
+                        DeviceJudge::Plain(judge) => judge(cert),
+                        DeviceJudge::Revocation => {
+                            revocation::judge_device_certificate(&mut resolver, cert).await?
+                        }
+                    };
+                    if let Some(draft) = draft {
+                        sink.push(draft).await?;
+                    }
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = Some(last.key()),
+                _ => break,
+            }
+        }
+        let mut outcomes = Vec::with_capacity(sinks.len());
+        for ((_, judge), mut sink) in checks.iter().zip(sinks) {
+            sink.flush().await?;
+            outcomes.push(match judge {
+                DeviceJudge::Plain(_) => Outcome::Completed {
+                    total,
+                    non_compliant: sink.found,
+                    suppressed: sink.suppressed,
+                    message: None,
+                },
+                DeviceJudge::Revocation => {
+                    let scan = resolver.scan(total, "device certificate(s)");
+                    let note = scan.note.clone();
+                    match scan.into_result(&mut sink).await? {
+                        Ok(total) => Outcome::Completed {
+                            total,
+                            non_compliant: sink.found,
+                            suppressed: sink.suppressed,
+                            message: note,
+                        },
+                        Err(failed) => failed,
+                    }
+                }
+            });
+        }
+        Ok(outcomes)
+    }
+
+    /// Runs `check` for the task, writing its findings; what it examined and found.
+    pub(crate) async fn evaluate_check(
+        &self,
+        scope: &Scope,
+        task_id: &str,
+        task_start_ms: i64,
+        check: &'static Check,
+        configuration: &BTreeMap<String, String>,
+    ) -> EngineResult<Outcome> {
+        let now_ms = self.now_ms();
+        if let Some(judge) = device_judge(check, configuration, now_ms) {
+            let mut outcomes = self
+                .evaluate_device_checks(scope, task_id, task_start_ms, &[(check, judge)])
+                .await?;
+            return outcomes.pop().ok_or_else(|| {
+                crate::EngineError::Internal("a device pass lost its check".into())
+            });
+        }
+        let mut sink = self
+            .sink(scope, task_id, task_start_ms, check, now_ms)
+            .await?;
         let mut message = None;
         let total = match check.evaluation {
             Evaluation::Unavailable {
@@ -273,46 +430,15 @@ impl Engine {
                     ),
                 })
             }
-            Evaluation::DeviceCertificateExpiring => {
-                let threshold = days_setting(
-                    configuration,
-                    catalogue::CERT_EXPIRATION_THRESHOLD_IN_DAYS,
-                    30,
-                );
-                self.device_certificates(scope, &mut sink, |c| {
-                    expiry(&c.facts, now_ms, threshold).map(|(code, reason)| Draft {
-                        resource: device(&c.id),
-                        reason_code: code,
-                        reason,
-                    })
-                })
-                .await?
-            }
-            Evaluation::DeviceCertificateAge => {
-                let threshold =
-                    days_setting(configuration, catalogue::CERT_AGE_THRESHOLD_IN_DAYS, 365);
-                self.device_certificates(scope, &mut sink, |c| {
-                    let age_days = (now_ms - c.created_at_ms).div_euclid(DAY_MS);
-                    (age_days >= threshold).then(|| Draft {
-                        resource: device(&c.id),
-                        reason_code: "CERTIFICATE_PAST_AGE_THRESHOLD",
-                        reason: format!(
-                            "Certificate has been active for {age_days} day(s), at or past the \
-                             {threshold}-day threshold."
-                        ),
-                    })
-                })
-                .await?
-            }
-            Evaluation::DeviceCertificateKeyQuality => {
-                self.device_certificates(scope, &mut sink, |c| {
-                    palisade_key_quality::check_spki(&c.facts.public_key_der).map(|v| Draft {
-                        resource: device(&c.id),
-                        reason_code: v.reason_code(),
-                        reason: v.reason().to_owned(),
-                    })
-                })
-                .await?
+            Evaluation::DeviceCertificateExpiring
+            | Evaluation::DeviceCertificateAge
+            | Evaluation::DeviceCertificateKeyQuality
+            | Evaluation::RevokedDeviceCertificate => {
+                // Handled above, by the shared device certificate pass.
+                return Err(crate::EngineError::Internal(format!(
+                    "{} reached the single-check path",
+                    check.name
+                )));
             }
             Evaluation::CaCertificateExpiring => {
                 self.ca_certificates(scope, &mut sink, |c| {
@@ -344,14 +470,6 @@ impl Engine {
                     }
                 })
                 .await?
-            }
-            Evaluation::RevokedDeviceCertificate => {
-                let scan = self.revoked_device_certificates(scope, &mut sink).await?;
-                message = scan.note.clone();
-                match scan.into_result(&mut sink).await? {
-                    Ok(total) => total,
-                    Err(failed) => return Ok(failed),
-                }
             }
             Evaluation::RevokedCaCertificate => {
                 let scan = self.revoked_ca_certificates(scope, &mut sink).await?;
@@ -403,16 +521,6 @@ impl Engine {
             suppressed: sink.suppressed,
             message,
         })
-    }
-
-    /// Feeds every in-use device certificate to `judge`; how many there were.
-    async fn device_certificates(
-        &self,
-        scope: &Scope,
-        sink: &mut Sink<'_>,
-        judge: impl Fn(&CertificateRecord) -> Option<Draft>,
-    ) -> EngineResult<i64> {
-        examine_pages(self.store(), scope, sink, judge).await
     }
 
     /// Feeds every active CA certificate to `judge`; how many there were.

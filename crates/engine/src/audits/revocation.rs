@@ -92,7 +92,7 @@ enum Verdict {
 }
 
 /// The CRLs and issuer keys of one check run.
-struct Resolver<'a> {
+pub(super) struct Resolver<'a> {
     engine: &'a Engine,
     scope: &'a Scope,
     now_ms: i64,
@@ -113,7 +113,7 @@ struct Resolver<'a> {
 }
 
 impl<'a> Resolver<'a> {
-    fn new(engine: &'a Engine, scope: &'a Scope) -> Self {
+    pub(super) fn new(engine: &'a Engine, scope: &'a Scope) -> Self {
         Resolver {
             engine,
             scope,
@@ -410,7 +410,7 @@ impl<'a> Resolver<'a> {
 
     /// How the scan ended: a failure if certificates were left unchecked, else a note
     /// naming the CRLs used past their nextUpdate, if any.
-    fn scan(&self, total: i64, what: &str) -> Scan {
+    pub(super) fn scan(&self, total: i64, what: &str) -> Scan {
         if self.unchecked > 0 {
             return Scan {
                 total,
@@ -505,6 +505,37 @@ fn name_text(der: &[u8]) -> String {
     }
 }
 
+/// REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK's verdict on one in-use device
+/// certificate (the shared device certificate pass in evaluate.rs calls it): a finding
+/// if its issuer's CRL lists it. Uncheckable certificates are counted in `resolver`.
+pub(super) async fn judge_device_certificate(
+    resolver: &mut Resolver<'_>,
+    cert: &CertificateRecord,
+) -> EngineResult<Option<Draft>> {
+    let f = &cert.facts;
+    Ok(
+        match resolver
+            .verdict(&f.issuer_der, &f.crl_distribution_points, &cert.pem)
+            .await?
+        {
+            Verdict::NoSource => None,
+            Verdict::Unavailable => {
+                resolver.unchecked += 1;
+                None
+            }
+            Verdict::Crl(crl) if crl.is_revoked(&f.serial_number) => Some(Draft {
+                resource: ResourceIdentifier {
+                    device_certificate_id: Some(cert.id.clone()),
+                    ..ResourceIdentifier::default()
+                },
+                reason_code: REVOKED_BY_ISSUER,
+                reason: revoked_reason(&f.serial_number, &crl, "Certificate"),
+            }),
+            Verdict::Crl(_) => None,
+        },
+    )
+}
+
 /// How a revocation scan ended.
 pub(super) struct Scan {
     total: i64,
@@ -544,48 +575,6 @@ fn self_issued(c: &CaCertificateRecord) -> bool {
 }
 
 impl Engine {
-    /// REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK over the in-use device certificates.
-    pub(super) async fn revoked_device_certificates(
-        &self,
-        scope: &Scope,
-        sink: &mut Sink<'_>,
-    ) -> EngineResult<Scan> {
-        let mut resolver = Resolver::new(self, scope);
-        let mut after: Option<CertificateKey> = None;
-        let mut total = 0;
-        loop {
-            let page = CertificateRecord::page(self.store(), scope, after.as_ref()).await?;
-            for cert in page.iter().filter(|c| in_use(&c.status)) {
-                total += 1;
-                let f = &cert.facts;
-                match resolver
-                    .verdict(&f.issuer_der, &f.crl_distribution_points, &cert.pem)
-                    .await?
-                {
-                    Verdict::NoSource => {}
-                    Verdict::Unavailable => resolver.unchecked += 1,
-                    Verdict::Crl(crl) if crl.is_revoked(&f.serial_number) => {
-                        sink.push(Draft {
-                            resource: ResourceIdentifier {
-                                device_certificate_id: Some(cert.id.clone()),
-                                ..ResourceIdentifier::default()
-                            },
-                            reason_code: REVOKED_BY_ISSUER,
-                            reason: revoked_reason(&f.serial_number, &crl, "Certificate"),
-                        })
-                        .await?;
-                    }
-                    Verdict::Crl(_) => {}
-                }
-            }
-            match page.last() {
-                Some(last) if page.len() == PAGE => after = Some(last.key()),
-                _ => break,
-            }
-        }
-        Ok(resolver.scan(total, "device certificate(s)"))
-    }
-
     /// REVOKED_CA_CERTIFICATE_STILL_ACTIVE_CHECK over the in-use CA certificates.
     pub(super) async fn revoked_ca_certificates(
         &self,

@@ -13,8 +13,8 @@ use std::time::Duration;
 use palisade_store::{Scope, WorkItem};
 use tokio::sync::watch;
 
-use super::evaluate::Outcome;
-use super::tasks::{self, decode_checks, encode_checks, TaskWork};
+use super::evaluate::{device_judge, DeviceJudge, Outcome};
+use super::tasks::{self, decode_checks, encode_checks, CheckProgress, TaskWork};
 use super::{catalogue, AUDIT_QUEUE, RETENTION_MS};
 use crate::{Engine, EngineError, EngineResult};
 
@@ -192,53 +192,65 @@ impl Engine {
                     if *stopped.borrow() {
                         return Ok(false);
                     }
-                    let outcome = match catalogue::find(&name) {
-                        Some(check) => {
-                            self.evaluate_check(
-                                scope,
-                                task_id,
-                                task.started_at_ms,
-                                check,
-                                &configuration,
-                            )
-                            .await?
-                        }
-                        None => Outcome::Failed {
-                            error_code: "CHECK_NOT_SUPPORTED".into(),
-                            message: format!("{name} is not a check this Palisade knows."),
-                        },
-                    };
-                    let progress = checks
-                        .get_mut(&name)
-                        .ok_or_else(|| EngineError::Internal("a task's check vanished".into()))?;
-                    match outcome {
-                        Outcome::Completed {
-                            total,
-                            non_compliant,
-                            suppressed,
-                            message,
-                        } => {
-                            // Suppressed findings do not make a check non-compliant, but
-                            // still count among its non-compliant resources (AWS does so).
-                            progress.status = if non_compliant > suppressed {
-                                "COMPLETED_NON_COMPLIANT"
-                            } else {
-                                "COMPLETED_COMPLIANT"
+                    let now_ms = self.now_ms();
+                    let began = std::time::Instant::now();
+                    // The device certificate checks that judge each certificate alone run
+                    // together in one pass over the fleet, and are recorded together: a
+                    // crash re-runs the whole pass, whose finding ids are stable.
+                    let batch: Vec<(String, &'static catalogue::Check, DeviceJudge)> =
+                        match catalogue::find(&name)
+                            .and_then(|c| device_judge(c, &configuration, now_ms))
+                        {
+                            Some(_) => checks
+                                .iter()
+                                .filter(|(_, p)| !p.is_finished())
+                                .filter_map(|(n, p)| {
+                                    let check = catalogue::find(n)?;
+                                    let judge = device_judge(check, &p.configuration, now_ms)?;
+                                    Some((n.clone(), check, judge))
+                                })
+                                .collect(),
+                            None => Vec::new(),
+                        };
+                    let outcomes: Vec<(String, Outcome)> = if batch.len() > 1 {
+                        let (names, group): (Vec<String>, Vec<_>) = batch
+                            .into_iter()
+                            .map(|(n, check, judge)| (n, (check, judge)))
+                            .unzip();
+                        let outcomes = self
+                            .evaluate_device_checks(scope, task_id, task.started_at_ms, &group)
+                            .await?;
+                        names.into_iter().zip(outcomes).collect()
+                    } else {
+                        let outcome = match catalogue::find(&name) {
+                            Some(check) => {
+                                self.evaluate_check(
+                                    scope,
+                                    task_id,
+                                    task.started_at_ms,
+                                    check,
+                                    &configuration,
+                                )
+                                .await?
                             }
-                            .into();
-                            progress.total = total;
-                            progress.non_compliant = non_compliant;
-                            progress.suppressed = suppressed;
-                            progress.message = message;
-                        }
-                        Outcome::Failed {
-                            error_code,
-                            message,
-                        } => {
-                            progress.status = "FAILED".into();
-                            progress.error_code = Some(error_code);
-                            progress.message = Some(message);
-                        }
+                            None => Outcome::Failed {
+                                error_code: "CHECK_NOT_SUPPORTED".into(),
+                                message: format!("{name} is not a check this Palisade knows."),
+                            },
+                        };
+                        vec![(name, outcome)]
+                    };
+                    tracing::debug!(
+                        task = %task_id,
+                        checks = ?outcomes.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+                        elapsed_ms = began.elapsed().as_millis() as u64,
+                        "audit checks evaluated"
+                    );
+                    for (name, outcome) in outcomes {
+                        let progress = checks.get_mut(&name).ok_or_else(|| {
+                            EngineError::Internal("a task's check vanished".into())
+                        })?;
+                        record_outcome(progress, outcome);
                     }
                 }
                 None => {
@@ -273,5 +285,38 @@ impl Engine {
         .await?;
         // Ended now, or already over, or gone: in each case the item is done.
         Ok(true)
+    }
+}
+
+/// Puts a check's outcome into its progress on the task.
+fn record_outcome(progress: &mut CheckProgress, outcome: Outcome) {
+    match outcome {
+        Outcome::Completed {
+            total,
+            non_compliant,
+            suppressed,
+            message,
+        } => {
+            // Suppressed findings do not make a check non-compliant, but still count
+            // among its non-compliant resources (AWS does so).
+            progress.status = if non_compliant > suppressed {
+                "COMPLETED_NON_COMPLIANT"
+            } else {
+                "COMPLETED_COMPLIANT"
+            }
+            .into();
+            progress.total = total;
+            progress.non_compliant = non_compliant;
+            progress.suppressed = suppressed;
+            progress.message = message;
+        }
+        Outcome::Failed {
+            error_code,
+            message,
+        } => {
+            progress.status = "FAILED".into();
+            progress.error_code = Some(error_code);
+            progress.message = Some(message);
+        }
     }
 }

@@ -135,7 +135,7 @@ impl AuditStore for PostgresStore {
                         return Ok(Err(AuditTaskRefusal::TooManyInProgress));
                     }
                 }
-                insert_task(&tx, scope, task).await?;
+                insert_task(&tx, scope, task, IfTaken::Fail).await?;
                 // A taken work id aborts the transaction, so the task goes too.
                 insert_work_item(&tx, work).await?;
                 tx.commit().await?;
@@ -513,38 +513,55 @@ async fn count_in_progress(
     Ok(count_to_usize(count))
 }
 
-/// The id is taken if and only if the primary key rejects the row, which also holds
-/// against a concurrent writer on another node.
-async fn insert_task(
+/// What inserting a task whose id is taken does.
+#[derive(Clone, Copy)]
+pub(super) enum IfTaken {
+    /// Fails with `AlreadyExists`: the primary key rejects the row, which also holds
+    /// against a concurrent writer on another node.
+    Fail,
+    /// Inserts nothing: a replayed start of the same scheduled run.
+    Skip,
+}
+
+/// Inserts the task; returns whether it did (false only with `IfTaken::Skip`).
+pub(super) async fn insert_task(
     tx: &Transaction<'_>,
     scope: &Scope,
     task: &AuditTaskRecord,
-) -> Result<(), Fail> {
-    let stmt = tx
-        .prepare_cached(concat!(
+    if_taken: IfTaken,
+) -> Result<bool, Fail> {
+    let sql = match if_taken {
+        IfTaken::Fail => concat!(
             "INSERT INTO audit_tasks (account_id, region, ",
             audit_task_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        ))
-        .await?;
-    tx.execute(
-        &stmt,
-        &[
-            &scope.account_id,
-            &scope.region,
-            &task.task_id,
-            &task.task_type,
-            &task.status,
-            &task.scheduled_audit_name,
-            &task.started_at_ms,
-            &task.finished_at_ms,
-            &task.checks_json,
-            &task.version,
-        ],
-    )
-    .await
-    .map_err(insert_err)?;
-    Ok(())
+        ),
+        IfTaken::Skip => concat!(
+            "INSERT INTO audit_tasks (account_id, region, ",
+            audit_task_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"
+        ),
+    };
+    let stmt = tx.prepare_cached(sql).await?;
+    let inserted = tx
+        .execute(
+            &stmt,
+            &[
+                &scope.account_id,
+                &scope.region,
+                &task.task_id,
+                &task.task_type,
+                &task.status,
+                &task.scheduled_audit_name,
+                &task.started_at_ms,
+                &task.finished_at_ms,
+                &task.checks_json,
+                &task.version,
+            ],
+        )
+        .await
+        .map_err(insert_err)?;
+    Ok(inserted == 1)
 }
 
 /// Deletes up to about `budget` rows of purgeable history, oldest task first: a task's

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 
+use super::audits::{insert_task, IfTaken};
 use super::error::{insert_err, Fail};
 use super::work::insert_work_item;
 use super::{count_to_usize, sql_limit, tags, PostgresStore};
@@ -339,7 +340,7 @@ impl ScheduledAuditStore for PostgresStore {
                     return Ok(ScheduledRunOutcome::Superseded);
                 }
                 let outcome = match start {
-                    Some((task, work)) if insert_task_once(&tx, scope, task).await? => {
+                    Some((task, work)) if insert_task(&tx, scope, task, IfTaken::Skip).await? => {
                         insert_work_item(&tx, work).await?;
                         ScheduledRunOutcome::Started
                     }
@@ -361,38 +362,4 @@ async fn lock_scope(tx: &Transaction<'_>, scope: &Scope) -> Result<(), Fail> {
     tx.execute(&stmt, &[&SCHEDULED_AUDIT_LOCK_SPACE, &key])
         .await?;
     Ok(())
-}
-
-/// Inserts the task unless its id exists; returns whether it did. A scheduled task is
-/// never counted against a limit, so it needs no lock on the task type.
-async fn insert_task_once(
-    tx: &Transaction<'_>,
-    scope: &Scope,
-    task: &AuditTaskRecord,
-) -> Result<bool, Fail> {
-    let stmt = tx
-        .prepare_cached(concat!(
-            "INSERT INTO audit_tasks (account_id, region, ",
-            audit_task_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"
-        ))
-        .await?;
-    let inserted = tx
-        .execute(
-            &stmt,
-            &[
-                &scope.account_id,
-                &scope.region,
-                &task.task_id,
-                &task.task_type,
-                &task.status,
-                &task.scheduled_audit_name,
-                &task.started_at_ms,
-                &task.finished_at_ms,
-                &task.checks_json,
-                &task.version,
-            ],
-        )
-        .await?;
-    Ok(inserted == 1)
 }

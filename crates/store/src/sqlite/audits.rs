@@ -111,7 +111,7 @@ impl AuditStore for SqliteStore {
                     return Ok(Err(AuditTaskRefusal::TooManyInProgress));
                 }
             }
-            insert_task(tx, &scope, &task)?;
+            insert_task(tx, &scope, &task, IfTaken::Fail)?;
             // A taken work id fails the whole transaction, so the task goes too.
             insert_work_item(tx, &work)?;
             Ok(Ok(()))
@@ -422,29 +422,51 @@ fn count_in_progress(tx: &Transaction<'_>, scope: &Scope, task_type: &str) -> St
     Ok(usize::try_from(count).unwrap_or(usize::MAX))
 }
 
-/// The id is taken if and only if the primary key rejects the row.
-fn insert_task(tx: &Transaction<'_>, scope: &Scope, task: &AuditTaskRecord) -> StoreResult<()> {
-    tx.prepare_cached(concat!(
-        "INSERT INTO audit_tasks (account_id, region, ",
-        audit_task_columns!(),
-        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-    ))
-    .and_then(|mut stmt| {
-        stmt.execute((
-            &scope.account_id,
-            &scope.region,
-            &task.task_id,
-            &task.task_type,
-            &task.status,
-            &task.scheduled_audit_name,
-            task.started_at_ms,
-            task.finished_at_ms,
-            &task.checks_json,
-            task.version,
-        ))
-    })
-    .map_err(insert_err)?;
-    Ok(())
+/// What inserting a task whose id is taken does.
+#[derive(Clone, Copy)]
+pub(super) enum IfTaken {
+    /// Fails with `AlreadyExists` (the primary key rejects the row).
+    Fail,
+    /// Inserts nothing: a replayed start of the same scheduled run.
+    Skip,
+}
+
+/// Inserts the task; returns whether it did (false only with `IfTaken::Skip`).
+pub(super) fn insert_task(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    task: &AuditTaskRecord,
+    if_taken: IfTaken,
+) -> StoreResult<bool> {
+    let sql = match if_taken {
+        IfTaken::Fail => concat!(
+            "INSERT INTO audit_tasks (account_id, region, ",
+            audit_task_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        ),
+        IfTaken::Skip => concat!(
+            "INSERT INTO audit_tasks (account_id, region, ",
+            audit_task_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING"
+        ),
+    };
+    tx.prepare_cached(sql)
+        .and_then(|mut stmt| {
+            stmt.execute((
+                &scope.account_id,
+                &scope.region,
+                &task.task_id,
+                &task.task_type,
+                &task.status,
+                &task.scheduled_audit_name,
+                task.started_at_ms,
+                task.finished_at_ms,
+                &task.checks_json,
+                task.version,
+            ))
+        })
+        .map(|n| n == 1)
+        .map_err(insert_err)
 }
 
 /// Deletes up to about `budget` rows of purgeable history, oldest task first: a task's

@@ -7,6 +7,7 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, Transaction};
 
+use super::audits::{insert_task, IfTaken};
 use super::error::{insert_err, sql_err};
 use super::work::insert_work_item;
 use super::{sql_limit, tags, SqliteStore};
@@ -284,7 +285,7 @@ impl ScheduledAuditStore for SqliteStore {
             let Some((task, work)) = start else {
                 return Ok(ScheduledRunOutcome::Advanced);
             };
-            if !insert_task_once(tx, &scope, &task)? {
+            if !insert_task(tx, &scope, &task, IfTaken::Skip)? {
                 return Ok(ScheduledRunOutcome::Advanced);
             }
             insert_work_item(tx, &work)?;
@@ -315,34 +316,4 @@ fn count(tx: &Transaction<'_>, scope: &Scope) -> StoreResult<usize> {
         .and_then(|mut stmt| stmt.query_row((&scope.account_id, &scope.region), |row| row.get(0)))
         .map_err(sql_err)?;
     Ok(usize::try_from(n).unwrap_or(usize::MAX))
-}
-
-/// Inserts the task unless its id exists; returns whether it did. A scheduled task is
-/// never counted against a limit, so this needs none of the on-demand bookkeeping.
-fn insert_task_once(
-    tx: &Transaction<'_>,
-    scope: &Scope,
-    task: &AuditTaskRecord,
-) -> StoreResult<bool> {
-    tx.prepare_cached(concat!(
-        "INSERT INTO audit_tasks (account_id, region, ",
-        audit_task_columns!(),
-        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING"
-    ))
-    .and_then(|mut stmt| {
-        stmt.execute((
-            &scope.account_id,
-            &scope.region,
-            &task.task_id,
-            &task.task_type,
-            &task.status,
-            &task.scheduled_audit_name,
-            task.started_at_ms,
-            task.finished_at_ms,
-            &task.checks_json,
-            task.version,
-        ))
-    })
-    .map(|n| n == 1)
-    .map_err(sql_err)
 }
