@@ -25,6 +25,7 @@
 #   EXPIRING_CAS (10)  CRL_URL_BASE (unset: no CRL distribution points)
 #   REIMPORT=1  SKIP_BUILD=1  PG_ADMIN_URL  PALISADE_BIN / LOADGEN_BIN
 #   SERVE_ARGS (extra `palisade serve` flags)  STRICT=1 (exit 3 if a target is missed)
+#   PERF_RECORD=1 (perf profile of the server during the audit, target/bench-fleet/perf.data)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -170,9 +171,19 @@ echo "==> palisade serve ($ENGINE), fresh process"
 start_server
 echo "==> audit; DescribeAuditTask at $RATE req/s while it runs"
 set +e
+PERF_PID=""
+if [[ "${PERF_RECORD:-0}" == 1 ]]; then
+  # A CPU profile of the server during the audit: perf report -i target/bench-fleet/perf.data
+  perf record -F 499 -g -p "$SERVER_PID" -o "$CACHE/perf.data" >/dev/null 2>&1 &
+  PERF_PID=$!
+fi
 "$LOADGEN_BIN" audit --endpoint "$ENDPOINT" --access-key "$AKID" --secret "$SECRET" \
   --rate "$RATE" --json >"$WORK/audit.json"
 audit_rc=$?
+if [[ -n "$PERF_PID" ]]; then
+  kill -INT "$PERF_PID" 2>/dev/null || true
+  wait "$PERF_PID" 2>/dev/null || true
+fi
 set -e
 HWM_KB="$(awk '/^VmHWM:/ {print $2}' "/proc/$SERVER_PID/status")"
 RSS_KB="$(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status")"

@@ -106,6 +106,15 @@ pub trait PolicyStore: Send + Sync {
         descending: bool,
         limit: usize,
     ) -> StoreResult<Vec<PolicyRecord>>;
+    /// Up to `limit` policies by ascending name after `after`, each with its default
+    /// version (`None` only if it vanished): one read per page for the audit's policy checks, where a read per
+    /// policy would cost a round trip each on PostgreSQL.
+    async fn list_policies_with_default_versions(
+        &self,
+        scope: &Scope,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<(PolicyRecord, Option<PolicyVersionRecord>)>>;
     /// Deletes the policy, its (default) version and its tags, unless it has other
     /// versions (`OtherVersions`) or is attached to anything (`Attached`).
     async fn delete_policy(&self, scope: &Scope, name: &str) -> StoreResult<PolicyOutcome<()>>;

@@ -545,15 +545,12 @@ impl Engine {
         loop {
             let page = self
                 .store()
-                .list_policies(scope, after.as_deref(), false, PAGE)
+                .list_policies_with_default_versions(scope, after.as_deref(), PAGE)
                 .await?;
-            for policy in &page {
-                let Some((policy, Some(version))) = self
-                    .store()
-                    .get_policy_version(scope, &policy.name, None)
-                    .await?
-                else {
-                    // Deleted since the page was read.
+            for (policy, version) in &page {
+                // A policy always has its default version; the outer join keeps pages
+                // full-length (so paging stays right) even if one were missing.
+                let Some(version) = version else {
                     continue;
                 };
                 total += 1;
@@ -582,7 +579,7 @@ impl Engine {
                 }
             }
             match page.last() {
-                Some(last) if page.len() == PAGE => after = Some(last.name.clone()),
+                Some(last) if page.len() == PAGE => after = Some(last.0.name.clone()),
                 _ => return Ok(total),
             }
         }

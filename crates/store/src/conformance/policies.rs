@@ -27,6 +27,7 @@ macro_rules! policies_conformance_tests {
             policy_refusals_write_nothing,
             creates_are_all_or_nothing,
             policy_list_paging_both_directions,
+            policy_pages_with_default_versions,
             policy_account_and_region_isolation,
             concurrent_policy_versions_respect_limit,
             concurrent_create_policy_same_name_exactly_one_wins,
@@ -1248,4 +1249,48 @@ pub async fn logging_options_isolation(store: Arc<dyn Store>) {
         last.default_log_level.as_deref(),
         Some("ERROR" | "WARN")
     ));
+}
+
+pub async fn policy_pages_with_default_versions(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    for name in NAMES {
+        create(&*store, &scope, &new_policy(&scope, name)).await;
+    }
+    let other = fresh_scope();
+    create(&*store, &other, &new_policy(&other, "beta")).await;
+    // "delta" gets a second version as its default, "gamma-2" one that is not.
+    add_version(&*store, &scope, "delta", &version(2, true)).await;
+    add_version(&*store, &scope, "gamma-2", &version(2, false)).await;
+
+    for page in [1, 2, 4, 100] {
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let rows = store
+                .list_policies_with_default_versions(&scope, after.as_deref(), page)
+                .await
+                .unwrap();
+            assert!(rows.len() <= page);
+            for (policy, version) in &rows {
+                let version = version.as_ref().expect("every policy has its default");
+                assert_eq!(
+                    version.version_id, policy.default_version_id,
+                    "{}",
+                    policy.name
+                );
+                let expected = if policy.name == "delta" {
+                    doc(2)
+                } else {
+                    DOC_1.to_owned()
+                };
+                assert_eq!(version.document, expected, "{}", policy.name);
+                seen.push(policy.name.clone());
+            }
+            match rows.last() {
+                Some(last) if rows.len() == page => after = Some(last.0.name.clone()),
+                _ => break,
+            }
+        }
+        assert_eq!(seen, SORTED, "page {page}");
+    }
 }

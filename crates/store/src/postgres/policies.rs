@@ -218,6 +218,62 @@ impl PolicyStore for PostgresStore {
         conn.finish(outcome)
     }
 
+    async fn list_policies_with_default_versions(
+        &self,
+        scope: &Scope,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<(PolicyRecord, Option<PolicyVersionRecord>)>> {
+        let conn = self.conn().await?;
+        let outcome = self
+            .deadline(async {
+                let limit = sql_limit(limit);
+                let rows = match after {
+                    None => {
+                        let stmt = conn
+                            .prepare_cached(concat!(
+                                "SELECT ",
+                                joined_policy_columns!(),
+                                ", ",
+                                joined_version_columns!(),
+                                " FROM policies p LEFT JOIN policy_versions v",
+                                " ON v.account_id = p.account_id AND v.region = p.region",
+                                " AND v.policy_name = p.name",
+                                " AND v.version_id = p.default_version_id",
+                                " WHERE p.account_id = $1 AND p.region = $2",
+                                " ORDER BY p.name LIMIT $3"
+                            ))
+                            .await?;
+                        conn.query(&stmt, &[&scope.account_id, &scope.region, &limit])
+                            .await?
+                    }
+                    Some(after) => {
+                        let stmt = conn
+                            .prepare_cached(concat!(
+                                "SELECT ",
+                                joined_policy_columns!(),
+                                ", ",
+                                joined_version_columns!(),
+                                " FROM policies p LEFT JOIN policy_versions v",
+                                " ON v.account_id = p.account_id AND v.region = p.region",
+                                " AND v.policy_name = p.name",
+                                " AND v.version_id = p.default_version_id",
+                                " WHERE p.account_id = $1 AND p.region = $2 AND p.name > $3",
+                                " ORDER BY p.name LIMIT $4"
+                            ))
+                            .await?;
+                        conn.query(&stmt, &[&scope.account_id, &scope.region, &after, &limit])
+                            .await?
+                    }
+                };
+                rows.iter()
+                    .map(|row| Ok((policy(row)?, joined_version(row)?)))
+                    .collect()
+            })
+            .await;
+        conn.finish(outcome)
+    }
+
     async fn delete_policy(&self, scope: &Scope, name: &str) -> StoreResult<PolicyOutcome<()>> {
         let mut conn = self.conn().await?;
         let outcome = self

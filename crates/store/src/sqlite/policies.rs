@@ -196,6 +196,50 @@ impl PolicyStore for SqliteStore {
         .await
     }
 
+    async fn list_policies_with_default_versions(
+        &self,
+        scope: &Scope,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<(PolicyRecord, Option<PolicyVersionRecord>)>> {
+        let (scope, after) = (scope.clone(), after.map(str::to_owned));
+        self.read(move |conn| {
+            let sql = match after {
+                None => concat!(
+                    "SELECT ",
+                    joined_policy_columns!(),
+                    ", ",
+                    joined_version_columns!(),
+                    " FROM policies p LEFT JOIN policy_versions v",
+                    " ON v.account_id = p.account_id AND v.region = p.region",
+                    " AND v.policy_name = p.name AND v.version_id = p.default_version_id",
+                    " WHERE p.account_id = ?1 AND p.region = ?2 AND ?3 IS NULL",
+                    " ORDER BY p.name LIMIT ?4"
+                ),
+                Some(_) => concat!(
+                    "SELECT ",
+                    joined_policy_columns!(),
+                    ", ",
+                    joined_version_columns!(),
+                    " FROM policies p LEFT JOIN policy_versions v",
+                    " ON v.account_id = p.account_id AND v.region = p.region",
+                    " AND v.policy_name = p.name AND v.version_id = p.default_version_id",
+                    " WHERE p.account_id = ?1 AND p.region = ?2 AND p.name > ?3",
+                    " ORDER BY p.name LIMIT ?4"
+                ),
+            };
+            let mut stmt = conn.prepare_cached(sql).map_err(sql_err)?;
+            let rows = stmt
+                .query_map(
+                    (&scope.account_id, &scope.region, &after, sql_limit(limit)),
+                    policy_and_version,
+                )
+                .map_err(sql_err)?;
+            rows.collect::<Result<_, _>>().map_err(sql_err)
+        })
+        .await
+    }
+
     async fn delete_policy(&self, scope: &Scope, name: &str) -> StoreResult<PolicyOutcome<()>> {
         let (scope, name) = (scope.clone(), name.to_owned());
         self.write(move |tx| {
