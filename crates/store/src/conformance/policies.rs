@@ -1259,8 +1259,11 @@ pub async fn policy_pages_with_default_versions(store: Arc<dyn Store>) {
     let other = fresh_scope();
     create(&*store, &other, &new_policy(&other, "beta")).await;
     // "delta" gets a second version as its default, "gamma-2" one that is not.
-    add_version(&*store, &scope, "delta", &version(2, true)).await;
-    add_version(&*store, &scope, "gamma-2", &version(2, false)).await;
+    for (name, default) in [("delta", true), ("gamma-2", false)] {
+        add_version(&*store, &scope, name, &version(2, default))
+            .await
+            .unwrap_or_else(|refusal| panic!("version 2 of {name}: {refusal:?}"));
+    }
 
     for page in [1, 2, 4, 100] {
         let mut seen = Vec::new();
