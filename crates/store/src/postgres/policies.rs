@@ -42,6 +42,22 @@ fn policy(row: &Row) -> Result<PolicyRecord, Fail> {
     })
 }
 
+/// Policies with their default versions, up to the paging condition.
+macro_rules! policies_with_default_versions_sql {
+    () => {
+        concat!(
+            "SELECT ",
+            joined_policy_columns!(),
+            ", ",
+            joined_version_columns!(),
+            " FROM policies p LEFT JOIN policy_versions v",
+            " ON v.account_id = p.account_id AND v.region = p.region",
+            " AND v.policy_name = p.name AND v.version_id = p.default_version_id",
+            " WHERE p.account_id = $1 AND p.region = $2"
+        )
+    };
+}
+
 macro_rules! joined_version_columns {
     () => {
         "v.version_id, v.document, v.created_at_ms"
@@ -228,44 +244,23 @@ impl PolicyStore for PostgresStore {
         let outcome = self
             .deadline(async {
                 let limit = sql_limit(limit);
-                let rows = match after {
-                    None => {
-                        let stmt = conn
-                            .prepare_cached(concat!(
-                                "SELECT ",
-                                joined_policy_columns!(),
-                                ", ",
-                                joined_version_columns!(),
-                                " FROM policies p LEFT JOIN policy_versions v",
-                                " ON v.account_id = p.account_id AND v.region = p.region",
-                                " AND v.policy_name = p.name",
-                                " AND v.version_id = p.default_version_id",
-                                " WHERE p.account_id = $1 AND p.region = $2",
-                                " ORDER BY p.name LIMIT $3"
-                            ))
-                            .await?;
-                        conn.query(&stmt, &[&scope.account_id, &scope.region, &limit])
-                            .await?
-                    }
-                    Some(after) => {
-                        let stmt = conn
-                            .prepare_cached(concat!(
-                                "SELECT ",
-                                joined_policy_columns!(),
-                                ", ",
-                                joined_version_columns!(),
-                                " FROM policies p LEFT JOIN policy_versions v",
-                                " ON v.account_id = p.account_id AND v.region = p.region",
-                                " AND v.policy_name = p.name",
-                                " AND v.version_id = p.default_version_id",
-                                " WHERE p.account_id = $1 AND p.region = $2 AND p.name > $3",
-                                " ORDER BY p.name LIMIT $4"
-                            ))
-                            .await?;
-                        conn.query(&stmt, &[&scope.account_id, &scope.region, &after, &limit])
-                            .await?
-                    }
-                };
+                // `after` is bound either way; the first page's statement ignores it.
+                let stmt = conn
+                    .prepare_cached(if after.is_some() {
+                        concat!(
+                            policies_with_default_versions_sql!(),
+                            " AND p.name > $3 ORDER BY p.name LIMIT $4"
+                        )
+                    } else {
+                        concat!(
+                            policies_with_default_versions_sql!(),
+                            " AND $3::TEXT IS NULL ORDER BY p.name LIMIT $4"
+                        )
+                    })
+                    .await?;
+                let rows = conn
+                    .query(&stmt, &[&scope.account_id, &scope.region, &after, &limit])
+                    .await?;
                 rows.iter()
                     .map(|row| Ok((policy(row)?, joined_version(row)?)))
                     .collect()

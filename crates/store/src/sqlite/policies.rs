@@ -40,6 +40,22 @@ fn policy(row: &Row<'_>) -> rusqlite::Result<PolicyRecord> {
     })
 }
 
+/// Policies with their default versions, up to the paging condition.
+macro_rules! policies_with_default_versions_sql {
+    () => {
+        concat!(
+            "SELECT ",
+            joined_policy_columns!(),
+            ", ",
+            joined_version_columns!(),
+            " FROM policies p LEFT JOIN policy_versions v",
+            " ON v.account_id = p.account_id AND v.region = p.region",
+            " AND v.policy_name = p.name AND v.version_id = p.default_version_id",
+            " WHERE p.account_id = ?1 AND p.region = ?2"
+        )
+    };
+}
+
 macro_rules! joined_version_columns {
     () => {
         "v.version_id, v.document, v.created_at_ms"
@@ -204,29 +220,17 @@ impl PolicyStore for SqliteStore {
     ) -> StoreResult<Vec<(PolicyRecord, Option<PolicyVersionRecord>)>> {
         let (scope, after) = (scope.clone(), after.map(str::to_owned));
         self.read(move |conn| {
-            let sql = match after {
-                None => concat!(
-                    "SELECT ",
-                    joined_policy_columns!(),
-                    ", ",
-                    joined_version_columns!(),
-                    " FROM policies p LEFT JOIN policy_versions v",
-                    " ON v.account_id = p.account_id AND v.region = p.region",
-                    " AND v.policy_name = p.name AND v.version_id = p.default_version_id",
-                    " WHERE p.account_id = ?1 AND p.region = ?2 AND ?3 IS NULL",
-                    " ORDER BY p.name LIMIT ?4"
-                ),
-                Some(_) => concat!(
-                    "SELECT ",
-                    joined_policy_columns!(),
-                    ", ",
-                    joined_version_columns!(),
-                    " FROM policies p LEFT JOIN policy_versions v",
-                    " ON v.account_id = p.account_id AND v.region = p.region",
-                    " AND v.policy_name = p.name AND v.version_id = p.default_version_id",
-                    " WHERE p.account_id = ?1 AND p.region = ?2 AND p.name > ?3",
-                    " ORDER BY p.name LIMIT ?4"
-                ),
+            // `after` is bound either way; the first page's statement ignores it.
+            let sql = if after.is_some() {
+                concat!(
+                    policies_with_default_versions_sql!(),
+                    " AND p.name > ?3 ORDER BY p.name LIMIT ?4"
+                )
+            } else {
+                concat!(
+                    policies_with_default_versions_sql!(),
+                    " AND ?3 IS NULL ORDER BY p.name LIMIT ?4"
+                )
             };
             let mut stmt = conn.prepare_cached(sql).map_err(sql_err)?;
             let rows = stmt
