@@ -1082,6 +1082,11 @@ def test_audit_on_demand():
     expect_error(lambda: iot.list_audit_findings(taskId=task_id, **window), "InvalidRequestException", 400)
     expect_error(lambda: iot.list_audit_findings(), "InvalidRequestException", 400)
     expect_error(lambda: iot.describe_audit_finding(findingId="0123456789abcdef"), "ResourceNotFoundException", 404)
+    # Neither check has related resources; the operation still answers, and pages.
+    related = iot.list_related_resources_for_audit_finding(findingId=broad["findingId"], maxResults=5)
+    assert related.get("relatedResources", []) == [] and "nextToken" not in related, related
+    expect_error(lambda: iot.list_related_resources_for_audit_finding(findingId="0123456789abcdef"),
+                 "ResourceNotFoundException", 404)
     expect_error(lambda: iot.cancel_audit_task(taskId=task_id), "InvalidRequestException", 400)
     expect_error(lambda: iot.describe_audit_task(taskId="0123456789abcdef0123456789abcdef"),
                  "ResourceNotFoundException", 404)
@@ -1180,6 +1185,8 @@ def test_cli_audit():
         finding = cli("describe-audit-finding", "--finding-id", findings[0]["findingId"])["finding"]
         assert finding["findingId"] == findings[0]["findingId"], finding
         assert finding["nonCompliantResource"]["resourceType"] == "ACCOUNT_SETTINGS", finding
+        related = cli("list-related-resources-for-audit-finding", "--finding-id", finding["findingId"])
+        assert related.get("relatedResources", []) == [], related
 
         cli("delete-account-audit-configuration")
         proc = aws_cli("delete-account-audit-configuration", creds_file=creds_file)
