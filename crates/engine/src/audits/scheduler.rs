@@ -27,8 +27,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::catalogue;
-use super::tasks::{encode_checks, CheckProgress, TaskChecks, TaskWork, IN_PROGRESS};
-use super::AUDIT_QUEUE;
+use super::tasks::{new_task, CheckProgress, TaskChecks, IN_PROGRESS};
 use crate::{Engine, EngineError, EngineResult};
 
 pub(crate) const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -374,28 +373,14 @@ impl Engine {
             checks.insert(name, progress);
         }
         let task_id = scheduled_task_id(scope, record, occurrence_ms);
-        let task = AuditTaskRecord {
-            task_id: task_id.clone(),
-            task_type: SCHEDULED.into(),
-            status: IN_PROGRESS.into(),
-            scheduled_audit_name: Some(record.name.clone()),
-            started_at_ms: now,
-            finished_at_ms: None,
-            checks_json: encode_checks(&checks)?,
-            version: 1,
-        };
-        let work = NewWorkItem {
-            id: format!("audit-task/{task_id}"),
-            queue: AUDIT_QUEUE.into(),
-            payload: serde_json::to_string(&TaskWork {
-                account_id: scope.account_id.clone(),
-                region: scope.region.clone(),
-                task_id,
-            })
-            .map_err(|e| EngineError::Internal(e.to_string()))?,
-            run_after_ms: now,
-        };
-        Ok((task, work))
+        new_task(
+            scope,
+            &task_id,
+            SCHEDULED,
+            Some(record.name.clone()),
+            &checks,
+            now,
+        )
     }
 }
 

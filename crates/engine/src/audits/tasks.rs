@@ -155,28 +155,7 @@ impl Engine {
             );
         }
         let task_id = self.inner.ids.uuid().replace('-', "");
-        let now = self.now_ms();
-        let task = AuditTaskRecord {
-            task_id: task_id.clone(),
-            task_type: ON_DEMAND.into(),
-            status: IN_PROGRESS.into(),
-            scheduled_audit_name: None,
-            started_at_ms: now,
-            finished_at_ms: None,
-            checks_json: encode_checks(&checks)?,
-            version: 1,
-        };
-        let work = NewWorkItem {
-            id: format!("audit-task/{task_id}"),
-            queue: AUDIT_QUEUE.into(),
-            payload: serde_json::to_string(&TaskWork {
-                account_id: scope.account_id.clone(),
-                region: scope.region.clone(),
-                task_id: task_id.clone(),
-            })
-            .map_err(|e| EngineError::Internal(e.to_string()))?,
-            run_after_ms: now,
-        };
+        let (task, work) = new_task(scope, &task_id, ON_DEMAND, None, &checks, self.now_ms())?;
         match self
             .store()
             .create_audit_task(scope, &task, &work, Some(MAX_ON_DEMAND_IN_PROGRESS))
@@ -360,4 +339,38 @@ impl Engine {
             ),
         })
     }
+}
+
+/// A new IN_PROGRESS task of `task_type` and the work item that runs it, to be written
+/// together.
+pub(super) fn new_task(
+    scope: &Scope,
+    task_id: &str,
+    task_type: &str,
+    scheduled_audit_name: Option<String>,
+    checks: &TaskChecks,
+    now_ms: i64,
+) -> EngineResult<(AuditTaskRecord, NewWorkItem)> {
+    let task = AuditTaskRecord {
+        task_id: task_id.to_owned(),
+        task_type: task_type.to_owned(),
+        status: IN_PROGRESS.into(),
+        scheduled_audit_name,
+        started_at_ms: now_ms,
+        finished_at_ms: None,
+        checks_json: encode_checks(checks)?,
+        version: 1,
+    };
+    let work = NewWorkItem {
+        id: format!("audit-task/{task_id}"),
+        queue: AUDIT_QUEUE.into(),
+        payload: serde_json::to_string(&TaskWork {
+            account_id: scope.account_id.clone(),
+            region: scope.region.clone(),
+            task_id: task_id.to_owned(),
+        })
+        .map_err(|e| EngineError::Internal(e.to_string()))?,
+        run_after_ms: now_ms,
+    };
+    Ok((task, work))
 }
