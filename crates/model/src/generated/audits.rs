@@ -317,12 +317,6 @@ pub(crate) fn validate_audit_suppression_list(
     }
 }
 
-#[allow(dead_code)]
-pub(crate) fn validate_audit_task_id(x: &str, path: &Path<'_>, v: &mut Violations) {
-    check_str_len(x, Some(1), Some(40), path, v);
-    check_pattern(x, &patterns::RE_1, "[a-zA-Z0-9\\-]+", path, v);
-}
-
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AuditTaskMetadata {
     #[serde(rename = "taskId", default, skip_serializing_if = "Option::is_none")]
@@ -414,12 +408,6 @@ pub(crate) fn validate_check_custom_configuration(
     for k in x.keys() {
         ConfigName::from_wire(k).validate_at(path, v);
     }
-}
-
-#[allow(dead_code)]
-pub(crate) fn validate_client_request_token(x: &str, path: &Path<'_>, v: &mut Violations) {
-    check_str_len(x, Some(1), Some(64), path, v);
-    check_pattern(x, &patterns::RE_2, "^[a-zA-Z0-9-_]+$", path, v);
 }
 
 crate::string_enum!(ConfigName {
@@ -567,7 +555,7 @@ impl Validate for CreateScheduledAuditResponse {
 pub(crate) fn validate_day_of_month(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_pattern(
         x,
-        &patterns::RE_3,
+        &patterns::RE_1,
         "^([1-9]|[12][0-9]|3[01])$|^LAST$",
         path,
         v,
@@ -941,17 +929,6 @@ impl Validate for DescribeScheduledAuditResponse {
     }
 }
 
-#[allow(dead_code)]
-pub(crate) fn validate_error_message(x: &str, path: &Path<'_>, v: &mut Violations) {
-    check_str_len(x, None, Some(2048), path, v);
-}
-
-#[allow(dead_code)]
-pub(crate) fn validate_finding_id(x: &str, path: &Path<'_>, v: &mut Violations) {
-    check_str_len(x, Some(1), Some(128), path, v);
-    check_pattern(x, &patterns::RE_4, "[a-zA-Z0-9_-]+", path, v);
-}
-
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IssuerCertificateIdentifier {
     #[serde(
@@ -994,7 +971,7 @@ pub(crate) fn validate_issuer_certificate_serial_number(
     v: &mut Violations,
 ) {
     check_str_len(x, None, Some(20), path, v);
-    check_pattern(x, &patterns::RE_5, "[a-fA-F0-9:]+", path, v);
+    check_pattern(x, &patterns::RE_2, "[a-fA-F0-9:]+", path, v);
 }
 
 #[allow(dead_code)]
@@ -1006,7 +983,7 @@ pub(crate) fn validate_issuer_certificate_subject(x: &str, path: &Path<'_>, v: &
 #[allow(dead_code)]
 pub(crate) fn validate_issuer_id(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, None, Some(64), path, v);
-    check_pattern(x, &patterns::RE_6, "(0x)?[a-fA-F0-9]+", path, v);
+    check_pattern(x, &patterns::RE_3, "(0x)?[a-fA-F0-9]+", path, v);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]

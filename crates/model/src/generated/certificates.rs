@@ -341,13 +341,13 @@ crate::string_enum!(CertificateMode {
 #[allow(dead_code)]
 pub(crate) fn validate_certificate_pem(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(1), Some(65536), path, v);
-    check_pattern(x, &patterns::RE_7, "[\\s\\S]*", path, v);
+    check_pattern(x, &patterns::RE_5, "[\\s\\S]*", path, v);
 }
 
 #[allow(dead_code)]
 pub(crate) fn validate_certificate_signing_request(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(1), Some(4096), path, v);
-    check_pattern(x, &patterns::RE_7, "[\\s\\S]*", path, v);
+    check_pattern(x, &patterns::RE_5, "[\\s\\S]*", path, v);
 }
 
 crate::string_enum!(CertificateStatus {
@@ -836,7 +836,7 @@ impl Validate for ListCertificatesResponse {
 #[allow(dead_code)]
 pub(crate) fn validate_message(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, None, Some(128), path, v);
-    check_pattern(x, &patterns::RE_7, "[\\s\\S]*", path, v);
+    check_pattern(x, &patterns::RE_5, "[\\s\\S]*", path, v);
 }
 
 #[allow(dead_code)]
@@ -1051,7 +1051,7 @@ impl Validate for RegisterCertificateWithoutCAResponse {
 #[allow(dead_code)]
 pub(crate) fn validate_registration_code(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(64), Some(64), path, v);
-    check_pattern(x, &patterns::RE_6, "(0x)?[a-fA-F0-9]+", path, v);
+    check_pattern(x, &patterns::RE_3, "(0x)?[a-fA-F0-9]+", path, v);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -1092,13 +1092,13 @@ impl Validate for RegistrationConfig {
 #[allow(dead_code)]
 pub(crate) fn validate_template_body(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(0), Some(10240), path, v);
-    check_pattern(x, &patterns::RE_7, "[\\s\\S]*", path, v);
+    check_pattern(x, &patterns::RE_5, "[\\s\\S]*", path, v);
 }
 
 #[allow(dead_code)]
 pub(crate) fn validate_template_name(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(1), Some(36), path, v);
-    check_pattern(x, &patterns::RE_8, "^[0-9A-Za-z_-]+$", path, v);
+    check_pattern(x, &patterns::RE_6, "^[0-9A-Za-z_-]+$", path, v);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -5,16 +5,100 @@
 
 use super::*;
 
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AddThingsToThingGroupParams {
+    #[serde(
+        rename = "overrideDynamicGroups",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub override_dynamic_groups: Option<bool>,
+    #[serde(
+        rename = "thingGroupNames",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub thing_group_names: Option<Vec<String>>,
+}
+
+impl Validate for AddThingsToThingGroupParams {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "thingGroupNames");
+        check_required(&self.thing_group_names, &p, v);
+        if let Some(x) = &self.thing_group_names {
+            validate_thing_group_names(x, &p, v);
+        }
+    }
+}
+
+#[allow(dead_code)]
+pub(crate) fn validate_audit_task_id(x: &str, path: &Path<'_>, v: &mut Violations) {
+    check_str_len(x, Some(1), Some(40), path, v);
+    check_pattern(x, &patterns::RE_7, "[a-zA-Z0-9\\-]+", path, v);
+}
+
 #[allow(dead_code)]
 pub(crate) fn validate_aws_account_id(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(12), Some(12), path, v);
-    check_pattern(x, &patterns::RE_9, "[0-9]+", path, v);
+    check_pattern(x, &patterns::RE_8, "[0-9]+", path, v);
 }
+
+crate::string_enum!(CACertificateUpdateAction {
+    Deactivate => "DEACTIVATE",
+});
 
 #[allow(dead_code)]
 pub(crate) fn validate_certificate_id(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(64), Some(64), path, v);
-    check_pattern(x, &patterns::RE_6, "(0x)?[a-fA-F0-9]+", path, v);
+    check_pattern(x, &patterns::RE_3, "(0x)?[a-fA-F0-9]+", path, v);
+}
+
+#[allow(dead_code)]
+pub(crate) fn validate_client_request_token(x: &str, path: &Path<'_>, v: &mut Violations) {
+    check_str_len(x, Some(1), Some(64), path, v);
+    check_pattern(x, &patterns::RE_9, "^[a-zA-Z0-9-_]+$", path, v);
+}
+
+crate::string_enum!(DeviceCertificateUpdateAction {
+    Deactivate => "DEACTIVATE",
+});
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EnableIoTLoggingParams {
+    #[serde(rename = "logLevel", default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<LogLevel>,
+    #[serde(
+        rename = "roleArnForLogging",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub role_arn_for_logging: Option<String>,
+}
+
+impl Validate for EnableIoTLoggingParams {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "logLevel");
+        check_required(&self.log_level, &p, v);
+        if let Some(x) = &self.log_level {
+            x.validate_at(&p, v);
+        }
+        let p = Path::Member(path, "roleArnForLogging");
+        check_required(&self.role_arn_for_logging, &p, v);
+        if let Some(x) = &self.role_arn_for_logging {
+            validate_role_arn(x, &p, v);
+        }
+    }
+}
+
+#[allow(dead_code)]
+pub(crate) fn validate_error_message(x: &str, path: &Path<'_>, v: &mut Violations) {
+    check_str_len(x, None, Some(2048), path, v);
+}
+
+#[allow(dead_code)]
+pub(crate) fn validate_finding_id(x: &str, path: &Path<'_>, v: &mut Violations) {
+    check_str_len(x, Some(1), Some(128), path, v);
+    check_pattern(x, &patterns::RE_4, "[a-zA-Z0-9_-]+", path, v);
 }
 
 crate::string_enum!(LogLevel {
@@ -34,6 +118,81 @@ pub(crate) fn validate_marker(x: &str, path: &Path<'_>, v: &mut Violations) {
 #[allow(dead_code)]
 pub(crate) fn validate_max_results(x: i32, path: &Path<'_>, v: &mut Violations) {
     check_range(x, Some(1), Some(250), path, v);
+}
+
+#[allow(dead_code)]
+pub(crate) fn validate_mitigation_action_name(x: &str, path: &Path<'_>, v: &mut Violations) {
+    check_str_len(x, None, Some(128), path, v);
+    check_pattern(x, &patterns::RE_4, "[a-zA-Z0-9_-]+", path, v);
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MitigationActionParams {
+    #[serde(
+        rename = "addThingsToThingGroupParams",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub add_things_to_thing_group_params: Option<AddThingsToThingGroupParams>,
+    #[serde(
+        rename = "enableIoTLoggingParams",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub enable_iot_logging_params: Option<EnableIoTLoggingParams>,
+    #[serde(
+        rename = "publishFindingToSnsParams",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub publish_finding_to_sns_params: Option<PublishFindingToSnsParams>,
+    #[serde(
+        rename = "replaceDefaultPolicyVersionParams",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub replace_default_policy_version_params: Option<ReplaceDefaultPolicyVersionParams>,
+    #[serde(
+        rename = "updateCACertificateParams",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub update_ca_certificate_params: Option<UpdateCACertificateParams>,
+    #[serde(
+        rename = "updateDeviceCertificateParams",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub update_device_certificate_params: Option<UpdateDeviceCertificateParams>,
+}
+
+impl Validate for MitigationActionParams {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "addThingsToThingGroupParams");
+        if let Some(x) = &self.add_things_to_thing_group_params {
+            x.validate_at(&p, v);
+        }
+        let p = Path::Member(path, "enableIoTLoggingParams");
+        if let Some(x) = &self.enable_iot_logging_params {
+            x.validate_at(&p, v);
+        }
+        let p = Path::Member(path, "publishFindingToSnsParams");
+        if let Some(x) = &self.publish_finding_to_sns_params {
+            x.validate_at(&p, v);
+        }
+        let p = Path::Member(path, "replaceDefaultPolicyVersionParams");
+        if let Some(x) = &self.replace_default_policy_version_params {
+            x.validate_at(&p, v);
+        }
+        let p = Path::Member(path, "updateCACertificateParams");
+        if let Some(x) = &self.update_ca_certificate_params {
+            x.validate_at(&p, v);
+        }
+        let p = Path::Member(path, "updateDeviceCertificateParams");
+        if let Some(x) = &self.update_device_certificate_params {
+            x.validate_at(&p, v);
+        }
+    }
 }
 
 #[allow(dead_code)]
@@ -76,14 +235,54 @@ pub(crate) fn validate_policy_name(x: &str, path: &Path<'_>, v: &mut Violations)
     check_pattern(x, &patterns::RE_11, "[\\w+=,.@-]+", path, v);
 }
 
+crate::string_enum!(PolicyTemplateName {
+    BlankPolicy => "BLANK_POLICY",
+});
+
 #[allow(dead_code)]
 pub(crate) fn validate_policy_version_id(x: &str, path: &Path<'_>, v: &mut Violations) {
-    check_pattern(x, &patterns::RE_9, "[0-9]+", path, v);
+    check_pattern(x, &patterns::RE_8, "[0-9]+", path, v);
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PublishFindingToSnsParams {
+    #[serde(rename = "topicArn", default, skip_serializing_if = "Option::is_none")]
+    pub topic_arn: Option<String>,
+}
+
+impl Validate for PublishFindingToSnsParams {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "topicArn");
+        check_required(&self.topic_arn, &p, v);
+        if let Some(x) = &self.topic_arn {
+            validate_sns_topic_arn(x, &p, v);
+        }
+    }
 }
 
 #[allow(dead_code)]
 pub(crate) fn validate_registry_max_results(x: i32, path: &Path<'_>, v: &mut Violations) {
     check_range(x, Some(1), Some(250), path, v);
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReplaceDefaultPolicyVersionParams {
+    #[serde(
+        rename = "templateName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub template_name: Option<PolicyTemplateName>,
+}
+
+impl Validate for ReplaceDefaultPolicyVersionParams {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "templateName");
+        check_required(&self.template_name, &p, v);
+        if let Some(x) = &self.template_name {
+            x.validate_at(&p, v);
+        }
+    }
 }
 
 #[allow(dead_code)]
@@ -94,6 +293,11 @@ pub(crate) fn validate_role_alias_arn(x: &str, path: &Path<'_>, v: &mut Violatio
 #[allow(dead_code)]
 pub(crate) fn validate_role_arn(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(20), Some(2048), path, v);
+}
+
+#[allow(dead_code)]
+pub(crate) fn validate_sns_topic_arn(x: &str, path: &Path<'_>, v: &mut Violations) {
+    check_str_len(x, None, Some(350), path, v);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -150,6 +354,15 @@ pub(crate) fn validate_thing_group_name(x: &str, path: &Path<'_>, v: &mut Violat
 }
 
 #[allow(dead_code)]
+pub(crate) fn validate_thing_group_names(x: &Vec<String>, path: &Path<'_>, v: &mut Violations) {
+    check_len_value(&Count(x.len()), x.len() as i64, Some(1), Some(10), path, v);
+    for (i, item) in x.iter().enumerate() {
+        let p = Path::Index(path, i);
+        validate_thing_group_name(item.as_str(), &p, v);
+    }
+}
+
+#[allow(dead_code)]
 pub(crate) fn validate_thing_name(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(1), Some(128), path, v);
     check_pattern(x, &patterns::RE_13, "[a-zA-Z0-9:_-]+", path, v);
@@ -160,5 +373,37 @@ pub(crate) fn validate_thing_name_list(x: &Vec<String>, path: &Path<'_>, v: &mut
     for (i, item) in x.iter().enumerate() {
         let p = Path::Index(path, i);
         validate_thing_name(item.as_str(), &p, v);
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateCACertificateParams {
+    #[serde(rename = "action", default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<CACertificateUpdateAction>,
+}
+
+impl Validate for UpdateCACertificateParams {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "action");
+        check_required(&self.action, &p, v);
+        if let Some(x) = &self.action {
+            x.validate_at(&p, v);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateDeviceCertificateParams {
+    #[serde(rename = "action", default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<DeviceCertificateUpdateAction>,
+}
+
+impl Validate for UpdateDeviceCertificateParams {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "action");
+        check_required(&self.action, &p, v);
+        if let Some(x) = &self.action {
+            x.validate_at(&p, v);
+        }
     }
 }

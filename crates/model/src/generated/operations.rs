@@ -14,6 +14,7 @@ pub enum Request {
     AddThingToThingGroup(AddThingToThingGroupRequest),
     AttachPolicy(AttachPolicyRequest),
     AttachThingPrincipal(AttachThingPrincipalRequest),
+    CancelAuditMitigationActionsTask(CancelAuditMitigationActionsTaskRequest),
     CancelAuditTask(CancelAuditTaskRequest),
     CreateAuditSuppression(CreateAuditSuppressionRequest),
     CreateCertificateFromCsr(CreateCertificateFromCsrRequest),
@@ -38,6 +39,7 @@ pub enum Request {
     DeleteThingGroup(DeleteThingGroupRequest),
     DescribeAccountAuditConfiguration(DescribeAccountAuditConfigurationRequest),
     DescribeAuditFinding(DescribeAuditFindingRequest),
+    DescribeAuditMitigationActionsTask(DescribeAuditMitigationActionsTaskRequest),
     DescribeAuditSuppression(DescribeAuditSuppressionRequest),
     DescribeAuditTask(DescribeAuditTaskRequest),
     DescribeCACertificate(DescribeCACertificateRequest),
@@ -56,6 +58,8 @@ pub enum Request {
     GetV2LoggingOptions(GetV2LoggingOptionsRequest),
     ListAttachedPolicies(ListAttachedPoliciesRequest),
     ListAuditFindings(ListAuditFindingsRequest),
+    ListAuditMitigationActionsExecutions(ListAuditMitigationActionsExecutionsRequest),
+    ListAuditMitigationActionsTasks(ListAuditMitigationActionsTasksRequest),
     ListAuditSuppressions(ListAuditSuppressionsRequest),
     ListAuditTasks(ListAuditTasksRequest),
     ListCACertificates(ListCACertificatesRequest),
@@ -82,6 +86,7 @@ pub enum Request {
     SetDefaultPolicyVersion(SetDefaultPolicyVersionRequest),
     SetLoggingOptions(SetLoggingOptionsRequest),
     SetV2LoggingOptions(SetV2LoggingOptionsRequest),
+    StartAuditMitigationActionsTask(StartAuditMitigationActionsTaskRequest),
     StartOnDemandAuditTask(StartOnDemandAuditTaskRequest),
     TagResource(TagResourceRequest),
     UntagResource(UntagResourceRequest),
@@ -103,6 +108,7 @@ impl Request {
             Self::AddThingToThingGroup(_) => "AddThingToThingGroup",
             Self::AttachPolicy(_) => "AttachPolicy",
             Self::AttachThingPrincipal(_) => "AttachThingPrincipal",
+            Self::CancelAuditMitigationActionsTask(_) => "CancelAuditMitigationActionsTask",
             Self::CancelAuditTask(_) => "CancelAuditTask",
             Self::CreateAuditSuppression(_) => "CreateAuditSuppression",
             Self::CreateCertificateFromCsr(_) => "CreateCertificateFromCsr",
@@ -127,6 +133,7 @@ impl Request {
             Self::DeleteThingGroup(_) => "DeleteThingGroup",
             Self::DescribeAccountAuditConfiguration(_) => "DescribeAccountAuditConfiguration",
             Self::DescribeAuditFinding(_) => "DescribeAuditFinding",
+            Self::DescribeAuditMitigationActionsTask(_) => "DescribeAuditMitigationActionsTask",
             Self::DescribeAuditSuppression(_) => "DescribeAuditSuppression",
             Self::DescribeAuditTask(_) => "DescribeAuditTask",
             Self::DescribeCACertificate(_) => "DescribeCACertificate",
@@ -145,6 +152,8 @@ impl Request {
             Self::GetV2LoggingOptions(_) => "GetV2LoggingOptions",
             Self::ListAttachedPolicies(_) => "ListAttachedPolicies",
             Self::ListAuditFindings(_) => "ListAuditFindings",
+            Self::ListAuditMitigationActionsExecutions(_) => "ListAuditMitigationActionsExecutions",
+            Self::ListAuditMitigationActionsTasks(_) => "ListAuditMitigationActionsTasks",
             Self::ListAuditSuppressions(_) => "ListAuditSuppressions",
             Self::ListAuditTasks(_) => "ListAuditTasks",
             Self::ListCACertificates(_) => "ListCACertificates",
@@ -171,6 +180,7 @@ impl Request {
             Self::SetDefaultPolicyVersion(_) => "SetDefaultPolicyVersion",
             Self::SetLoggingOptions(_) => "SetLoggingOptions",
             Self::SetV2LoggingOptions(_) => "SetV2LoggingOptions",
+            Self::StartAuditMitigationActionsTask(_) => "StartAuditMitigationActionsTask",
             Self::StartOnDemandAuditTask(_) => "StartOnDemandAuditTask",
             Self::TagResource(_) => "TagResource",
             Self::UntagResource(_) => "UntagResource",
@@ -208,6 +218,15 @@ fn decode_attach_thing_principal(raw: &RawRequest<'_>) -> Result<Request, Reques
     input.thing_principal_type = query_value(raw, "thingPrincipalType")?;
     input.validate()?;
     Ok(Request::AttachThingPrincipal(input))
+}
+
+fn decode_cancel_audit_mitigation_actions_task(
+    raw: &RawRequest<'_>,
+) -> Result<Request, RequestError> {
+    let mut input = CancelAuditMitigationActionsTaskRequest::default();
+    input.task_id = label_value(raw, "taskId")?;
+    input.validate()?;
+    Ok(Request::CancelAuditMitigationActionsTask(input))
 }
 
 fn decode_cancel_audit_task(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
@@ -384,6 +403,15 @@ fn decode_describe_audit_finding(raw: &RawRequest<'_>) -> Result<Request, Reques
     Ok(Request::DescribeAuditFinding(input))
 }
 
+fn decode_describe_audit_mitigation_actions_task(
+    raw: &RawRequest<'_>,
+) -> Result<Request, RequestError> {
+    let mut input = DescribeAuditMitigationActionsTaskRequest::default();
+    input.task_id = label_value(raw, "taskId")?;
+    input.validate()?;
+    Ok(Request::DescribeAuditMitigationActionsTask(input))
+}
+
 fn decode_describe_audit_suppression(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
     let mut input: DescribeAuditSuppressionRequest = parse_body(raw.body)?;
     input.validate()?;
@@ -509,6 +537,34 @@ fn decode_list_audit_findings(raw: &RawRequest<'_>) -> Result<Request, RequestEr
     let mut input: ListAuditFindingsRequest = parse_body(raw.body)?;
     input.validate()?;
     Ok(Request::ListAuditFindings(input))
+}
+
+fn decode_list_audit_mitigation_actions_executions(
+    raw: &RawRequest<'_>,
+) -> Result<Request, RequestError> {
+    let mut input = ListAuditMitigationActionsExecutionsRequest::default();
+    input.action_status = query_value(raw, "actionStatus")?;
+    input.finding_id = query_value(raw, "findingId")?;
+    input.max_results = query_value(raw, "maxResults")?;
+    input.next_token = query_value(raw, "nextToken")?;
+    input.task_id = query_value(raw, "taskId")?;
+    input.validate()?;
+    Ok(Request::ListAuditMitigationActionsExecutions(input))
+}
+
+fn decode_list_audit_mitigation_actions_tasks(
+    raw: &RawRequest<'_>,
+) -> Result<Request, RequestError> {
+    let mut input = ListAuditMitigationActionsTasksRequest::default();
+    input.audit_task_id = query_value(raw, "auditTaskId")?;
+    input.end_time = query_value(raw, "endTime")?;
+    input.finding_id = query_value(raw, "findingId")?;
+    input.max_results = query_value(raw, "maxResults")?;
+    input.next_token = query_value(raw, "nextToken")?;
+    input.start_time = query_value(raw, "startTime")?;
+    input.task_status = query_value(raw, "taskStatus")?;
+    input.validate()?;
+    Ok(Request::ListAuditMitigationActionsTasks(input))
 }
 
 fn decode_list_audit_suppressions(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
@@ -736,6 +792,15 @@ fn decode_set_v2_logging_options(raw: &RawRequest<'_>) -> Result<Request, Reques
     Ok(Request::SetV2LoggingOptions(input))
 }
 
+fn decode_start_audit_mitigation_actions_task(
+    raw: &RawRequest<'_>,
+) -> Result<Request, RequestError> {
+    let mut input: StartAuditMitigationActionsTaskRequest = parse_body(raw.body)?;
+    input.task_id = label_value(raw, "taskId")?;
+    input.validate()?;
+    Ok(Request::StartAuditMitigationActionsTask(input))
+}
+
 fn decode_start_on_demand_audit_task(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
     let mut input: StartOnDemandAuditTaskRequest = parse_body(raw.body)?;
     input.validate()?;
@@ -906,7 +971,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
         uri: "/audit/mitigationactions/tasks/{taskId}/cancel",
         success_status: 200,
         paginator: None,
-        decode: None,
+        decode: Some(decode_cancel_audit_mitigation_actions_task),
     },
     OperationSpec {
         name: "CancelAuditTask",
@@ -1538,7 +1603,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
         uri: "/audit/mitigationactions/tasks/{taskId}",
         success_status: 200,
         paginator: None,
-        decode: None,
+        decode: Some(decode_describe_audit_mitigation_actions_task),
     },
     OperationSpec {
         name: "DescribeAuditSuppression",
@@ -2083,7 +2148,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
             limit_key: Some("maxResults"),
             result_key: "actionsExecutions",
         }),
-        decode: None,
+        decode: Some(decode_list_audit_mitigation_actions_executions),
     },
     OperationSpec {
         name: "ListAuditMitigationActionsTasks",
@@ -2096,7 +2161,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
             limit_key: Some("maxResults"),
             result_key: "tasks",
         }),
-        decode: None,
+        decode: Some(decode_list_audit_mitigation_actions_tasks),
     },
     OperationSpec {
         name: "ListAuditSuppressions",
@@ -2994,7 +3059,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
         uri: "/audit/mitigationactions/tasks/{taskId}",
         success_status: 200,
         paginator: None,
-        decode: None,
+        decode: Some(decode_start_audit_mitigation_actions_task),
     },
     OperationSpec {
         name: "StartDetectMitigationActionsTask",

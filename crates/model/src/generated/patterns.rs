@@ -7,11 +7,11 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-pub(crate) static RE_6: LazyLock<Regex> = LazyLock::new(|| {
+pub(crate) static RE_3: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"^(?:(0x)?[a-fA-F0-9]+)$"#)
         .expect("compiled by palisade-codegen before it was written")
 });
-pub(crate) static RE_9: LazyLock<Regex> = LazyLock::new(|| {
+pub(crate) static RE_8: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"^(?:[0-9]+)$"#).expect("compiled by palisade-codegen before it was written")
 });
 pub(crate) static RE_10: LazyLock<Regex> = LazyLock::new(|| {
@@ -22,7 +22,7 @@ pub(crate) static RE_0: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"^(?:[[[:graph:]]\x20]*)$"#)
         .expect("compiled by palisade-codegen before it was written")
 });
-pub(crate) static RE_7: LazyLock<Regex> = LazyLock::new(|| {
+pub(crate) static RE_5: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"^(?:[\s\S]*)$"#).expect("compiled by palisade-codegen before it was written")
 });
 pub(crate) static RE_11: LazyLock<Regex> = LazyLock::new(|| {
@@ -31,7 +31,7 @@ pub(crate) static RE_11: LazyLock<Regex> = LazyLock::new(|| {
 pub(crate) static RE_15: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"^(?:[\w=,@-]+)$"#).expect("compiled by palisade-codegen before it was written")
 });
-pub(crate) static RE_5: LazyLock<Regex> = LazyLock::new(|| {
+pub(crate) static RE_2: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"^(?:[a-fA-F0-9:]+)$"#)
         .expect("compiled by palisade-codegen before it was written")
 });
@@ -39,7 +39,7 @@ pub(crate) static RE_13: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"^(?:[a-zA-Z0-9:_-]+)$"#)
         .expect("compiled by palisade-codegen before it was written")
 });
-pub(crate) static RE_1: LazyLock<Regex> = LazyLock::new(|| {
+pub(crate) static RE_7: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"^(?:[a-zA-Z0-9\-]+)$"#)
         .expect("compiled by palisade-codegen before it was written")
 });
@@ -55,7 +55,7 @@ pub(crate) static RE_17: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"^(?:[a-zA-Z0-9_.,@/:#=\[\]-]*)$"#)
         .expect("compiled by palisade-codegen before it was written")
 });
-pub(crate) static RE_3: LazyLock<Regex> = LazyLock::new(|| {
+pub(crate) static RE_1: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"^(?:^([1-9]|[12][0-9]|3[01])$|^LAST$)$"#)
         .expect("compiled by palisade-codegen before it was written")
 });
@@ -67,11 +67,11 @@ pub(crate) static RE_14: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"^(?:^[.\-_/#A-Za-z0-9]+$)$"#)
         .expect("compiled by palisade-codegen before it was written")
 });
-pub(crate) static RE_8: LazyLock<Regex> = LazyLock::new(|| {
+pub(crate) static RE_6: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"^(?:^[0-9A-Za-z_-]+$)$"#)
         .expect("compiled by palisade-codegen before it was written")
 });
-pub(crate) static RE_2: LazyLock<Regex> = LazyLock::new(|| {
+pub(crate) static RE_9: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"^(?:^[a-zA-Z0-9-_]+$)$"#)
         .expect("compiled by palisade-codegen before it was written")
 });

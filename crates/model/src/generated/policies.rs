@@ -433,7 +433,7 @@ impl Validate for ListPolicyVersionsResponse {
 #[allow(dead_code)]
 pub(crate) fn validate_policy_document(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(0), Some(404600), path, v);
-    check_pattern(x, &patterns::RE_7, "[\\s\\S]*", path, v);
+    check_pattern(x, &patterns::RE_5, "[\\s\\S]*", path, v);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]

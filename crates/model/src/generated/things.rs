@@ -799,7 +799,7 @@ pub(crate) fn validate_thing_group_description(x: &str, path: &Path<'_>, v: &mut
 #[allow(dead_code)]
 pub(crate) fn validate_thing_group_id(x: &str, path: &Path<'_>, v: &mut Violations) {
     check_str_len(x, Some(1), Some(128), path, v);
-    check_pattern(x, &patterns::RE_1, "[a-zA-Z0-9\\-]+", path, v);
+    check_pattern(x, &patterns::RE_7, "[a-zA-Z0-9\\-]+", path, v);
 }
 
 #[allow(dead_code)]
