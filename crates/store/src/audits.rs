@@ -9,6 +9,9 @@ use async_trait::async_trait;
 
 use crate::{NewWorkItem, Scope, StoreResult};
 
+/// What both engines share in applying a stage of an audit mitigation actions task.
+pub(crate) mod mitigation_stage;
+
 /// An account's audit configuration (UpdateAccountAuditConfiguration).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditConfigurationRecord {

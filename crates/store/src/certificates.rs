@@ -166,6 +166,46 @@ pub fn status_change_allowed(current: &str, new: &str) -> bool {
     }
 }
 
+/// Every status a device certificate can have (`CertificateStatus` on the wire).
+pub(crate) const CERTIFICATE_STATUSES: [&str; 6] = [
+    "ACTIVE",
+    "INACTIVE",
+    "REVOKED",
+    "PENDING_TRANSFER",
+    "REGISTER_INACTIVE",
+    "PENDING_ACTIVATION",
+];
+
+/// The statuses a device certificate may move from to `new` (by
+/// [`status_change_allowed`]), `new` itself excluded: the condition that lets one
+/// `UPDATE` both decide and apply a status change. A row whose status is not in the list
+/// is not changed by it, and the caller then decides from the status it reads.
+pub(crate) fn statuses_that_may_become(new: &str) -> Vec<&'static str> {
+    CERTIFICATE_STATUSES
+        .into_iter()
+        .filter(|current| *current != new && status_change_allowed(current, new))
+        .collect()
+}
+
+/// A new opaque generation id for a record the store changes on its own (a mitigation
+/// action), shaped like the engine's: 64 lowercase hex digits.
+pub(crate) fn new_generation_id() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    rand::random::<[u8; 32]>()
+        .iter()
+        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]])
+        .map(char::from)
+        .collect()
+}
+
+/// What setting a device certificate's status did, when it was not refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StatusChange {
+    Changed,
+    /// The certificate already had the status: nothing was written.
+    Unchanged,
+}
+
 /// Device and CA certificates, the registration code and the account's issuing CA.
 ///
 /// Listings are keyset pages by `(created_at_ms, id)`, ascending or descending: up to
@@ -439,6 +479,29 @@ mod tests {
         assert!(!status_change_allowed("REVOKED", "INACTIVE"));
         assert!(!status_change_allowed("PENDING_TRANSFER", "ACTIVE"));
         assert!(status_change_allowed("REGISTER_INACTIVE", "ACTIVE"));
+    }
+
+    #[test]
+    fn sources_of_a_status_change_follow_the_rules() {
+        assert_eq!(
+            statuses_that_may_become("INACTIVE"),
+            vec!["ACTIVE", "REGISTER_INACTIVE", "PENDING_ACTIVATION"]
+        );
+        assert_eq!(
+            statuses_that_may_become("REVOKED"),
+            vec![
+                "ACTIVE",
+                "INACTIVE",
+                "REGISTER_INACTIVE",
+                "PENDING_ACTIVATION"
+            ]
+        );
+        let id = new_generation_id();
+        assert_eq!(id.len(), 64);
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_ne!(id, new_generation_id());
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod audits;
 pub mod certificates;
 pub mod crls;
 pub mod import;
+pub mod mitigation_tasks;
 pub mod policies;
 pub mod scheduled;
 pub mod suppressions;
@@ -116,6 +117,27 @@ macro_rules! conformance_tests {
             scheduled_audit_limit_race_across_handles,
             scheduled_audit_start_race_across_handles,
         );
+        $crate::conformance_tests!(@mitigation_tasks_store $fresh;
+            mitigation_task_create_get_exists,
+            mitigation_task_in_progress_limit,
+            mitigation_task_limit_holds_under_concurrency,
+            mitigation_task_listing_filters_and_paging,
+            mitigation_task_cancel_counts_the_rest,
+            mitigation_stage_deactivates_certificates,
+            mitigation_stage_deactivates_ca_certificates,
+            mitigation_stage_adds_things_to_groups,
+            mitigation_stage_replaces_default_policy_versions,
+            mitigation_stage_sets_logging_and_records_outside_outcomes,
+            mitigation_stage_failure_skips_later_actions,
+            mitigation_stage_lease_lost_writes_nothing,
+            mitigation_chunks_end_the_task,
+            mitigation_audit_finding_counts_and_boundaries,
+            mitigation_purge_removes_old_finished_history,
+        );
+        $crate::conformance_tests!(@mitigation_tasks_database $fresh;
+            mitigation_task_limit_race_across_handles,
+            mitigation_concurrent_stages_across_handles,
+        );
     };
     (@store $fresh:path; $($case:ident),* $(,)?) => {$(
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,6 +208,23 @@ macro_rules! conformance_tests {
                 .await
                 .expect("open store");
             $crate::conformance::scheduled::$case(store).await;
+        }
+    )*};
+    (@mitigation_tasks_store $fresh:path; $($case:ident),* $(,)?) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let db = $fresh().await;
+            let store = $crate::conformance::Database::open(&db)
+                .await
+                .expect("open store");
+            $crate::conformance::mitigation_tasks::$case(store).await;
+        }
+    )*};
+    (@mitigation_tasks_database $fresh:path; $($case:ident),* $(,)?) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let db = $fresh().await;
+            $crate::conformance::mitigation_tasks::$case(&db).await;
         }
     )*};
     (@scheduled_database $fresh:path; $($case:ident),* $(,)?) => {$(

@@ -10,6 +10,7 @@ mod audits;
 mod certificates;
 mod crls;
 mod import;
+mod mitigation_tasks;
 mod policies;
 mod postgres;
 mod related;
@@ -35,6 +36,11 @@ pub use certificates::{
 pub use crls::{CrlRecord, CrlStore};
 pub use import::{
     CertificateImport, ImportItem, ImportLimits, ImportOutcome, ImportRefusal, ImportStore,
+};
+pub use mitigation_tasks::{
+    FindingRef, MitigationCancelRefusal, MitigationCheckStats, MitigationEffect,
+    MitigationExecutionRecord, MitigationStage, MitigationStep, MitigationTaskCreated,
+    MitigationTaskFilter, MitigationTaskRecord, MitigationTaskStore, StageOutcome,
 };
 pub use policies::{
     LoggingOptionsRecord, LoggingStore, NewPolicy, NewPolicyVersion, PolicyOutcome, PolicyRecord,
@@ -309,6 +315,7 @@ pub trait Store:
     + ScheduledAuditStore
     + CrlStore
     + RelatedResourceStore
+    + MitigationTaskStore
 {
 }
 
@@ -331,5 +338,6 @@ impl<T> Store for T where
         + ScheduledAuditStore
         + CrlStore
         + RelatedResourceStore
+        + MitigationTaskStore
 {
 }

@@ -26,6 +26,7 @@ mod error;
 mod import;
 mod meta;
 mod migrate;
+mod mitigation_tasks;
 mod policies;
 mod related;
 mod scheduled;

@@ -26,6 +26,7 @@ mod error;
 mod import;
 mod meta;
 mod migrate;
+mod mitigation_tasks;
 mod policies;
 mod related;
 mod scheduled;
@@ -125,6 +126,18 @@ impl SqliteStore {
         T: Send + 'static,
     {
         f(&self.inner.reader())
+    }
+
+    /// Runs `f` on a read-only connection on the blocking pool: for the few reads that
+    /// scan a large range (an audit's million findings), which would otherwise hold an
+    /// async worker for a noticeable time.
+    async fn read_scan<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || f(&inner.reader())).await
     }
 
     /// Runs `f` inside a `BEGIN IMMEDIATE` transaction on the writer connection, on the

@@ -15,13 +15,15 @@
 //! Uniqueness (a certificate registered twice) is the primary key's job, as elsewhere.
 
 use async_trait::async_trait;
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::error::{insert_err, Fail};
 use super::{count_to_usize, sql_limit, tags, things, PostgresStore};
-use crate::certificates::{exclusive_conflict, join_uris, split_uris};
+use crate::certificates::{
+    exclusive_conflict, join_uris, split_uris, statuses_that_may_become, StatusChange,
+};
 use crate::{
     status_change_allowed, CaCertificateRecord, CaCertificateUpdate, CertificateFacts,
     CertificateKey, CertificateOutcome, CertificateRecord, CertificateRefusal, CertificateStore,
@@ -516,48 +518,7 @@ impl CertificateStore for PostgresStore {
     ) -> StoreResult<Option<CaCertificateRecord>> {
         let conn = self.conn().await?;
         let outcome = self
-            .deadline(async {
-                let (keep, config) = match &update.registration_config {
-                    RegistrationConfigChange::Keep => (true, RegistrationConfigRecord::default()),
-                    RegistrationConfigChange::Replace(c) => (false, c.clone()),
-                    RegistrationConfigChange::Remove => {
-                        (false, RegistrationConfigRecord::default())
-                    }
-                };
-                let stmt = conn
-                    .prepare_cached(concat!(
-                        "UPDATE ca_certificates SET",
-                        " status = COALESCE($4::text, status),",
-                        " auto_registration_status = COALESCE($5::text, auto_registration_status),",
-                        " role_arn = CASE WHEN $6 THEN role_arn ELSE $7::text END,",
-                        " template_body = CASE WHEN $6 THEN template_body ELSE $8::text END,",
-                        " template_name = CASE WHEN $6 THEN template_name ELSE $9::text END,",
-                        " generation_id = $10, customer_version = customer_version + 1,",
-                        " updated_at_ms = $11",
-                        " WHERE account_id = $1 AND region = $2 AND id = $3 RETURNING ",
-                        ca_columns!()
-                    ))
-                    .await?;
-                let row = conn
-                    .query_opt(
-                        &stmt,
-                        &[
-                            &scope.account_id,
-                            &scope.region,
-                            &id,
-                            &update.status,
-                            &update.auto_registration_status,
-                            &keep,
-                            &config.role_arn,
-                            &config.template_body,
-                            &config.template_name,
-                            &update.generation_id,
-                            &update.updated_at_ms,
-                        ],
-                    )
-                    .await?;
-                row.as_ref().map(ca_certificate).transpose()
-            })
+            .deadline(update_ca_certificate_in(&conn.obj, scope, id, update))
             .await;
         conn.finish(outcome)
     }
@@ -732,38 +693,25 @@ impl CertificateStore for PostgresStore {
         let outcome = self
             .deadline(async {
                 let tx = conn.transaction().await?;
-                let Some(current) = lock_certificate(&tx, scope, id).await? else {
-                    return Ok(Err(CertificateRefusal::NotFound));
-                };
-                if !status_change_allowed(&current.status, status) {
-                    return Ok(Err(CertificateRefusal::State {
-                        status: current.status,
-                    }));
-                }
-                if current.status == status {
-                    return Ok(Ok(current));
-                }
-                let found = tx_rows(
+                let change = set_certificate_statuses(
                     &tx,
-                    concat!(
-                        "UPDATE certificates SET status = $4, generation_id = $5,",
-                        " customer_version = customer_version + 1, updated_at_ms = $6",
-                        " WHERE account_id = $1 AND region = $2 AND id = $3 RETURNING ",
-                        cert_columns!()
-                    ),
-                    &[
-                        &scope.account_id,
-                        &scope.region,
-                        &id,
-                        &status,
-                        &generation_id,
-                        &now_ms,
-                    ],
+                    scope,
+                    &[(id, generation_id.to_owned())],
+                    status,
+                    now_ms,
                 )
-                .await?;
-                let updated = certificate(&found[0])?;
+                .await?
+                .pop()
+                .unwrap_or(Err(CertificateRefusal::NotFound));
+                if let Err(refusal) = change {
+                    return Ok(Err(refusal));
+                }
+                // Already locked by the change (or by the read that found none needed).
+                let Some(record) = lock_certificate(&tx, scope, id).await? else {
+                    return Err(StoreError::Internal(format!("certificate {id} vanished")).into());
+                };
                 tx.commit().await?;
-                Ok(Ok(updated))
+                Ok(Ok(record))
             })
             .await;
         conn.finish(outcome)
@@ -832,6 +780,213 @@ impl CertificateStore for PostgresStore {
             .await;
         conn.finish(outcome)
     }
+}
+
+/// Sets device certificates' statuses inside the caller's transaction (see
+/// `CertificateStore::update_certificate_status`), one outcome per request in request
+/// order; each request is a certificate id and the generation id it gets if changed.
+///
+/// One `UPDATE` decides and applies every allowed change (the row locks it takes make
+/// it atomic against other writers); only the requests it did not change are read
+/// (`FOR UPDATE`) to tell a missing certificate, a refused change and a status already
+/// set apart. A mitigation stage sends all its certificates at once, so the common case
+/// is one round trip for the whole stage. A certificate requested twice changes once;
+/// the second request finds the status already set.
+pub(super) async fn set_certificate_statuses(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    requests: &[(&str, String)],
+    status: &str,
+    now_ms: i64,
+) -> Result<Vec<CertificateOutcome<StatusChange>>, Fail> {
+    if requests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sources = statuses_that_may_become(status);
+    let mut changed = update_statuses(tx, scope, requests, status, now_ms, &sources).await?;
+    let mut outcomes: Vec<Option<CertificateOutcome<StatusChange>>> = requests
+        .iter()
+        .map(|(id, _)| changed.remove(*id).then_some(Ok(StatusChange::Changed)))
+        .collect();
+    let left: Vec<&str> = requests
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, outcome)| outcome.is_none())
+        .map(|((id, _), _)| *id)
+        .collect();
+    if !left.is_empty() {
+        let found = tx_rows(
+            tx,
+            "SELECT id, status FROM certificates
+             WHERE account_id = $1 AND region = $2 AND id = ANY($3::text[])
+             ORDER BY id FOR UPDATE",
+            &[&scope.account_id, &scope.region, &left],
+        )
+        .await?;
+        let mut current = std::collections::HashMap::with_capacity(found.len());
+        for row in &found {
+            current.insert(row.try_get::<_, String>(0)?, row.try_get::<_, String>(1)?);
+        }
+        for ((id, generation_id), outcome) in requests.iter().zip(outcomes.iter_mut()) {
+            if outcome.is_some() {
+                continue;
+            }
+            *outcome = Some(match current.get(*id) {
+                None => Err(CertificateRefusal::NotFound),
+                Some(now) if !status_change_allowed(now, status) => {
+                    Err(CertificateRefusal::State {
+                        status: now.clone(),
+                    })
+                }
+                Some(now) if now == status => Ok(StatusChange::Unchanged),
+                // Changed by someone else between the update and the lock, to a status
+                // that may still move (or one the list of sources does not know).
+                Some(_) => {
+                    let request = [(*id, generation_id.clone())];
+                    update_statuses(tx, scope, &request, status, now_ms, &[]).await?;
+                    current.insert((*id).to_owned(), status.to_owned());
+                    Ok(StatusChange::Changed)
+                }
+            });
+        }
+    }
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or(Err(CertificateRefusal::NotFound)))
+        .collect())
+}
+
+/// The status update itself, only from one of `sources` unless that is empty; the ids
+/// it changed.
+async fn update_statuses(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    requests: &[(&str, String)],
+    status: &str,
+    now_ms: i64,
+    sources: &[&str],
+) -> Result<std::collections::HashSet<String>, Fail> {
+    let (ids, generations): (Vec<&str>, Vec<&str>) = requests
+        .iter()
+        .map(|(id, generation)| (*id, generation.as_str()))
+        .unzip();
+    let found = tx_rows(
+        tx,
+        "UPDATE certificates AS c SET status = $3, generation_id = u.generation_id,
+             customer_version = c.customer_version + 1, updated_at_ms = $4
+         FROM UNNEST($5::text[], $6::text[]) AS u (id, generation_id)
+         WHERE c.account_id = $1 AND c.region = $2 AND c.id = u.id
+           AND (cardinality($7::text[]) = 0 OR c.status = ANY($7::text[]))
+         RETURNING c.id",
+        &[
+            &scope.account_id,
+            &scope.region,
+            &status,
+            &now_ms,
+            &ids,
+            &generations,
+            &sources,
+        ],
+    )
+    .await?;
+    found.iter().map(|row| Ok(row.try_get(0)?)).collect()
+}
+
+/// Applies a CA certificate update (see `CertificateStore::update_ca_certificate`) on a
+/// pooled connection or inside a transaction; `None` if there is no such CA.
+pub(super) async fn update_ca_certificate_in(
+    client: &impl GenericClient,
+    scope: &Scope,
+    id: &str,
+    update: &CaCertificateUpdate,
+) -> Result<Option<CaCertificateRecord>, Fail> {
+    let (keep, config) = match &update.registration_config {
+        RegistrationConfigChange::Keep => (true, RegistrationConfigRecord::default()),
+        RegistrationConfigChange::Replace(c) => (false, c.clone()),
+        RegistrationConfigChange::Remove => (false, RegistrationConfigRecord::default()),
+    };
+    let stmt = client
+        .prepare_cached(concat!(
+            "UPDATE ca_certificates SET",
+            " status = COALESCE($4::text, status),",
+            " auto_registration_status = COALESCE($5::text, auto_registration_status),",
+            " role_arn = CASE WHEN $6 THEN role_arn ELSE $7::text END,",
+            " template_body = CASE WHEN $6 THEN template_body ELSE $8::text END,",
+            " template_name = CASE WHEN $6 THEN template_name ELSE $9::text END,",
+            " generation_id = $10, customer_version = customer_version + 1,",
+            " updated_at_ms = $11",
+            " WHERE account_id = $1 AND region = $2 AND id = $3 RETURNING ",
+            ca_columns!()
+        ))
+        .await?;
+    let row = client
+        .query_opt(
+            &stmt,
+            &[
+                &scope.account_id,
+                &scope.region,
+                &id,
+                &update.status,
+                &update.auto_registration_status,
+                &keep,
+                &config.role_arn,
+                &config.template_body,
+                &config.template_name,
+                &update.generation_id,
+                &update.updated_at_ms,
+            ],
+        )
+        .await?;
+    row.as_ref().map(ca_certificate).transpose()
+}
+
+/// A CA certificate's status, row-locked (`FOR UPDATE`) for the rest of the
+/// transaction.
+pub(super) async fn lock_ca_certificate_status(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    id: &str,
+) -> Result<Option<String>, Fail> {
+    let found = tx_rows(
+        tx,
+        "SELECT status FROM ca_certificates
+         WHERE account_id = $1 AND region = $2 AND id = $3 FOR UPDATE",
+        &[&scope.account_id, &scope.region, &id],
+    )
+    .await?;
+    Ok(found.first().map(|r| r.try_get(0)).transpose()?)
+}
+
+/// Names of the things the certificate is attached to, after `after` (see
+/// `PrincipalStore::list_principal_things`), on a pooled connection or inside a
+/// transaction.
+pub(super) async fn principal_things(
+    client: &impl GenericClient,
+    scope: &Scope,
+    certificate_id: &str,
+    after: &str,
+    limit: usize,
+) -> Result<Vec<String>, Fail> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT thing_name FROM thing_principals
+             WHERE account_id = $1 AND region = $2 AND certificate_id = $3
+               AND thing_name > $4 ORDER BY thing_name LIMIT $5",
+        )
+        .await?;
+    let names = client
+        .query(
+            &stmt,
+            &[
+                &scope.account_id,
+                &scope.region,
+                &certificate_id,
+                &after,
+                &sql_limit(limit),
+            ],
+        )
+        .await?;
+    names.iter().map(|r| Ok(r.try_get(0)?)).collect()
 }
 
 /// Reads and row-locks the certificate (`FOR UPDATE`) for the rest of the transaction.
@@ -1021,24 +1176,13 @@ impl PrincipalStore for PostgresStore {
     ) -> StoreResult<Vec<String>> {
         let conn = self.conn().await?;
         let outcome = self
-            .deadline(async {
-                let (after, limit) = (after.unwrap_or(""), sql_limit(limit));
-                let names = rows(
-                    &conn,
-                    "SELECT thing_name FROM thing_principals
-                     WHERE account_id = $1 AND region = $2 AND certificate_id = $3
-                       AND thing_name > $4 ORDER BY thing_name LIMIT $5",
-                    &[
-                        &scope.account_id,
-                        &scope.region,
-                        &certificate_id,
-                        &after,
-                        &limit,
-                    ],
-                )
-                .await?;
-                names.iter().map(|r| Ok(r.try_get(0)?)).collect()
-            })
+            .deadline(principal_things(
+                &conn.obj,
+                scope,
+                certificate_id,
+                after.unwrap_or(""),
+                limit,
+            ))
             .await;
         conn.finish(outcome)
     }

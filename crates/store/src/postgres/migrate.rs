@@ -32,6 +32,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/postgres/0008_scheduled_audits.sql"),
     ),
     (9, include_str!("../../migrations/postgres/0009_crls.sql")),
+    (
+        10,
+        include_str!("../../migrations/postgres/0010_mitigation_tasks.sql"),
+    ),
 ];
 
 /// Key of the transaction-scoped advisory lock that serialises migrations ("PALISADE"

@@ -6,7 +6,7 @@
 //! decided on the latest committed state. Name uniqueness is the primary key's job.
 
 use async_trait::async_trait;
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::Row;
 
 use super::error::{insert_err, Fail};
@@ -320,48 +320,12 @@ impl PolicyStore for PostgresStore {
         let outcome = self
             .deadline(async {
                 let tx = conn.transaction().await?;
-                let Some(current) = lock_policy(&tx, scope, name).await? else {
-                    return Ok(Err(PolicyRefusal::NoSuchPolicy));
-                };
-                if count_versions(&tx, scope, name).await? >= max_versions {
-                    return Ok(Err(PolicyRefusal::TooManyVersions {
-                        limit: max_versions,
-                    }));
+                let created =
+                    create_policy_version_in(&tx, scope, name, version, max_versions).await?;
+                if created.is_ok() {
+                    tx.commit().await?;
                 }
-                let created = PolicyVersionRecord {
-                    version_id: current.last_version_id + 1,
-                    document: version.document.clone(),
-                    created_at_ms: version.created_at_ms,
-                };
-                insert_version(&tx, scope, name, &created).await?;
-                let stmt = tx
-                    .prepare_cached(concat!(
-                        "UPDATE policies SET last_version_id = $4,",
-                        " default_version_id = CASE WHEN $5 THEN $4 ELSE default_version_id END,",
-                        " generation_id = CASE WHEN $5 THEN $6 ELSE generation_id END,",
-                        " updated_at_ms = $7",
-                        " WHERE account_id = $1 AND region = $2 AND name = $3",
-                        " RETURNING ",
-                        policy_columns!()
-                    ))
-                    .await?;
-                let row = tx
-                    .query_one(
-                        &stmt,
-                        &[
-                            &scope.account_id,
-                            &scope.region,
-                            &name,
-                            &created.version_id,
-                            &version.set_as_default,
-                            &version.generation_id,
-                            &created.created_at_ms,
-                        ],
-                    )
-                    .await?;
-                let updated = policy(&row)?;
-                tx.commit().await?;
-                Ok(Ok((updated, created)))
+                Ok(created)
             })
             .await;
         conn.finish(outcome)
@@ -505,6 +469,97 @@ impl PolicyStore for PostgresStore {
             .await;
         conn.finish(outcome)
     }
+}
+
+/// Adds a policy version inside the caller's transaction (see
+/// `PolicyStore::create_policy_version`), under the policy's row lock; the
+/// REPLACE_DEFAULT_POLICY_VERSION mitigation uses it too.
+pub(super) async fn create_policy_version_in(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    name: &str,
+    version: &NewPolicyVersion,
+    max_versions: usize,
+) -> Result<PolicyOutcome<(PolicyRecord, PolicyVersionRecord)>, Fail> {
+    let Some(current) = lock_policy(tx, scope, name).await? else {
+        return Ok(Err(PolicyRefusal::NoSuchPolicy));
+    };
+    if count_versions(tx, scope, name).await? >= max_versions {
+        return Ok(Err(PolicyRefusal::TooManyVersions {
+            limit: max_versions,
+        }));
+    }
+    let created = PolicyVersionRecord {
+        version_id: current.last_version_id + 1,
+        document: version.document.clone(),
+        created_at_ms: version.created_at_ms,
+    };
+    insert_version(tx, scope, name, &created).await?;
+    let stmt = tx
+        .prepare_cached(concat!(
+            "UPDATE policies SET last_version_id = $4,",
+            " default_version_id = CASE WHEN $5 THEN $4 ELSE default_version_id END,",
+            " generation_id = CASE WHEN $5 THEN $6 ELSE generation_id END,",
+            " updated_at_ms = $7",
+            " WHERE account_id = $1 AND region = $2 AND name = $3",
+            " RETURNING ",
+            policy_columns!()
+        ))
+        .await?;
+    let row = tx
+        .query_one(
+            &stmt,
+            &[
+                &scope.account_id,
+                &scope.region,
+                &name,
+                &created.version_id,
+                &version.set_as_default,
+                &version.generation_id,
+                &created.created_at_ms,
+            ],
+        )
+        .await?;
+    Ok(Ok((policy(&row)?, created)))
+}
+
+/// Replaces the scope's v2 logging options (see `LoggingStore::put_v2_logging_options`)
+/// on a pooled connection or inside a transaction; the ENABLE_IOT_LOGGING mitigation
+/// uses it too.
+pub(super) async fn put_v2_logging_options_in(
+    client: &impl GenericClient,
+    scope: &Scope,
+    options: &V2LoggingOptionsRecord,
+) -> Result<(), Fail> {
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO v2_logging_options (account_id, region, role_arn,
+                 default_log_level, disable_all_logs, event_configurations,
+                 updated_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (account_id, region) DO UPDATE SET
+                 role_arn = excluded.role_arn,
+                 default_log_level = excluded.default_log_level,
+                 disable_all_logs = excluded.disable_all_logs,
+                 event_configurations = excluded.event_configurations,
+                 updated_at_ms = excluded.updated_at_ms",
+        )
+        .await?;
+    client
+        .execute(
+            &stmt,
+            &[
+                &scope.account_id,
+                &scope.region,
+                &options.role_arn,
+                &options.default_log_level,
+                &options.disable_all_logs,
+                &options.event_configurations_json,
+                &options.updated_at_ms,
+            ],
+        )
+        .await?;
+    Ok(())
 }
 
 /// A policy as read inside a write, with the bookkeeping the record does not show.
@@ -912,36 +967,7 @@ impl LoggingStore for PostgresStore {
     ) -> StoreResult<()> {
         let conn = self.conn().await?;
         let outcome = self
-            .deadline(async {
-                let stmt = conn
-                    .prepare_cached(
-                        "INSERT INTO v2_logging_options (account_id, region, role_arn,
-                             default_log_level, disable_all_logs, event_configurations,
-                             updated_at_ms)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)
-                         ON CONFLICT (account_id, region) DO UPDATE SET
-                             role_arn = excluded.role_arn,
-                             default_log_level = excluded.default_log_level,
-                             disable_all_logs = excluded.disable_all_logs,
-                             event_configurations = excluded.event_configurations,
-                             updated_at_ms = excluded.updated_at_ms",
-                    )
-                    .await?;
-                conn.execute(
-                    &stmt,
-                    &[
-                        &scope.account_id,
-                        &scope.region,
-                        &options.role_arn,
-                        &options.default_log_level,
-                        &options.disable_all_logs,
-                        &options.event_configurations_json,
-                        &options.updated_at_ms,
-                    ],
-                )
-                .await?;
-                Ok(())
-            })
+            .deadline(put_v2_logging_options_in(&conn.obj, scope, options))
             .await;
         conn.finish(outcome)
     }

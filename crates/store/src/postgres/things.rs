@@ -406,6 +406,100 @@ async fn execute_keyed(
     Ok(())
 }
 
+/// Changes the thing's memberships inside the caller's transaction (see
+/// `ThingStore::change_thing_groups`), under the thing's lock; mitigation stages add
+/// things to groups with it.
+pub(super) async fn change_thing_groups_in(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    thing_name: &str,
+    add: &[String],
+    remove: &[String],
+    max_groups: usize,
+) -> Result<Result<(), ThingRefusal>, Fail> {
+    lock_thing(tx, scope, thing_name).await?;
+    if thing_version(tx, scope, thing_name).await?.is_none() {
+        return Ok(Err(ThingRefusal::ThingNotFound(thing_name.to_owned())));
+    }
+    // Every named group, held FOR KEY SHARE until commit (see `keep_group`), in
+    // one round trip however many the request names.
+    let named: Vec<&str> = add.iter().chain(remove).map(String::as_str).collect();
+    let rows = tx
+        .query_cached(
+            "SELECT name, root_name FROM thing_groups
+             WHERE account_id = $1 AND region = $2 AND name = ANY($3::text[])
+             FOR KEY SHARE",
+            &[&scope.account_id, &scope.region, &named],
+        )
+        .await?;
+    let roots = rows
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect::<Result<HashMap<String, String>, Fail>>()?;
+    if let Some(missing) = named.iter().find(|g| !roots.contains_key(**g)) {
+        return Ok(Err(ThingRefusal::GroupNotFound((*missing).to_owned())));
+    }
+    let adds: Vec<(String, String)> = add
+        .iter()
+        .filter_map(|g| roots.get(g).map(|root| (g.clone(), root.clone())))
+        .collect();
+    let rows = tx
+        .query_cached(
+            "SELECT group_name, root_name FROM thing_group_members
+             WHERE account_id = $1 AND region = $2 AND thing_name = $3",
+            &[&scope.account_id, &scope.region, &thing_name],
+        )
+        .await?;
+    let current = rows
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect::<Result<Vec<(String, String)>, Fail>>()?;
+    let inserts = match plan_membership_change(&current, &adds, remove, max_groups) {
+        Ok(inserts) => inserts,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    if !remove.is_empty() {
+        let stmt = tx
+            .prepare_cached(
+                "DELETE FROM thing_group_members
+                 WHERE account_id = $1 AND region = $2 AND thing_name = $3
+                   AND group_name = ANY($4::text[])",
+            )
+            .await?;
+        tx.execute(
+            &stmt,
+            &[&scope.account_id, &scope.region, &thing_name, &remove],
+        )
+        .await?;
+    }
+    if !inserts.is_empty() {
+        let (groups, roots): (Vec<&str>, Vec<&str>) = inserts
+            .iter()
+            .map(|(g, r)| (g.as_str(), r.as_str()))
+            .unzip();
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO thing_group_members
+                 (account_id, region, thing_name, group_name, root_name)
+                 SELECT $1::text, $2::text, $3::text, g, r
+                 FROM UNNEST($4::text[], $5::text[]) AS m (g, r)",
+            )
+            .await?;
+        tx.execute(
+            &stmt,
+            &[
+                &scope.account_id,
+                &scope.region,
+                &thing_name,
+                &groups,
+                &roots,
+            ],
+        )
+        .await?;
+    }
+    Ok(Ok(()))
+}
+
 #[async_trait]
 impl ThingStore for PostgresStore {
     async fn create_thing(&self, scope: &Scope, record: &ThingRecord) -> StoreResult<()> {
@@ -928,88 +1022,12 @@ impl ThingStore for PostgresStore {
         let outcome = self
             .deadline(async {
                 let tx = conn.transaction().await?;
-                lock_thing(&tx, scope, thing_name).await?;
-                if thing_version(&tx, scope, thing_name).await?.is_none() {
-                    return Ok(Err(ThingRefusal::ThingNotFound(thing_name.to_owned())));
+                let changed =
+                    change_thing_groups_in(&tx, scope, thing_name, add, remove, max_groups).await?;
+                if changed.is_ok() {
+                    tx.commit().await?;
                 }
-                // Every named group, held FOR KEY SHARE until commit (see `keep_group`), in
-                // one round trip however many the request names.
-                let named: Vec<&str> = add.iter().chain(remove).map(String::as_str).collect();
-                let rows = tx
-                    .query_cached(
-                        "SELECT name, root_name FROM thing_groups
-                         WHERE account_id = $1 AND region = $2 AND name = ANY($3::text[])
-                         FOR KEY SHARE",
-                        &[&scope.account_id, &scope.region, &named],
-                    )
-                    .await?;
-                let roots = rows
-                    .iter()
-                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-                    .collect::<Result<HashMap<String, String>, Fail>>()?;
-                if let Some(missing) = named.iter().find(|g| !roots.contains_key(**g)) {
-                    return Ok(Err(ThingRefusal::GroupNotFound((*missing).to_owned())));
-                }
-                let adds: Vec<(String, String)> = add
-                    .iter()
-                    .filter_map(|g| roots.get(g).map(|root| (g.clone(), root.clone())))
-                    .collect();
-                let rows = tx
-                    .query_cached(
-                        "SELECT group_name, root_name FROM thing_group_members
-                         WHERE account_id = $1 AND region = $2 AND thing_name = $3",
-                        &[&scope.account_id, &scope.region, &thing_name],
-                    )
-                    .await?;
-                let current = rows
-                    .iter()
-                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-                    .collect::<Result<Vec<(String, String)>, Fail>>()?;
-                let inserts = match plan_membership_change(&current, &adds, remove, max_groups) {
-                    Ok(inserts) => inserts,
-                    Err(refusal) => return Ok(Err(refusal)),
-                };
-                if !remove.is_empty() {
-                    let stmt = tx
-                        .prepare_cached(
-                            "DELETE FROM thing_group_members
-                             WHERE account_id = $1 AND region = $2 AND thing_name = $3
-                               AND group_name = ANY($4::text[])",
-                        )
-                        .await?;
-                    tx.execute(
-                        &stmt,
-                        &[&scope.account_id, &scope.region, &thing_name, &remove],
-                    )
-                    .await?;
-                }
-                if !inserts.is_empty() {
-                    let (groups, roots): (Vec<&str>, Vec<&str>) = inserts
-                        .iter()
-                        .map(|(g, r)| (g.as_str(), r.as_str()))
-                        .unzip();
-                    let stmt = tx
-                        .prepare_cached(
-                            "INSERT INTO thing_group_members
-                             (account_id, region, thing_name, group_name, root_name)
-                             SELECT $1::text, $2::text, $3::text, g, r
-                             FROM UNNEST($4::text[], $5::text[]) AS m (g, r)",
-                        )
-                        .await?;
-                    tx.execute(
-                        &stmt,
-                        &[
-                            &scope.account_id,
-                            &scope.region,
-                            &thing_name,
-                            &groups,
-                            &roots,
-                        ],
-                    )
-                    .await?;
-                }
-                tx.commit().await?;
-                Ok(Ok(()))
+                Ok(changed)
             })
             .await;
         conn.finish(outcome)

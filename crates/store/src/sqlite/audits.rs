@@ -351,14 +351,24 @@ fn list_tasks_sql(paged: bool) -> &'static str {
 /// conditions are residual filters on that range. Absent time bounds are bound as the
 /// extremes, which keeps the range a plain one.
 fn list_findings_sql(by_task: bool, paged: bool) -> &'static str {
+    // On a page after a key, the time window is written `+finding_time_ms` so SQLite
+    // cannot pick it as the index range: all findings of an audit can share one time,
+    // and a range on it alone rescans the task's findings from the first for every page
+    // (0.36 s for a page 900,000 findings in); the key seeks there directly.
     macro_rules! list {
         ($($cond:literal),*) => {
+            list!(@ " AND finding_time_ms BETWEEN ?4 AND ?5", $($cond),*)
+        };
+        (@paged $($cond:literal),*) => {
+            list!(@ " AND +finding_time_ms BETWEEN ?4 AND ?5", $($cond),*)
+        };
+        (@ $window:literal, $($cond:literal),*) => {
             concat!(
                 "SELECT ",
                 audit_finding_columns!(),
                 " FROM audit_findings WHERE account_id = ?1 AND region = ?2",
                 $($cond,)*
-                " AND finding_time_ms BETWEEN ?4 AND ?5",
+                $window,
                 " AND (?6 IS NULL OR check_name = ?6)",
                 " AND (?7 IS NULL OR resource_key = ?7)",
                 " AND (?8 IS NULL OR is_suppressed = ?8)",
@@ -367,11 +377,11 @@ fn list_findings_sql(by_task: bool, paged: bool) -> &'static str {
         };
     }
     match (by_task, paged) {
-        (false, false) => list!(),
+        (false, false) => list!(@ " AND finding_time_ms BETWEEN ?4 AND ?5",),
         (true, false) => list!(" AND task_id = ?3"),
-        (false, true) => list!(" AND (finding_time_ms, finding_id) > (?9, ?10)"),
+        (false, true) => list!(@paged " AND (finding_time_ms, finding_id) > (?9, ?10)"),
         (true, true) => list!(
-            " AND task_id = ?3",
+            @paged " AND task_id = ?3",
             " AND (finding_time_ms, finding_id) > (?9, ?10)"
         ),
     }

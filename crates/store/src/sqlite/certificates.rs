@@ -6,16 +6,19 @@
 
 use async_trait::async_trait;
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, OptionalExtension, Row, Transaction};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, Transaction};
 
 use super::error::{insert_err, sql_err};
 use super::{sql_limit, tags, SqliteStore};
-use crate::certificates::{exclusive_conflict, join_uris, split_uris};
+use crate::certificates::{
+    exclusive_conflict, join_uris, split_uris, statuses_that_may_become, StatusChange,
+    CERTIFICATE_STATUSES,
+};
 use crate::{
     status_change_allowed, CaCertificateRecord, CaCertificateUpdate, CertificateFacts,
     CertificateKey, CertificateOutcome, CertificateRecord, CertificateRefusal, CertificateStore,
     IssuingCaRecord, PolicyRef, PolicyTarget, PrincipalOutcome, PrincipalRefusal, PrincipalStore,
-    RegistrationConfigChange, RegistrationConfigRecord, Scope, StoreResult, Tag,
+    RegistrationConfigChange, RegistrationConfigRecord, Scope, StoreError, StoreResult, Tag,
     DELETABLE_STATUSES,
 };
 
@@ -208,6 +211,182 @@ fn certificate_in(
             .optional()
     })
     .map_err(sql_err)
+}
+
+/// Sets a device certificate's status inside the caller's transaction (see
+/// `CertificateStore::update_certificate_status`): one `UPDATE` decides and applies an
+/// allowed change; only when it changes nothing does a read tell a missing certificate,
+/// a refused change and a status already set apart. Mitigation stages run this once per
+/// certificate, so the common case is that one statement.
+pub(super) fn set_certificate_status(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    id: &str,
+    status: &str,
+    generation_id: &str,
+    now_ms: i64,
+) -> StoreResult<CertificateOutcome<StatusChange>> {
+    let sources = statuses_that_may_become(status);
+    if update_status(tx, scope, id, status, generation_id, now_ms, Some(&sources))? {
+        return Ok(Ok(StatusChange::Changed));
+    }
+    let current: Option<String> = tx
+        .prepare_cached(
+            "SELECT status FROM certificates WHERE account_id = ?1 AND region = ?2 AND id = ?3",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row((&scope.account_id, &scope.region, id), |row| row.get(0))
+                .optional()
+        })
+        .map_err(sql_err)?;
+    match current {
+        None => Ok(Err(CertificateRefusal::NotFound)),
+        Some(current) if !status_change_allowed(&current, status) => {
+            Ok(Err(CertificateRefusal::State { status: current }))
+        }
+        Some(current) if current == status => Ok(Ok(StatusChange::Unchanged)),
+        // A status the list of sources does not know, which the rules allow.
+        Some(_) => {
+            update_status(tx, scope, id, status, generation_id, now_ms, None)?;
+            Ok(Ok(StatusChange::Changed))
+        }
+    }
+}
+
+/// The status update itself, only from one of `sources` if given; whether it changed
+/// the row. One statement text whatever the sources (unused places are bound NULL,
+/// which `IN` never matches), so the hot path neither formats nor re-prepares SQL.
+fn update_status(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    id: &str,
+    status: &str,
+    generation_id: &str,
+    now_ms: i64,
+    sources: Option<&[&str]>,
+) -> StoreResult<bool> {
+    const SQL: &str = "UPDATE certificates SET status = ?4, generation_id = ?5,
+             customer_version = customer_version + 1, updated_at_ms = ?6
+         WHERE account_id = ?1 AND region = ?2 AND id = ?3
+           AND (?7 OR status IN (?8, ?9, ?10, ?11, ?12, ?13))";
+    let mut from: [Option<&str>; CERTIFICATE_STATUSES.len()] = [None; CERTIFICATE_STATUSES.len()];
+    for (slot, source) in from.iter_mut().zip(sources.unwrap_or(&[])) {
+        *slot = Some(source);
+    }
+    tx.prepare_cached(SQL)
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                scope.account_id,
+                scope.region,
+                id,
+                status,
+                generation_id,
+                now_ms,
+                sources.is_none(),
+                from[0],
+                from[1],
+                from[2],
+                from[3],
+                from[4],
+                from[5],
+            ])
+        })
+        .map(|n| n == 1)
+        .map_err(sql_err)
+}
+
+/// Applies a CA certificate update inside the caller's transaction (see
+/// `CertificateStore::update_ca_certificate`); `None` if there is no such CA.
+pub(super) fn update_ca_certificate_in(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    id: &str,
+    u: &CaCertificateUpdate,
+) -> StoreResult<Option<CaCertificateRecord>> {
+    let (keep, config) = match &u.registration_config {
+        RegistrationConfigChange::Keep => (true, RegistrationConfigRecord::default()),
+        RegistrationConfigChange::Replace(c) => (false, c.clone()),
+        RegistrationConfigChange::Remove => (false, RegistrationConfigRecord::default()),
+    };
+    tx.prepare_cached(concat!(
+        "UPDATE ca_certificates SET",
+        " status = COALESCE(?4, status),",
+        " auto_registration_status = COALESCE(?5, auto_registration_status),",
+        " role_arn = CASE WHEN ?6 THEN role_arn ELSE ?7 END,",
+        " template_body = CASE WHEN ?6 THEN template_body ELSE ?8 END,",
+        " template_name = CASE WHEN ?6 THEN template_name ELSE ?9 END,",
+        " generation_id = ?10, customer_version = customer_version + 1,",
+        " updated_at_ms = ?11",
+        " WHERE account_id = ?1 AND region = ?2 AND id = ?3 RETURNING ",
+        ca_columns!()
+    ))
+    .and_then(|mut stmt| {
+        stmt.query_row(
+            params![
+                scope.account_id,
+                scope.region,
+                id,
+                u.status,
+                u.auto_registration_status,
+                keep,
+                config.role_arn,
+                config.template_body,
+                config.template_name,
+                u.generation_id,
+                u.updated_at_ms,
+            ],
+            ca_certificate,
+        )
+        .optional()
+    })
+    .map_err(sql_err)
+}
+
+/// A CA certificate's status, read inside the caller's transaction.
+pub(super) fn ca_certificate_status(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    id: &str,
+) -> StoreResult<Option<String>> {
+    tx.prepare_cached(
+        "SELECT status FROM ca_certificates WHERE account_id = ?1 AND region = ?2 AND id = ?3",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_row((&scope.account_id, &scope.region, id), |row| row.get(0))
+            .optional()
+    })
+    .map_err(sql_err)
+}
+
+/// Names of the things the certificate is attached to, after `after` (see
+/// `PrincipalStore::list_principal_things`), on any connection or transaction.
+pub(super) fn principal_things(
+    conn: &Connection,
+    scope: &Scope,
+    certificate_id: &str,
+    after: &str,
+    limit: usize,
+) -> StoreResult<Vec<String>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT thing_name FROM thing_principals
+             WHERE account_id = ?1 AND region = ?2 AND certificate_id = ?3
+               AND thing_name > ?4 ORDER BY thing_name LIMIT ?5",
+        )
+        .map_err(sql_err)?;
+    let rows = stmt
+        .query_map(
+            (
+                &scope.account_id,
+                &scope.region,
+                certificate_id,
+                after,
+                sql_limit(limit),
+            ),
+            |row| row.get(0),
+        )
+        .map_err(sql_err)?;
+    rows.collect::<Result<_, _>>().map_err(sql_err)
 }
 
 #[async_trait]
@@ -446,47 +625,9 @@ impl CertificateStore for SqliteStore {
         id: &str,
         update: &CaCertificateUpdate,
     ) -> StoreResult<Option<CaCertificateRecord>> {
-        let (scope, id, u) = (scope.clone(), id.to_owned(), update.clone());
-        let (keep, config) = match u.registration_config {
-            RegistrationConfigChange::Keep => (true, RegistrationConfigRecord::default()),
-            RegistrationConfigChange::Replace(c) => (false, c),
-            RegistrationConfigChange::Remove => (false, RegistrationConfigRecord::default()),
-        };
-        self.write(move |tx| {
-            tx.prepare_cached(concat!(
-                "UPDATE ca_certificates SET",
-                " status = COALESCE(?4, status),",
-                " auto_registration_status = COALESCE(?5, auto_registration_status),",
-                " role_arn = CASE WHEN ?6 THEN role_arn ELSE ?7 END,",
-                " template_body = CASE WHEN ?6 THEN template_body ELSE ?8 END,",
-                " template_name = CASE WHEN ?6 THEN template_name ELSE ?9 END,",
-                " generation_id = ?10, customer_version = customer_version + 1,",
-                " updated_at_ms = ?11",
-                " WHERE account_id = ?1 AND region = ?2 AND id = ?3 RETURNING ",
-                ca_columns!()
-            ))
-            .and_then(|mut stmt| {
-                stmt.query_row(
-                    params![
-                        scope.account_id,
-                        scope.region,
-                        id,
-                        u.status,
-                        u.auto_registration_status,
-                        keep,
-                        config.role_arn,
-                        config.template_body,
-                        config.template_name,
-                        u.generation_id,
-                        u.updated_at_ms,
-                    ],
-                    ca_certificate,
-                )
-                .optional()
-            })
-            .map_err(sql_err)
-        })
-        .await
+        let (scope, id, update) = (scope.clone(), id.to_owned(), update.clone());
+        self.write(move |tx| update_ca_certificate_in(tx, &scope, &id, &update))
+            .await
     }
 
     async fn delete_ca_certificate(
@@ -640,39 +781,14 @@ impl CertificateStore for SqliteStore {
             generation_id.to_owned(),
         );
         self.write(move |tx| {
-            let Some(current) = certificate_in(tx, &scope, &id)? else {
-                return Ok(Err(CertificateRefusal::NotFound));
-            };
-            if !status_change_allowed(&current.status, &status) {
-                return Ok(Err(CertificateRefusal::State {
-                    status: current.status,
-                }));
+            if let Err(refusal) =
+                set_certificate_status(tx, &scope, &id, &status, &generation_id, now_ms)?
+            {
+                return Ok(Err(refusal));
             }
-            if current.status == status {
-                return Ok(Ok(current));
-            }
-            let updated = tx
-                .prepare_cached(concat!(
-                    "UPDATE certificates SET status = ?4, generation_id = ?5,",
-                    " customer_version = customer_version + 1, updated_at_ms = ?6",
-                    " WHERE account_id = ?1 AND region = ?2 AND id = ?3 RETURNING ",
-                    cert_columns!()
-                ))
-                .and_then(|mut stmt| {
-                    stmt.query_row(
-                        (
-                            &scope.account_id,
-                            &scope.region,
-                            &id,
-                            &status,
-                            &generation_id,
-                            now_ms,
-                        ),
-                        certificate,
-                    )
-                })
-                .map_err(sql_err)?;
-            Ok(Ok(updated))
+            certificate_in(tx, &scope, &id)?
+                .map(Ok)
+                .ok_or_else(|| StoreError::Internal(format!("certificate {id} vanished")))
         })
         .await
     }
@@ -880,29 +996,8 @@ impl PrincipalStore for SqliteStore {
             certificate_id.to_owned(),
             after.unwrap_or("").to_owned(),
         );
-        self.read(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT thing_name FROM thing_principals
-                     WHERE account_id = ?1 AND region = ?2 AND certificate_id = ?3
-                       AND thing_name > ?4 ORDER BY thing_name LIMIT ?5",
-                )
-                .map_err(sql_err)?;
-            let rows = stmt
-                .query_map(
-                    (
-                        &scope.account_id,
-                        &scope.region,
-                        &cert,
-                        &after,
-                        sql_limit(limit),
-                    ),
-                    |row| row.get(0),
-                )
-                .map_err(sql_err)?;
-            rows.collect::<Result<_, _>>().map_err(sql_err)
-        })
-        .await
+        self.read(move |conn| principal_things(conn, &scope, &cert, &after, limit))
+            .await
     }
 
     async fn attach_policy(

@@ -28,6 +28,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0008_scheduled_audits.sql"),
     ),
     (9, include_str!("../../migrations/sqlite/0009_crls.sql")),
+    (
+        10,
+        include_str!("../../migrations/sqlite/0010_mitigation_tasks.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. The check and the migrations share one

@@ -282,49 +282,8 @@ impl PolicyStore for SqliteStore {
         max_versions: usize,
     ) -> StoreResult<PolicyOutcome<(PolicyRecord, PolicyVersionRecord)>> {
         let (scope, name, version) = (scope.clone(), name.to_owned(), version.clone());
-        self.write(move |tx| {
-            let Some(current) = locked_policy(tx, &scope, &name)? else {
-                return Ok(Err(PolicyRefusal::NoSuchPolicy));
-            };
-            if count_versions(tx, &scope, &name)? >= max_versions {
-                return Ok(Err(PolicyRefusal::TooManyVersions {
-                    limit: max_versions,
-                }));
-            }
-            let created = PolicyVersionRecord {
-                version_id: current.last_version_id + 1,
-                document: version.document,
-                created_at_ms: version.created_at_ms,
-            };
-            insert_version(tx, &scope, &name, &created)?;
-            let updated = tx
-                .prepare_cached(concat!(
-                    "UPDATE policies SET last_version_id = ?4,",
-                    " default_version_id = CASE WHEN ?5 THEN ?4 ELSE default_version_id END,",
-                    " generation_id = CASE WHEN ?5 THEN ?6 ELSE generation_id END,",
-                    " updated_at_ms = ?7",
-                    " WHERE account_id = ?1 AND region = ?2 AND name = ?3",
-                    " RETURNING ",
-                    policy_columns!()
-                ))
-                .and_then(|mut stmt| {
-                    stmt.query_row(
-                        (
-                            &scope.account_id,
-                            &scope.region,
-                            &name,
-                            created.version_id,
-                            version.set_as_default,
-                            &version.generation_id,
-                            created.created_at_ms,
-                        ),
-                        policy,
-                    )
-                })
-                .map_err(sql_err)?;
-            Ok(Ok((updated, created)))
-        })
-        .await
+        self.write(move |tx| create_policy_version_in(tx, &scope, &name, &version, max_versions))
+            .await
     }
 
     async fn list_policy_versions(
@@ -450,6 +409,91 @@ impl PolicyStore for SqliteStore {
         })
         .await
     }
+}
+
+/// Adds a policy version inside the caller's transaction (see
+/// `PolicyStore::create_policy_version`); the REPLACE_DEFAULT_POLICY_VERSION mitigation
+/// uses it too.
+pub(super) fn create_policy_version_in(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    name: &str,
+    version: &NewPolicyVersion,
+    max_versions: usize,
+) -> StoreResult<PolicyOutcome<(PolicyRecord, PolicyVersionRecord)>> {
+    let Some(current) = locked_policy(tx, scope, name)? else {
+        return Ok(Err(PolicyRefusal::NoSuchPolicy));
+    };
+    if count_versions(tx, scope, name)? >= max_versions {
+        return Ok(Err(PolicyRefusal::TooManyVersions {
+            limit: max_versions,
+        }));
+    }
+    let created = PolicyVersionRecord {
+        version_id: current.last_version_id + 1,
+        document: version.document.clone(),
+        created_at_ms: version.created_at_ms,
+    };
+    insert_version(tx, scope, name, &created)?;
+    let updated = tx
+        .prepare_cached(concat!(
+            "UPDATE policies SET last_version_id = ?4,",
+            " default_version_id = CASE WHEN ?5 THEN ?4 ELSE default_version_id END,",
+            " generation_id = CASE WHEN ?5 THEN ?6 ELSE generation_id END,",
+            " updated_at_ms = ?7",
+            " WHERE account_id = ?1 AND region = ?2 AND name = ?3",
+            " RETURNING ",
+            policy_columns!()
+        ))
+        .and_then(|mut stmt| {
+            stmt.query_row(
+                (
+                    &scope.account_id,
+                    &scope.region,
+                    name,
+                    created.version_id,
+                    version.set_as_default,
+                    &version.generation_id,
+                    created.created_at_ms,
+                ),
+                policy,
+            )
+        })
+        .map_err(sql_err)?;
+    Ok(Ok((updated, created)))
+}
+
+/// Replaces the scope's v2 logging options inside the caller's transaction (see
+/// `LoggingStore::put_v2_logging_options`); the ENABLE_IOT_LOGGING mitigation uses it too.
+pub(super) fn put_v2_logging_options_in(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    options: &V2LoggingOptionsRecord,
+) -> StoreResult<()> {
+    tx.prepare_cached(
+        "INSERT INTO v2_logging_options (account_id, region, role_arn,
+             default_log_level, disable_all_logs, event_configurations, updated_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (account_id, region) DO UPDATE SET
+             role_arn = excluded.role_arn,
+             default_log_level = excluded.default_log_level,
+             disable_all_logs = excluded.disable_all_logs,
+             event_configurations = excluded.event_configurations,
+             updated_at_ms = excluded.updated_at_ms",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute((
+            &scope.account_id,
+            &scope.region,
+            &options.role_arn,
+            &options.default_log_level,
+            options.disable_all_logs,
+            &options.event_configurations_json,
+            options.updated_at_ms,
+        ))
+    })
+    .map_err(sql_err)?;
+    Ok(())
 }
 
 /// A policy as read inside a write, with the bookkeeping the record does not show.
@@ -792,33 +836,8 @@ impl LoggingStore for SqliteStore {
         options: &V2LoggingOptionsRecord,
     ) -> StoreResult<()> {
         let (scope, options) = (scope.clone(), options.clone());
-        self.write(move |tx| {
-            tx.prepare_cached(
-                "INSERT INTO v2_logging_options (account_id, region, role_arn,
-                     default_log_level, disable_all_logs, event_configurations, updated_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (account_id, region) DO UPDATE SET
-                     role_arn = excluded.role_arn,
-                     default_log_level = excluded.default_log_level,
-                     disable_all_logs = excluded.disable_all_logs,
-                     event_configurations = excluded.event_configurations,
-                     updated_at_ms = excluded.updated_at_ms",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute((
-                    &scope.account_id,
-                    &scope.region,
-                    &options.role_arn,
-                    &options.default_log_level,
-                    options.disable_all_logs,
-                    &options.event_configurations_json,
-                    options.updated_at_ms,
-                ))
-            })
-            .map_err(sql_err)?;
-            Ok(())
-        })
-        .await
+        self.write(move |tx| put_v2_logging_options_in(tx, &scope, &options))
+            .await
     }
 
     async fn get_v2_logging_options(

@@ -330,6 +330,75 @@ fn insert_thing(tx: &Transaction<'_>, scope: &Scope, record: &ThingRecord) -> St
     THING_ATTRIBUTES.insert(tx, scope, &record.name, &record.attributes)
 }
 
+/// Changes the thing's memberships inside the caller's transaction (see
+/// `ThingStore::change_thing_groups`); mitigation stages add things to groups with it.
+pub(super) fn change_thing_groups_in(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    thing: &str,
+    add: &[String],
+    remove: &[String],
+    max_groups: usize,
+) -> StoreResult<Result<(), ThingRefusal>> {
+    if thing_version(tx, scope, thing)?.is_none() {
+        return Ok(Err(ThingRefusal::ThingNotFound(thing.to_owned())));
+    }
+    let mut adds = Vec::with_capacity(add.len());
+    for group in add {
+        match group_root(tx, scope, group)? {
+            Some(root) => adds.push((group.clone(), root)),
+            None => return Ok(Err(ThingRefusal::GroupNotFound(group.clone()))),
+        }
+    }
+    for group in remove {
+        if group_root(tx, scope, group)?.is_none() {
+            return Ok(Err(ThingRefusal::GroupNotFound(group.clone())));
+        }
+    }
+    let current: Vec<(String, String)> = {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT group_name, root_name FROM thing_group_members
+                 WHERE account_id = ?1 AND region = ?2 AND thing_name = ?3",
+            )
+            .map_err(sql_err)?;
+        let rows = stmt
+            .query_map((&scope.account_id, &scope.region, thing), |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .map_err(sql_err)?;
+        rows.collect::<Result<_, _>>().map_err(sql_err)?
+    };
+    let inserts = match plan_membership_change(&current, &adds, remove, max_groups) {
+        Ok(inserts) => inserts,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let mut delete = tx
+        .prepare_cached(
+            "DELETE FROM thing_group_members
+             WHERE account_id = ?1 AND region = ?2 AND thing_name = ?3 AND group_name = ?4",
+        )
+        .map_err(sql_err)?;
+    for group in remove {
+        delete
+            .execute((&scope.account_id, &scope.region, thing, group))
+            .map_err(sql_err)?;
+    }
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO thing_group_members
+             (account_id, region, thing_name, group_name, root_name)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(sql_err)?;
+    for (group, root) in &inserts {
+        insert
+            .execute((&scope.account_id, &scope.region, thing, group, root))
+            .map_err(sql_err)?;
+    }
+    Ok(Ok(()))
+}
+
 #[async_trait]
 impl ThingStore for SqliteStore {
     async fn create_thing(&self, scope: &Scope, record: &ThingRecord) -> StoreResult<()> {
@@ -756,66 +825,8 @@ impl ThingStore for SqliteStore {
     ) -> StoreResult<Result<(), ThingRefusal>> {
         let (scope, thing) = (scope.clone(), thing_name.to_owned());
         let (add, remove) = (add.to_vec(), remove.to_vec());
-        self.write(move |tx| {
-            if thing_version(tx, &scope, &thing)?.is_none() {
-                return Ok(Err(ThingRefusal::ThingNotFound(thing)));
-            }
-            let mut adds = Vec::with_capacity(add.len());
-            for group in &add {
-                match group_root(tx, &scope, group)? {
-                    Some(root) => adds.push((group.clone(), root)),
-                    None => return Ok(Err(ThingRefusal::GroupNotFound(group.clone()))),
-                }
-            }
-            for group in &remove {
-                if group_root(tx, &scope, group)?.is_none() {
-                    return Ok(Err(ThingRefusal::GroupNotFound(group.clone())));
-                }
-            }
-            let current: Vec<(String, String)> = {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "SELECT group_name, root_name FROM thing_group_members
-                         WHERE account_id = ?1 AND region = ?2 AND thing_name = ?3",
-                    )
-                    .map_err(sql_err)?;
-                let rows = stmt
-                    .query_map((&scope.account_id, &scope.region, &thing), |row| {
-                        Ok((row.get(0)?, row.get(1)?))
-                    })
-                    .map_err(sql_err)?;
-                rows.collect::<Result<_, _>>().map_err(sql_err)?
-            };
-            let inserts = match plan_membership_change(&current, &adds, &remove, max_groups) {
-                Ok(inserts) => inserts,
-                Err(refusal) => return Ok(Err(refusal)),
-            };
-            let mut delete = tx
-                .prepare_cached(
-                    "DELETE FROM thing_group_members
-                     WHERE account_id = ?1 AND region = ?2 AND thing_name = ?3 AND group_name = ?4",
-                )
-                .map_err(sql_err)?;
-            for group in &remove {
-                delete
-                    .execute((&scope.account_id, &scope.region, &thing, group))
-                    .map_err(sql_err)?;
-            }
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO thing_group_members
-                     (account_id, region, thing_name, group_name, root_name)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(sql_err)?;
-            for (group, root) in &inserts {
-                insert
-                    .execute((&scope.account_id, &scope.region, &thing, group, root))
-                    .map_err(sql_err)?;
-            }
-            Ok(Ok(()))
-        })
-        .await
+        self.write(move |tx| change_thing_groups_in(tx, &scope, &thing, &add, &remove, max_groups))
+            .await
     }
 
     async fn list_thing_groups_for_thing(

@@ -1,0 +1,1891 @@
+//! Conformance cases for audit mitigation actions tasks: the task records, their
+//! statistics, the stages that apply actions to the registry, and the reads the engine
+//! plans chunks with; instantiated by `conformance_tests!` with the rest of the suite.
+//!
+//! Times are around [`T0`] except in the purge case, whose old history lies far below
+//! it (the purge works across all scopes). Every task's chunks go on a queue of their
+//! own, so claims in one case never see another case's items.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+
+use super::{fresh_scope, scope, unique, unique_account, Database};
+use crate::{
+    Attributes, AuditFindingKey, AuditFindingRecord, AuditTaskKey, CaCertificateRecord,
+    CertificateFacts, CertificateRecord, FindingRef, MitigationCancelRefusal, MitigationCheckStats,
+    MitigationEffect, MitigationExecutionRecord, MitigationStage, MitigationStep,
+    MitigationTaskCreated, MitigationTaskFilter, MitigationTaskRecord, NewPolicy, NewPolicyVersion,
+    NewWorkItem, RegistrationConfigRecord, Scope, StageOutcome, Store, ThingGroupRecord,
+    ThingRecord, V2LoggingOptionsRecord, WorkItem,
+};
+
+const T0: i64 = 1_700_000_000_000;
+/// When stages in these cases end (their `now_ms`).
+const NOW: i64 = T0 + 100;
+const LEASE_MS: i64 = 60_000;
+const LIMIT: usize = 10;
+
+const CHECK_A: &str = "DEVICE_CERTIFICATE_EXPIRING_CHECK";
+const CHECK_B: &str = "CA_CERTIFICATE_EXPIRING_CHECK";
+const CHECK_C: &str = "LOGGING_DISABLED_CHECK";
+
+const IN_PROGRESS: &str = "IN_PROGRESS";
+const COMPLETED: &str = "COMPLETED";
+const FAILED: &str = "FAILED";
+const CANCELED: &str = "CANCELED";
+const SKIPPED: &str = "SKIPPED";
+
+const BLANK_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[]}"#;
+
+// ---------------------------------------------------------------------------------
+// Tasks, chunks and stages
+
+fn task(
+    task_id: &str,
+    audit: Option<&str>,
+    findings: &[&str],
+    started: i64,
+) -> MitigationTaskRecord {
+    MitigationTaskRecord {
+        task_id: task_id.to_owned(),
+        client_request_token: format!("token-{task_id}"),
+        status: IN_PROGRESS.to_owned(),
+        started_at_ms: started,
+        finished_at_ms: None,
+        audit_task_id: audit.map(str::to_owned),
+        finding_ids: findings.iter().map(|f| (*f).to_owned()).collect(),
+        body_json: format!(r#"{{"task":"{task_id}","target":{{}}}}"#),
+    }
+}
+
+fn stats(check: &str, total: i64) -> MitigationCheckStats {
+    MitigationCheckStats {
+        check_name: check.to_owned(),
+        total,
+        ..MitigationCheckStats::default()
+    }
+}
+
+/// `n` chunks of `task_id` on `queue`, payload `chunk-<i>`.
+fn chunks(queue: &str, task_id: &str, n: usize) -> Vec<NewWorkItem> {
+    (0..n)
+        .map(|i| NewWorkItem {
+            id: format!("{task_id}-chunk-{i}-{}", unique("")),
+            queue: queue.to_owned(),
+            payload: format!("chunk-{i}"),
+            run_after_ms: T0,
+        })
+        .collect()
+}
+
+async fn start(
+    store: &dyn Store,
+    scope: &Scope,
+    task: &MitigationTaskRecord,
+    stats: &[MitigationCheckStats],
+    chunks: &[NewWorkItem],
+) {
+    let created = store
+        .create_mitigation_task(scope, task, stats, chunks, LIMIT)
+        .await
+        .expect("create task");
+    assert_eq!(created, MitigationTaskCreated::Created, "{}", task.task_id);
+}
+
+async fn claim(store: &dyn Store, queue: &str, worker: &str) -> Vec<WorkItem> {
+    store
+        .claim_work(queue, worker, 1_000, T0, LEASE_MS)
+        .await
+        .expect("claim")
+}
+
+fn step(
+    finding: &str,
+    check: &str,
+    index: u32,
+    after: u32,
+    effect: MitigationEffect,
+) -> MitigationStep {
+    MitigationStep {
+        finding_id: finding.to_owned(),
+        check_name: check.to_owned(),
+        action_index: index,
+        actions_after: after,
+        started_at_ms: T0 + 50,
+        effect,
+    }
+}
+
+fn stage(
+    task_id: &str,
+    item: &WorkItem,
+    worker: &str,
+    steps: Vec<MitigationStep>,
+    next_payload: Option<&str>,
+) -> MitigationStage {
+    MitigationStage {
+        task_id: task_id.to_owned(),
+        work_id: item.id.clone(),
+        worker: worker.to_owned(),
+        next_payload: next_payload.map(str::to_owned),
+        steps,
+        skipped: Vec::new(),
+        now_ms: NOW,
+    }
+}
+
+async fn apply(store: &dyn Store, scope: &Scope, stage: &MitigationStage) -> StageOutcome {
+    store
+        .apply_mitigation_stage(scope, stage)
+        .await
+        .expect("apply stage")
+}
+
+async fn executions(
+    store: &dyn Store,
+    scope: &Scope,
+    task_id: &str,
+    finding: &str,
+) -> Vec<MitigationExecutionRecord> {
+    store
+        .get_mitigation_executions(scope, task_id, finding)
+        .await
+        .expect("executions")
+}
+
+async fn get(
+    store: &dyn Store,
+    scope: &Scope,
+    task_id: &str,
+) -> (MitigationTaskRecord, Vec<MitigationCheckStats>) {
+    store
+        .get_mitigation_task(scope, task_id)
+        .await
+        .expect("get task")
+        .expect("task exists")
+}
+
+/// One check's statistics as stored.
+async fn check_stats(
+    store: &dyn Store,
+    scope: &Scope,
+    task_id: &str,
+    check: &str,
+) -> MitigationCheckStats {
+    get(store, scope, task_id)
+        .await
+        .1
+        .into_iter()
+        .find(|s| s.check_name == check)
+        .unwrap_or_else(|| panic!("no statistics for {check}"))
+}
+
+/// Runs `effects` (one finding each, one action, check A) as the single stage of a new
+/// one-chunk task; returns the task id and each finding's execution.
+async fn run_effects(
+    store: &dyn Store,
+    scope: &Scope,
+    effects: Vec<MitigationEffect>,
+) -> (String, Vec<MitigationExecutionRecord>) {
+    let task_id = unique("task-");
+    let queue = unique("mq-");
+    let n = i64::try_from(effects.len()).unwrap();
+    start(
+        store,
+        scope,
+        &task(&task_id, Some("audit"), &[], T0),
+        &[stats(CHECK_A, n)],
+        &chunks(&queue, &task_id, 1),
+    )
+    .await;
+    let item = claim(store, &queue, "w").await.remove(0);
+    let steps: Vec<MitigationStep> = effects
+        .into_iter()
+        .enumerate()
+        .map(|(i, effect)| step(&format!("f{i}"), CHECK_A, 0, 0, effect))
+        .collect();
+    let n = steps.len();
+    let outcome = apply(store, scope, &stage(&task_id, &item, "w", steps, None)).await;
+    assert_eq!(
+        outcome,
+        StageOutcome::Applied {
+            task_finished: true
+        }
+    );
+    let mut out = Vec::new();
+    for i in 0..n {
+        let mut found = executions(store, scope, &task_id, &format!("f{i}")).await;
+        assert_eq!(found.len(), 1, "one execution for f{i}");
+        out.push(found.remove(0));
+    }
+    (task_id, out)
+}
+
+fn assert_completed(e: &MitigationExecutionRecord) {
+    assert_eq!(
+        (e.status.as_str(), &e.error_code, &e.message),
+        ("COMPLETED", &None, &None),
+        "{e:?}"
+    );
+    assert_eq!((e.started_at_ms, e.finished_at_ms), (T0 + 50, Some(NOW)));
+}
+
+fn assert_failed(e: &MitigationExecutionRecord, code: &str, message: &str) {
+    assert_eq!(e.status, FAILED, "{e:?}");
+    assert_eq!(e.error_code.as_deref(), Some(code), "{e:?}");
+    assert_eq!(e.message.as_deref(), Some(message), "{e:?}");
+    assert_eq!(e.finished_at_ms, Some(NOW));
+}
+
+// ---------------------------------------------------------------------------------
+// The registry the effects act on
+
+fn hex_id() -> String {
+    format!(
+        "{:016x}{:016x}{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>(),
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
+}
+
+fn facts(id: &str) -> CertificateFacts {
+    CertificateFacts {
+        subject: format!("CN={id}"),
+        issuer: "CN=issuer".into(),
+        subject_der: id.as_bytes().to_vec(),
+        issuer_der: vec![0x30, 0x00],
+        serial_number: "01".into(),
+        not_before_ms: 1_600_000_000_000,
+        not_after_ms: 2_524_607_999_000,
+        key_algorithm: "EC".into(),
+        key_bits: Some(256),
+        key_curve: Some("P-256".into()),
+        public_key_der: vec![0x30, 0x01],
+        crl_distribution_points: Vec::new(),
+    }
+}
+
+fn cert_arn(scope: &Scope, id: &str) -> String {
+    format!(
+        "arn:aws:iot:{}:{}:cert/{id}",
+        scope.region, scope.account_id
+    )
+}
+
+/// Registers a device certificate with `status`.
+async fn certificate(store: &dyn Store, scope: &Scope, status: &str) -> CertificateRecord {
+    let id = hex_id();
+    let record = CertificateRecord {
+        id: id.clone(),
+        arn: cert_arn(scope, &id),
+        pem: format!("-----BEGIN CERTIFICATE-----\n{id}\n-----END CERTIFICATE-----\n"),
+        status: status.to_owned(),
+        certificate_mode: "DEFAULT".into(),
+        ca_certificate_id: None,
+        issuer_certificate_id: None,
+        owned_by: scope.account_id.clone(),
+        previous_owned_by: None,
+        generation_id: unique("gen-"),
+        customer_version: 1,
+        facts: facts(&id),
+        created_at_ms: T0,
+        updated_at_ms: T0,
+    };
+    store
+        .register_certificate(scope, &record)
+        .await
+        .expect("register")
+        .expect("not refused");
+    record
+}
+
+async fn ca_certificate(store: &dyn Store, scope: &Scope, status: &str) -> CaCertificateRecord {
+    let id = hex_id();
+    let record = CaCertificateRecord {
+        id: id.clone(),
+        arn: format!(
+            "arn:aws:iot:{}:{}:cacert/{id}",
+            scope.region, scope.account_id
+        ),
+        pem: format!("-----BEGIN CERTIFICATE-----\n{id}\n-----END CERTIFICATE-----\n"),
+        status: status.to_owned(),
+        certificate_mode: "DEFAULT".into(),
+        auto_registration_status: "DISABLE".into(),
+        registration_config: RegistrationConfigRecord::default(),
+        owned_by: scope.account_id.clone(),
+        generation_id: unique("gen-"),
+        customer_version: 1,
+        facts: facts(&id),
+        created_at_ms: T0,
+        updated_at_ms: T0,
+    };
+    store
+        .register_ca_certificate(scope, &record, &[], 10)
+        .await
+        .expect("register CA")
+        .expect("not refused");
+    record
+}
+
+async fn thing(store: &dyn Store, scope: &Scope, name: &str) {
+    let record = ThingRecord {
+        name: name.to_owned(),
+        id: unique("id-"),
+        arn: format!(
+            "arn:aws:iot:{}:{}:thing/{name}",
+            scope.region, scope.account_id
+        ),
+        thing_type_name: None,
+        billing_group_name: None,
+        attributes: Attributes::new(),
+        version: 1,
+        created_at_ms: T0,
+        updated_at_ms: T0,
+    };
+    store
+        .create_thing(scope, &record)
+        .await
+        .expect("create thing");
+}
+
+async fn group(store: &dyn Store, scope: &Scope, name: &str, parent: Option<&str>) {
+    let record = ThingGroupRecord {
+        name: name.to_owned(),
+        id: unique("id-"),
+        arn: format!(
+            "arn:aws:iot:{}:{}:thinggroup/{name}",
+            scope.region, scope.account_id
+        ),
+        parent_name: parent.map(str::to_owned),
+        description: None,
+        attributes: Attributes::new(),
+        version: 1,
+        created_at_ms: T0,
+        updated_at_ms: T0,
+    };
+    store
+        .create_thing_group(scope, &record, &[], 7)
+        .await
+        .expect("create group")
+        .expect("not refused");
+}
+
+async fn attach(store: &dyn Store, scope: &Scope, thing: &str, cert: &CertificateRecord) {
+    store
+        .attach_thing_principal(scope, thing, &cert.id, false, T0)
+        .await
+        .expect("attach")
+        .expect("not refused");
+}
+
+async fn join(store: &dyn Store, scope: &Scope, thing: &str, groups: &[&str]) {
+    let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
+    store
+        .change_thing_groups(scope, thing, &groups, &[], LIMIT)
+        .await
+        .expect("join")
+        .expect("not refused");
+}
+
+async fn groups_of(store: &dyn Store, scope: &Scope, thing: &str) -> Vec<String> {
+    store
+        .list_thing_groups_for_thing(scope, thing, None, 100)
+        .await
+        .expect("groups of thing")
+        .into_iter()
+        .map(|g| g.name)
+        .collect()
+}
+
+async fn policy(store: &dyn Store, scope: &Scope, name: &str, versions: usize) {
+    let p = NewPolicy {
+        name: name.to_owned(),
+        arn: format!(
+            "arn:aws:iot:{}:{}:policy/{name}",
+            scope.region, scope.account_id
+        ),
+        document: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}"#.into(),
+        generation_id: unique("gen-"),
+        created_at_ms: T0,
+    };
+    store
+        .create_policy(scope, &p, &[])
+        .await
+        .expect("create policy");
+    for _ in 1..versions {
+        store
+            .create_policy_version(scope, name, &blank_version(false), 5)
+            .await
+            .expect("add version")
+            .expect("not refused");
+    }
+}
+
+fn blank_version(set_as_default: bool) -> NewPolicyVersion {
+    NewPolicyVersion {
+        document: BLANK_POLICY.to_owned(),
+        set_as_default,
+        generation_id: unique("gen-"),
+        created_at_ms: NOW,
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+// ---------------------------------------------------------------------------------
+// Cases: task records
+
+pub async fn mitigation_task_create_get_exists(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let queue = unique("mq-");
+    let by_findings = task(&unique("task-"), None, &["f2", "f1", "f3"], T0);
+    let task_stats = [stats(CHECK_B, 3), stats(CHECK_A, 2)];
+    let items = chunks(&queue, &by_findings.task_id, 2);
+    start(&*store, &scope, &by_findings, &task_stats, &items).await;
+
+    let (got, got_stats) = get(&*store, &scope, &by_findings.task_id).await;
+    assert_eq!(got, by_findings, "finding ids keep their order");
+    assert_eq!(
+        got_stats,
+        vec![stats(CHECK_B, 3), stats(CHECK_A, 2)],
+        "statistics by check name"
+    );
+    for item in &items {
+        let stored = store
+            .get_work(&item.id)
+            .await
+            .unwrap()
+            .expect("chunk queued");
+        assert_eq!(
+            (stored.queue, stored.payload),
+            (queue.clone(), item.payload.clone())
+        );
+    }
+
+    // The same id again, whatever the token: the stored task, and nothing written.
+    let mut again = by_findings.clone();
+    again.client_request_token = "other-token".into();
+    again.body_json = "{}".into();
+    let again_items = chunks(&queue, &again.task_id, 1);
+    let outcome = store
+        .create_mitigation_task(&scope, &again, &[stats(CHECK_C, 9)], &again_items, LIMIT)
+        .await
+        .unwrap();
+    assert_eq!(outcome, MitigationTaskCreated::Exists(by_findings.clone()));
+    assert_eq!(store.get_work(&again_items[0].id).await.unwrap(), None);
+    assert_eq!(
+        get(&*store, &scope, &again.task_id).await.1,
+        vec![stats(CHECK_B, 3), stats(CHECK_A, 2)]
+    );
+
+    let by_audit = task(&unique("task-"), Some("audit-1"), &[], T0 + 1);
+    start(
+        &*store,
+        &scope,
+        &by_audit,
+        &[],
+        &chunks(&queue, &by_audit.task_id, 1),
+    )
+    .await;
+    assert_eq!(
+        get(&*store, &scope, &by_audit.task_id).await,
+        (by_audit.clone(), vec![])
+    );
+
+    assert_eq!(
+        store.get_mitigation_task(&scope, "missing").await.unwrap(),
+        None
+    );
+    for other in [
+        self::scope(&scope.account_id, "eu-west-1"),
+        self::scope(&unique_account(), &scope.region),
+    ] {
+        assert_eq!(
+            store
+                .get_mitigation_task(&other, &by_findings.task_id)
+                .await
+                .unwrap(),
+            None
+        );
+        // Task ids are per scope.
+        start(&*store, &other, &by_findings, &[], &chunks(&queue, "x", 1)).await;
+    }
+}
+
+pub async fn mitigation_task_in_progress_limit(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let queue = unique("mq-");
+    let mut running = Vec::new();
+    for _ in 0..2 {
+        let t = task(&unique("task-"), Some("a"), &[], T0);
+        let created = store
+            .create_mitigation_task(&scope, &t, &[], &chunks(&queue, &t.task_id, 1), 2)
+            .await
+            .unwrap();
+        assert_eq!(created, MitigationTaskCreated::Created);
+        running.push(t);
+    }
+    let third = task(&unique("task-"), Some("a"), &[], T0);
+    let third_items = chunks(&queue, &third.task_id, 1);
+    let refused = store
+        .create_mitigation_task(&scope, &third, &[stats(CHECK_A, 1)], &third_items, 2)
+        .await
+        .unwrap();
+    assert_eq!(refused, MitigationTaskCreated::TooManyInProgress);
+    assert_eq!(
+        store
+            .get_mitigation_task(&scope, &third.task_id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.get_work(&third_items[0].id).await.unwrap(), None);
+
+    // An existing id is answered as such even at the limit.
+    let existing = store
+        .create_mitigation_task(&scope, &running[0], &[], &[], 2)
+        .await
+        .unwrap();
+    assert_eq!(existing, MitigationTaskCreated::Exists(running[0].clone()));
+
+    // Another scope has its own count; a finished task frees its slot.
+    let other = fresh_scope();
+    let theirs = task(&unique("task-"), None, &["f"], T0);
+    let created = store
+        .create_mitigation_task(&other, &theirs, &[], &[], 2)
+        .await
+        .unwrap();
+    assert_eq!(created, MitigationTaskCreated::Created);
+    store
+        .cancel_mitigation_task(&scope, &running[0].task_id, NOW)
+        .await
+        .unwrap()
+        .expect("cancel");
+    let created = store
+        .create_mitigation_task(&scope, &third, &[], &third_items, 2)
+        .await
+        .unwrap();
+    assert_eq!(created, MitigationTaskCreated::Created);
+}
+
+/// Starts `2 * LIMIT` tasks and 4 copies of one more at once over `handles`: exactly
+/// `LIMIT` tasks in progress, and the copies agree on one task.
+async fn race_to_the_limit(handles: &[Arc<dyn Store>]) {
+    let scope = fresh_scope();
+    let queue = unique("mq-");
+    let mut racers = JoinSet::new();
+    for i in 0..2 * LIMIT {
+        let (store, scope, queue) = (
+            Arc::clone(&handles[i % handles.len()]),
+            scope.clone(),
+            queue.clone(),
+        );
+        racers.spawn(async move {
+            let t = task(&format!("race-{i:02}"), Some("a"), &[], T0);
+            let items = chunks(&queue, &t.task_id, 2);
+            let outcome = store
+                .create_mitigation_task(&scope, &t, &[stats(CHECK_A, 1)], &items, LIMIT)
+                .await
+                .expect("create");
+            (t, items, outcome)
+        });
+    }
+    let (mut won, mut refused) = (Vec::new(), Vec::new());
+    while let Some(joined) = racers.join_next().await {
+        let (t, items, outcome) = joined.expect("racer panicked");
+        match outcome {
+            MitigationTaskCreated::Created => won.push((t, items)),
+            MitigationTaskCreated::TooManyInProgress => refused.push((t, items)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((won.len(), refused.len()), (LIMIT, LIMIT));
+    for (t, items) in &won {
+        assert!(store_has(&handles[0], &scope, &t.task_id).await);
+        for item in items {
+            assert!(handles[0].get_work(&item.id).await.unwrap().is_some());
+        }
+    }
+    for (t, items) in &refused {
+        assert!(!store_has(&handles[0], &scope, &t.task_id).await);
+        for item in items {
+            assert_eq!(handles[0].get_work(&item.id).await.unwrap(), None);
+        }
+    }
+
+    // The same new id at once, with different tokens: one creates, the others see it.
+    let scope = fresh_scope();
+    let mut racers = JoinSet::new();
+    for i in 0..4 {
+        let (store, scope, queue) = (
+            Arc::clone(&handles[i % handles.len()]),
+            scope.clone(),
+            queue.clone(),
+        );
+        racers.spawn(async move {
+            let mut t = task("same", None, &["f"], T0);
+            t.client_request_token = format!("token-{i}");
+            let outcome = store
+                .create_mitigation_task(&scope, &t, &[], &chunks(&queue, "same", 1), LIMIT)
+                .await
+                .expect("create");
+            (t, outcome)
+        });
+    }
+    let mut winners = Vec::new();
+    let mut seen = Vec::new();
+    while let Some(joined) = racers.join_next().await {
+        match joined.expect("racer panicked") {
+            (t, MitigationTaskCreated::Created) => winners.push(t),
+            (_, MitigationTaskCreated::Exists(stored)) => seen.push(stored),
+            (_, other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    assert!(seen.iter().all(|s| *s == winners[0]));
+}
+
+async fn store_has(store: &Arc<dyn Store>, scope: &Scope, task_id: &str) -> bool {
+    store
+        .get_mitigation_task(scope, task_id)
+        .await
+        .unwrap()
+        .is_some()
+}
+
+pub async fn mitigation_task_limit_holds_under_concurrency(store: Arc<dyn Store>) {
+    race_to_the_limit(&[store]).await;
+}
+
+pub async fn mitigation_task_limit_race_across_handles(db: &dyn Database) {
+    let mut handles = Vec::new();
+    for _ in 0..3 {
+        handles.push(db.open().await.expect("open"));
+    }
+    race_to_the_limit(&handles).await;
+}
+
+pub async fn mitigation_task_listing_filters_and_paging(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let queue = unique("mq-");
+    let tasks = [
+        task("task-a", Some("au1"), &[], T0 + 1),
+        task("task-b", None, &["au1-x", "au2-y"], T0 + 2),
+        task("task-c", Some("au2"), &[], T0 + 2),
+        task("task-d", None, &["au2-z"], T0 + 3),
+        task("task-e", Some("au1"), &[], T0 + 10),
+    ];
+    for t in &tasks {
+        start(&*store, &scope, t, &[], &chunks(&queue, &t.task_id, 1)).await;
+    }
+    store
+        .cancel_mitigation_task(&scope, "task-d", NOW)
+        .await
+        .unwrap()
+        .expect("cancel d");
+    // Another scope's tasks never show.
+    let other = fresh_scope();
+    start(
+        &*store,
+        &other,
+        &task("task-z", Some("au1"), &["au1-x"], T0 + 2),
+        &[],
+        &[],
+    )
+    .await;
+
+    let all = MitigationTaskFilter {
+        started_from_ms: i64::MIN,
+        started_to_ms: i64::MAX,
+        ..MitigationTaskFilter::default()
+    };
+    let finding = |id: &str, audit: &str| {
+        Some(FindingRef {
+            finding_id: id.to_owned(),
+            audit_task_id: audit.to_owned(),
+        })
+    };
+    let cases: Vec<(MitigationTaskFilter, Vec<&str>)> = vec![
+        (
+            all.clone(),
+            vec!["task-e", "task-d", "task-c", "task-b", "task-a"],
+        ),
+        (
+            MitigationTaskFilter {
+                started_from_ms: T0 + 2,
+                started_to_ms: T0 + 3,
+                ..all.clone()
+            },
+            vec!["task-d", "task-c", "task-b"],
+        ),
+        (
+            MitigationTaskFilter {
+                audit_task_id: Some("au1".into()),
+                ..all.clone()
+            },
+            vec!["task-e", "task-a"],
+        ),
+        (
+            MitigationTaskFilter {
+                finding: finding("au1-x", "au1"),
+                ..all.clone()
+            },
+            vec!["task-e", "task-b", "task-a"],
+        ),
+        (
+            MitigationTaskFilter {
+                finding: finding("au2-z", "au2"),
+                ..all.clone()
+            },
+            vec!["task-d", "task-c"],
+        ),
+        (
+            MitigationTaskFilter {
+                finding: finding("au3-q", "au3"),
+                ..all.clone()
+            },
+            vec![],
+        ),
+        (
+            MitigationTaskFilter {
+                status: Some(CANCELED.into()),
+                ..all.clone()
+            },
+            vec!["task-d"],
+        ),
+        (
+            MitigationTaskFilter {
+                status: Some(IN_PROGRESS.into()),
+                audit_task_id: Some("au1".into()),
+                started_from_ms: T0,
+                started_to_ms: T0 + 5,
+                finding: finding("au1-x", "au1"),
+            },
+            vec!["task-a"],
+        ),
+    ];
+    for (filter, expected) in cases {
+        for page in [1, 2, 100] {
+            let mut got: Vec<MitigationTaskRecord> = Vec::new();
+            loop {
+                let after = got.last().map(|t| AuditTaskKey {
+                    started_at_ms: t.started_at_ms,
+                    task_id: t.task_id.clone(),
+                });
+                let batch = store
+                    .list_mitigation_tasks(&scope, &filter, after.as_ref(), page)
+                    .await
+                    .expect("list");
+                assert!(batch.len() <= page);
+                let done = batch.len() < page;
+                got.extend(batch);
+                if done {
+                    break;
+                }
+            }
+            let ids: Vec<&str> = got.iter().map(|t| t.task_id.as_str()).collect();
+            assert_eq!(ids, expected, "{filter:?}, page {page}");
+            for t in &got {
+                let written = tasks.iter().find(|w| w.task_id == t.task_id).unwrap();
+                assert_eq!(t.finding_ids, written.finding_ids);
+                assert_eq!(t.audit_task_id, written.audit_task_id);
+                let status = if t.task_id == "task-d" {
+                    CANCELED
+                } else {
+                    IN_PROGRESS
+                };
+                assert_eq!(t.status, status);
+            }
+        }
+    }
+}
+
+pub async fn mitigation_task_cancel_counts_the_rest(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let queue = unique("mq-");
+    let t = task(&unique("task-"), Some("audit"), &[], T0);
+    start(
+        &*store,
+        &scope,
+        &t,
+        &[stats(CHECK_A, 5), stats(CHECK_B, 3), stats(CHECK_C, 2)],
+        &chunks(&queue, &t.task_id, 1),
+    )
+    .await;
+    let item = claim(&*store, &queue, "w").await.remove(0);
+    let mut first = stage(
+        &t.task_id,
+        &item,
+        "w",
+        vec![
+            step("f1", CHECK_A, 0, 0, MitigationEffect::Applied),
+            step(
+                "f2",
+                CHECK_A,
+                0,
+                0,
+                MitigationEffect::Failed {
+                    error_code: "X".into(),
+                    message: "no".into(),
+                },
+            ),
+        ],
+        Some("next"),
+    );
+    first.skipped = vec![(CHECK_C.into(), 2)];
+    assert_eq!(
+        apply(&*store, &scope, &first).await,
+        StageOutcome::Applied {
+            task_finished: false
+        }
+    );
+
+    store
+        .cancel_mitigation_task(&scope, &t.task_id, T0 + 500)
+        .await
+        .unwrap()
+        .expect("cancel");
+    let (canceled, got_stats) = get(&*store, &scope, &t.task_id).await;
+    assert_eq!(
+        (canceled.status.as_str(), canceled.finished_at_ms),
+        (CANCELED, Some(T0 + 500))
+    );
+    let counts = |s: &MitigationCheckStats| (s.total, s.succeeded, s.failed, s.skipped, s.canceled);
+    let got: Vec<_> = got_stats.iter().map(counts).collect();
+    assert_eq!(
+        got,
+        vec![(3, 0, 0, 0, 3), (5, 1, 1, 0, 3), (2, 0, 0, 2, 0)],
+        "by check name: B, A, C"
+    );
+
+    assert_eq!(
+        store
+            .cancel_mitigation_task(&scope, &t.task_id, T0 + 600)
+            .await
+            .unwrap(),
+        Err(MitigationCancelRefusal::NotInProgress(CANCELED.into()))
+    );
+    assert_eq!(
+        store
+            .cancel_mitigation_task(&scope, "missing", T0)
+            .await
+            .unwrap(),
+        Err(MitigationCancelRefusal::NotFound)
+    );
+    assert_eq!(
+        store
+            .cancel_mitigation_task(&fresh_scope(), &t.task_id, T0)
+            .await
+            .unwrap(),
+        Err(MitigationCancelRefusal::NotFound)
+    );
+
+    // The chunk's next stage finds the task canceled: nothing applied, the chunk gone,
+    // what was applied before stays.
+    let cert = certificate(&*store, &scope, "ACTIVE").await;
+    let late = stage(
+        &t.task_id,
+        &item,
+        "w",
+        vec![step(
+            "f3",
+            CHECK_A,
+            0,
+            0,
+            MitigationEffect::DeactivateCertificate {
+                certificate_id: cert.id.clone(),
+            },
+        )],
+        None,
+    );
+    assert_eq!(
+        apply(&*store, &scope, &late).await,
+        StageOutcome::TaskNotInProgress
+    );
+    assert_eq!(store.get_work(&item.id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_certificate(&scope, &cert.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "ACTIVE"
+    );
+    assert!(executions(&*store, &scope, &t.task_id, "f3")
+        .await
+        .is_empty());
+    assert_eq!(executions(&*store, &scope, &t.task_id, "f1").await.len(), 1);
+    assert_eq!(get(&*store, &scope, &t.task_id).await.1, got_stats);
+
+    // A finished task cannot be canceled.
+    let (done, _) = run_effects(&*store, &scope, vec![MitigationEffect::Applied]).await;
+    assert_eq!(
+        store
+            .cancel_mitigation_task(&scope, &done, T0)
+            .await
+            .unwrap(),
+        Err(MitigationCancelRefusal::NotInProgress(COMPLETED.into()))
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Cases: effects
+
+pub async fn mitigation_stage_deactivates_certificates(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let active = certificate(&*store, &scope, "ACTIVE").await;
+    let inactive = certificate(&*store, &scope, "INACTIVE").await;
+    let revoked = certificate(&*store, &scope, "REVOKED").await;
+    let transfer = certificate(&*store, &scope, "PENDING_TRANSFER").await;
+    let twice = certificate(&*store, &scope, "ACTIVE").await;
+    let missing = hex_id();
+    let deactivate = |id: &str| MitigationEffect::DeactivateCertificate {
+        certificate_id: id.to_owned(),
+    };
+    let (task_id, got) = run_effects(
+        &*store,
+        &scope,
+        vec![
+            deactivate(&active.id),
+            deactivate(&inactive.id),
+            deactivate(&revoked.id),
+            deactivate(&transfer.id),
+            deactivate(&missing),
+            deactivate(&twice.id),
+            deactivate(&twice.id),
+        ],
+    )
+    .await;
+    assert_completed(&got[0]);
+    assert_completed(&got[1]);
+    assert_failed(
+        &got[2],
+        "CertificateStateException",
+        &format!(
+            "Certificate {} is REVOKED; a REVOKED certificate cannot become INACTIVE.",
+            revoked.id
+        ),
+    );
+    assert_failed(
+        &got[3],
+        "CertificateStateException",
+        &format!(
+            "Certificate {} is PENDING_TRANSFER; a PENDING_TRANSFER certificate cannot become INACTIVE.",
+            transfer.id
+        ),
+    );
+    assert_failed(
+        &got[4],
+        "ResourceNotFoundException",
+        &format!("Certificate {missing} does not exist."),
+    );
+    assert_completed(&got[5]);
+    assert_completed(&got[6]);
+
+    let now = |id: &str| {
+        let store = Arc::clone(&store);
+        let (scope, id) = (scope.clone(), id.to_owned());
+        async move { store.get_certificate(&scope, &id).await.unwrap().unwrap() }
+    };
+    let changed = now(&active.id).await;
+    assert_eq!(
+        (
+            changed.status.as_str(),
+            changed.customer_version,
+            changed.updated_at_ms
+        ),
+        ("INACTIVE", 2, NOW),
+        "changed as UpdateCertificate would"
+    );
+    assert_ne!(changed.generation_id, active.generation_id);
+    assert_eq!(
+        now(&inactive.id).await,
+        inactive,
+        "already INACTIVE: unchanged"
+    );
+    assert_eq!(now(&revoked.id).await, revoked);
+    assert_eq!(now(&transfer.id).await, transfer);
+    let changed = now(&twice.id).await;
+    assert_eq!(
+        (changed.status.as_str(), changed.customer_version),
+        ("INACTIVE", 2),
+        "named twice, changed once"
+    );
+
+    let (task, s) = get(&*store, &scope, &task_id).await;
+    assert_eq!((s[0].succeeded, s[0].failed), (4, 3));
+    assert_eq!(
+        (task.status.as_str(), task.finished_at_ms),
+        (FAILED, Some(NOW))
+    );
+}
+
+pub async fn mitigation_stage_deactivates_ca_certificates(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let active = ca_certificate(&*store, &scope, "ACTIVE").await;
+    let inactive = ca_certificate(&*store, &scope, "INACTIVE").await;
+    let missing = hex_id();
+    let deactivate = |id: &str| MitigationEffect::DeactivateCaCertificate {
+        certificate_id: id.to_owned(),
+    };
+    let (_, got) = run_effects(
+        &*store,
+        &scope,
+        vec![
+            deactivate(&active.id),
+            deactivate(&inactive.id),
+            deactivate(&missing),
+        ],
+    )
+    .await;
+    assert_completed(&got[0]);
+    assert_completed(&got[1]);
+    assert_failed(
+        &got[2],
+        "ResourceNotFoundException",
+        &format!("CA certificate {missing} does not exist."),
+    );
+    let changed = store
+        .get_ca_certificate(&scope, &active.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            changed.status.as_str(),
+            changed.customer_version,
+            changed.updated_at_ms
+        ),
+        ("INACTIVE", 2, NOW)
+    );
+    assert_eq!(
+        changed.auto_registration_status, active.auto_registration_status,
+        "only the status changes"
+    );
+    assert_eq!(
+        store
+            .get_ca_certificate(&scope, &inactive.id)
+            .await
+            .unwrap(),
+        Some(inactive),
+        "already INACTIVE: unchanged"
+    );
+}
+
+pub async fn mitigation_stage_adds_things_to_groups(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    // Hierarchies: a (root a, child a1), b, c, d, e.
+    for (name, parent) in [
+        ("a", None),
+        ("a1", Some("a")),
+        ("b", None),
+        ("c", None),
+        ("d", None),
+        ("e", None),
+    ] {
+        group(&*store, &scope, name, parent).await;
+    }
+    for t in ["t1", "t2", "t3", "t4", "t5"] {
+        thing(&*store, &scope, t).await;
+    }
+    let two_things = certificate(&*store, &scope, "ACTIVE").await;
+    attach(&*store, &scope, "t2", &two_things).await;
+    attach(&*store, &scope, "t1", &two_things).await;
+    let no_things = certificate(&*store, &scope, "ACTIVE").await;
+    let second_fails = certificate(&*store, &scope, "ACTIVE").await;
+    attach(&*store, &scope, "t3", &second_fails).await;
+    attach(&*store, &scope, "t4", &second_fails).await;
+    join(&*store, &scope, "t4", &["a"]).await;
+    let full = certificate(&*store, &scope, "ACTIVE").await;
+    attach(&*store, &scope, "t5", &full).await;
+    join(&*store, &scope, "t5", &["c", "d"]).await;
+
+    let add = |cert: &CertificateRecord, groups: &[&str], max_groups: usize| {
+        MitigationEffect::AddThingsToGroups {
+            principal: cert.arn.clone(),
+            groups: strings(groups),
+            max_groups,
+        }
+    };
+    let (_, got) = run_effects(
+        &*store,
+        &scope,
+        vec![
+            add(&two_things, &["a1", "b"], LIMIT),
+            add(&no_things, &["b"], LIMIT),
+            add(&second_fails, &["a1"], LIMIT),
+            add(&two_things, &["missing"], LIMIT),
+            add(&full, &["e"], 2),
+            add(&two_things, &["b"], LIMIT),
+            add(&no_things, &["a", "a1"], LIMIT),
+            add(&full, &["b", "a"], LIMIT),
+        ],
+    )
+    .await;
+    assert_completed(&got[0]);
+    assert_completed(&got[1]);
+    assert_failed(
+        &got[2],
+        "InvalidRequestException",
+        "Thing t4 cannot join group a1: it is already in a of the same hierarchy \
+         (a thing can be in one group per hierarchy).",
+    );
+    assert_failed(
+        &got[3],
+        "ResourceNotFoundException",
+        "Thing group missing does not exist.",
+    );
+    assert_failed(
+        &got[4],
+        "LimitExceededException",
+        "Thing t5 cannot join e: it would be in more than 2 thing groups \
+         (a thing can be in at most 2).",
+    );
+    assert_completed(&got[5]);
+    assert_completed(&got[6]);
+    assert_completed(&got[7]);
+
+    assert_eq!(
+        groups_of(&*store, &scope, "t1").await,
+        strings(&["a1", "b"])
+    );
+    assert_eq!(
+        groups_of(&*store, &scope, "t2").await,
+        strings(&["a1", "b"])
+    );
+    assert_eq!(
+        groups_of(&*store, &scope, "t3").await,
+        Vec::<String>::new(),
+        "t3 joined before t4 failed: the savepoint took it back"
+    );
+    assert_eq!(groups_of(&*store, &scope, "t4").await, strings(&["a"]));
+    assert_eq!(
+        groups_of(&*store, &scope, "t5").await,
+        strings(&["a", "b", "c", "d"])
+    );
+}
+
+pub async fn mitigation_stage_replaces_default_policy_versions(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    policy(&*store, &scope, "p1", 1).await;
+    policy(&*store, &scope, "p5", 5).await;
+    let before = store.list_policy_versions(&scope, "p5").await.unwrap();
+    let replace =
+        |name: &str, version: &NewPolicyVersion| MitigationEffect::ReplaceDefaultPolicyVersion {
+            policy_name: name.to_owned(),
+            version: version.clone(),
+            max_versions: 5,
+        };
+    let new_default = blank_version(true);
+    let (_, got) = run_effects(
+        &*store,
+        &scope,
+        vec![
+            replace("p1", &new_default),
+            replace("p5", &blank_version(true)),
+            replace("missing", &blank_version(true)),
+        ],
+    )
+    .await;
+    assert_completed(&got[0]);
+    assert_failed(
+        &got[1],
+        "VersionsLimitExceededException",
+        "Policy p5 already has the maximum of 5 versions; delete a version before \
+         replacing its default.",
+    );
+    assert_failed(
+        &got[2],
+        "ResourceNotFoundException",
+        "Policy missing does not exist.",
+    );
+    let (p1, versions) = store
+        .list_policy_versions(&scope, "p1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (p1.default_version_id, p1.generation_id, p1.updated_at_ms),
+        (2, new_default.generation_id.clone(), NOW),
+        "as CreatePolicyVersion with setAsDefault"
+    );
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[1].document, BLANK_POLICY);
+    assert_eq!(
+        store.list_policy_versions(&scope, "p5").await.unwrap(),
+        before,
+        "refused: nothing written"
+    );
+}
+
+pub async fn mitigation_stage_sets_logging_and_records_outside_outcomes(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let options = V2LoggingOptionsRecord {
+        role_arn: Some(format!("arn:aws:iam::{}:role/logging", scope.account_id)),
+        default_log_level: Some("ERROR".into()),
+        disable_all_logs: false,
+        event_configurations_json: None,
+        updated_at_ms: NOW,
+    };
+    let (task_id, got) = run_effects(
+        &*store,
+        &scope,
+        vec![
+            MitigationEffect::SetV2LoggingOptions {
+                options: options.clone(),
+            },
+            MitigationEffect::Applied,
+            MitigationEffect::Failed {
+                error_code: "InvalidRequestException".into(),
+                message: "The finding names no device certificate.".into(),
+            },
+        ],
+    )
+    .await;
+    assert_completed(&got[0]);
+    assert_completed(&got[1]);
+    assert_failed(
+        &got[2],
+        "InvalidRequestException",
+        "The finding names no device certificate.",
+    );
+    assert_eq!(
+        store.get_v2_logging_options(&scope).await.unwrap(),
+        Some(options)
+    );
+    let s = check_stats(&*store, &scope, &task_id, CHECK_A).await;
+    assert_eq!((s.total, s.succeeded, s.failed), (3, 2, 1));
+}
+
+// ---------------------------------------------------------------------------------
+// Cases: stages, chunks and the task's end
+
+pub async fn mitigation_stage_failure_skips_later_actions(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let queue = unique("mq-");
+    let t = task(&unique("task-"), Some("audit"), &[], T0);
+    start(
+        &*store,
+        &scope,
+        &t,
+        &[stats(CHECK_A, 2)],
+        &chunks(&queue, &t.task_id, 1),
+    )
+    .await;
+    let item = claim(&*store, &queue, "w").await.remove(0);
+    let fail = MitigationEffect::Failed {
+        error_code: "CertificateStateException".into(),
+        message: "no".into(),
+    };
+    let first = stage(
+        &t.task_id,
+        &item,
+        "w",
+        vec![
+            step("f1", CHECK_A, 0, 2, fail),
+            step("f2", CHECK_A, 0, 2, MitigationEffect::Applied),
+        ],
+        Some("stage-1"),
+    );
+    assert_eq!(
+        apply(&*store, &scope, &first).await,
+        StageOutcome::Applied {
+            task_finished: false
+        }
+    );
+    let s = check_stats(&*store, &scope, &t.task_id, CHECK_A).await;
+    assert_eq!((s.succeeded, s.failed), (0, 1), "f2 is not done yet");
+    let f1 = executions(&*store, &scope, &t.task_id, "f1").await;
+    let got: Vec<_> = f1
+        .iter()
+        .map(|e| (e.action_index, e.status.as_str(), e.finished_at_ms))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, FAILED, Some(NOW)),
+            (1, SKIPPED, Some(NOW)),
+            (2, SKIPPED, Some(NOW))
+        ]
+    );
+    assert_eq!(f1[1].error_code, None);
+    let both = strings(&["f1", "f2"]);
+    for index in [1, 2] {
+        assert_eq!(
+            store
+                .findings_with_execution(&scope, &t.task_id, &both, index)
+                .await
+                .unwrap(),
+            strings(&["f1"]),
+            "f1 is done at {index}"
+        );
+    }
+    let mut at_zero = store
+        .findings_with_execution(&scope, &t.task_id, &both, 0)
+        .await
+        .unwrap();
+    at_zero.sort();
+    assert_eq!(at_zero, both);
+    assert!(store
+        .findings_with_execution(&scope, &t.task_id, &[], 0)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The later stages act on f2 only; its last action completes it.
+    let second = stage(
+        &t.task_id,
+        &item,
+        "w",
+        vec![step("f2", CHECK_A, 1, 1, MitigationEffect::Applied)],
+        Some("stage-2"),
+    );
+    apply(&*store, &scope, &second).await;
+    let third = stage(
+        &t.task_id,
+        &item,
+        "w",
+        vec![step("f2", CHECK_A, 2, 0, MitigationEffect::Applied)],
+        None,
+    );
+    assert_eq!(
+        apply(&*store, &scope, &third).await,
+        StageOutcome::Applied {
+            task_finished: true
+        }
+    );
+    let f2: Vec<_> = executions(&*store, &scope, &t.task_id, "f2")
+        .await
+        .iter()
+        .map(|e| (e.action_index, e.status.clone()))
+        .collect();
+    assert_eq!(
+        f2,
+        vec![
+            (0, COMPLETED.to_owned()),
+            (1, COMPLETED.to_owned()),
+            (2, COMPLETED.to_owned())
+        ]
+    );
+    let (done, s) = get(&*store, &scope, &t.task_id).await;
+    assert_eq!((s[0].succeeded, s[0].failed), (1, 1));
+    assert_eq!(done.status, FAILED, "one finding failed");
+
+    // Recording an execution twice is refused, and the stage writes nothing.
+    let other = task(&unique("task-"), Some("audit"), &[], T0);
+    start(
+        &*store,
+        &scope,
+        &other,
+        &[stats(CHECK_A, 1)],
+        &chunks(&queue, &other.task_id, 1),
+    )
+    .await;
+    let item = claim(&*store, &queue, "w").await.remove(0);
+    let once = stage(
+        &other.task_id,
+        &item,
+        "w",
+        vec![step("f", CHECK_A, 0, 1, MitigationEffect::Applied)],
+        Some("again"),
+    );
+    apply(&*store, &scope, &once).await;
+    assert!(store.apply_mitigation_stage(&scope, &once).await.is_err());
+    assert_eq!(
+        store.get_work(&item.id).await.unwrap().unwrap().payload,
+        "again"
+    );
+    assert_eq!(
+        executions(&*store, &scope, &other.task_id, "f").await.len(),
+        1
+    );
+}
+
+pub async fn mitigation_stage_lease_lost_writes_nothing(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let queue = unique("mq-");
+    let t = task(&unique("task-"), Some("audit"), &[], T0);
+    start(
+        &*store,
+        &scope,
+        &t,
+        &[stats(CHECK_A, 1)],
+        &chunks(&queue, &t.task_id, 1),
+    )
+    .await;
+    let mine = store
+        .claim_work(&queue, "slow", 1, T0, 1_000)
+        .await
+        .unwrap()
+        .remove(0);
+    // The lease ran out and another worker took the chunk over.
+    let theirs = store
+        .claim_work(&queue, "fast", 1, T0 + 5_000, LEASE_MS)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(theirs.id, mine.id);
+    let cert = certificate(&*store, &scope, "ACTIVE").await;
+    let steps = vec![step(
+        "f",
+        CHECK_A,
+        0,
+        0,
+        MitigationEffect::DeactivateCertificate {
+            certificate_id: cert.id.clone(),
+        },
+    )];
+    let late = stage(&t.task_id, &mine, "slow", steps.clone(), None);
+    assert_eq!(apply(&*store, &scope, &late).await, StageOutcome::LeaseLost);
+    assert_eq!(
+        store.get_certificate(&scope, &cert.id).await.unwrap(),
+        Some(cert.clone())
+    );
+    assert!(executions(&*store, &scope, &t.task_id, "f")
+        .await
+        .is_empty());
+    assert_eq!(
+        get(&*store, &scope, &t.task_id).await.1,
+        vec![stats(CHECK_A, 1)]
+    );
+    let item = store.get_work(&mine.id).await.unwrap().expect("chunk kept");
+    assert_eq!(
+        (item.lease_owner.as_deref(), item.payload.as_str()),
+        (Some("fast"), "chunk-0")
+    );
+
+    let current = stage(&t.task_id, &theirs, "fast", steps, None);
+    assert_eq!(
+        apply(&*store, &scope, &current).await,
+        StageOutcome::Applied {
+            task_finished: true
+        }
+    );
+    // The chunk is gone now: a straggler still finds its lease lost.
+    assert_eq!(apply(&*store, &scope, &late).await, StageOutcome::LeaseLost);
+    let s = check_stats(&*store, &scope, &t.task_id, CHECK_A).await;
+    assert_eq!(s.succeeded, 1);
+}
+
+pub async fn mitigation_chunks_end_the_task(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    for fail in [false, true] {
+        let queue = unique("mq-");
+        let t = task(&unique("task-"), Some("audit"), &[], T0);
+        start(
+            &*store,
+            &scope,
+            &t,
+            &[stats(CHECK_A, 2), stats(CHECK_B, 1)],
+            &chunks(&queue, &t.task_id, 2),
+        )
+        .await;
+        let items = claim(&*store, &queue, "w").await;
+        assert_eq!(items.len(), 2);
+        let effect = if fail {
+            MitigationEffect::Failed {
+                error_code: "X".into(),
+                message: "no".into(),
+            }
+        } else {
+            MitigationEffect::Applied
+        };
+
+        // First chunk: a stage that keeps the chunk for its next stage, then its last.
+        let keep = stage(
+            &t.task_id,
+            &items[0],
+            "w",
+            vec![step("f1", CHECK_A, 0, 1, MitigationEffect::Applied)],
+            Some("chunk-0 stage-1"),
+        );
+        assert_eq!(
+            apply(&*store, &scope, &keep).await,
+            StageOutcome::Applied {
+                task_finished: false
+            }
+        );
+        let kept = store.get_work(&items[0].id).await.unwrap().expect("kept");
+        assert_eq!(
+            (kept.payload.as_str(), kept.lease_owner.as_deref()),
+            ("chunk-0 stage-1", Some("w")),
+            "new payload, same lease"
+        );
+        assert_eq!(kept.lease_expires_at_ms, items[0].lease_expires_at_ms);
+        let last = stage(
+            &t.task_id,
+            &items[0],
+            "w",
+            vec![step("f1", CHECK_A, 1, 0, effect.clone())],
+            None,
+        );
+        assert_eq!(
+            apply(&*store, &scope, &last).await,
+            StageOutcome::Applied {
+                task_finished: false
+            }
+        );
+        assert_eq!(store.get_work(&items[0].id).await.unwrap(), None);
+        assert_eq!(get(&*store, &scope, &t.task_id).await.0.status, IN_PROGRESS);
+
+        // The second chunk's last stage ends the task.
+        let mut end = stage(
+            &t.task_id,
+            &items[1],
+            "w",
+            vec![step("f2", CHECK_A, 0, 0, MitigationEffect::Applied)],
+            None,
+        );
+        end.skipped = vec![(CHECK_B.into(), 1)];
+        end.now_ms = NOW + 7;
+        assert_eq!(
+            apply(&*store, &scope, &end).await,
+            StageOutcome::Applied {
+                task_finished: true
+            }
+        );
+        assert_eq!(store.get_work(&items[1].id).await.unwrap(), None);
+        let (done, s) = get(&*store, &scope, &t.task_id).await;
+        let status = if fail { FAILED } else { COMPLETED };
+        assert_eq!(
+            (done.status.as_str(), done.finished_at_ms),
+            (status, Some(NOW + 7))
+        );
+        let counts: Vec<_> = s
+            .iter()
+            .map(|s| (s.total, s.succeeded, s.failed, s.skipped, s.canceled))
+            .collect();
+        let a = if fail {
+            (2, 1, 1, 0, 0)
+        } else {
+            (2, 2, 0, 0, 0)
+        };
+        assert_eq!(counts, vec![(1, 0, 0, 1, 0), a], "by check name: B, A");
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Cases: chunk planning reads and retention
+
+pub async fn mitigation_audit_finding_counts_and_boundaries(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let audit = unique("audit-");
+    let finding = |id: &str, check: &str, time: i64, task_id: &str| AuditFindingRecord {
+        finding_id: id.to_owned(),
+        task_id: task_id.to_owned(),
+        check_name: check.to_owned(),
+        task_start_ms: T0,
+        finding_time_ms: time,
+        resource_key: id.to_owned(),
+        is_suppressed: id.ends_with('s'),
+        body_json: "{}".into(),
+    };
+    // Listing order: by time, then id.
+    let written = vec![
+        finding("k09", CHECK_A, T0 + 1, &audit),
+        finding("k01", CHECK_B, T0 + 2, &audit),
+        finding("k05s", CHECK_A, T0 + 1, &audit),
+        finding("k03", CHECK_A, T0 + 3, &audit),
+        finding("k07", CHECK_B, T0 + 2, &audit),
+        finding("k02", CHECK_A, T0 + 1, &audit),
+        finding("k10", CHECK_A, T0 + 5, &audit),
+        finding("k04", CHECK_B, T0 + 4, &audit),
+        finding("k08", CHECK_A, T0 + 4, &audit),
+        finding("k06", CHECK_B, T0 + 3, &audit),
+        finding("other", CHECK_C, T0, "another-audit"),
+    ];
+    store
+        .insert_audit_findings(&scope, &written)
+        .await
+        .expect("insert findings");
+    let mut listed: Vec<_> = written[..10]
+        .iter()
+        .map(|f| AuditFindingKey {
+            finding_time_ms: f.finding_time_ms,
+            finding_id: f.finding_id.clone(),
+        })
+        .collect();
+    listed.sort_by(|a, b| {
+        (a.finding_time_ms, &a.finding_id).cmp(&(b.finding_time_ms, &b.finding_id))
+    });
+
+    for (every, positions) in [
+        (1, (1..=10).collect::<Vec<_>>()),
+        (3, vec![3, 6, 9]),
+        (5, vec![5, 10]),
+        (10, vec![10]),
+        (11, vec![]),
+    ] {
+        let expected: Vec<_> = positions.iter().map(|p| listed[p - 1].clone()).collect();
+        assert_eq!(
+            store
+                .audit_finding_boundaries(&scope, &audit, every)
+                .await
+                .unwrap(),
+            expected,
+            "every {every}"
+        );
+    }
+    assert_eq!(
+        store
+            .count_audit_findings_by_check(&scope, &audit)
+            .await
+            .unwrap(),
+        vec![(CHECK_B.to_owned(), 4), (CHECK_A.to_owned(), 6)]
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        "by check name"
+    );
+    assert!(store
+        .count_audit_findings_by_check(&scope, "missing")
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .audit_finding_boundaries(&scope, "missing", 2)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .count_audit_findings_by_check(&fresh_scope(), &audit)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn mitigation_purge_removes_old_finished_history(store: Arc<dyn Store>) {
+    const OLD: i64 = 1_000;
+    const CUTOFF: i64 = 10_000;
+    let scope = fresh_scope();
+    let queue = unique("mq-");
+    // Old and finished: canceled after a stage ran, with its rows in every table.
+    let old = task(&unique("old-"), None, &["f1", "f2"], OLD);
+    start(
+        &*store,
+        &scope,
+        &old,
+        &[stats(CHECK_A, 2)],
+        &chunks(&queue, &old.task_id, 1),
+    )
+    .await;
+    let item = claim(&*store, &queue, "w").await.remove(0);
+    apply(
+        &*store,
+        &scope,
+        &stage(
+            &old.task_id,
+            &item,
+            "w",
+            vec![step("f1", CHECK_A, 0, 1, MitigationEffect::Applied)],
+            Some("next"),
+        ),
+    )
+    .await;
+    store
+        .cancel_mitigation_task(&scope, &old.task_id, OLD + 10)
+        .await
+        .unwrap()
+        .expect("cancel");
+    // Old but still running; and finished but recent.
+    let running = task(&unique("running-"), Some("a"), &[], OLD);
+    start(&*store, &scope, &running, &[stats(CHECK_A, 1)], &[]).await;
+    let recent = task(&unique("recent-"), Some("a"), &[], CUTOFF + 1);
+    start(&*store, &scope, &recent, &[stats(CHECK_A, 1)], &[]).await;
+    store
+        .cancel_mitigation_task(&scope, &recent.task_id, CUTOFF + 2)
+        .await
+        .unwrap()
+        .expect("cancel");
+
+    let purged = store.purge_mitigation_history(CUTOFF).await.expect("purge");
+    // The task, its statistics row, its two finding ids and its execution.
+    assert!(purged >= 5, "purged {purged}");
+    assert_eq!(
+        store
+            .get_mitigation_task(&scope, &old.task_id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(executions(&*store, &scope, &old.task_id, "f1")
+        .await
+        .is_empty());
+    assert!(store_has(&store, &scope, &running.task_id).await);
+    assert!(store_has(&store, &scope, &recent.task_id).await);
+    // Recreating the purged id starts from nothing.
+    start(&*store, &scope, &old, &[], &[]).await;
+    assert_eq!(
+        get(&*store, &scope, &old.task_id).await,
+        (old.clone(), vec![])
+    );
+}
+
+/// Two handles (two processes) work one task's chunks at once, several workers each:
+/// every chunk runs its two stages, the second acting only on the findings the first
+/// did not fail, exactly as the engine does. The statistics must come out exact.
+pub async fn mitigation_concurrent_stages_across_handles(db: &dyn Database) {
+    const CHUNKS: usize = 12;
+    const PER_CHUNK: usize = 25;
+    let handles = [
+        db.open().await.expect("open"),
+        db.open().await.expect("open"),
+    ];
+    let scope = fresh_scope();
+    let queue = unique("mq-");
+    let t = task(&unique("task-"), Some("audit"), &[], T0);
+    let total = i64::try_from(CHUNKS * PER_CHUNK).unwrap();
+    start(
+        &*handles[0],
+        &scope,
+        &t,
+        &[stats(CHECK_A, total), stats(CHECK_B, 5)],
+        &chunks(&queue, &t.task_id, CHUNKS),
+    )
+    .await;
+    // One certificate per chunk, deactivated by its first finding's first action.
+    let mut certs = Vec::new();
+    for _ in 0..CHUNKS {
+        certs.push(certificate(&*handles[0], &scope, "ACTIVE").await.id);
+    }
+    let certs = Arc::new(certs);
+    let fails = |n: usize| n % 7 == 3;
+
+    let mut workers = JoinSet::new();
+    for w in 0..4 {
+        let store = Arc::clone(&handles[w % 2]);
+        let (scope, queue, task_id, certs) = (
+            scope.clone(),
+            queue.clone(),
+            t.task_id.clone(),
+            Arc::clone(&certs),
+        );
+        workers.spawn(async move {
+            let worker = format!("worker-{w}");
+            loop {
+                let claimed = store
+                    .claim_work(&queue, &worker, 1, T0, LEASE_MS)
+                    .await
+                    .expect("claim");
+                let Some(item) = claimed.into_iter().next() else {
+                    return;
+                };
+                let chunk: usize = item
+                    .payload
+                    .split(['-', ' '])
+                    .nth(1)
+                    .and_then(|n| n.parse().ok())
+                    .expect("chunk number");
+                let second = item.payload.ends_with("stage-1");
+                let findings: Vec<String> = (0..PER_CHUNK)
+                    .map(|i| format!("c{chunk:02}-f{i:02}"))
+                    .collect();
+                let index = u32::from(second);
+                let done = if second {
+                    store
+                        .findings_with_execution(&scope, &task_id, &findings, 1)
+                        .await
+                        .expect("done")
+                } else {
+                    Vec::new()
+                };
+                let steps = findings
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| !done.contains(f))
+                    .map(|(i, f)| {
+                        let n = chunk * PER_CHUNK + i;
+                        let effect = if !second && i == 0 {
+                            MitigationEffect::DeactivateCertificate {
+                                certificate_id: certs[chunk].clone(),
+                            }
+                        } else if !second && fails(n) {
+                            MitigationEffect::Failed {
+                                error_code: "X".into(),
+                                message: format!("{f} fails"),
+                            }
+                        } else {
+                            MitigationEffect::Applied
+                        };
+                        step(f, CHECK_A, index, 1 - index, effect)
+                    })
+                    .collect();
+                let mut s = stage(
+                    &task_id,
+                    &item,
+                    &worker,
+                    steps,
+                    (!second)
+                        .then(|| format!("chunk-{chunk} stage-1"))
+                        .as_deref(),
+                );
+                if chunk == 0 && !second {
+                    s.skipped = vec![(CHECK_B.into(), 5)];
+                }
+                let outcome = store
+                    .apply_mitigation_stage(&scope, &s)
+                    .await
+                    .expect("stage");
+                assert!(
+                    matches!(outcome, StageOutcome::Applied { .. }),
+                    "{outcome:?}"
+                );
+                if second {
+                    continue;
+                }
+                // Give the chunk back for its second stage, maybe to the other process.
+                assert!(store
+                    .release_work(&item.id, &worker, T0)
+                    .await
+                    .expect("release"));
+            }
+        });
+    }
+    while let Some(joined) = workers.join_next().await {
+        joined.expect("worker panicked");
+    }
+
+    let failed = i64::try_from(
+        (0..CHUNKS * PER_CHUNK)
+            .filter(|n| n % PER_CHUNK != 0 && fails(*n))
+            .count(),
+    )
+    .unwrap();
+    let (done, s) = get(&*handles[1], &scope, &t.task_id).await;
+    let counts: Vec<_> = s
+        .iter()
+        .map(|s| (s.check_name.as_str(), s.succeeded, s.failed, s.skipped))
+        .collect();
+    assert_eq!(
+        counts,
+        vec![(CHECK_B, 0, 0, 5), (CHECK_A, total - failed, failed, 0)]
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(done.status, FAILED);
+    assert_eq!(done.finished_at_ms, Some(NOW));
+    for (chunk, cert) in certs.iter().enumerate() {
+        let c = handles[1]
+            .get_certificate(&scope, cert)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.customer_version),
+            ("INACTIVE", 2),
+            "chunk {chunk}"
+        );
+    }
+    let sample = executions(&*handles[0], &scope, &t.task_id, "c03-f05").await;
+    assert_eq!(sample.len(), 2);
+}

@@ -1,0 +1,267 @@
+//! Audit mitigation actions tasks: the task records, their per-check statistics, the
+//! executions they ran, and the one transaction that applies a stage of a chunk of
+//! findings to the registry and records its outcome.
+//!
+//! A task's findings are split into chunks when it starts; each chunk is a work item on
+//! the durable queue (payload owned by the engine). A chunk runs in stages: stage `k`
+//! applies the `k`-th action of every finding in it. Each stage is one transaction that
+//! checks the worker still holds the chunk's lease and the task is still in progress,
+//! applies the effects, writes one execution per (finding, action), adds to the
+//! statistics and either stores the chunk's next payload or deletes the chunk (ending
+//! the task with the last one). A crash anywhere rolls the whole stage back, so no
+//! execution is lost or repeated.
+
+use async_trait::async_trait;
+
+use crate::{
+    AuditFindingKey, AuditTaskKey, NewPolicyVersion, NewWorkItem, Scope, StoreResult,
+    V2LoggingOptionsRecord,
+};
+
+/// A task as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MitigationTaskRecord {
+    pub task_id: String,
+    pub client_request_token: String,
+    /// `IN_PROGRESS`, `COMPLETED`, `FAILED` or `CANCELED`.
+    pub status: String,
+    pub started_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    /// `target.auditTaskId`, for the auditTaskId and findingId filters of the listing.
+    pub audit_task_id: Option<String>,
+    /// `target.findingIds` (empty for an audit task target), for the findingId filter.
+    pub finding_ids: Vec<String>,
+    /// Target, check-to-actions mapping and the snapshot of the action definitions,
+    /// JSON owned by the engine.
+    pub body_json: String,
+}
+
+/// One check's statistics in a task.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MitigationCheckStats {
+    pub check_name: String,
+    pub total: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub skipped: i64,
+    pub canceled: i64,
+}
+
+/// What `create_mitigation_task` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MitigationTaskCreated {
+    Created,
+    /// A task with this id exists (whatever its token); nothing was written.
+    Exists(MitigationTaskRecord),
+    /// `max_in_progress` tasks are already in progress in the scope; nothing was written.
+    TooManyInProgress,
+}
+
+/// Why a cancel did nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MitigationCancelRefusal {
+    NotFound,
+    /// The task is not `IN_PROGRESS`; its status.
+    NotInProgress(String),
+}
+
+/// Which tasks ListAuditMitigationActionsTasks wants. All given conditions hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MitigationTaskFilter {
+    /// Tasks started at or after this.
+    pub started_from_ms: i64,
+    /// Tasks started at or before this.
+    pub started_to_ms: i64,
+    pub audit_task_id: Option<String>,
+    /// Tasks whose target names this finding: its id is in `target.findingIds`, or
+    /// `target.auditTaskId` is the finding's audit task.
+    pub finding: Option<FindingRef>,
+    pub status: Option<String>,
+}
+
+/// A finding and the audit task it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindingRef {
+    pub finding_id: String,
+    pub audit_task_id: String,
+}
+
+/// One execution (one action applied to one finding) as stored. Executions not yet
+/// run are not stored: the engine derives them from the task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MitigationExecutionRecord {
+    pub finding_id: String,
+    /// Position of the action in the finding's check's action list.
+    pub action_index: u32,
+    /// `COMPLETED`, `FAILED` or `SKIPPED`.
+    pub status: String,
+    pub started_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    pub error_code: Option<String>,
+    pub message: Option<String>,
+}
+
+/// What an action does to the registry, applied by the store inside the stage's
+/// transaction, or the outcome of an action applied outside the database.
+///
+/// An effect that fails changes nothing (a savepoint per step) and its execution is
+/// FAILED with an AWS-style error code and a message naming the resource and the rule:
+/// a missing certificate, CA, thing group or policy is `ResourceNotFoundException`; a
+/// device certificate whose status may not become INACTIVE (`status_change_allowed`) is
+/// `CertificateStateException`; a thing that would be in two groups of one hierarchy
+/// is `InvalidRequestException`; one that would be in more than `max_groups` groups is
+/// `LimitExceededException`; a policy at `max_versions` is
+/// `VersionsLimitExceededException`. A certificate already INACTIVE, a thing already in
+/// the group and a principal with no things attached are successes that change nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MitigationEffect {
+    /// The device certificate becomes INACTIVE (if `status_change_allowed`).
+    DeactivateCertificate { certificate_id: String },
+    /// The CA certificate becomes INACTIVE.
+    DeactivateCaCertificate { certificate_id: String },
+    /// Every thing attached to `principal` (a certificate ARN) is added to each group,
+    /// by the registry's rules (`plan_membership_change` with `max_groups`).
+    AddThingsToGroups {
+        principal: String,
+        groups: Vec<String>,
+        max_groups: usize,
+    },
+    /// A new version with `document` becomes the policy's default, unless the policy
+    /// already has `max_versions` versions.
+    ReplaceDefaultPolicyVersion {
+        policy_name: String,
+        version: NewPolicyVersion,
+        max_versions: usize,
+    },
+    /// The scope's v2 logging options are replaced.
+    SetV2LoggingOptions { options: V2LoggingOptionsRecord },
+    /// Applied outside the database (a publish to SNS) and succeeded.
+    Applied,
+    /// Failed before reaching the store (applied outside and failed, or the finding
+    /// lacks the resource the action needs).
+    Failed { error_code: String, message: String },
+}
+
+/// One execution to run in a stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MitigationStep {
+    pub finding_id: String,
+    pub check_name: String,
+    pub action_index: u32,
+    /// How many actions the finding's check has after this one: on failure each gets a
+    /// SKIPPED execution; on success with none left the finding counts as succeeded.
+    pub actions_after: u32,
+    pub started_at_ms: i64,
+    pub effect: MitigationEffect,
+}
+
+/// A stage of one chunk of a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MitigationStage {
+    pub task_id: String,
+    /// The chunk's work item and the worker that must still hold its lease.
+    pub work_id: String,
+    pub worker: String,
+    /// The chunk's payload for its next stage; `None`: this is its last stage, and the
+    /// item is deleted (the task ends when its last chunk does).
+    pub next_payload: Option<String>,
+    pub steps: Vec<MitigationStep>,
+    /// Findings of the chunk that no action applies to (check not mapped, left out by
+    /// the reason-code filter, suppressed), per check: counted as skipped.
+    pub skipped: Vec<(String, i64)>,
+    /// End time of the executions, and of the task if it ends.
+    pub now_ms: i64,
+}
+
+/// What `apply_mitigation_stage` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageOutcome {
+    /// Applied and recorded; whether the task ended with it.
+    Applied { task_finished: bool },
+    /// The worker no longer holds the chunk's lease: nothing written.
+    LeaseLost,
+    /// The task is no longer in progress (canceled, or gone): nothing applied; the
+    /// chunk's work item was deleted.
+    TaskNotInProgress,
+}
+
+#[async_trait]
+pub trait MitigationTaskStore: Send + Sync {
+    /// Inserts the task, its statistics rows and its chunks' work items (one chunk left
+    /// per item) in one transaction, unless a task with this id exists in the scope or
+    /// `max_in_progress` tasks are `IN_PROGRESS` there (checked atomically).
+    async fn create_mitigation_task(
+        &self,
+        scope: &Scope,
+        task: &MitigationTaskRecord,
+        stats: &[MitigationCheckStats],
+        chunks: &[NewWorkItem],
+        max_in_progress: usize,
+    ) -> StoreResult<MitigationTaskCreated>;
+    /// The task and its statistics, ordered by check name.
+    async fn get_mitigation_task(
+        &self,
+        scope: &Scope,
+        task_id: &str,
+    ) -> StoreResult<Option<(MitigationTaskRecord, Vec<MitigationCheckStats>)>>;
+    /// Newest first (start time descending, then task id descending), after `after`.
+    async fn list_mitigation_tasks(
+        &self,
+        scope: &Scope,
+        filter: &MitigationTaskFilter,
+        after: Option<&AuditTaskKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<MitigationTaskRecord>>;
+    /// Ends an in-progress task as CANCELED at `now_ms`: each check's not yet processed
+    /// findings (total − succeeded − failed − skipped) become canceled. Chunks still
+    /// queued are left for the workers, whose stages then answer `TaskNotInProgress`.
+    async fn cancel_mitigation_task(
+        &self,
+        scope: &Scope,
+        task_id: &str,
+        now_ms: i64,
+    ) -> StoreResult<Result<(), MitigationCancelRefusal>>;
+    /// Applies and records one stage of a chunk in one transaction; see the module docs.
+    /// Steps run in order; a step's effect failing writes it FAILED (with the error code
+    /// and message) and its `actions_after` SKIPPED, and counts its finding failed.
+    async fn apply_mitigation_stage(
+        &self,
+        scope: &Scope,
+        stage: &MitigationStage,
+    ) -> StoreResult<StageOutcome>;
+    /// Every stored execution of the finding in the task, by action index.
+    async fn get_mitigation_executions(
+        &self,
+        scope: &Scope,
+        task_id: &str,
+        finding_id: &str,
+    ) -> StoreResult<Vec<MitigationExecutionRecord>>;
+    /// Which of `finding_ids` already have an execution at `action_index` in the task
+    /// (SKIPPED after an earlier action failed).
+    async fn findings_with_execution(
+        &self,
+        scope: &Scope,
+        task_id: &str,
+        finding_ids: &[String],
+        action_index: u32,
+    ) -> StoreResult<Vec<String>>;
+
+    /// How many findings the audit task has per check, by check name.
+    async fn count_audit_findings_by_check(
+        &self,
+        scope: &Scope,
+        audit_task_id: &str,
+    ) -> StoreResult<Vec<(String, i64)>>;
+    /// The keys of the audit task's `every`-th, `2·every`-th, … findings in listing order
+    /// (ascending by finding time, then finding id): the boundaries of its chunks.
+    async fn audit_finding_boundaries(
+        &self,
+        scope: &Scope,
+        audit_task_id: &str,
+        every: usize,
+    ) -> StoreResult<Vec<AuditFindingKey>>;
+
+    /// Deletes, in every scope, finished tasks that started before `before_ms` (the
+    /// retention) with their statistics and executions; returns how many rows went.
+    async fn purge_mitigation_history(&self, before_ms: i64) -> StoreResult<u64>;
+}
