@@ -76,6 +76,9 @@ pub enum EngineError {
     /// A certificate's status does not allow the operation.
     #[error("{0}")]
     CertificateState(String),
+    /// A task id is taken by a task started with another client request token.
+    #[error("{0}")]
+    TaskAlreadyExists(String),
     /// Storage could not be reached; the request may be retried.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
@@ -132,6 +135,8 @@ struct Inner {
     credentials: credentials::CredentialCache,
     /// Wakes this node's audit worker when a task is started here.
     audit_wakeup: Arc<tokio::sync::Notify>,
+    /// Wakes this node's mitigation workers when a mitigation task is started here.
+    mitigation_wakeup: Arc<tokio::sync::Notify>,
 }
 
 impl Engine {
@@ -164,6 +169,7 @@ impl Engine {
                 limits,
                 audit_settings,
                 audit_wakeup: Arc::new(tokio::sync::Notify::new()),
+                mitigation_wakeup: Arc::new(tokio::sync::Notify::new()),
             }),
         })
     }

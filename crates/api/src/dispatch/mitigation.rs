@@ -1,4 +1,4 @@
-//! Mitigation actions and tags.
+//! Mitigation actions, audit mitigation actions tasks, and tags.
 
 use palisade_engine::{Engine, Scope};
 use palisade_model::Request;
@@ -19,6 +19,25 @@ pub(super) async fn dispatch(engine: &Engine, scope: &Scope, request: Request) -
         Request::ListMitigationActions(i) => encode(engine.list_mitigation_actions(scope, i).await),
         Request::UpdateMitigationAction(i) => {
             encode(engine.update_mitigation_action(scope, i).await)
+        }
+        Request::StartAuditMitigationActionsTask(i) => {
+            encode(engine.start_audit_mitigation_actions_task(scope, i).await)
+        }
+        Request::DescribeAuditMitigationActionsTask(i) => encode(
+            engine
+                .describe_audit_mitigation_actions_task(scope, i)
+                .await,
+        ),
+        Request::ListAuditMitigationActionsTasks(i) => {
+            encode(engine.list_audit_mitigation_actions_tasks(scope, i).await)
+        }
+        Request::ListAuditMitigationActionsExecutions(i) => encode(
+            engine
+                .list_audit_mitigation_actions_executions(scope, i)
+                .await,
+        ),
+        Request::CancelAuditMitigationActionsTask(i) => {
+            encode(engine.cancel_audit_mitigation_actions_task(scope, i).await)
         }
         Request::ListTagsForResource(i) => encode(engine.list_tags_for_resource(scope, i).await),
         Request::TagResource(i) => encode(engine.tag_resource(scope, i).await),

@@ -5,6 +5,7 @@ mod catalogue;
 mod configuration;
 mod evaluate;
 mod findings;
+mod mitigation;
 mod notifications;
 mod related;
 mod revocation;

@@ -53,19 +53,35 @@ impl Engine {
             stop.subscribe(),
         );
         let scheduler = self.clone().scheduler_loop(stop.subscribe());
+        // Two mitigation workers: one prepares a chunk while the other's is written.
+        let publisher = self.sns_publisher();
+        let mitigators = [0, 1].map(|_| {
+            self.clone().mitigation_loop(
+                format!("mitigation-worker/{}", self.inner.ids.uuid()),
+                publisher.clone(),
+                stop.subscribe(),
+            )
+        });
         let handle = tokio::spawn(async move {
-            tokio::join!(engine.audit_loop(worker, stopped), notifier, scheduler);
+            let [first, second] = mitigators;
+            tokio::join!(
+                engine.audit_loop(worker, stopped),
+                notifier,
+                scheduler,
+                first,
+                second
+            );
         });
         BackgroundWork { stop, handle }
     }
 
-    /// Deletes finished audit tasks that started before the retention, with their
-    /// findings; how many rows went. The worker calls it at start and hourly.
+    /// Deletes finished audit tasks and audit mitigation actions tasks that started before
+    /// the retention, with their findings and executions; how many rows went. The worker calls it at start and hourly.
     pub async fn purge_audit_history(&self) -> EngineResult<u64> {
-        Ok(self
-            .store()
-            .purge_audit_history(self.now_ms() - RETENTION_MS)
-            .await?)
+        let before = self.now_ms() - RETENTION_MS;
+        let audits = self.store().purge_audit_history(before).await?;
+        let mitigations = self.store().purge_mitigation_history(before).await?;
+        Ok(audits + mitigations)
     }
 
     async fn audit_loop(self, worker: String, mut stopped: watch::Receiver<bool>) {
@@ -269,7 +285,7 @@ impl Engine {
         }
     }
 
-    fn lease_ms(&self) -> i64 {
+    pub(crate) fn lease_ms(&self) -> i64 {
         i64::try_from(self.audit_settings().work_lease.as_millis()).unwrap_or(i64::MAX)
     }
 

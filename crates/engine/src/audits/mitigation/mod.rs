@@ -1,0 +1,144 @@
+//! Audit mitigation actions tasks: StartAuditMitigationActionsTask and its siblings, and
+//! the worker that applies the actions to the registry.
+//!
+//! A task's findings are split into chunks of [`CHUNK`] when it starts, each a work item
+//! on [`QUEUE`]. A worker claims chunks with a lease and runs each in stages, stage `k`
+//! applying the `k`-th action of every finding's check; the store applies a stage's
+//! effects and records its executions and statistics in one transaction
+//! (`apply_mitigation_stage`), so a crash repeats or loses nothing. Executions not run yet
+//! are not stored: the listing derives them from the task.
+
+mod allowed;
+mod run;
+mod start;
+mod view;
+
+use std::collections::BTreeMap;
+
+use palisade_model::{AuditMitigationActionsTaskTarget, MitigationAction};
+use palisade_store::{AuditFindingKey, AuditFindingRecord, MitigationTaskRecord};
+use serde::{Deserialize, Serialize};
+
+use crate::{EngineError, EngineResult};
+
+/// The work queue chunks run from.
+pub(crate) const QUEUE: &str = "audit-mitigation";
+/// Findings per chunk: one stage of a chunk is one store transaction.
+pub(crate) const CHUNK: usize = 1_000;
+/// Most tasks in progress per account at once (AWS's quota).
+const MAX_IN_PROGRESS: usize = 10;
+
+const IN_PROGRESS: &str = "IN_PROGRESS";
+const CANCELED: &str = "CANCELED";
+
+/// What the store keeps of a task beyond its columns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TaskBody {
+    pub target: AuditMitigationActionsTaskTarget,
+    /// Check name → action names, in the order they run.
+    pub mapping: BTreeMap<String, Vec<String>>,
+    /// The definitions of the mapped actions when the task started, by name.
+    pub actions: Vec<MitigationAction>,
+}
+
+impl TaskBody {
+    pub fn decode(task: &MitigationTaskRecord) -> EngineResult<Self> {
+        serde_json::from_str(&task.body_json).map_err(|e| {
+            EngineError::Internal(format!(
+                "stored mitigation task {} is unreadable: {e}",
+                task.task_id
+            ))
+        })
+    }
+
+    pub fn encode(&self) -> EngineResult<String> {
+        serde_json::to_string(self).map_err(|e| EngineError::Internal(e.to_string()))
+    }
+
+    pub fn action(&self, name: &str) -> Option<&MitigationAction> {
+        self.actions
+            .iter()
+            .find(|a| a.name.as_deref() == Some(name))
+    }
+
+    /// Why the task does not act on the finding, if it does not: its check is not
+    /// mapped, the reason-code filter leaves it out, or it is suppressed.
+    pub fn exclusion(&self, finding: &AuditFindingRecord, reason_code: &str) -> Option<Exclusion> {
+        if !self.mapping.contains_key(&finding.check_name) {
+            return Some(Exclusion::NotMapped);
+        }
+        if let Some(filter) = &self.target.audit_check_to_reason_code_filter {
+            match filter.get(&finding.check_name) {
+                Some(codes) if codes.iter().any(|c| c == reason_code) => {}
+                _ => return Some(Exclusion::Filtered),
+            }
+        }
+        if finding.is_suppressed {
+            return Some(Exclusion::Suppressed);
+        }
+        None
+    }
+
+    /// Whether deciding [`exclusion`](Self::exclusion) needs the finding's reason code
+    /// (read from its body, which the fast path does not parse).
+    pub fn needs_reason_code(&self) -> bool {
+        self.target.audit_check_to_reason_code_filter.is_some()
+    }
+}
+
+/// Why a finding of the target is not acted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exclusion {
+    NotMapped,
+    Filtered,
+    Suppressed,
+}
+
+impl Exclusion {
+    pub fn message(self) -> &'static str {
+        match self {
+            Exclusion::NotMapped => "The task maps no actions to this finding's check.",
+            Exclusion::Filtered => {
+                "The task's auditCheckToReasonCodeFilter leaves this finding out."
+            }
+            Exclusion::Suppressed => {
+                "The finding is suppressed; suppressed findings are never mitigated."
+            }
+        }
+    }
+}
+
+/// Which findings a chunk covers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ChunkFindings {
+    /// Up to `limit` findings of the audit task after `after` in listing order.
+    Audit {
+        audit_task_id: String,
+        after: Option<(i64, String)>,
+        limit: usize,
+    },
+    /// These findings, by id.
+    Ids(Vec<String>),
+}
+
+/// The payload of a chunk's work item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ChunkWork {
+    pub account_id: String,
+    pub region: String,
+    pub task_id: String,
+    pub findings: ChunkFindings,
+    /// The next stage to run: the index of the action it applies.
+    pub stage: u32,
+}
+
+impl ChunkFindings {
+    pub fn audit(audit_task_id: &str, after: Option<&AuditFindingKey>, limit: usize) -> Self {
+        ChunkFindings::Audit {
+            audit_task_id: audit_task_id.to_owned(),
+            after: after.map(|k| (k.finding_time_ms, k.finding_id.clone())),
+            limit,
+        }
+    }
+}
