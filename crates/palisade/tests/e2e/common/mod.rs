@@ -2,6 +2,7 @@
 //! clients for it, mitigation action fixtures, error inspection, raw HTTP and the binary.
 #![allow(dead_code)] // each test module uses a different subset
 
+pub mod mitigation;
 pub mod moto;
 pub mod process;
 pub mod raw;
@@ -260,6 +261,22 @@ impl TestServer {
     /// A request signed now as account A (the body is set before signing).
     pub fn signed(&self, req: RawRequest) -> RawRequest {
         req.sign(&self.addr.to_string(), &self.a, SystemTime::now())
+    }
+
+    /// Stops the background work (the audit and mitigation workers) after the step it is
+    /// in, so tasks started from now on stay IN_PROGRESS until
+    /// [`resume_background_work`](Self::resume_background_work).
+    pub async fn pause_background_work(&mut self) {
+        if let Some(background) = self.background.take() {
+            background.stop().await;
+        }
+    }
+
+    /// Starts the background work again (if paused, or never started).
+    pub fn resume_background_work(&mut self) {
+        if self.background.is_none() {
+            self.background = Some(self.engine.start_background_work());
+        }
     }
 
     /// Stops accepting connections, lets in-flight requests finish, and waits for the
