@@ -1471,6 +1471,696 @@ def test_cli_scheduled_audits():
 
 
 # --------------------------------------------------------------------------------------------
+# Audit mitigation actions tasks (StartAuditMitigationActionsTask and friends)
+
+EXPIRING = "DEVICE_CERTIFICATE_EXPIRING_CHECK"
+LOGGING = "LOGGING_DISABLED_CHECK"
+PERMISSIVE = "IOT_POLICY_OVERLY_PERMISSIVE_CHECK"
+BLANK_POLICY = {"Version": "2012-10-17", "Statement": []}
+DEACTIVATE = {"updateDeviceCertificateParams": {"action": "DEACTIVATE"}}
+LOGGING_PARAMS = {
+    "enableIoTLoggingParams": {
+        "roleArnForLogging": "arn:aws:iam::000000000000:role/logging",
+        "logLevel": "WARN",
+    }
+}
+BLANK_PARAMS = {"replaceDefaultPolicyVersionParams": {"templateName": "BLANK_POLICY"}}
+EXECUTION_STATES = {"COMPLETED", "FAILED", "SKIPPED", "CANCELED", "PENDING", "IN_PROGRESS"}
+
+_device_key = None
+
+
+def device_certificate_pem(name, days_left, days_valid_before=30):
+    """A self-signed EC device certificate ending `days_left` days from now (negative:
+    already expired). cryptography comes with moto, which run.sh installs."""
+    global _device_key
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    if _device_key is None:
+        _device_key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(_device_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=days_valid_before))
+        .not_valid_after(now + datetime.timedelta(days=days_left))
+        .sign(_device_key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def register_device_certificate(iot, name, days_left):
+    """Registers (ACTIVE, without a CA) a certificate expiring in `days_left` days; its id."""
+    pem = device_certificate_pem(name, days_left, 30 if days_left > 0 else 60)
+    return iot.register_certificate_without_ca(certificatePem=pem, status="ACTIVE")["certificateId"]
+
+
+def mitigation_account(checks):
+    """A new account with these checks enabled: (credential, client)."""
+    cred = fresh_audit_account()
+    iot = make_client(cred["accessKeyId"], cred["secretAccessKey"])
+    iot.update_account_audit_configuration(
+        roleArn=ROLE, auditCheckConfigurations={c: {"enabled": True} for c in checks}
+    )
+    return cred, iot
+
+
+def run_audit(iot, checks):
+    """Starts an on-demand audit of `checks`, waits for it; its id and its findings."""
+    task_id = iot.start_on_demand_audit_task(targetCheckNames=checks)["taskId"]
+    task = wait_for_audit(iot, task_id)
+    assert task["taskStatus"] == "COMPLETED", task
+    findings = [
+        f
+        for page in iot.get_paginator("list_audit_findings").paginate(taskId=task_id)
+        for f in page["findings"]
+    ]
+    return task_id, findings
+
+
+def by_device(findings):
+    """Device certificate findings by certificate id."""
+    return {
+        f["nonCompliantResource"]["resourceIdentifier"]["deviceCertificateId"]: f
+        for f in findings
+        if "deviceCertificateId" in f["nonCompliantResource"].get("resourceIdentifier", {})
+    }
+
+
+def create_actions(iot, specs):
+    """Creates mitigation actions {name: params}; their ids by name."""
+    return {
+        name: iot.create_mitigation_action(actionName=name, roleArn=ROLE, actionParams=params)[
+            "actionId"
+        ]
+        for name, params in specs.items()
+    }
+
+
+def wait_for_mitigation(iot, task_id, timeout=60):
+    deadline = time.time() + timeout
+    while True:
+        task = iot.describe_audit_mitigation_actions_task(taskId=task_id)
+        if task["taskStatus"] != "IN_PROGRESS":
+            return task
+        if time.time() > deadline:
+            raise AssertionError(f"mitigation task {task_id} still IN_PROGRESS after {timeout} s: {task}")
+        time.sleep(0.2)
+
+
+def stats_of(task):
+    """taskStatistics as {check: (total, succeeded, failed, skipped, canceled)}; checks the
+    invariant total = succeeded + failed + skipped + canceled of a finished task."""
+    out = {}
+    for check, s in task.get("taskStatistics", {}).items():
+        row = tuple(
+            s.get(k, 0)
+            for k in (
+                "totalFindingsCount",
+                "succeededFindingsCount",
+                "failedFindingsCount",
+                "skippedFindingsCount",
+                "canceledFindingsCount",
+            )
+        )
+        if task["taskStatus"] != "IN_PROGRESS":
+            assert row[0] == sum(row[1:]), f"{check}: total != the sum of the parts: {s}"
+        out[check] = row
+    return out
+
+
+def executions(iot, task_id, finding_id, **kw):
+    """Every execution of the finding in the task, through boto3's paginator."""
+    return [
+        e
+        for page in iot.get_paginator("list_audit_mitigation_actions_executions").paginate(
+            taskId=task_id, findingId=finding_id, **kw
+        )
+        for e in page.get("actionsExecutions", [])
+    ]
+
+
+def mitigation_tasks(iot, started, **kw):
+    """ListAuditMitigationActionsTasks over 10 minutes around `started`, paginated."""
+    window = dict(
+        startTime=started - datetime.timedelta(minutes=5),
+        endTime=started + datetime.timedelta(minutes=5),
+    )
+    return [
+        t
+        for page in iot.get_paginator("list_audit_mitigation_actions_tasks").paginate(**window, **kw)
+        for t in page.get("tasks", [])
+    ]
+
+
+def test_mitigation_task_boto3():
+    cred, iot = mitigation_account([EXPIRING, LOGGING, PERMISSIVE])
+    soon = register_device_certificate(iot, "soon", 5)
+    past = register_device_certificate(iot, "past", -2)
+    policy = uniq("broad")
+    iot.create_policy(policyName=policy, policyDocument=BROAD_POLICY)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    audit_id, findings = run_audit(iot, [EXPIRING, LOGGING, PERMISSIVE])
+    devices = by_device(findings)
+    assert sorted(devices) == sorted([soon, past]), findings
+    checks = {f["checkName"]: f for f in findings}
+    assert sorted(checks) == sorted([EXPIRING, LOGGING, PERMISSIVE]), findings
+
+    # ListAuditTasks (boto3 paginator) names the audit the task is started from.
+    audits = [
+        t
+        for page in iot.get_paginator("list_audit_tasks").paginate(
+            startTime=started - datetime.timedelta(minutes=5),
+            endTime=started + datetime.timedelta(minutes=5),
+            taskStatus="COMPLETED",
+            PaginationConfig={"PageSize": 1},
+        )
+        for t in page["tasks"]
+    ]
+    assert [t["taskId"] for t in audits] == [audit_id], audits
+
+    ids = create_actions(iot, {"deactivate": DEACTIVATE, "blank": BLANK_PARAMS, "logging": LOGGING_PARAMS})
+    mapping = {EXPIRING: ["deactivate"], PERMISSIVE: ["blank"], LOGGING: ["logging"]}
+    target = {"auditTaskId": audit_id}
+    first = iot.start_audit_mitigation_actions_task(
+        taskId="task-1", target=target, auditCheckToActionsMapping=mapping, clientRequestToken="tok-1"
+    )
+    assert first["taskId"] == "task-1", first
+    # Same id and token: the same task again, nothing new.
+    again = iot.start_audit_mitigation_actions_task(
+        taskId="task-1", target=target, auditCheckToActionsMapping=mapping, clientRequestToken="tok-1"
+    )
+    assert again["taskId"] == "task-1", again
+    # Same id, another token: the modeled exception, as botocore raises it.
+    e = expect_error(
+        lambda: iot.start_audit_mitigation_actions_task(
+            taskId="task-1", target=target, auditCheckToActionsMapping=mapping, clientRequestToken="tok-2"
+        ),
+        "TaskAlreadyExistsException",
+        400,
+    )
+    assert isinstance(e, iot.exceptions.TaskAlreadyExistsException), type(e)
+
+    task = wait_for_mitigation(iot, "task-1")
+    assert task["taskStatus"] == "COMPLETED", task
+    assert isinstance(task["startTime"], datetime.datetime), task
+    assert isinstance(task["endTime"], datetime.datetime) and task["endTime"] >= task["startTime"], task
+    assert abs((task["startTime"] - datetime.datetime.now(datetime.timezone.utc)).total_seconds()) < 120, task
+    assert stats_of(task) == {
+        EXPIRING: (2, 2, 0, 0, 0),
+        LOGGING: (1, 1, 0, 0, 0),
+        PERMISSIVE: (1, 1, 0, 0, 0),
+    }, task["taskStatistics"]
+    assert task["target"] == target, task["target"]
+    assert task["auditCheckToActionsMapping"] == mapping, task["auditCheckToActionsMapping"]
+    definitions = {d["name"]: d for d in task["actionsDefinition"]}
+    assert sorted(definitions) == ["blank", "deactivate", "logging"], task["actionsDefinition"]
+    for name, params in (("deactivate", DEACTIVATE), ("blank", BLANK_PARAMS), ("logging", LOGGING_PARAMS)):
+        d = definitions[name]
+        assert d["id"] == ids[name] and d["roleArn"] == ROLE and d["actionParams"] == params, d
+
+    # The registry changed.
+    for cert in (soon, past):
+        status = iot.describe_certificate(certificateId=cert)["certificateDescription"]["status"]
+        assert status == "INACTIVE", (cert, status)
+    got = iot.get_policy(policyName=policy)
+    assert got["defaultVersionId"] == "2", got
+    assert json.loads(got["policyDocument"]) == BLANK_POLICY, got["policyDocument"]
+    logging_options = iot.get_v2_logging_options()
+    assert logging_options["roleArn"] == LOGGING_PARAMS["enableIoTLoggingParams"]["roleArnForLogging"], logging_options
+    assert logging_options["defaultLogLevel"] == "WARN" and logging_options["disableAllLogs"] is False, logging_options
+
+    # One execution per (finding, action).
+    for f in findings:
+        action = mapping[f["checkName"]][0]
+        ex = executions(iot, "task-1", f["findingId"])
+        assert len(ex) == 1, ex
+        e = ex[0]
+        assert e["taskId"] == "task-1" and e["findingId"] == f["findingId"], e
+        assert e["actionName"] == action and e["actionId"] == ids[action], e
+        assert e["status"] == "COMPLETED" and "errorCode" not in e, e
+        assert isinstance(e["startTime"], datetime.datetime) and e["endTime"] >= e["startTime"], e
+        assert task["startTime"] <= e["startTime"] and e["endTime"] <= task["endTime"], (e, task)
+        only = executions(iot, "task-1", f["findingId"], actionStatus="COMPLETED")
+        assert only == ex, only
+        assert executions(iot, "task-1", f["findingId"], actionStatus="FAILED") == []
+    # An unknown task or finding: an empty list, not an error (the model names no 404 here).
+    assert executions(iot, "no-such-task", findings[0]["findingId"]) == []
+    assert executions(iot, "task-1", "0123456789abcdef") == []
+
+    # ListAuditMitigationActionsTasks: the time window, its filters, paging.
+    listed = mitigation_tasks(iot, task["startTime"])
+    assert [(t["taskId"], t["taskStatus"]) for t in listed] == [("task-1", "COMPLETED")], listed
+    assert listed[0]["startTime"] == task["startTime"], (listed, task)
+    assert [t["taskId"] for t in mitigation_tasks(iot, task["startTime"], auditTaskId=audit_id)] == ["task-1"]
+    assert mitigation_tasks(iot, task["startTime"], auditTaskId="0123456789abcdef0123456789abcdef") == []
+    assert [t["taskId"] for t in mitigation_tasks(iot, task["startTime"], findingId=devices[soon]["findingId"])] == [
+        "task-1"
+    ]
+    assert [t["taskId"] for t in mitigation_tasks(iot, task["startTime"], taskStatus="COMPLETED")] == ["task-1"]
+    assert mitigation_tasks(iot, task["startTime"], taskStatus="CANCELED") == []
+    assert mitigation_tasks(iot, task["startTime"] - datetime.timedelta(hours=2)) == []
+    # Another account sees none of it.
+    other = make_client()
+    expect_error(lambda: other.describe_audit_mitigation_actions_task(taskId="task-1"),
+                 "ResourceNotFoundException", 404)
+
+    # Describe and cancel: unknown is ResourceNotFoundException, a finished task cannot be canceled.
+    e = expect_error(lambda: iot.describe_audit_mitigation_actions_task(taskId="no-such-task"),
+                     "ResourceNotFoundException", 404)
+    assert isinstance(e, iot.exceptions.ResourceNotFoundException), type(e)
+    expect_error(lambda: iot.cancel_audit_mitigation_actions_task(taskId="no-such-task"),
+                 "ResourceNotFoundException", 404)
+    e = expect_error(lambda: iot.cancel_audit_mitigation_actions_task(taskId="task-1"),
+                     "InvalidRequestException", 400)
+    assert isinstance(e, iot.exceptions.InvalidRequestException), type(e)
+
+    # A later edit or deletion of an action leaves the task's snapshot alone.
+    iot.update_mitigation_action(actionName="logging", roleArn=ROLE2)
+    iot.delete_mitigation_action(actionName="deactivate")
+    after = iot.describe_audit_mitigation_actions_task(taskId="task-1")
+    assert after["actionsDefinition"] == task["actionsDefinition"], after["actionsDefinition"]
+
+
+def test_mitigation_task_rejections():
+    cred, iot = mitigation_account([EXPIRING, LOGGING])
+    register_device_certificate(iot, "soon", 5)
+    audit_id, findings = run_audit(iot, [EXPIRING, LOGGING])
+    finding = findings[0]["findingId"]
+    create_actions(iot, {"deactivate": DEACTIVATE, "deactivate-ca": {
+        "updateCACertificateParams": {"action": "DEACTIVATE"}}})
+    good = {EXPIRING: ["deactivate"]}
+    cases = [
+        ("unknown check", {"auditTaskId": audit_id}, {"NOT_A_CHECK": ["deactivate"]}, "NOT_A_CHECK"),
+        ("unknown audit", {"auditTaskId": "0123456789abcdef0123456789abcdef"}, good, None),
+        ("unknown finding", {"findingIds": ["0123456789abcdef"]}, good, None),
+        ("unknown action", {"auditTaskId": audit_id}, {EXPIRING: ["no-such-action"]}, "no-such-action"),
+        ("action not allowed", {"auditTaskId": audit_id}, {EXPIRING: ["deactivate-ca"]}, None),
+        ("both targets", {"auditTaskId": audit_id, "findingIds": [finding]}, good, None),
+        ("no target", {}, good, None),
+        ("filter without audit", {"findingIds": [finding],
+                                  "auditCheckToReasonCodeFilter": {EXPIRING: ["CERTIFICATE_PAST_EXPIRATION"]}},
+         good, None),
+        ("unknown check in the filter", {"auditTaskId": audit_id,
+                                         "auditCheckToReasonCodeFilter": {"NOT_A_CHECK": ["X"]}},
+         good, "NOT_A_CHECK"),
+        ("26 findings", {"findingIds": [finding] * 26}, good, None),
+        ("6 actions", {"auditTaskId": audit_id}, {EXPIRING: ["deactivate"] * 6}, None),
+    ]
+    for i, (what, target, mapping, contains) in enumerate(cases):
+        task_id = f"rejected-{i}"
+        try:
+            e = expect_error(
+                lambda: iot.start_audit_mitigation_actions_task(
+                    taskId=task_id, target=target, auditCheckToActionsMapping=mapping,
+                    clientRequestToken="tok"),
+                "InvalidRequestException", 400, contains,
+            )
+        except AssertionError as err:
+            raise AssertionError(f"{what}: {err}") from None
+        assert isinstance(e, iot.exceptions.InvalidRequestException), (what, type(e))
+        # Nothing was created.
+        expect_error(lambda: iot.describe_audit_mitigation_actions_task(taskId=task_id),
+                     "ResourceNotFoundException", 404)
+    # Identifier patterns (botocore checks lengths' minimum only).
+    loose = make_client(cred["accessKeyId"], cred["secretAccessKey"], validate=False)
+    for task_id, token in (("bad.id", "tok"), ("a" * 129, "tok"), ("ok-id", "bad token"), ("ok-id", "t" * 65)):
+        expect_error(
+            lambda: loose.start_audit_mitigation_actions_task(
+                taskId=task_id, target={"auditTaskId": audit_id}, auditCheckToActionsMapping=good,
+                clientRequestToken=token),
+            "InvalidRequestException", 400,
+        )
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert mitigation_tasks(iot, now) == []
+    # ListAuditMitigationActionsTasks needs its time window.
+    expect_error(lambda: loose.list_audit_mitigation_actions_tasks(), "InvalidRequestException", 400)
+    # ListAuditMitigationActionsExecutions: page size 1..250.
+    expect_error(lambda: loose.list_audit_mitigation_actions_executions(
+        taskId="t", findingId=finding, maxResults=251), "InvalidRequestException", 400)
+
+
+def test_mitigation_failures_and_finding_ids():
+    topic, queue = topic_with_queue(uniq("compat-mitigation"))
+    cred, iot = mitigation_account([EXPIRING, LOGGING])
+    ok_cert = register_device_certificate(iot, "ok", 5)
+    bad_cert = register_device_certificate(iot, "bad", -1)
+    first_audit, first = run_audit(iot, [EXPIRING])
+    second_audit, second = run_audit(iot, [LOGGING])
+    devices = by_device(first)
+    assert sorted(devices) == sorted([ok_cert, bad_cert]), first
+    assert [f["checkName"] for f in second] == [LOGGING], second
+    # A REVOKED certificate cannot become INACTIVE: that execution fails.
+    iot.update_certificate(certificateId=bad_cert, newStatus="REVOKED")
+    ids = create_actions(iot, {"deactivate": DEACTIVATE, "publish": sns_params(topic)})
+    target = {"findingIds": [devices[ok_cert]["findingId"], devices[bad_cert]["findingId"],
+                             second[0]["findingId"]]}
+    mapping = {EXPIRING: ["deactivate", "publish"], LOGGING: ["publish"]}
+    # The SDK fills clientRequestToken itself (an idempotency token).
+    iot.start_audit_mitigation_actions_task(taskId="mixed", target=target, auditCheckToActionsMapping=mapping)
+    task = wait_for_mitigation(iot, "mixed")
+    assert task["taskStatus"] == "FAILED", task
+    assert stats_of(task) == {EXPIRING: (2, 1, 1, 0, 0), LOGGING: (1, 1, 0, 0, 0)}, task["taskStatistics"]
+    assert task["target"] == target, task["target"]
+
+    bad = executions(iot, "mixed", devices[bad_cert]["findingId"])
+    assert [(e["actionName"], e["status"]) for e in bad] == [("deactivate", "FAILED"), ("publish", "SKIPPED")], bad
+    assert bad[0]["errorCode"] == "CertificateStateException" and bad[0].get("message"), bad[0]
+    assert [e["actionId"] for e in bad] == [ids["deactivate"], ids["publish"]], bad
+    skipped = executions(iot, "mixed", devices[bad_cert]["findingId"], actionStatus="SKIPPED")
+    assert [e["actionName"] for e in skipped] == ["publish"], skipped
+    ok = executions(iot, "mixed", devices[ok_cert]["findingId"])
+    assert [(e["actionName"], e["status"]) for e in ok] == [("deactivate", "COMPLETED"), ("publish", "COMPLETED")], ok
+    page = iot.list_audit_mitigation_actions_executions(
+        taskId="mixed", findingId=devices[ok_cert]["findingId"], maxResults=1)
+    assert [e["actionName"] for e in page["actionsExecutions"]] == ["deactivate"] and page.get("nextToken"), page
+    rest = iot.list_audit_mitigation_actions_executions(
+        taskId="mixed", findingId=devices[ok_cert]["findingId"], maxResults=1, nextToken=page["nextToken"])
+    assert [e["actionName"] for e in rest["actionsExecutions"]] == ["publish"] and not rest.get("nextToken"), rest
+    assert iot.describe_certificate(certificateId=ok_cert)["certificateDescription"]["status"] == "INACTIVE"
+    assert iot.describe_certificate(certificateId=bad_cert)["certificateDescription"]["status"] == "REVOKED"
+
+    # What reached SNS: the two findings whose publish ran, as JSON.
+    bodies = receive_all(queue, 30)
+    deadline = time.time() + 10
+    while len(bodies) < 2 and time.time() < deadline:
+        bodies += receive_all(queue, 2)
+    published = {}
+    for body in bodies:
+        message = json.loads(body)
+        published[message["findingId"]] = message
+    expected = {devices[ok_cert]["findingId"]: devices[ok_cert], second[0]["findingId"]: second[0]}
+    assert sorted(published) == sorted(expected), bodies
+    for finding_id, message in published.items():
+        f = expected[finding_id]
+        assert message["taskId"] == f["taskId"] and message["checkName"] == f["checkName"], message
+        assert message["severity"] == f["severity"], message
+        assert message["nonCompliantResource"] == f["nonCompliantResource"], message
+        assert message["reasonForNonComplianceCode"] == f["reasonForNonComplianceCode"], message
+
+    # The findingId filter finds the task through either audit's finding.
+    for finding_id in (devices[ok_cert]["findingId"], second[0]["findingId"]):
+        listed = mitigation_tasks(iot, task["startTime"], findingId=finding_id)
+        assert [t["taskId"] for t in listed] == ["mixed"], listed
+    assert [t["taskId"] for t in mitigation_tasks(iot, task["startTime"], taskStatus="FAILED")] == ["mixed"]
+    assert mitigation_tasks(iot, task["startTime"], auditTaskId=first_audit) == []
+
+
+def test_mitigation_reason_codes_and_suppressions():
+    cred, iot = mitigation_account([EXPIRING])
+    soon = register_device_certificate(iot, "soon", 5)
+    past = register_device_certificate(iot, "past", -1)
+    hushed = register_device_certificate(iot, "hushed", 5)
+    iot.create_audit_suppression(
+        checkName=EXPIRING, resourceIdentifier={"deviceCertificateId": hushed},
+        suppressIndefinitely=True, clientRequestToken=uniq("tok"),
+    )
+    audit_id, findings = run_audit(iot, [EXPIRING])
+    devices = by_device(findings)
+    assert sorted(devices) == sorted([soon, past, hushed]), findings
+    assert devices[hushed]["isSuppressed"] is True, devices[hushed]
+    assert devices[past]["reasonForNonComplianceCode"] == "CERTIFICATE_PAST_EXPIRATION", devices[past]
+    create_actions(iot, {"deactivate": DEACTIVATE})
+    mapping = {EXPIRING: ["deactivate"]}
+    target = {"auditTaskId": audit_id, "auditCheckToReasonCodeFilter": {EXPIRING: ["CERTIFICATE_PAST_EXPIRATION"]}}
+    iot.start_audit_mitigation_actions_task(
+        taskId="past-only", target=target, auditCheckToActionsMapping=mapping, clientRequestToken="t1")
+    task = wait_for_mitigation(iot, "past-only")
+    assert task["taskStatus"] == "COMPLETED", task
+    assert task["target"] == target, task["target"]
+    # One acted on; one left out by the filter and one suppressed: skipped.
+    assert stats_of(task) == {EXPIRING: (3, 1, 0, 2, 0)}, task["taskStatistics"]
+    status = {c: iot.describe_certificate(certificateId=c)["certificateDescription"]["status"]
+              for c in (soon, past, hushed)}
+    assert status == {soon: "ACTIVE", past: "INACTIVE", hushed: "ACTIVE"}, status
+    for cert in (soon, hushed):
+        ex = executions(iot, "past-only", devices[cert]["findingId"])
+        assert [(e["actionName"], e["status"]) for e in ex] == [("deactivate", "SKIPPED")], ex
+
+    # Without the filter: the suppressed certificate is still never touched.
+    iot.start_audit_mitigation_actions_task(
+        taskId="all", target={"auditTaskId": audit_id}, auditCheckToActionsMapping=mapping,
+        clientRequestToken="t2")
+    task = wait_for_mitigation(iot, "all")
+    assert task["taskStatus"] == "COMPLETED", task
+    assert stats_of(task) == {EXPIRING: (3, 2, 0, 1, 0)}, task["taskStatistics"]
+    assert iot.describe_certificate(certificateId=soon)["certificateDescription"]["status"] == "INACTIVE"
+    assert iot.describe_certificate(certificateId=hushed)["certificateDescription"]["status"] == "ACTIVE"
+    listed = mitigation_tasks(iot, task["startTime"], auditTaskId=audit_id)
+    assert sorted(t["taskId"] for t in listed) == ["all", "past-only"], listed
+    # Newest first, and the paginator's pages hold one each.
+    assert [t["taskId"] for t in listed] == ["all", "past-only"], listed
+    pages = list(iot.get_paginator("list_audit_mitigation_actions_tasks").paginate(
+        startTime=task["startTime"] - datetime.timedelta(minutes=5),
+        endTime=task["startTime"] + datetime.timedelta(minutes=5),
+        PaginationConfig={"PageSize": 1}))
+    assert [[t["taskId"] for t in p["tasks"]] for p in pages if p["tasks"]] == [["all"], ["past-only"]], pages
+
+
+def test_cli_mitigation_tasks():
+    cred = fresh_audit_account()
+    creds_file = os.path.join(os.path.dirname(CREDENTIALS_FILE), f"mitigation-cli-{cred['accountId']}.ini")
+    pem_file = os.path.join(os.path.dirname(CREDENTIALS_FILE), f"mitigation-cli-{cred['accountId']}.pem")
+    with open(creds_file, "w") as f:
+        f.write(
+            f"[palisade]\naws_access_key_id = {cred['accessKeyId']}\n"
+            f"aws_secret_access_key = {cred['secretAccessKey']}\n"
+        )
+    with open(pem_file, "w") as f:
+        f.write(device_certificate_pem("cli-device", 5))
+    try:
+        def run(*args):
+            return aws_cli(*args, creds_file=creds_file)
+
+        def cli(*args):
+            proc = run(*args)
+            assert proc.returncode == 0, f"{args[0]}: exit {proc.returncode}: {proc.stderr}"
+            return json.loads(proc.stdout) if proc.stdout.strip() else {}
+
+        def fails(code, *args):
+            proc = run(*args)
+            assert proc.returncode != 0, f"{args[0]}: expected {code}, got exit 0: {proc.stdout}"
+            assert code in proc.stderr, f"{args[0]}: expected {code}: {proc.stderr}"
+
+        cli("update-account-audit-configuration", "--role-arn", ROLE,
+            "--audit-check-configurations", json.dumps({EXPIRING: {"enabled": True}}))
+        cert_id = cli("register-certificate-without-ca", "--certificate-pem", f"file://{pem_file}",
+                      "--status", "ACTIVE")["certificateId"]
+        started = datetime.datetime.now(datetime.timezone.utc)
+        audit_id = cli("start-on-demand-audit-task", "--target-check-names", EXPIRING)["taskId"]
+        deadline = time.time() + 30
+        while cli("describe-audit-task", "--task-id", audit_id)["taskStatus"] == "IN_PROGRESS":
+            assert time.time() < deadline, "audit still IN_PROGRESS"
+            time.sleep(0.3)
+        fmt = "%Y-%m-%dT%H:%M:%SZ"
+        window = ["--start-time", (started - datetime.timedelta(minutes=5)).strftime(fmt),
+                  "--end-time", (started + datetime.timedelta(minutes=5)).strftime(fmt)]
+        audits = cli("list-audit-tasks", *window, "--task-type", "ON_DEMAND_AUDIT_TASK")["tasks"]
+        assert [(t["taskId"], t["taskStatus"]) for t in audits] == [(audit_id, "COMPLETED")], audits
+        findings = cli("list-audit-findings", "--task-id", audit_id)["findings"]
+        assert len(findings) == 1, findings
+        finding_id = findings[0]["findingId"]
+        assert findings[0]["nonCompliantResource"]["resourceIdentifier"]["deviceCertificateId"] == cert_id
+
+        cli("create-mitigation-action", "--action-name", "deactivate", "--role-arn", ROLE,
+            "--action-params", '{"updateDeviceCertificateParams":{"action":"DEACTIVATE"}}')
+        start = ["start-audit-mitigation-actions-task", "--task-id", "t1",
+                 "--target", f"auditTaskId={audit_id}",
+                 "--audit-check-to-actions-mapping", json.dumps({EXPIRING: ["deactivate"]})]
+        assert cli(*start, "--client-request-token", "tok") == {"taskId": "t1"}
+        assert cli(*start, "--client-request-token", "tok") == {"taskId": "t1"}
+        fails("TaskAlreadyExistsException", *start, "--client-request-token", "other")
+        # Without --client-request-token the CLI makes one up: a different token, so refused.
+        fails("TaskAlreadyExistsException", *start)
+
+        deadline = time.time() + 30
+        while True:
+            task = cli("describe-audit-mitigation-actions-task", "--task-id", "t1")
+            if task["taskStatus"] != "IN_PROGRESS":
+                break
+            assert time.time() < deadline, f"still IN_PROGRESS: {task}"
+            time.sleep(0.3)
+        assert task["taskStatus"] == "COMPLETED", task
+        assert task["taskStatistics"] == {EXPIRING: {
+            "totalFindingsCount": 1, "failedFindingsCount": 0, "succeededFindingsCount": 1,
+            "skippedFindingsCount": 0, "canceledFindingsCount": 0}}, task
+        assert task["target"] == {"auditTaskId": audit_id}, task
+        assert [d["name"] for d in task["actionsDefinition"]] == ["deactivate"], task
+        assert isinstance(task["startTime"], (str, int, float)) and task.get("endTime"), task
+
+        ex = cli("list-audit-mitigation-actions-executions", "--task-id", "t1",
+                 "--finding-id", finding_id)["actionsExecutions"]
+        assert [(e["actionName"], e["status"], e["findingId"]) for e in ex] == [
+            ("deactivate", "COMPLETED", finding_id)], ex
+        ex = cli("list-audit-mitigation-actions-executions", "--task-id", "t1",
+                 "--finding-id", finding_id, "--action-status", "FAILED")["actionsExecutions"]
+        assert ex == [], ex
+        status = cli("describe-certificate", "--certificate-id", cert_id)["certificateDescription"]["status"]
+        assert status == "INACTIVE", status
+
+        # A second task from the CLI, over the finding by id (JSON target).
+        cli("start-audit-mitigation-actions-task", "--task-id", "t2",
+            "--target", json.dumps({"findingIds": [finding_id]}),
+            "--audit-check-to-actions-mapping", json.dumps({EXPIRING: ["deactivate"]}),
+            "--client-request-token", "tok2")
+        deadline = time.time() + 30
+        while cli("describe-audit-mitigation-actions-task", "--task-id", "t2")["taskStatus"] == "IN_PROGRESS":
+            assert time.time() < deadline, "t2 still IN_PROGRESS"
+            time.sleep(0.3)
+
+        tasks = cli("list-audit-mitigation-actions-tasks", *window)["tasks"]
+        assert [t["taskId"] for t in tasks] == ["t2", "t1"], tasks
+        # The CLI pages by itself (--page-size), and hands out a token with --max-items.
+        paged = cli("list-audit-mitigation-actions-tasks", *window, "--page-size", "1")["tasks"]
+        assert [t["taskId"] for t in paged] == ["t2", "t1"], paged
+        first = cli("list-audit-mitigation-actions-tasks", *window, "--max-items", "1")
+        assert [t["taskId"] for t in first["tasks"]] == ["t2"] and first.get("NextToken"), first
+        rest = cli("list-audit-mitigation-actions-tasks", *window, "--max-items", "1",
+                   "--starting-token", first["NextToken"])
+        assert [t["taskId"] for t in rest["tasks"]] == ["t1"], rest
+        by_audit = cli("list-audit-mitigation-actions-tasks", *window, "--audit-task-id", audit_id)["tasks"]
+        assert [t["taskId"] for t in by_audit] == ["t1"], by_audit
+        by_finding = cli("list-audit-mitigation-actions-tasks", *window, "--finding-id", finding_id)["tasks"]
+        assert [t["taskId"] for t in by_finding] == ["t2", "t1"], by_finding
+        done = cli("list-audit-mitigation-actions-tasks", *window, "--task-status", "COMPLETED")["tasks"]
+        assert len(done) == 2, done
+
+        fails("InvalidRequestException", "cancel-audit-mitigation-actions-task", "--task-id", "t1")
+        fails("ResourceNotFoundException", "cancel-audit-mitigation-actions-task", "--task-id", "nope")
+        fails("ResourceNotFoundException", "describe-audit-mitigation-actions-task", "--task-id", "nope")
+        fails("InvalidRequestException", "start-audit-mitigation-actions-task", "--task-id", "t3",
+              "--target", "auditTaskId=0123456789abcdef0123456789abcdef",
+              "--audit-check-to-actions-mapping", json.dumps({EXPIRING: ["deactivate"]}),
+              "--client-request-token", "tok3")
+        fails("InvalidRequestException", "start-audit-mitigation-actions-task", "--task-id", "t3",
+              "--target", f"auditTaskId={audit_id}",
+              "--audit-check-to-actions-mapping", json.dumps({EXPIRING: ["missing-action"]}),
+              "--client-request-token", "tok3")
+    finally:
+        for path in (creds_file, pem_file):
+            if os.path.exists(path):
+                os.remove(path)
+
+
+# Enough work that a task is still running when the next requests come: each of SLOW_FINDINGS
+# findings is published to SNS (moto, delivering to SQS).
+SLOW_FINDINGS = 300
+
+
+def slow_account():
+    """An account with SLOW_FINDINGS findings of EXPIRING in one audit."""
+    cred, iot = mitigation_account([EXPIRING])
+    for i in range(SLOW_FINDINGS):
+        register_device_certificate(iot, f"slow-{i}", 5)
+    audit_id, findings = run_audit(iot, [EXPIRING])
+    assert len(findings) == SLOW_FINDINGS, len(findings)
+    return iot, audit_id, findings
+
+
+def drain(url):
+    """Every message on the queue now (deleted as read)."""
+    _, sqs = moto_clients()
+    bodies, empty = [], 0
+    while empty < 2:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        empty = 0 if got else empty + 1
+        for m in got:
+            bodies.append(m["Body"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return bodies
+
+
+# Last of this section: whatever it leaves running cannot slow the tests above.
+def test_mitigation_cancel_and_limit():
+    iot, audit_id, findings = slow_account()
+    target = {"auditTaskId": audit_id}
+    topic, _queue = topic_with_queue(uniq("compat-cancel"))
+    names = [f"publish-{i}" for i in range(5)]
+    create_actions(iot, {n: sns_params(topic) for n in names})
+    mapping = {EXPIRING: names}
+    iot.start_audit_mitigation_actions_task(
+        taskId="to-cancel", target=target, auditCheckToActionsMapping=mapping, clientRequestToken="c")
+    iot.cancel_audit_mitigation_actions_task(taskId="to-cancel")
+    task = iot.describe_audit_mitigation_actions_task(taskId="to-cancel")
+    assert task["taskStatus"] == "CANCELED" and task["endTime"] >= task["startTime"], task
+    total, succeeded, failed, skipped, canceled = stats_of(task)[EXPIRING]
+    assert total == SLOW_FINDINGS and canceled > 0 and failed == 0 and skipped == 0, task["taskStatistics"]
+    e = expect_error(lambda: iot.cancel_audit_mitigation_actions_task(taskId="to-cancel"),
+                     "InvalidRequestException", 400)
+    assert isinstance(e, iot.exceptions.InvalidRequestException), type(e)
+    # Nothing more happens to a canceled task.
+    time.sleep(2)
+    assert iot.describe_audit_mitigation_actions_task(taskId="to-cancel")["taskStatistics"] == task["taskStatistics"]
+    counts = {}
+    for f in findings[:20]:
+        ex = executions(iot, "to-cancel", f["findingId"])
+        assert [e["actionName"] for e in ex] == names, ex
+        assert {e["status"] for e in ex} <= {"COMPLETED", "CANCELED"}, ex
+        state = "CANCELED" if ex[-1]["status"] == "CANCELED" else "COMPLETED"
+        counts[state] = counts.get(state, 0) + 1
+    assert counts.get("CANCELED", 0) <= canceled and counts.get("COMPLETED", 0) <= succeeded, (counts, task)
+    assert [t["taskId"] for t in mitigation_tasks(iot, task["startTime"], taskStatus="CANCELED")] == ["to-cancel"]
+
+    # Ten tasks in progress at once is the most: the eleventh is LimitExceededException (410).
+    # Each publishes to a queue of its own, to tell afterwards which of them really ran.
+    queues = []
+    for i in range(10):
+        busy_topic, busy_queue = topic_with_queue(uniq(f"compat-busy-{i}"))
+        create_actions(iot, {f"busy-{i}": sns_params(busy_topic)})
+        queues.append(busy_queue)
+    started = []
+    try:
+        for i in range(10):
+            iot.start_audit_mitigation_actions_task(
+                taskId=f"busy-{i}", target=target, auditCheckToActionsMapping={EXPIRING: [f"busy-{i}"]},
+                clientRequestToken="b")
+            started.append(f"busy-{i}")
+        running = mitigation_tasks(iot, task["startTime"], taskStatus="IN_PROGRESS")
+        assert len(running) == 10, running
+        e = expect_error(
+            lambda: iot.start_audit_mitigation_actions_task(
+                taskId="busy-10", target=target, auditCheckToActionsMapping={EXPIRING: ["busy-0"]},
+                clientRequestToken="b"),
+            "LimitExceededException", 410,
+        )
+        assert isinstance(e, iot.exceptions.LimitExceededException), type(e)
+        expect_error(lambda: iot.describe_audit_mitigation_actions_task(taskId="busy-10"),
+                     "ResourceNotFoundException", 404)
+    finally:
+        for task_id in started:
+            try:
+                iot.cancel_audit_mitigation_actions_task(taskId=task_id)
+            except ClientError:
+                pass
+    for task_id in started:
+        assert iot.describe_audit_mitigation_actions_task(taskId=task_id)["taskStatus"] in ("CANCELED", "COMPLETED")
+
+    # A canceled task's findings are not acted on: once a task started after the cancels
+    # has finished (chunks are taken in order), at most the stages already running when
+    # the busy tasks were canceled (one per worker) have published anything.
+    create_actions(iot, {"deactivate": DEACTIVATE})
+    iot.start_audit_mitigation_actions_task(
+        taskId="sentinel", target={"findingIds": [findings[0]["findingId"]]},
+        auditCheckToActionsMapping={EXPIRING: ["deactivate"]}, clientRequestToken="s")
+    try:
+        wait_for_mitigation(iot, "sentinel", timeout=180)
+    finally:
+        published = [len(drain(q)) for q in queues]
+    ran = [n for n in published if n]
+    assert len(ran) <= 2, (
+        f"SNS messages were published for {len(ran)} of the 10 tasks canceled right after they "
+        f"started (messages per task: {published})"
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # runner
 
 

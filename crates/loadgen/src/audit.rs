@@ -3,28 +3,22 @@
 //! on-demand audit and, until it ends, asks DescribeAuditTask at a steady rate, recording
 //! the latency of every answer.
 //!
-//! The DescribeAuditTask load is open-loop: requests start on a fixed schedule whether or
-//! not earlier ones have answered (each takes an idle connection or opens one), and each
-//! latency is measured from its scheduled start, so a server that stalls is charged for
-//! the requests it delayed rather than hiding them (no coordinated omission).
+//! The DescribeAuditTask load is open-loop (see `poll`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
-use hdrhistogram::Histogram;
 use http::{Method, StatusCode};
 use http_body_util::Full;
 use serde_json::{json, Value};
-use tokio::sync::watch;
 
 use crate::client::{self, Target, Template};
-
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+use crate::poll::{self, Sender};
 
 /// Every check Palisade evaluates from its own data: the certificate checks (the three
 /// revocation checks included), the policy checks and LOGGING_DISABLED_CHECK.
@@ -42,11 +36,8 @@ pub const DEFAULT_CHECKS: &[&str] = &[
     "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK",
 ];
 
-/// Highest latency the histogram tracks, in microseconds.
-const HIST_MAX_US: u64 = 60_000_000;
-
 /// One signed request with a JSON body (or none); the status, error type and body.
-async fn call(
+pub(crate) async fn call(
     sender: &mut Sender,
     target: &Target,
     method: Method,
@@ -66,7 +57,7 @@ async fn call(
 }
 
 /// Like [`call`], failing loudly on anything but 200.
-async fn call_ok(
+pub(crate) async fn call_ok(
     sender: &mut Sender,
     target: &Target,
     method: Method,
@@ -156,81 +147,6 @@ pub struct AuditConfig {
     pub rate: u32,
     /// Give up (and fail) if the audit has not ended by then.
     pub timeout: Duration,
-}
-
-/// What the DescribeAuditTask load shares between its requests.
-struct Load {
-    target: Target,
-    template: Template,
-    idle: Mutex<Vec<Sender>>,
-    histogram: Mutex<Histogram<u64>>,
-    errors: AtomicU64,
-    first_error: OnceLock<String>,
-    /// The first answer whose status is no longer IN_PROGRESS, and when it came.
-    finished: OnceLock<(Instant, Value)>,
-    done: watch::Sender<bool>,
-}
-
-impl Load {
-    async fn sender(&self) -> Result<Sender> {
-        let idle = self
-            .idle
-            .lock()
-            .map_err(|_| anyhow::anyhow!("poisoned"))?
-            .pop();
-        match idle {
-            Some(s) => Ok(s),
-            None => client::connect(&self.target.endpoint).await,
-        }
-    }
-
-    fn error(&self, message: String) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        let _ = self.first_error.set(message);
-    }
-
-    /// One DescribeAuditTask, its latency counted from `scheduled`.
-    async fn describe(self: Arc<Self>, scheduled: Instant) {
-        let mut sender = match self.sender().await {
-            Ok(s) => s,
-            Err(e) => return self.error(format!("connecting: {e:#}")),
-        };
-        let result = async {
-            let request = self
-                .template
-                .signed(&self.target, b"", Full::new(Bytes::new()))?;
-            client::send_collect(&mut sender, request).await
-        }
-        .await;
-        let elapsed = scheduled.elapsed();
-        match result {
-            Ok((StatusCode::OK, _, body)) => {
-                if let Ok(mut h) = self.histogram.lock() {
-                    let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-                    h.saturating_record(us.max(1));
-                }
-                if let Ok(mut idle) = self.idle.lock() {
-                    idle.push(sender);
-                }
-                let v: Value = serde_json::from_slice(&body).unwrap_or_default();
-                if v["taskStatus"].as_str() != Some("IN_PROGRESS") {
-                    let _ = self.finished.set((Instant::now(), v));
-                    let _ = self.done.send(true);
-                }
-            }
-            Ok((status, _, body)) => {
-                if let Ok(mut idle) = self.idle.lock() {
-                    idle.push(sender);
-                }
-                self.error(format!(
-                    "DescribeAuditTask: HTTP {status}: {}",
-                    String::from_utf8_lossy(&body)
-                ));
-            }
-            // The connection is dropped; the next request opens another.
-            Err(e) => self.error(format!("DescribeAuditTask: {e:#}")),
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -347,42 +263,21 @@ pub async fn audit(target: &Target, config: &AuditConfig) -> Result<AuditReport>
     );
 
     let path = format!("/audit/tasks/{task_id}");
-    let (done, mut ended) = watch::channel(false);
-    let load = Arc::new(Load {
-        template: Template::new(target, Method::GET, &path, false)?,
-        target: target.clone(),
-        idle: Mutex::new(vec![sender]),
-        histogram: Mutex::new(Histogram::new_with_bounds(1, HIST_MAX_US, 3)?),
-        errors: AtomicU64::new(0),
-        first_error: OnceLock::new(),
-        finished: OnceLock::new(),
-        done,
-    });
-    let mut ticks = tokio::time::interval(Duration::from_secs(1) / config.rate.max(1));
-    // Requests late because the client itself stalled go out at once, keeping the rate.
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let deadline = started + config.timeout;
-    let mut in_flight = Vec::new();
-    loop {
-        tokio::select! {
-            tick = ticks.tick() => {
-                if Instant::now() >= deadline {
-                    break;
-                }
-                in_flight.push(tokio::spawn(Arc::clone(&load).describe(tick.into_std())));
-                in_flight.retain(|h: &tokio::task::JoinHandle<()>| !h.is_finished());
-            }
-            _ = ended.changed() => break,
-        }
-    }
-    for h in in_flight {
-        let _ = h.await;
-    }
-    let Some((at, last)) = load.finished.get().cloned() else {
+    let poll = poll::poll_until_ended(
+        target,
+        sender,
+        &path,
+        "DescribeAuditTask",
+        config.rate,
+        started + config.timeout,
+        None,
+    )
+    .await?;
+    let Some((at, last)) = poll.finished.clone() else {
         bail!(
             "audit task {task_id} had not ended after {:?} (first DescribeAuditTask error: {})",
             config.timeout,
-            load.first_error.get().map_or("none", String::as_str)
+            poll.first_error.as_deref().unwrap_or("none")
         );
     };
     let details = last["auditDetails"]
@@ -403,31 +298,18 @@ pub async fn audit(target: &Target, config: &AuditConfig) -> Result<AuditReport>
             )
         })
         .collect();
-    let histogram = load
-        .histogram
-        .lock()
-        .map_err(|_| anyhow::anyhow!("poisoned"))?
-        .clone();
-    let ms = |us: u64| us as f64 / 1000.0;
-    let q = |q: f64| {
-        if histogram.is_empty() {
-            0.0
-        } else {
-            ms(histogram.value_at_quantile(q))
-        }
-    };
     Ok(AuditReport {
         task_id,
         status: last["taskStatus"].as_str().unwrap_or("?").to_owned(),
         wall: at.duration_since(started),
         checks,
         statistics: last["taskStatistics"].clone(),
-        requests: histogram.len(),
-        errors: load.errors.load(Ordering::Relaxed),
-        first_error: load.first_error.get().cloned(),
-        p50_ms: q(0.5),
-        p99_ms: q(0.99),
-        max_ms: ms(histogram.max()),
+        requests: poll.requests,
+        errors: poll.errors,
+        first_error: poll.first_error,
+        p50_ms: poll.p50_ms,
+        p99_ms: poll.p99_ms,
+        max_ms: poll.max_ms,
     })
 }
 

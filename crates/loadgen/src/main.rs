@@ -14,6 +14,10 @@
 //! - `register-cas`: registers the CAs `fleet --cas` wrote, through the API.
 //! - `audit`: enables the audit checks, starts an on-demand audit and measures
 //!   DescribeAuditTask at a steady rate until it ends (bench/audit.sh).
+//! - `mitigate`: creates an UPDATE_DEVICE_CERTIFICATE mitigation action, starts an audit
+//!   mitigation actions task over a finished audit's findings of one check and measures
+//!   DescribeAuditMitigationActionsTask at a steady rate until it ends
+//!   (bench/mitigation.sh).
 //!
 //! Only loopback endpoints are accepted: this tool never sends traffic anywhere else.
 
@@ -22,6 +26,8 @@ mod ceiling;
 mod client;
 mod endpoint;
 mod fleet;
+mod mitigate;
+mod poll;
 mod run;
 mod setup;
 
@@ -57,6 +63,46 @@ enum Command {
     RegisterCas(RegisterCasArgs),
     /// Enable the audit checks, start an on-demand audit and measure DescribeAuditTask until it ends.
     Audit(AuditArgs),
+    /// Start an UPDATE_DEVICE_CERTIFICATE mitigation task over an audit's findings and
+    /// measure DescribeAuditMitigationActionsTask until it ends.
+    Mitigate(MitigateArgs),
+}
+
+#[derive(Debug, Args)]
+struct MitigateArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// The finished audit whose findings the task targets [default: the newest COMPLETED
+    /// on-demand audit, from ListAuditTasks].
+    #[arg(long)]
+    audit_task_id: Option<String>,
+    /// The check whose findings get the action.
+    #[arg(long, default_value = "DEVICE_CERTIFICATE_EXPIRING_CHECK")]
+    check: String,
+    /// The mitigation task's id [default: bench-<unix ms>].
+    #[arg(long)]
+    task_id: Option<String>,
+    /// The role ARN of the UPDATE_DEVICE_CERTIFICATE action (created as --name if missing).
+    #[arg(
+        long,
+        default_value = "arn:aws:iam::000000000000:role/bench-mitigation"
+    )]
+    role_arn: String,
+    /// DescribeAuditMitigationActionsTask requests per second while the task runs (1 to 1000).
+    #[arg(long, default_value_t = 20)]
+    rate: u32,
+    /// Fail if the task has not ended by then, e.g. 10m (at most 1 hour).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    timeout: Duration,
+    /// How often to print the task's progress.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    progress_every: Duration,
+    /// Print the human-readable summary on stderr and one JSON line on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Exit 0 even if some DescribeAuditMitigationActionsTask requests failed.
+    #[arg(long)]
+    allow_errors: bool,
 }
 
 #[derive(Debug, Args)]
@@ -362,6 +408,47 @@ fn main() -> Result<()> {
             }
             if report.errors > 0 && !args.allow_errors {
                 bail!("{} DescribeAuditTask request(s) failed", report.errors);
+            }
+            Ok(())
+        }
+        Command::Mitigate(args) => {
+            if !(1..=1000).contains(&args.rate) {
+                bail!("--rate must be between 1 and 1000");
+            }
+            if args.timeout.is_zero() || args.timeout > Duration::from_secs(3600) {
+                bail!("--timeout must be greater than 0 and at most 1 hour");
+            }
+            if args.progress_every < Duration::from_millis(100) {
+                bail!("--progress-every must be at least 100ms");
+            }
+            for id in [&args.task_id, &args.audit_task_id].into_iter().flatten() {
+                check_action_name(id).context("--task-id and --audit-task-id")?;
+            }
+            let target = client::Target::from_args(&args.target)?;
+            let config = mitigate::MitigateConfig {
+                audit_task_id: args.audit_task_id,
+                check: args.check,
+                action_name: args.target.name.clone(),
+                role_arn: args.role_arn,
+                task_id: args.task_id,
+                rate: args.rate,
+                timeout: args.timeout,
+                progress_every: args.progress_every,
+            };
+            let report = runtime.block_on(mitigate::mitigate(&target, &config))?;
+            report.print(args.json);
+            if report.status != "COMPLETED" {
+                bail!(
+                    "mitigation task {} ended {}, not COMPLETED",
+                    report.task_id,
+                    report.status
+                );
+            }
+            if report.poll.errors > 0 && !args.allow_errors {
+                bail!(
+                    "{} DescribeAuditMitigationActionsTask request(s) failed",
+                    report.poll.errors
+                );
             }
             Ok(())
         }
