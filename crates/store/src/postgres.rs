@@ -104,6 +104,8 @@ struct Inner {
     health: Health,
     /// When bulk imports last refreshed the planner's statistics.
     import_stats: import::StatsSchedule,
+    /// When audits last refreshed audit_findings' statistics.
+    finding_stats: audits::FindingStats,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -184,6 +186,7 @@ impl PostgresStore {
                 secret: OnceLock::new(),
                 health: Health::new(),
                 import_stats: import::StatsSchedule::default(),
+                finding_stats: audits::FindingStats::default(),
             }),
         };
         store.migrate().await?;
