@@ -8,8 +8,6 @@
 //! while the policy checks do.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::process::*;
@@ -155,29 +153,6 @@ fn fleet_jsonl() -> String {
         out.push('\n');
     }
     out
-}
-
-/// `palisade fleet import` into the server's account, next to the running server.
-fn import(file: &Path, data: &Path, db_args: &[&str]) {
-    let out = Command::new(BIN)
-        .args(["fleet", "import"])
-        .arg(file)
-        .args(["--account-id", ACCOUNT, "--data-dir"])
-        .arg(data)
-        .args(db_args)
-        .env_remove("PALISADE_DATA_DIR")
-        .env_remove("PALISADE_DATABASE_URL")
-        .env_remove("PALISADE_CONFIG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("running palisade fleet import");
-    assert!(
-        out.status.success(),
-        "fleet import failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 async fn register_cas(client: &Client) {
@@ -338,7 +313,7 @@ async fn audit_survives_kill_9(engine: StoreKind) {
 
     let fleet = root.path().join("fleet.jsonl");
     std::fs::write(&fleet, fleet_jsonl()).expect("writing the fleet");
-    import(&fleet, &data, &db_args);
+    fleet_import(&fleet, ACCOUNT, &data, &db_args);
     eprintln!("fleet generated and imported in {:?}", started.elapsed());
 
     let mut server = ServerProcess::start_with(&data, &serve_args).await;

@@ -5,8 +5,7 @@
 //! or `POST /palisade/import`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -697,30 +696,6 @@ pub fn expiring_fleet_jsonl(prefix: &str, things: usize, broad: usize) -> String
         out.push('\n');
     }
     out
-}
-
-/// `palisade fleet import` of `file` into `account`, straight into the database of
-/// `data` (or `db_args`' PostgreSQL).
-pub fn fleet_import(file: &Path, account: &str, data: &Path, db_args: &[&str]) {
-    let out = Command::new(super::process::BIN)
-        .args(["fleet", "import"])
-        .arg(file)
-        .args(["--account-id", account, "--data-dir"])
-        .arg(data)
-        .args(db_args)
-        .env_remove("PALISADE_DATA_DIR")
-        .env_remove("PALISADE_DATABASE_URL")
-        .env_remove("PALISADE_CONFIG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("running palisade fleet import");
-    assert!(
-        out.status.success(),
-        "fleet import failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Reads every message on a moto SQS queue (deleting them) until it stays empty for

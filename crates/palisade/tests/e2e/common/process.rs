@@ -224,3 +224,27 @@ pub fn parse_created(stdout: &str) -> Keys {
         account_id: Some(field("accountId")),
     }
 }
+
+/// `palisade fleet import` of `file` into `account`, straight into the database of
+/// `data` (or `db_args`' PostgreSQL).
+pub fn fleet_import(file: &Path, account: &str, data: &Path, db_args: &[&str]) {
+    let out = Command::new(BIN)
+        .args(["fleet", "import"])
+        .arg(file)
+        .args(["--account-id", account, "--data-dir"])
+        .arg(data)
+        .args(db_args)
+        .env_remove("PALISADE_DATA_DIR")
+        .env_remove("PALISADE_DATABASE_URL")
+        .env_remove("PALISADE_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running palisade fleet import");
+    assert!(
+        out.status.success(),
+        "fleet import failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
