@@ -36,6 +36,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         10,
         include_str!("../../migrations/postgres/0010_mitigation_tasks.sql"),
     ),
+    (
+        11,
+        include_str!("../../migrations/postgres/0011_mitigation_locality.sql"),
+    ),
 ];
 
 /// Key of the transaction-scoped advisory lock that serialises migrations ("PALISADE"

@@ -81,13 +81,28 @@ fn ca_certificate(row: &Row<'_>) -> rusqlite::Result<CaCertificateRecord> {
     })
 }
 
+/// A device certificate's columns, from its row `c` in `certificates` and its state `s`
+/// in `certificate_states` (migration 0011 says why they are apart).
 macro_rules! cert_columns {
     () => {
         concat!(
-            "id, arn, pem, status, certificate_mode, ca_certificate_id, issuer_certificate_id, \
-             owned_by, previous_owned_by, generation_id, customer_version, ",
+            "c.id, c.arn, c.pem, s.status, c.certificate_mode, c.ca_certificate_id, \
+             c.issuer_certificate_id, c.owned_by, c.previous_owned_by, s.generation_id, \
+             s.customer_version, ",
             facts_columns!(),
-            ", created_at_ms, updated_at_ms"
+            ", c.created_at_ms, s.updated_at_ms"
+        )
+    };
+}
+
+/// A certificate by id: its state (the id key) first, then its row.
+macro_rules! cert_by_id {
+    () => {
+        concat!(
+            "SELECT ",
+            cert_columns!(),
+            " FROM certificate_states s JOIN certificates c ON c.row_id = s.row_id \
+             WHERE s.account_id = ?1 AND s.region = ?2 AND s.id = ?3"
         )
     };
 }
@@ -120,26 +135,30 @@ fn issuing_ca(row: &Row<'_>) -> rusqlite::Result<IssuingCaRecord> {
     })
 }
 
-/// `WHERE` and `ORDER BY` of a keyset page by `(created_at_ms, id)`; `after` binds to
-/// `?{at}` and `?{at + 1}`.
-fn keyset(paged: bool, descending: bool, at: usize) -> String {
+/// `WHERE` and `ORDER BY` of a keyset page by `(created_at_ms, id)` of table alias
+/// `t`; `after` binds to `?{at}` and `?{at + 1}`.
+fn keyset(t: &str, paged: bool, descending: bool, at: usize) -> String {
     let (cmp, order) = if descending {
         ("<", "DESC")
     } else {
         (">", "ASC")
     };
     let cond = if paged {
-        format!(" AND (created_at_ms, id) {cmp} (?{at}, ?{})", at + 1)
+        format!(
+            " AND ({t}.created_at_ms, {t}.id) {cmp} (?{at}, ?{})",
+            at + 1
+        )
     } else {
         String::new()
     };
-    format!("{cond} ORDER BY created_at_ms {order}, id {order}")
+    format!("{cond} ORDER BY {t}.created_at_ms {order}, {t}.id {order}")
 }
 
-/// One keyset page of a certificate table in `scope`, optionally filtered on one column:
-/// the SQL (one of a few shapes, so `prepare_cached` keeps every one) and its arguments.
+/// One keyset page of a certificate table (alias `t` in `select`) in `scope`,
+/// optionally filtered on one of its columns: the SQL (one of a few shapes, so
+/// `prepare_cached` keeps every one) and its arguments.
 fn page_query(
-    select: &str,
+    (select, t): (&str, &str),
     scope: &Scope,
     filter: Option<(&str, &str)>,
     after: Option<&CertificateKey>,
@@ -147,12 +166,12 @@ fn page_query(
     limit: usize,
 ) -> (String, Vec<Value>) {
     let mut args = scope_params(scope);
-    let mut sql = format!("{select} WHERE account_id = ?1 AND region = ?2");
+    let mut sql = format!("{select} WHERE {t}.account_id = ?1 AND {t}.region = ?2");
     if let Some((column, value)) = filter {
         args.push(Value::Text(value.to_owned()));
-        sql.push_str(&format!(" AND {column} = ?{}", args.len()));
+        sql.push_str(&format!(" AND {t}.{column} = ?{}", args.len()));
     }
-    sql.push_str(&keyset(after.is_some(), descending, args.len() + 1));
+    sql.push_str(&keyset(t, after.is_some(), descending, args.len() + 1));
     args.extend(keyset_params(after));
     args.push(Value::Integer(sql_limit(limit)));
     sql.push_str(&format!(" LIMIT ?{}", args.len()));
@@ -201,16 +220,71 @@ fn certificate_in(
     scope: &Scope,
     id: &str,
 ) -> StoreResult<Option<CertificateRecord>> {
+    tx.prepare_cached(cert_by_id!())
+        .and_then(|mut stmt| {
+            stmt.query_row((&scope.account_id, &scope.region, id), certificate)
+                .optional()
+        })
+        .map_err(sql_err)
+}
+
+/// Adds a device certificate inside the caller's transaction: its row, then its state
+/// pointing at the row. A certificate id already in the scope fails on the state's key.
+pub(super) fn insert_certificate(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    r: &CertificateRecord,
+) -> rusqlite::Result<()> {
+    let f = &r.facts;
     tx.prepare_cached(concat!(
-        "SELECT ",
-        cert_columns!(),
-        " FROM certificates WHERE account_id = ?1 AND region = ?2 AND id = ?3"
-    ))
-    .and_then(|mut stmt| {
-        stmt.query_row((&scope.account_id, &scope.region, id), certificate)
-            .optional()
-    })
-    .map_err(sql_err)
+        "INSERT INTO certificates (account_id, region, id, arn, pem, certificate_mode, \
+         ca_certificate_id, issuer_certificate_id, owned_by, previous_owned_by, ",
+        facts_columns!(),
+        ", created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
+         ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
+    ))?
+    .execute(params![
+        scope.account_id,
+        scope.region,
+        r.id,
+        r.arn,
+        r.pem,
+        r.certificate_mode,
+        r.ca_certificate_id,
+        r.issuer_certificate_id,
+        r.owned_by,
+        r.previous_owned_by,
+        f.subject,
+        f.issuer,
+        f.subject_der,
+        f.issuer_der,
+        f.serial_number,
+        f.not_before_ms,
+        f.not_after_ms,
+        f.key_algorithm,
+        f.key_bits,
+        f.key_curve,
+        f.public_key_der,
+        join_uris(&f.crl_distribution_points),
+        r.created_at_ms,
+    ])?;
+    let row_id = tx.last_insert_rowid();
+    tx.prepare_cached(
+        "INSERT INTO certificate_states (account_id, region, id, status, generation_id,
+             customer_version, updated_at_ms, row_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        scope.account_id,
+        scope.region,
+        r.id,
+        r.status,
+        r.generation_id,
+        r.customer_version,
+        r.updated_at_ms,
+        row_id,
+    ])?;
+    Ok(())
 }
 
 /// Sets a device certificate's status inside the caller's transaction (see
@@ -232,7 +306,8 @@ pub(super) fn set_certificate_status(
     }
     let current: Option<String> = tx
         .prepare_cached(
-            "SELECT status FROM certificates WHERE account_id = ?1 AND region = ?2 AND id = ?3",
+            "SELECT status FROM certificate_states
+             WHERE account_id = ?1 AND region = ?2 AND id = ?3",
         )
         .and_then(|mut stmt| {
             stmt.query_row((&scope.account_id, &scope.region, id), |row| row.get(0))
@@ -265,7 +340,7 @@ fn update_status(
     now_ms: i64,
     sources: Option<&[&str]>,
 ) -> StoreResult<bool> {
-    const SQL: &str = "UPDATE certificates SET status = ?4, generation_id = ?5,
+    const SQL: &str = "UPDATE certificate_states SET status = ?4, generation_id = ?5,
              customer_version = customer_version + 1, updated_at_ms = ?6
          WHERE account_id = ?1 AND region = ?2 AND id = ?3
            AND (?7 OR status IN (?8, ?9, ?10, ?11, ?12, ?13))";
@@ -609,7 +684,10 @@ impl CertificateStore for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<CaCertificateRecord>> {
         let query = page_query(
-            concat!("SELECT ", ca_columns!(), " FROM ca_certificates"),
+            (
+                concat!("SELECT ", ca_columns!(), " FROM ca_certificates t"),
+                "t",
+            ),
             scope,
             template_name.map(|t| ("template_name", t)),
             after,
@@ -682,45 +760,7 @@ impl CertificateStore for SqliteStore {
                     return Ok(Err(CertificateRefusal::CaNotFound));
                 }
             }
-            let f = &r.facts;
-            tx.prepare_cached(concat!(
-                "INSERT INTO certificates (account_id, region, ",
-                cert_columns!(),
-                ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,",
-                " ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)"
-            ))
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    scope.account_id,
-                    scope.region,
-                    r.id,
-                    r.arn,
-                    r.pem,
-                    r.status,
-                    r.certificate_mode,
-                    r.ca_certificate_id,
-                    r.issuer_certificate_id,
-                    r.owned_by,
-                    r.previous_owned_by,
-                    r.generation_id,
-                    r.customer_version,
-                    f.subject,
-                    f.issuer,
-                    f.subject_der,
-                    f.issuer_der,
-                    f.serial_number,
-                    f.not_before_ms,
-                    f.not_after_ms,
-                    f.key_algorithm,
-                    f.key_bits,
-                    f.key_curve,
-                    f.public_key_der,
-                    join_uris(&f.crl_distribution_points),
-                    r.created_at_ms,
-                    r.updated_at_ms,
-                ])
-            })
-            .map_err(insert_err)?;
+            insert_certificate(tx, &scope, &r).map_err(insert_err)?;
             Ok(Ok(()))
         })
         .await
@@ -733,16 +773,12 @@ impl CertificateStore for SqliteStore {
     ) -> StoreResult<Option<CertificateRecord>> {
         let (scope, id) = (scope.clone(), id.to_owned());
         self.read(move |conn| {
-            conn.prepare_cached(concat!(
-                "SELECT ",
-                cert_columns!(),
-                " FROM certificates WHERE account_id = ?1 AND region = ?2 AND id = ?3"
-            ))
-            .and_then(|mut stmt| {
-                stmt.query_row((&scope.account_id, &scope.region, &id), certificate)
-                    .optional()
-            })
-            .map_err(sql_err)
+            conn.prepare_cached(cert_by_id!())
+                .and_then(|mut stmt| {
+                    stmt.query_row((&scope.account_id, &scope.region, &id), certificate)
+                        .optional()
+                })
+                .map_err(sql_err)
         })
         .await
     }
@@ -756,7 +792,15 @@ impl CertificateStore for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<CertificateRecord>> {
         let query = page_query(
-            concat!("SELECT ", cert_columns!(), " FROM certificates"),
+            (
+                concat!(
+                    "SELECT ",
+                    cert_columns!(),
+                    " FROM certificates c JOIN certificate_states s \
+                     ON s.account_id = c.account_id AND s.region = c.region AND s.id = c.id"
+                ),
+                "c",
+            ),
             scope,
             ca_certificate_id.map(|ca| ("ca_certificate_id", ca)),
             after,
@@ -834,8 +878,16 @@ impl CertificateStore for SqliteStore {
                 .and_then(|mut stmt| stmt.execute(target))
                 .map_err(sql_err)?;
             }
+            // The row through its state, then the state (which thing_principals' key
+            // points at).
             tx.prepare_cached(
-                "DELETE FROM certificates WHERE account_id = ?1 AND region = ?2 AND id = ?3",
+                "DELETE FROM certificates WHERE row_id = (SELECT row_id FROM certificate_states
+                     WHERE account_id = ?1 AND region = ?2 AND id = ?3)",
+            )
+            .and_then(|mut stmt| stmt.execute((&scope.account_id, &scope.region, &id)))
+            .map_err(sql_err)?;
+            tx.prepare_cached(
+                "DELETE FROM certificate_states WHERE account_id = ?1 AND region = ?2 AND id = ?3",
             )
             .and_then(|mut stmt| stmt.execute((&scope.account_id, &scope.region, &id)))
             .map_err(sql_err)?;
@@ -871,7 +923,7 @@ impl PrincipalStore for SqliteStore {
             }
             if !exists(
                 tx,
-                "SELECT 1 FROM certificates WHERE account_id = ?1 AND region = ?2 AND id = ?3",
+                "SELECT 1 FROM certificate_states WHERE account_id = ?1 AND region = ?2 AND id = ?3",
                 &[a, r, &cert],
             )? {
                 return Ok(Err(PrincipalRefusal::CertificateNotFound));
@@ -1022,7 +1074,7 @@ impl PrincipalStore for SqliteStore {
                 PolicyTarget::Certificate { id, .. } => {
                     if !exists(
                         tx,
-                        "SELECT 1 FROM certificates WHERE account_id = ?1 AND region = ?2 AND id = ?3",
+                        "SELECT 1 FROM certificate_states WHERE account_id = ?1 AND region = ?2 AND id = ?3",
                         &[a, r, id],
                     )? {
                         return Ok(Err(PrincipalRefusal::CertificateNotFound));

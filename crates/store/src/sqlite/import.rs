@@ -6,9 +6,9 @@
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension, Transaction};
 
+use super::certificates::insert_certificate;
 use super::error::sql_err;
 use super::SqliteStore;
-use crate::certificates::join_uris;
 use crate::import::{plan, Keys, Known, KnownCertificate, KnownGroup, KnownThing, Writes};
 use crate::{
     Attributes, ImportItem, ImportLimits, ImportOutcome, ImportStore, Scope, StoreResult,
@@ -17,7 +17,7 @@ use crate::{
 
 /// Page cache of the writer while it imports: big enough that the certificate indexes
 /// (random keys) of a large fleet stay in memory between batches. Negative: KiB.
-const IMPORT_CACHE_KIB: i64 = 256 * 1024;
+const IMPORT_CACHE_KIB: i64 = 512 * 1024;
 
 #[async_trait]
 impl ImportStore for SqliteStore {
@@ -221,7 +221,8 @@ fn load(tx: &Transaction<'_>, scope: &Scope, keys: &Keys) -> StoreResult<Known> 
     for id in &keys.certificates {
         let arn: Option<String> = tx
             .prepare_cached(
-                "SELECT arn FROM certificates WHERE account_id = ?1 AND region = ?2 AND id = ?3",
+                "SELECT c.arn FROM certificate_states s JOIN certificates c ON c.row_id = s.row_id
+                 WHERE s.account_id = ?1 AND s.region = ?2 AND s.id = ?3",
             )
             .and_then(|mut stmt| {
                 stmt.query_row((&scope.account_id, &scope.region, id), |row| row.get(0))
@@ -383,50 +384,9 @@ fn write(tx: &Transaction<'_>, scope: &Scope, w: &Writes) -> StoreResult<()> {
         &w.memberships,
         |s, (t, g, root)| s.execute(params![a, r, t, g, root]),
     )?;
-    each(
-        tx,
-        "INSERT INTO certificates (account_id, region, id, arn, pem, status,
-             certificate_mode, ca_certificate_id, issuer_certificate_id, owned_by,
-             previous_owned_by, generation_id, customer_version, subject, issuer,
-             subject_der, issuer_der, serial_number, not_before_ms, not_after_ms,
-             key_algorithm, key_bits, key_curve, public_key, crl_distribution_points,
-             created_at_ms, updated_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                 ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
-        &w.certificates,
-        |s, c| {
-            let f = &c.facts;
-            s.execute(params![
-                a,
-                r,
-                c.id,
-                c.arn,
-                c.pem,
-                c.status,
-                c.certificate_mode,
-                c.ca_certificate_id,
-                c.issuer_certificate_id,
-                c.owned_by,
-                c.previous_owned_by,
-                c.generation_id,
-                c.customer_version,
-                f.subject,
-                f.issuer,
-                f.subject_der,
-                f.issuer_der,
-                f.serial_number,
-                f.not_before_ms,
-                f.not_after_ms,
-                f.key_algorithm,
-                f.key_bits,
-                f.key_curve,
-                f.public_key_der,
-                join_uris(&f.crl_distribution_points),
-                c.created_at_ms,
-                c.updated_at_ms
-            ])
-        },
-    )?;
+    for c in &w.certificates {
+        insert_certificate(tx, scope, c).map_err(sql_err)?;
+    }
     each(
         tx,
         "INSERT INTO thing_principals
