@@ -58,14 +58,46 @@ pub(crate) fn resource_key(id: &ResourceIdentifier) -> String {
 
 /// Stable for (task, check, resource, reason): re-running a check after a crash writes
 /// the same ids again, which the store skips.
-fn finding_id(task_id: &str, check: &str, key: &str, reason_code: &str) -> String {
+///
+/// The first 8 characters follow the resource a mitigation changes (see
+/// [`locality_prefix`]), the other 24 are a hash of the whole identity. An audit's
+/// findings of one check share one finding time, so listing order is id order, and a
+/// mitigation task's chunks (runs of consecutive findings) then name neighbouring
+/// certificates: their status rows share pages, and a chunk of a thousand
+/// deactivations writes tens of pages instead of a thousand.
+fn finding_id(
+    task_id: &str,
+    check: &str,
+    resource: &ResourceIdentifier,
+    reason_code: &str,
+) -> String {
+    let key = resource_key(resource);
     let mut h = Sha256::new();
-    for part in [task_id, check, key, reason_code] {
+    for part in [task_id, check, &key, reason_code] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
     let digest = h.finalize();
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    let hash: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    match locality_prefix(resource) {
+        Some(prefix) => format!("{prefix}{}", &hash[8..]),
+        None => hash,
+    }
+}
+
+/// The leading 8 characters of the certificate a finding names (a device certificate,
+/// else a CA), when that id is lowercase hex as AWS makes them (a SHA-256 of the DER).
+/// Certificate ids are already public in the finding, so the prefix discloses nothing.
+fn locality_prefix(resource: &ResourceIdentifier) -> Option<&str> {
+    let id = resource
+        .device_certificate_id
+        .as_deref()
+        .or(resource.ca_certificate_id.as_deref())?;
+    let prefix = id.get(..8)?;
+    prefix
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        .then_some(prefix)
 }
 
 pub(crate) fn to_record(
@@ -77,7 +109,7 @@ pub(crate) fn to_record(
     is_suppressed: bool,
 ) -> EngineResult<AuditFindingRecord> {
     let key = resource_key(&draft.resource);
-    let id = finding_id(task_id, check.name, &key, draft.reason_code);
+    let id = finding_id(task_id, check.name, &draft.resource, draft.reason_code);
     let finding = AuditFinding {
         check_name: Some(check.name.to_owned()),
         finding_id: Some(id.clone()),
@@ -236,9 +268,27 @@ mod tests {
             ..ResourceIdentifier::default()
         };
         assert_eq!(resource_key(&a), "policyName=p\npolicyVersionId=1");
-        let id = finding_id("t", "C", &resource_key(&a), "R");
-        assert_eq!(id, finding_id("t", "C", &resource_key(&a.clone()), "R"));
-        assert_ne!(id, finding_id("t", "C", &resource_key(&a), "S"));
+        let id = finding_id("t", "C", &a, "R");
+        assert_eq!(id, finding_id("t", "C", &a.clone(), "R"));
+        assert_ne!(id, finding_id("t", "C", &a, "S"));
         assert_eq!(id.len(), 32);
+    }
+
+    #[test]
+    fn certificate_findings_sort_by_certificate() {
+        let device = |id: &str| ResourceIdentifier {
+            device_certificate_id: Some(id.into()),
+            ..ResourceIdentifier::default()
+        };
+        let low = finding_id("t", "C", &device(&format!("0a{}", "f".repeat(62))), "R");
+        let high = finding_id("t", "C", &device(&format!("fa{}", "0".repeat(62))), "R");
+        assert!(low.starts_with("0affffff") && high.starts_with("fa000000"));
+        assert_eq!((low.len(), high.len()), (32, 32));
+        // Same certificate, other reason: same prefix, other id.
+        let other = finding_id("t", "C", &device(&format!("0a{}", "f".repeat(62))), "S");
+        assert!(other.starts_with("0affffff") && other != low);
+        // Ids that are not lowercase hex get no prefix.
+        let odd = finding_id("t", "C", &device("NOT-HEX-ID"), "R");
+        assert!(odd.bytes().all(|b| b.is_ascii_hexdigit()) && odd.len() == 32);
     }
 }
