@@ -126,6 +126,8 @@ macro_rules! conformance_tests {
             mitigation_stage_deactivates_certificates,
             mitigation_stage_deactivates_ca_certificates,
             mitigation_stage_adds_things_to_groups,
+            mitigation_stage_deactivates_many_certificates,
+            mitigation_stage_adds_things_of_many_certificates,
             mitigation_stage_replaces_default_policy_versions,
             mitigation_stage_sets_logging_and_records_outside_outcomes,
             mitigation_stage_failure_skips_later_actions,

@@ -111,18 +111,32 @@ pub struct MitigationExecutionRecord {
 /// `CertificateStateException`; a thing that would be in two groups of one hierarchy
 /// is `InvalidRequestException`; one that would be in more than `max_groups` groups is
 /// `LimitExceededException`; a policy at `max_versions` is
-/// `VersionsLimitExceededException`. A certificate already INACTIVE, a thing already in
-/// the group and a principal with no things attached are successes that change nothing.
+/// `VersionsLimitExceededException`. A certificate already INACTIVE and a thing already
+/// in the group are successes that change nothing; so is a principal with no things
+/// attached, once every group is found to exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MitigationEffect {
     /// The device certificate becomes INACTIVE (if `status_change_allowed`).
     DeactivateCertificate { certificate_id: String },
+    /// Every one of the device certificates becomes INACTIVE, all or nothing: the first
+    /// that cannot (missing, or `status_change_allowed` refuses) fails the effect, which
+    /// then changes none of them. The related device certificates of an
+    /// INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_CERTIFICATES_CHECK finding; the engine
+    /// bounds how many one effect names.
+    DeactivateCertificates { certificate_ids: Vec<String> },
     /// The CA certificate becomes INACTIVE.
     DeactivateCaCertificate { certificate_id: String },
     /// Every thing attached to `principal` (a certificate ARN) is added to each group,
     /// by the registry's rules (`plan_membership_change` with `max_groups`).
     AddThingsToGroups {
         principal: String,
+        groups: Vec<String>,
+        max_groups: usize,
+    },
+    /// [`AddThingsToGroups`](Self::AddThingsToGroups) for the things attached to any of
+    /// the device certificates (by id), all or nothing across all of them.
+    AddThingsOfCertificatesToGroups {
+        certificate_ids: Vec<String>,
         groups: Vec<String>,
         max_groups: usize,
     },

@@ -9,16 +9,28 @@ use palisade_model::{
     AuditFinding, ListRelatedResourcesForAuditFindingRequest,
     ListRelatedResourcesForAuditFindingResponse, RelatedResource,
 };
+use palisade_store::RelatedResourceRecord;
 
 use crate::{paging, required, Engine, EngineError, EngineResult, Scope};
 
 const LISTING: &str = "audit-related-resources";
 const DEFAULT_PAGE: usize = 25;
 /// The check whose related resources live in the store.
-const STORED_FOR: &str = "INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_CERTIFICATES_CHECK";
+pub(crate) const STORED_FOR: &str = "INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_CERTIFICATES_CHECK";
+/// Stored related resources read at once when all of a finding's are wanted.
+const READ_PAGE: usize = 1_000;
+const DEVICE_CERTIFICATE: &str = "DEVICE_CERTIFICATE";
 
 fn invalid_token() -> EngineError {
     EngineError::InvalidRequest("The pagination token (nextToken) is invalid.".into())
+}
+
+fn decode(finding_id: &str, row: &RelatedResourceRecord) -> EngineResult<RelatedResource> {
+    serde_json::from_str::<RelatedResource>(&row.resource_json).map_err(|e| {
+        EngineError::Internal(format!(
+            "stored related resource of finding {finding_id} is unreadable: {e}"
+        ))
+    })
 }
 
 impl Engine {
@@ -52,14 +64,8 @@ impl Engine {
             rows.truncate(size);
             let last = rows.last().filter(|_| more).map(|r| r.sort_key.clone());
             let resources = rows
-                .into_iter()
-                .map(|r| {
-                    serde_json::from_str::<RelatedResource>(&r.resource_json).map_err(|e| {
-                        EngineError::Internal(format!(
-                            "stored related resource of finding {id} is unreadable: {e}"
-                        ))
-                    })
-                })
+                .iter()
+                .map(|r| decode(&id, r))
                 .collect::<EngineResult<Vec<_>>>()?;
             (resources, last)
         } else {
@@ -83,5 +89,44 @@ impl Engine {
             next_token: last.map(|key| self.inner.tokens.issue(scope, LISTING, &id, &key)),
             related_resources: Some(resources),
         })
+    }
+
+    /// The ids of the DEVICE_CERTIFICATE resources ListRelatedResourcesForAuditFinding
+    /// lists for a finding of [`STORED_FOR`], in its order; `None` if there are more
+    /// than `limit`, so a caller never holds more than `limit` of them.
+    pub(crate) async fn related_device_certificates(
+        &self,
+        scope: &Scope,
+        finding_id: &str,
+        limit: usize,
+    ) -> EngineResult<Option<Vec<String>>> {
+        let mut ids = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let rows = self
+                .store()
+                .list_related_resources(scope, finding_id, after.as_deref(), READ_PAGE)
+                .await?;
+            for row in &rows {
+                let resource = decode(finding_id, row)?;
+                if resource.resource_type.as_ref().map(|t| t.as_str()) != Some(DEVICE_CERTIFICATE) {
+                    continue;
+                }
+                let Some(id) = resource
+                    .resource_identifier
+                    .and_then(|r| r.device_certificate_id)
+                else {
+                    continue;
+                };
+                if ids.len() == limit {
+                    return Ok(None);
+                }
+                ids.push(id);
+            }
+            match rows.last() {
+                Some(last) if rows.len() == READ_PAGE => after = Some(last.sort_key.clone()),
+                _ => return Ok(Some(ids)),
+            }
+        }
     }
 }

@@ -13,12 +13,13 @@ use crate::common::mitigation::*;
 use crate::common::moto::Moto;
 use crate::common::*;
 use crate::pki::*;
+use crate::revocation::{register_device, FileServer, INTERMEDIATE};
 use aws_sdk_iot::error::DisplayErrorContext;
 use aws_sdk_iot::types::{
     AuditFinding, AuditMitigationActionsExecutionStatus as Ex,
     AuditMitigationActionsTaskStatus as Status, AuditMitigationActionsTaskTarget,
     CaCertificateStatus, CertificateStatus, LogLevel, MitigationAction, MitigationActionParams,
-    MitigationActionType, PublishFindingToSnsParams, ResourceIdentifier,
+    MitigationActionType, PublishFindingToSnsParams, ResourceIdentifier, ResourceType,
 };
 use aws_sdk_iot::Client;
 use palisade_engine::AuditSettings;
@@ -307,6 +308,69 @@ fn import_request(body: &str) -> RawRequest {
         RawRequest::new("POST", "/palisade/import").header("content-type", "application/x-ndjson");
     req.body = body.as_bytes().to_vec();
     req
+}
+
+/// The device certificate ids ListRelatedResourcesForAuditFinding lists for a finding,
+/// in its order (pages of 250).
+async fn related_certificates(client: &Client, finding: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page = client
+            .list_related_resources_for_audit_finding()
+            .finding_id(finding)
+            .max_results(250)
+            .set_next_token(next.take())
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "ListRelatedResourcesForAuditFinding: {}",
+                    DisplayErrorContext(e)
+                )
+            });
+        for r in page.related_resources() {
+            assert_eq!(
+                r.resource_type(),
+                Some(&ResourceType::DeviceCertificate),
+                "{r:?}"
+            );
+            let id = r
+                .resource_identifier()
+                .and_then(|i| i.device_certificate_id());
+            out.push(id.expect("deviceCertificateId").to_owned());
+        }
+        match page.next_token() {
+            Some(t) => next = Some(t.to_owned()),
+            None => return out,
+        }
+    }
+}
+
+/// A registered intermediate CA revoked by its (unregistered) root, whose CRL and
+/// certificate `files` serves: its findings of INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_
+/// CERTIFICATES_CHECK name it, with the device certificates it signed as related
+/// resources.
+async fn revoked_intermediate(client: &Client, files: &FileServer, name: &str) -> TestCa {
+    let root = TestCa::new(&format!("{name} root"));
+    let slug = name.to_lowercase().replace(' ', "-");
+    let (crl, root_der) = (format!("/{slug}-root.crl"), format!("/{slug}-root.der"));
+    let revoked = root.intermediate(name, Some(&files.url(&crl)), Some(&files.url(&root_der)));
+    register_ca(client, &revoked, true).await;
+    files.put(&root_der, root.der.clone());
+    files.put(&crl, root.crl(&[&revoked.pem], 1, -60, 3600));
+    revoked
+}
+
+/// The one execution of a finding in a task, whole (for its message).
+async fn only_execution(
+    client: &Client,
+    task_id: &str,
+    finding: &str,
+) -> aws_sdk_iot::types::AuditMitigationActionExecutionMetadata {
+    let mut all = executions_paged(client, task_id, finding, None, None).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    all.remove(0)
 }
 
 /// Every message on the queue until `n` arrived (or 30 s passed).
@@ -782,6 +846,272 @@ async fn a_failed_action_skips_the_rest_of_its_finding_only() {
         [failed("ghost", "ResourceNotFoundException")]
     );
     assert_eq!(groups_of(&c, "t-ok").await, strings(&["free", "hold-b"]));
+    server.stop().await;
+}
+
+/// ADD_THINGS_TO_THING_GROUP checks its groups even when the certificate has no things
+/// attached: a missing group fails the execution, naming the group.
+#[tokio::test]
+async fn a_missing_group_fails_even_without_things() {
+    let server = TestServer::start(ENGINE).await;
+    let c = server.client_a();
+    enable_checks(&c, &[EXPIRING]).await;
+    group(&c, "exists", None).await;
+    let (bare, _) = expiring_cert(&c, "bare").await;
+    create_action(&c, "hold", groups_params(&["exists"])).await;
+    create_action(&c, "ghost", groups_params(&["exists", "no-such-group", "gone"])).await;
+    let audit = run_audit(&c, &[EXPIRING]).await;
+    let finding = findings_by_cert(&audit_findings(&c, &audit, None).await)[&bare].clone();
+
+    start_task(&c, "ghost", findings_target(std::slice::from_ref(&finding)), &[(EXPIRING, &["ghost"])]).await;
+    let out = wait_task(&c, "ghost").await;
+    assert_eq!(out.task_status(), Some(&Status::Failed), "{out:?}");
+    assert_task_consistent(&out);
+    assert_eq!(stats(&out), stats_of(&[(EXPIRING, st(1, 0, 1, 0, 0))]));
+    assert_eq!(checked_executions(&c, "ghost", &finding, &out).await, [failed("ghost", "ResourceNotFoundException")]);
+    let e = only_execution(&c, "ghost", &finding).await;
+    assert_eq!(e.message(), Some("Thing group no-such-group does not exist."), "{e:?}");
+
+    // Every group there: a certificate without things succeeds, changing nothing.
+    start_task(&c, "hold", findings_target(std::slice::from_ref(&finding)), &[(EXPIRING, &["hold"])]).await;
+    let out = wait_task(&c, "hold").await;
+    assert_eq!(out.task_status(), Some(&Status::Completed), "{out:?}");
+    assert_eq!(checked_executions(&c, "hold", &finding, &out).await, [completed("hold")]);
+    server.stop().await;
+}
+
+// ------------------------------------------------------------------------------------
+// Intermediate CA findings: the actions act on the related device certificates
+
+/// UPDATE_DEVICE_CERTIFICATE and ADD_THINGS_TO_THING_GROUP on a finding of
+/// INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_CERTIFICATES_CHECK act on exactly the
+/// device certificates ListRelatedResourcesForAuditFinding lists, all or nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intermediate_ca_actions_act_on_the_related_device_certificates() {
+    let server = TestServer::start(ENGINE).await;
+    let c = server.client_a();
+    let files = FileServer::start().await;
+    let revoked = revoked_intermediate(&c, &files, "Revoked Intermediate").await;
+    let kept = TestCa::new("Kept CA");
+    register_ca(&c, &kept, true).await;
+    let mut related = Vec::new();
+    let mut arns = BTreeMap::new();
+    for i in 0..5 {
+        let (pem, _) = revoked.issue(&format!("signed-{i}"));
+        let id = register_device(&c, &pem, &revoked.pem, CertificateStatus::Active).await;
+        arns.insert(i, format!("arn:aws:iot:{REGION}:{ACCOUNT_A}:cert/{id}"));
+        related.push(id);
+    }
+    // d0: t0; d1: t1a and t1b; d2 and d3 share t-shared; d4 has none.
+    thing(&c, "t0", &arns[&0]).await;
+    thing(&c, "t1a", &arns[&1]).await;
+    thing(&c, "t1b", &arns[&1]).await;
+    thing(&c, "t-shared", &arns[&2]).await;
+    c.attach_thing_principal().thing_name("t-shared").principal(&arns[&3]).send().await.expect("attach");
+    // Not related: INACTIVE when the audit ran, or signed by another CA.
+    let (pem, _) = revoked.issue("signed-inactive");
+    let late = register_device(&c, &pem, &revoked.pem, CertificateStatus::Inactive).await;
+    thing(&c, "t-late", &format!("arn:aws:iot:{REGION}:{ACCOUNT_A}:cert/{late}")).await;
+    let (pem, _) = kept.issue("kept-device");
+    let other = register_device(&c, &pem, &kept.pem, CertificateStatus::Active).await;
+    thing(&c, "t-other", &format!("arn:aws:iot:{REGION}:{ACCOUNT_A}:cert/{other}")).await;
+    for g in ["quarantine", "hold", "fresh"] {
+        group(&c, g, None).await;
+    }
+    deactivate_action(&c).await;
+    create_action(&c, "quarantine", groups_params(&["quarantine", "hold"])).await;
+    create_action(&c, "ghost", groups_params(&["fresh", "no-such-group"])).await;
+
+    enable_checks(&c, &[INTERMEDIATE]).await;
+    let audit = run_audit(&c, &[INTERMEDIATE]).await;
+    let finding = finding_id(&only_finding(&c, &audit, INTERMEDIATE).await);
+    let listed = related_certificates(&c, &finding).await;
+    assert_eq!(sorted(listed.clone()), sorted(related.clone()), "the fixture's related certificates");
+
+    start_task(&c, "intermediate", audit_target(&audit), &[(INTERMEDIATE, &["quarantine", "deactivate"])]).await;
+    let out = wait_task(&c, "intermediate").await;
+    assert_eq!(out.task_status(), Some(&Status::Completed), "{out:?}");
+    assert_task_consistent(&out);
+    assert_eq!(stats(&out), stats_of(&[(INTERMEDIATE, st(1, 1, 0, 0, 0))]));
+    assert_eq!(
+        checked_executions(&c, "intermediate", &finding, &out).await,
+        [completed("quarantine"), completed("deactivate")]
+    );
+    for cert in &listed {
+        assert_eq!(cert_status(&c, cert).await, CertificateStatus::Inactive, "{cert}");
+    }
+    assert_eq!(cert_status(&c, &late).await, CertificateStatus::Inactive, "unchanged");
+    assert_eq!(cert_status(&c, &other).await, CertificateStatus::Active, "not related");
+    for t in ["t0", "t1a", "t1b", "t-shared"] {
+        assert_eq!(groups_of(&c, t).await, strings(&["hold", "quarantine"]), "{t}");
+    }
+    for t in ["t-late", "t-other"] {
+        assert!(groups_of(&c, t).await.is_empty(), "{t} is not a related certificate's");
+    }
+
+    // All or nothing: one related certificate REVOKED since fails the deactivation, which
+    // then changes none; the finding's next action is SKIPPED.
+    set_cert_status(&c, &related[0], CertificateStatus::Active).await;
+    set_cert_status(&c, &related[1], CertificateStatus::Active).await;
+    set_cert_status(&c, &related[4], CertificateStatus::Revoked).await;
+    start_task(&c, "intermediate-revoked", findings_target(std::slice::from_ref(&finding)),
+        &[(INTERMEDIATE, &["deactivate", "ghost"])]).await;
+    let out = wait_task(&c, "intermediate-revoked").await;
+    assert_eq!(out.task_status(), Some(&Status::Failed), "{out:?}");
+    assert_task_consistent(&out);
+    assert_eq!(stats(&out), stats_of(&[(INTERMEDIATE, st(1, 0, 1, 0, 0))]));
+    let got = executions_paged(&c, "intermediate-revoked", &finding, None, None).await;
+    assert_eq!(got.iter().map(exec_summary).collect::<Vec<_>>(),
+        [failed("deactivate", "CertificateStateException"), skipped("ghost")]);
+    assert!(got[0].message().is_some_and(|m| m.contains(&related[4])), "{got:?}");
+    for (cert, want) in [
+        (&related[0], CertificateStatus::Active),
+        (&related[1], CertificateStatus::Active),
+        (&related[2], CertificateStatus::Inactive),
+        (&related[4], CertificateStatus::Revoked),
+    ] {
+        assert_eq!(cert_status(&c, cert).await, want, "{cert}");
+    }
+
+    // A missing group: nothing joins, not even the group that exists.
+    start_task(&c, "intermediate-ghost", findings_target(std::slice::from_ref(&finding)),
+        &[(INTERMEDIATE, &["ghost"])]).await;
+    let out = wait_task(&c, "intermediate-ghost").await;
+    assert_eq!(out.task_status(), Some(&Status::Failed), "{out:?}");
+    let e = only_execution(&c, "intermediate-ghost", &finding).await;
+    assert_eq!(exec_summary(&e), failed("ghost", "ResourceNotFoundException"));
+    assert_eq!(e.message(), Some("Thing group no-such-group does not exist."), "{e:?}");
+    for t in ["t0", "t1a", "t1b", "t-shared", "t-late", "t-other"] {
+        assert!(!groups_of(&c, t).await.contains(&"fresh".to_owned()), "{t}");
+    }
+    server.stop().await;
+}
+
+/// An intermediate CA with more related certificates than a page of them: all are
+/// deactivated in one execution (up to 10,000); ADD_THINGS_TO_THING_GROUP acts on at most
+/// 1,000, and a finding with more fails it with LimitExceededException, changing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intermediate_ca_with_many_related_certificates() {
+    const DEVICES: usize = 1_001;
+    let server = TestServer::start(ENGINE).await;
+    let c = server.client_a();
+    let files = FileServer::start().await;
+    let revoked = revoked_intermediate(&c, &files, "Busy Intermediate").await;
+    let mut fleet = String::new();
+    for i in 0..DEVICES {
+        let (pem, _) = revoked.issue(&format!("busy-{i:04}"));
+        fleet.push_str(&serde_json::json!({"type": "thing", "name": format!("busy-{i:04}")}).to_string());
+        fleet.push('\n');
+        fleet.push_str(&serde_json::json!({"type": "certificate", "pem": pem, "caPem": revoked.pem,
+            "status": "ACTIVE", "things": [format!("busy-{i:04}")]}).to_string());
+        fleet.push('\n');
+    }
+    let resp = server.send(server.signed(import_request(&fleet))).await;
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    let summary: Value = serde_json::from_slice(&resp.body).expect("import summary");
+    assert_eq!(summary["failedLines"], 0, "{summary}");
+    group(&c, "quarantine", None).await;
+    deactivate_action(&c).await;
+    create_action(&c, "quarantine", groups_params(&["quarantine"])).await;
+    enable_checks(&c, &[INTERMEDIATE]).await;
+    let audit = run_audit(&c, &[INTERMEDIATE]).await;
+    let finding = finding_id(&only_finding(&c, &audit, INTERMEDIATE).await);
+    let related = related_certificates(&c, &finding).await;
+    assert_eq!(related.len(), DEVICES);
+
+    start_task(&c, "busy-quarantine", audit_target(&audit), &[(INTERMEDIATE, &["quarantine"])]).await;
+    let out = wait_task(&c, "busy-quarantine").await;
+    assert_eq!(out.task_status(), Some(&Status::Failed), "{out:?}");
+    assert_eq!(stats(&out), stats_of(&[(INTERMEDIATE, st(1, 0, 1, 0, 0))]));
+    let e = only_execution(&c, "busy-quarantine", &finding).await;
+    assert_eq!(exec_summary(&e), failed("quarantine", "LimitExceededException"));
+    assert!(e.message().is_some_and(|m| m.contains("1000")), "{e:?}");
+    for t in ["busy-0000", "busy-0500", "busy-1000"] {
+        assert!(groups_of(&c, t).await.is_empty(), "{t}");
+    }
+
+    start_task(&c, "busy-deactivate", audit_target(&audit), &[(INTERMEDIATE, &["deactivate"])]).await;
+    let out = wait_task(&c, "busy-deactivate").await;
+    assert_eq!(out.task_status(), Some(&Status::Completed), "{out:?}");
+    assert_eq!(stats(&out), stats_of(&[(INTERMEDIATE, st(1, 1, 0, 0, 0))]));
+    let statuses = all_cert_statuses(&c).await;
+    assert_eq!(statuses.len(), DEVICES);
+    for cert in &related {
+        assert_eq!(statuses.get(cert), Some(&CertificateStatus::Inactive), "{cert}");
+    }
+    server.stop().await;
+}
+
+// ------------------------------------------------------------------------------------
+// PUBLISH_FINDING_TO_SNS over many findings
+
+/// A stage publishes its findings concurrently: every message arrives once, and each
+/// finding's actions still run in order, a failed publish skipping the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_findings_published_in_one_task() {
+    const THINGS: usize = 40;
+    let moto = Moto::start().await;
+    let queue = moto.topic_with_queue("mitigation-many").await;
+    let server = TestServer::start_with_settings(
+        ENGINE,
+        Arc::new(TestClock::new()),
+        true,
+        AuditSettings { sns: moto.sns_settings(), ..AuditSettings::default() },
+    )
+    .await;
+    let c = server.client_a();
+    let resp = server.send(server.signed(import_request(&expiring_fleet_jsonl("many", THINGS, 0)))).await;
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    enable_checks(&c, &[EXPIRING]).await;
+    create_action(&c, "publish", publish_params(&queue.topic_arn)).await;
+    create_action(&c, "publish-nowhere", publish_params(&Moto::topic_arn("no-such-topic"))).await;
+    deactivate_action(&c).await;
+    let audit = run_audit(&c, &[EXPIRING]).await;
+    let by_cert = findings_by_cert(&audit_findings(&c, &audit, None).await);
+    assert_eq!(by_cert.len(), THINGS);
+
+    // Every publish fails: every deactivation is SKIPPED, nothing is published.
+    start_task(&c, "nowhere", audit_target(&audit), &[(EXPIRING, &["publish-nowhere", "deactivate"])]).await;
+    let out = wait_task(&c, "nowhere").await;
+    assert_eq!(out.task_status(), Some(&Status::Failed), "{out:?}");
+    assert_task_consistent(&out);
+    assert_eq!(stats(&out), stats_of(&[(EXPIRING, st(THINGS as i64, 0, THINGS as i64, 0, 0))]));
+    for finding in by_cert.values().take(5) {
+        let got = checked_executions(&c, "nowhere", finding, &out).await;
+        assert_eq!((&got[0].0, &got[0].1), (&"publish-nowhere".to_owned(), &Ex::Failed), "{got:?}");
+        assert_eq!(got[1], skipped("deactivate"));
+    }
+    for cert in by_cert.keys() {
+        assert_eq!(cert_status(&c, cert).await, CertificateStatus::Active, "{cert}");
+    }
+
+    // Three certificates revoked since the audit: their deactivation fails after the
+    // publish; every finding is published exactly once.
+    let revoked: Vec<String> = by_cert.keys().take(3).cloned().collect();
+    for cert in &revoked {
+        set_cert_status(&c, cert, CertificateStatus::Revoked).await;
+    }
+    start_task(&c, "many", audit_target(&audit), &[(EXPIRING, &["publish", "deactivate"])]).await;
+    let out = wait_task(&c, "many").await;
+    assert_eq!(out.task_status(), Some(&Status::Failed), "{out:?}");
+    assert_task_consistent(&out);
+    assert_eq!(stats(&out), stats_of(&[(EXPIRING, st(THINGS as i64, THINGS as i64 - 3, 3, 0, 0))]));
+    let published = drain_finding_ids(&moto, &queue.queue_url, Duration::from_secs(2)).await;
+    assert_eq!(
+        sorted(published.clone()),
+        sorted(by_cert.values().cloned().collect()),
+        "every finding once, and nothing from the failed task: {published:?}"
+    );
+    for (cert, finding) in &by_cert {
+        let got = checked_executions(&c, "many", finding, &out).await;
+        if revoked.contains(cert) {
+            assert_eq!(got, [completed("publish"), failed("deactivate", "CertificateStateException")], "{cert}");
+            assert_eq!(cert_status(&c, cert).await, CertificateStatus::Revoked);
+        } else {
+            assert_eq!(got, [completed("publish"), completed("deactivate")], "{cert}");
+            assert_eq!(cert_status(&c, cert).await, CertificateStatus::Inactive);
+        }
+    }
     server.stop().await;
 }
 

@@ -162,10 +162,7 @@ pub(crate) fn membership_failure(
     refusal: &ThingRefusal,
 ) -> EffectFailure {
     match refusal {
-        ThingRefusal::GroupNotFound(group) => failure(
-            "ResourceNotFoundException",
-            format!("Thing group {group} does not exist."),
-        ),
+        ThingRefusal::GroupNotFound(group) => group_not_found(group),
         ThingRefusal::ThingNotFound(thing) => failure(
             "ResourceNotFoundException",
             format!("Thing {thing} does not exist."),
@@ -198,6 +195,16 @@ pub(crate) fn membership_failure(
         ),
         other => unexpected(other),
     }
+}
+
+/// A thing group an ADD_THINGS_TO_THING_GROUP effect names that does not exist: the
+/// same failure whether a thing's membership change found it or the effect checked the
+/// groups because no thing was attached.
+pub(crate) fn group_not_found(group: &str) -> EffectFailure {
+    failure(
+        "ResourceNotFoundException",
+        format!("Thing group {group} does not exist."),
+    )
 }
 
 /// A policy whose default version could not be replaced.

@@ -1126,6 +1126,7 @@ pub async fn mitigation_stage_adds_things_to_groups(store: Arc<dyn Store>) {
             add(&two_things, &["b"], LIMIT),
             add(&no_things, &["a", "a1"], LIMIT),
             add(&full, &["b", "a"], LIMIT),
+            add(&no_things, &["b", "missing", "gone"], LIMIT),
         ],
     )
     .await;
@@ -1151,6 +1152,11 @@ pub async fn mitigation_stage_adds_things_to_groups(store: Arc<dyn Store>) {
     assert_completed(&got[5]);
     assert_completed(&got[6]);
     assert_completed(&got[7]);
+    assert_failed(
+        &got[8],
+        "ResourceNotFoundException",
+        "Thing group missing does not exist.",
+    );
 
     assert_eq!(
         groups_of(&*store, &scope, "t1").await,
@@ -1170,6 +1176,242 @@ pub async fn mitigation_stage_adds_things_to_groups(store: Arc<dyn Store>) {
         groups_of(&*store, &scope, "t5").await,
         strings(&["a", "b", "c", "d"])
     );
+}
+
+/// Registers `n` device certificates with `status` at once.
+async fn certificates(
+    store: &Arc<dyn Store>,
+    scope: &Scope,
+    n: usize,
+    status: &str,
+) -> Vec<String> {
+    let mut set = JoinSet::new();
+    for _ in 0..n {
+        let (store, scope, status) = (Arc::clone(store), scope.clone(), status.to_owned());
+        set.spawn(async move { certificate(&*store, &scope, &status).await.id });
+    }
+    let mut ids = Vec::with_capacity(n);
+    while let Some(id) = set.join_next().await {
+        ids.push(id.expect("registration task"));
+    }
+    ids
+}
+
+async fn status_of(store: &dyn Store, scope: &Scope, id: &str) -> String {
+    store
+        .get_certificate(scope, id)
+        .await
+        .expect("get certificate")
+        .expect("certificate exists")
+        .status
+}
+
+pub async fn mitigation_stage_deactivates_many_certificates(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let active = certificates(&store, &scope, 3, "ACTIVE").await;
+    let inactive = certificate(&*store, &scope, "INACTIVE").await;
+    let revoked = certificate(&*store, &scope, "REVOKED").await;
+    let transfer = certificate(&*store, &scope, "PENDING_TRANSFER").await;
+    let untouched = certificates(&store, &scope, 2, "ACTIVE").await;
+    let missing = hex_id();
+    // More than one statement's worth on engines that batch them, with the refusal in
+    // the last: everything before it must be undone too.
+    let many = certificates(&store, &scope, 1_100, "ACTIVE").await;
+    let deactivate = |ids: Vec<String>| MitigationEffect::DeactivateCertificates {
+        certificate_ids: ids,
+    };
+    let (task_id, got) = run_effects(
+        &*store,
+        &scope,
+        vec![
+            deactivate(
+                active
+                    .iter()
+                    .cloned()
+                    .chain([inactive.id.clone()])
+                    .collect(),
+            ),
+            deactivate(vec![
+                untouched[0].clone(),
+                revoked.id.clone(),
+                untouched[1].clone(),
+            ]),
+            deactivate(vec![untouched[0].clone(), transfer.id.clone()]),
+            deactivate(vec![untouched[1].clone(), missing.clone()]),
+            deactivate(many.iter().cloned().chain([revoked.id.clone()]).collect()),
+            deactivate(Vec::new()),
+        ],
+    )
+    .await;
+    assert_completed(&got[0]);
+    assert_failed(
+        &got[1],
+        "CertificateStateException",
+        &format!(
+            "Certificate {} is REVOKED; a REVOKED certificate cannot become INACTIVE.",
+            revoked.id
+        ),
+    );
+    assert_failed(
+        &got[2],
+        "CertificateStateException",
+        &format!(
+            "Certificate {} is PENDING_TRANSFER; a PENDING_TRANSFER certificate cannot become \
+             INACTIVE.",
+            transfer.id
+        ),
+    );
+    assert_failed(
+        &got[3],
+        "ResourceNotFoundException",
+        &format!("Certificate {missing} does not exist."),
+    );
+    assert_failed(
+        &got[4],
+        "CertificateStateException",
+        &format!(
+            "Certificate {} is REVOKED; a REVOKED certificate cannot become INACTIVE.",
+            revoked.id
+        ),
+    );
+    assert_completed(&got[5]);
+
+    for id in &active {
+        let changed = store.get_certificate(&scope, id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                changed.status.as_str(),
+                changed.customer_version,
+                changed.updated_at_ms
+            ),
+            ("INACTIVE", 2, NOW),
+            "changed as UpdateCertificate would"
+        );
+    }
+    assert_eq!(
+        store.get_certificate(&scope, &inactive.id).await.unwrap(),
+        Some(inactive),
+        "already INACTIVE: unchanged"
+    );
+    for id in untouched.iter().chain(&many) {
+        assert_eq!(
+            status_of(&*store, &scope, id).await,
+            "ACTIVE",
+            "a failed effect changes none of its certificates"
+        );
+    }
+    assert_eq!(status_of(&*store, &scope, &revoked.id).await, "REVOKED");
+    assert_eq!(
+        status_of(&*store, &scope, &transfer.id).await,
+        "PENDING_TRANSFER"
+    );
+
+    // The same many without the refused one: all change.
+    let (_, got) = run_effects(&*store, &scope, vec![deactivate(many.clone())]).await;
+    assert_completed(&got[0]);
+    for id in &many {
+        assert_eq!(status_of(&*store, &scope, id).await, "INACTIVE");
+    }
+    let s = check_stats(&*store, &scope, &task_id, CHECK_A).await;
+    assert_eq!((s.total, s.succeeded, s.failed), (6, 2, 4));
+}
+
+pub async fn mitigation_stage_adds_things_of_many_certificates(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    // Hierarchies: h (root h, children h1, h2), g, k.
+    for (name, parent) in [
+        ("h", None),
+        ("h1", Some("h")),
+        ("h2", Some("h")),
+        ("g", None),
+        ("k", None),
+    ] {
+        group(&*store, &scope, name, parent).await;
+    }
+    for t in ["t1", "t2", "t3", "t4", "t5", "t6"] {
+        thing(&*store, &scope, t).await;
+    }
+    // t2 is attached to both c1 and c2.
+    let c1 = certificate(&*store, &scope, "ACTIVE").await;
+    attach(&*store, &scope, "t1", &c1).await;
+    attach(&*store, &scope, "t2", &c1).await;
+    let c2 = certificate(&*store, &scope, "ACTIVE").await;
+    attach(&*store, &scope, "t2", &c2).await;
+    attach(&*store, &scope, "t3", &c2).await;
+    let bare = certificate(&*store, &scope, "ACTIVE").await;
+    // c4's thing could move; c5's is already in h2, so h1 is refused.
+    let c4 = certificate(&*store, &scope, "ACTIVE").await;
+    attach(&*store, &scope, "t4", &c4).await;
+    let c5 = certificate(&*store, &scope, "ACTIVE").await;
+    attach(&*store, &scope, "t5", &c5).await;
+    join(&*store, &scope, "t5", &["h2"]).await;
+    let c6 = certificate(&*store, &scope, "ACTIVE").await;
+    attach(&*store, &scope, "t6", &c6).await;
+
+    let add = |certs: &[&CertificateRecord], groups: &[&str]| {
+        MitigationEffect::AddThingsOfCertificatesToGroups {
+            certificate_ids: certs.iter().map(|c| c.id.clone()).collect(),
+            groups: strings(groups),
+            max_groups: LIMIT,
+        }
+    };
+    let (task_id, got) = run_effects(
+        &*store,
+        &scope,
+        vec![
+            add(&[&c1, &c2, &bare], &["h1", "g"]),
+            add(&[&c4, &c5], &["k", "h1"]),
+            add(&[&bare], &["g", "missing"]),
+            add(&[], &["gone"]),
+            add(&[], &["k"]),
+            add(&[&c6, &bare], &["k", "missing"]),
+        ],
+    )
+    .await;
+    assert_completed(&got[0]);
+    assert_failed(
+        &got[1],
+        "InvalidRequestException",
+        "Thing t5 cannot join group h1: it is already in h2 of the same hierarchy \
+         (a thing can be in one group per hierarchy).",
+    );
+    assert_failed(
+        &got[2],
+        "ResourceNotFoundException",
+        "Thing group missing does not exist.",
+    );
+    assert_failed(
+        &got[3],
+        "ResourceNotFoundException",
+        "Thing group gone does not exist.",
+    );
+    assert_completed(&got[4]);
+    assert_failed(
+        &got[5],
+        "ResourceNotFoundException",
+        "Thing group missing does not exist.",
+    );
+
+    for t in ["t1", "t2", "t3"] {
+        assert_eq!(
+            groups_of(&*store, &scope, t).await,
+            strings(&["g", "h1"]),
+            "{t}"
+        );
+    }
+    assert_eq!(
+        groups_of(&*store, &scope, "t4").await,
+        Vec::<String>::new(),
+        "t4 joined before t5 failed: the savepoint took it back"
+    );
+    assert_eq!(groups_of(&*store, &scope, "t5").await, strings(&["h2"]));
+    assert_eq!(
+        groups_of(&*store, &scope, "t6").await,
+        Vec::<String>::new(),
+        "nothing joined when a group is missing"
+    );
+    let s = check_stats(&*store, &scope, &task_id, CHECK_A).await;
+    assert_eq!((s.total, s.succeeded, s.failed), (6, 2, 4));
 }
 
 pub async fn mitigation_stage_replaces_default_policy_versions(store: Arc<dyn Store>) {

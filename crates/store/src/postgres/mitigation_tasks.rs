@@ -13,8 +13,9 @@
 //!   scope, so concurrent starts cannot both take the last slot.
 //!
 //! A stage's writes are set-based to save round trips: every device certificate
-//! deactivation of the stage is one `UPDATE` (their order does not matter: no other
-//! effect touches a certificate's status, and a certificate named twice changes once),
+//! deactivation of the stage is one `UPDATE` (their order does not matter: the only other
+//! effect that touches a certificate's status, deactivating many at once, also only
+//! makes them INACTIVE, and a certificate named twice changes once),
 //! the executions are one `INSERT ... SELECT FROM UNNEST`. Effects of several statements
 //! run inside a savepoint each.
 
@@ -31,12 +32,13 @@ use super::certificates::{
 };
 use super::error::Fail;
 use super::policies::{create_policy_version_in, put_v2_logging_options_in};
-use super::things::change_thing_groups_in;
+use super::things::{change_thing_groups_in, keep_group};
 use super::work::insert_work_item;
 use super::{count_to_usize, sql_limit, PostgresStore};
 use crate::audits::mitigation_stage::{
-    ca_certificate_not_found, certificate_failure, certificate_id_of, membership_failure,
-    policy_failure, EffectFailure, EffectOutcome, StageTally, CANCELED, IN_PROGRESS,
+    ca_certificate_not_found, certificate_failure, certificate_id_of, group_not_found,
+    membership_failure, policy_failure, EffectFailure, EffectOutcome, StageTally, CANCELED,
+    IN_PROGRESS,
 };
 use crate::certificates::new_generation_id;
 use crate::{
@@ -60,6 +62,10 @@ const PURGE_CHUNK: usize = 2_000;
 /// The most things one ADD_THINGS_TO_THING_GROUP effect reads as attached to its
 /// principal: far above anything real, and still a bound.
 const MAX_PRINCIPAL_THINGS: usize = 100_000;
+
+/// Certificates per statement when one effect deactivates many: a stage's worth, so each
+/// statement stays as quick as a stage's own batch.
+const DEACTIVATE_BATCH: usize = 1_000;
 
 macro_rules! mitigation_task_columns {
     () => {
@@ -325,6 +331,63 @@ async fn end_savepoint(tx: &Transaction<'_>, outcome: &EffectOutcome) -> Result<
     Ok(())
 }
 
+/// Sets every certificate INACTIVE, a statement per [`DEACTIVATE_BATCH`] of them, stopping
+/// at the first batch with a refusal; the caller's savepoint undoes the batches before.
+async fn deactivate_all(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    certificate_ids: &[String],
+    now_ms: i64,
+) -> Result<EffectOutcome, Fail> {
+    for batch in certificate_ids.chunks(DEACTIVATE_BATCH) {
+        let requests: Vec<(&str, String)> = batch
+            .iter()
+            .map(|id| (id.as_str(), new_generation_id()))
+            .collect();
+        let changes = set_certificate_statuses(tx, scope, &requests, "INACTIVE", now_ms).await?;
+        for (id, change) in batch.iter().zip(changes) {
+            if let Err(refusal) = change {
+                return Ok(Err(certificate_failure(id, &refusal)));
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Adds every thing attached to any of the certificates to each group; the caller's
+/// savepoint undoes it all if one thing cannot join. The membership changes find a
+/// missing group themselves, but with no thing attached nothing would look the groups
+/// up, so they are checked (and held, as a membership change holds them) then: a
+/// missing group fails the effect either way.
+async fn add_things_to_groups(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    certificate_ids: &[&str],
+    groups: &[String],
+    max_groups: usize,
+) -> Result<EffectOutcome, Fail> {
+    let mut any_thing = false;
+    for certificate_id in certificate_ids {
+        let things = principal_things(tx, scope, certificate_id, "", MAX_PRINCIPAL_THINGS).await?;
+        any_thing |= !things.is_empty();
+        for thing in &things {
+            if let Err(refusal) =
+                change_thing_groups_in(tx, scope, thing, groups, &[], max_groups).await?
+            {
+                return Ok(Err(membership_failure(thing, groups, &refusal)));
+            }
+        }
+    }
+    if !any_thing {
+        for group in groups {
+            if keep_group(tx, scope, group).await?.is_none() {
+                return Ok(Err(group_not_found(group)));
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
 /// Applies one step's effect inside the stage's transaction. Device certificate
 /// deactivations are not applied here but all at once (see [`apply_stage`]).
 async fn apply_effect(
@@ -367,29 +430,32 @@ async fn apply_effect(
                 },
             )
         }
+        MitigationEffect::DeactivateCertificates { certificate_ids } => {
+            savepoint(tx).await?;
+            let outcome = deactivate_all(tx, scope, certificate_ids, now_ms).await?;
+            end_savepoint(tx, &outcome).await?;
+            Ok(outcome)
+        }
         MitigationEffect::AddThingsToGroups {
             principal,
             groups,
             max_groups,
         } => {
             savepoint(tx).await?;
-            let things = principal_things(
-                tx,
-                scope,
-                certificate_id_of(principal),
-                "",
-                MAX_PRINCIPAL_THINGS,
-            )
-            .await?;
-            let mut outcome = Ok(());
-            for thing in &things {
-                if let Err(refusal) =
-                    change_thing_groups_in(tx, scope, thing, groups, &[], *max_groups).await?
-                {
-                    outcome = Err(membership_failure(thing, groups, &refusal));
-                    break;
-                }
-            }
+            let certificate = [certificate_id_of(principal)];
+            let outcome =
+                add_things_to_groups(tx, scope, &certificate, groups, *max_groups).await?;
+            end_savepoint(tx, &outcome).await?;
+            Ok(outcome)
+        }
+        MitigationEffect::AddThingsOfCertificatesToGroups {
+            certificate_ids,
+            groups,
+            max_groups,
+        } => {
+            savepoint(tx).await?;
+            let ids: Vec<&str> = certificate_ids.iter().map(String::as_str).collect();
+            let outcome = add_things_to_groups(tx, scope, &ids, groups, *max_groups).await?;
             end_savepoint(tx, &outcome).await?;
             Ok(outcome)
         }

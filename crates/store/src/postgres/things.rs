@@ -354,7 +354,8 @@ impl GenericQuery for Transaction<'_> {
 
 /// The root of an existing group, holding the group `FOR KEY SHARE` until commit so a
 /// concurrent delete waits for this transaction (and then sees what it wrote).
-async fn keep_group(
+/// Mitigation stages also use it to check that a group exists.
+pub(super) async fn keep_group(
     tx: &Transaction<'_>,
     scope: &Scope,
     name: &str,

@@ -255,7 +255,13 @@ fn group_state(
     .map_err(sql_err)
 }
 
-fn group_root(tx: &Transaction<'_>, scope: &Scope, name: &str) -> StoreResult<Option<String>> {
+/// The root of an existing group's hierarchy; mitigation stages also use it to check
+/// that a group exists.
+pub(super) fn group_root(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    name: &str,
+) -> StoreResult<Option<String>> {
     tx.prepare_cached(
         "SELECT root_name FROM thing_groups WHERE account_id = ?1 AND region = ?2 AND name = ?3",
     )

@@ -5,8 +5,11 @@
 //! on [`QUEUE`]. A worker claims chunks with a lease and runs each in stages, stage `k`
 //! applying the `k`-th action of every finding's check; the store applies a stage's
 //! effects and records its executions and statistics in one transaction
-//! (`apply_mitigation_stage`), so a crash repeats or loses nothing. Executions not run yet
-//! are not stored: the listing derives them from the task.
+//! (`apply_mitigation_stage`), so a crash repeats or loses nothing. A device certificate
+//! action on an intermediate CA finding, which acts on all of the finding's related
+//! device certificates, gets a transaction of its own within its stage, still applied and
+//! recorded together. Executions not run yet are not stored: the listing derives them
+//! from the task.
 
 mod allowed;
 mod run;

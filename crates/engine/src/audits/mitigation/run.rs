@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::{self, StreamExt};
 use palisade_model::{AuditFinding, MitigationAction};
 use palisade_sns::{PublishError, Publisher};
 use palisade_store::{
@@ -15,6 +16,7 @@ use tokio::sync::watch;
 
 use super::view::reason_code;
 use super::{ChunkFindings, ChunkWork, TaskBody, IN_PROGRESS, QUEUE};
+use crate::audits::related::STORED_FOR;
 use crate::certificates::certificate_arn;
 use crate::policies::MAX_POLICY_VERSIONS;
 use crate::{Engine, EngineError, EngineResult};
@@ -30,6 +32,18 @@ const RETRY_AFTER_MS: i64 = 5_000;
 pub(crate) const BLANK_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[]}"#;
 /// The most thing groups a thing can be in.
 const MAX_GROUPS_PER_THING: usize = 10;
+/// PUBLISH_FINDING_TO_SNS publishes of one stage in flight at once.
+const PUBLISH_CONCURRENCY: usize = 16;
+/// The most related device certificates one UPDATE_DEVICE_CERTIFICATE execution on a
+/// finding of [`STORED_FOR`] acts on; a finding with more fails the execution
+/// (LimitExceededException). Their ids are held in memory, and all of them change in
+/// one transaction, which must end well within the store's operation deadline (15 s by
+/// default on PostgreSQL): 10,000 take under a second on either engine.
+const MAX_RELATED_TO_DEACTIVATE: usize = 10_000;
+/// The same for ADD_THINGS_TO_THING_GROUP, lower because every attached thing's
+/// membership change costs several statements: 1,000 certificates with a thing each
+/// take about 2 s on PostgreSQL.
+const MAX_RELATED_TO_GROUP: usize = 1_000;
 
 /// What became of a stage.
 enum Next {
@@ -261,8 +275,13 @@ impl Engine {
                 acting.push((f, name.as_str(), after));
             }
         }
-        if stage_index > 0 && !acting.is_empty() {
-            // Findings whose earlier action failed have this one recorded SKIPPED.
+        let has_related = acting
+            .iter()
+            .any(|(f, name, _)| acts_on_related(f, body.action(name)));
+        // Findings whose earlier action failed have this one recorded SKIPPED; and a
+        // stage with related-certificate actions records those before the rest (below),
+        // so a retried stage 0 may find some recorded too.
+        if (stage_index > 0 || has_related) && !acting.is_empty() {
             let ids: Vec<String> = acting
                 .iter()
                 .map(|(f, _, _)| f.finding_id.clone())
@@ -275,20 +294,79 @@ impl Engine {
                 acting.retain(|(f, _, _)| !done.contains(&f.finding_id));
             }
         }
+        let (related, acting): (Vec<_>, Vec<_>) = acting
+            .into_iter()
+            .partition(|(f, name, _)| acts_on_related(f, body.action(name)));
+
+        // An action on a finding's related device certificates (up to
+        // MAX_RELATED_TO_DEACTIVATE or MAX_RELATED_TO_GROUP of them) is applied and
+        // recorded in a transaction of its own, leaving the chunk at this stage: the
+        // stage's memory and the length of each transaction stay bounded however many
+        // such findings the chunk holds.
+        if !related.is_empty() {
+            let same_stage =
+                serde_json::to_string(&*work).map_err(|e| EngineError::Internal(e.to_string()))?;
+            for (finding, name, actions_after) in related {
+                let started_at_ms = self.now_ms();
+                let effect = self
+                    .related_effect(&scope, body.action(name), finding)
+                    .await?;
+                let one = MitigationStage {
+                    task_id: work.task_id.clone(),
+                    work_id: work_id.to_owned(),
+                    worker: worker.to_owned(),
+                    next_payload: Some(same_stage.clone()),
+                    steps: vec![MitigationStep {
+                        finding_id: finding.finding_id.clone(),
+                        check_name: finding.check_name.clone(),
+                        action_index: stage_index,
+                        actions_after,
+                        started_at_ms,
+                        effect,
+                    }],
+                    skipped: Vec::new(),
+                    now_ms: self.now_ms(),
+                };
+                match self.store().apply_mitigation_stage(&scope, &one).await? {
+                    StageOutcome::Applied { .. } => {}
+                    StageOutcome::LeaseLost => {
+                        tracing::warn!(item = %work_id, "mitigation worker: lost the chunk's lease; another worker has it");
+                        return Ok(Next::Done);
+                    }
+                    StageOutcome::TaskNotInProgress => return Ok(Next::Done),
+                }
+            }
+            // Those transactions took a while: a task canceled meanwhile must not
+            // publish what follows.
+            if self
+                .task_body(&scope, &work.task_id, cached)
+                .await?
+                .is_none()
+            {
+                let _ = self.store().complete_work(work_id, worker).await;
+                return Ok(Next::Done);
+            }
+        }
 
         let mut steps = Vec::with_capacity(acting.len());
+        let mut publishes = Vec::new();
         let mut logging: Option<Option<V2LoggingOptionsRecord>> = None;
         for (finding, name, actions_after) in acting {
             let started_at_ms = self.now_ms();
-            let effect = match body.action(name) {
-                Some(action) => {
-                    self.effect(&scope, publisher, action, finding, &mut logging)
-                        .await?
+            let plan = match body.action(name) {
+                Some(action) => self.plan(&scope, action, finding, &mut logging).await?,
+                None => Plan::Effect(failed(
+                    "InternalFailureException",
+                    format!("The task holds no definition of the action {name}."),
+                )),
+            };
+            let effect = match plan {
+                Plan::Effect(effect) => effect,
+                Plan::Publish { topic, message } => {
+                    publishes.push((steps.len(), topic, message));
+                    // Replaced by the publish's outcome below.
+                    MitigationEffect::Applied
                 }
-                None => MitigationEffect::Failed {
-                    error_code: "InternalFailureException".into(),
-                    message: format!("The task holds no definition of the action {name}."),
-                },
             };
             steps.push(MitigationStep {
                 finding_id: finding.finding_id.clone(),
@@ -298,6 +376,21 @@ impl Engine {
                 started_at_ms,
                 effect,
             });
+        }
+        // A stage holds at most one action per finding (its k-th), so publishing the
+        // stage's findings at once keeps each finding's actions in order; a slow SNS
+        // endpoint then costs a stage its slowest few publishes, not the sum of all.
+        let published: Vec<(usize, i64, MitigationEffect)> = stream::iter(publishes)
+            .map(|(i, topic, message)| async move {
+                let started_at_ms = self.now_ms();
+                (i, started_at_ms, publish(publisher, &topic, &message).await)
+            })
+            .buffer_unordered(PUBLISH_CONCURRENCY)
+            .collect()
+            .await;
+        for (i, started_at_ms, effect) in published {
+            steps[i].started_at_ms = started_at_ms;
+            steps[i].effect = effect;
         }
         let last = stage_index + 1 >= stages;
         let next_payload = if last {
@@ -336,53 +429,94 @@ impl Engine {
         }
     }
 
-    /// What `action` does for `finding`. Publishing to SNS happens here, before the stage
-    /// is recorded; everything else is applied by the store in the stage's transaction.
-    async fn effect(
+    /// What a device certificate action does for a finding of [`STORED_FOR`]: act on
+    /// the finding's related device certificates, the ones
+    /// ListRelatedResourcesForAuditFinding lists, up to [`MAX_RELATED_TO_DEACTIVATE`] or
+    /// [`MAX_RELATED_TO_GROUP`].
+    async fn related_effect(
         &self,
         scope: &Scope,
-        publisher: &Publisher,
-        action: &MitigationAction,
+        action: Option<&MitigationAction>,
         finding: &AuditFindingRecord,
-        logging: &mut Option<Option<V2LoggingOptionsRecord>>,
     ) -> EngineResult<MitigationEffect> {
-        let Some(params) = &action.action_params else {
+        let Some(params) = action.and_then(|a| a.action_params.as_ref()) else {
             return Ok(failed(
                 "InternalFailureException",
                 "The action's definition has no parameters.".into(),
             ));
         };
+        let (kind, groups, limit) = match &params.add_things_to_thing_group_params {
+            Some(p) => (
+                "ADD_THINGS_TO_THING_GROUP",
+                Some(p.thing_group_names.clone().unwrap_or_default()),
+                MAX_RELATED_TO_GROUP,
+            ),
+            None => ("UPDATE_DEVICE_CERTIFICATE", None, MAX_RELATED_TO_DEACTIVATE),
+        };
+        let Some(certificate_ids) = self
+            .related_device_certificates(scope, &finding.finding_id, limit)
+            .await?
+        else {
+            return Ok(failed(
+                "LimitExceededException",
+                format!(
+                    "The finding {} has more than {limit} related device certificates; \
+                     {kind} acts on at most {limit} of them in one execution.",
+                    finding.finding_id
+                ),
+            ));
+        };
+        Ok(match groups {
+            Some(groups) => MitigationEffect::AddThingsOfCertificatesToGroups {
+                certificate_ids,
+                groups,
+                max_groups: MAX_GROUPS_PER_THING,
+            },
+            None => MitigationEffect::DeactivateCertificates { certificate_ids },
+        })
+    }
+
+    /// What `action` does for `finding`: an effect the store applies in the stage's
+    /// transaction, or a publish to SNS, which the stage makes before it is recorded.
+    async fn plan(
+        &self,
+        scope: &Scope,
+        action: &MitigationAction,
+        finding: &AuditFindingRecord,
+        logging: &mut Option<Option<V2LoggingOptionsRecord>>,
+    ) -> EngineResult<Plan> {
+        let Some(params) = &action.action_params else {
+            return Ok(Plan::Effect(failed(
+                "InternalFailureException",
+                "The action's definition has no parameters.".into(),
+            )));
+        };
         let device_certificate = || resource_part(&finding.resource_key, "deviceCertificateId");
-        if params.update_device_certificate_params.is_some() {
-            return Ok(match device_certificate() {
+        let effect = if params.update_device_certificate_params.is_some() {
+            match device_certificate() {
                 Some(id) => MitigationEffect::DeactivateCertificate {
                     certificate_id: id.to_owned(),
                 },
                 None => no_resource(finding, "device certificate", "UPDATE_DEVICE_CERTIFICATE"),
-            });
-        }
-        if params.update_ca_certificate_params.is_some() {
-            return Ok(
-                match resource_part(&finding.resource_key, "caCertificateId") {
-                    Some(id) => MitigationEffect::DeactivateCaCertificate {
-                        certificate_id: id.to_owned(),
-                    },
-                    None => no_resource(finding, "CA certificate", "UPDATE_CA_CERTIFICATE"),
+            }
+        } else if params.update_ca_certificate_params.is_some() {
+            match resource_part(&finding.resource_key, "caCertificateId") {
+                Some(id) => MitigationEffect::DeactivateCaCertificate {
+                    certificate_id: id.to_owned(),
                 },
-            );
-        }
-        if let Some(p) = &params.add_things_to_thing_group_params {
-            return Ok(match device_certificate() {
+                None => no_resource(finding, "CA certificate", "UPDATE_CA_CERTIFICATE"),
+            }
+        } else if let Some(p) = &params.add_things_to_thing_group_params {
+            match device_certificate() {
                 Some(id) => MitigationEffect::AddThingsToGroups {
                     principal: certificate_arn(scope, id),
                     groups: p.thing_group_names.clone().unwrap_or_default(),
                     max_groups: MAX_GROUPS_PER_THING,
                 },
                 None => no_resource(finding, "device certificate", "ADD_THINGS_TO_THING_GROUP"),
-            });
-        }
-        if params.replace_default_policy_version_params.is_some() {
-            return Ok(match resource_part(&finding.resource_key, "policyName") {
+            }
+        } else if params.replace_default_policy_version_params.is_some() {
+            match resource_part(&finding.resource_key, "policyName") {
                 Some(name) => MitigationEffect::ReplaceDefaultPolicyVersion {
                     policy_name: name.to_owned(),
                     version: NewPolicyVersion {
@@ -394,9 +528,8 @@ impl Engine {
                     max_versions: MAX_POLICY_VERSIONS,
                 },
                 None => no_resource(finding, "policy", "REPLACE_DEFAULT_POLICY_VERSION"),
-            });
-        }
-        if let Some(p) = &params.enable_iot_logging_params {
+            }
+        } else if let Some(p) = &params.enable_iot_logging_params {
             let current = match logging {
                 Some(current) => current.clone(),
                 None => {
@@ -405,7 +538,7 @@ impl Engine {
                     current
                 }
             };
-            return Ok(MitigationEffect::SetV2LoggingOptions {
+            MitigationEffect::SetV2LoggingOptions {
                 options: V2LoggingOptionsRecord {
                     role_arn: p.role_arn_for_logging.clone(),
                     default_log_level: p.log_level.as_ref().map(|l| l.as_str().to_owned()),
@@ -414,24 +547,53 @@ impl Engine {
                     event_configurations_json: current.and_then(|c| c.event_configurations_json),
                     updated_at_ms: self.now_ms(),
                 },
+            }
+        } else if let Some(p) = &params.publish_finding_to_sns_params {
+            return Ok(Plan::Publish {
+                topic: p.topic_arn.clone().unwrap_or_default(),
+                message: sns_message(finding)?,
             });
-        }
-        if let Some(p) = &params.publish_finding_to_sns_params {
-            let topic = p.topic_arn.clone().unwrap_or_default();
-            let message = sns_message(finding)?;
-            return Ok(match publisher.publish(&topic, &message, None).await {
-                Ok(_) => MitigationEffect::Applied,
-                Err(e) => failed(
-                    sns_error_code(&e),
-                    format!("Publishing to {topic} failed: {e}"),
-                ),
-            });
-        }
-        Ok(failed(
-            "InternalFailureException",
-            "The action's definition sets no known parameters.".into(),
-        ))
+        } else {
+            failed(
+                "InternalFailureException",
+                "The action's definition sets no known parameters.".into(),
+            )
+        };
+        Ok(Plan::Effect(effect))
     }
+}
+
+/// What an action will do for a finding, worked out before anything is sent.
+enum Plan {
+    /// Applied by the store in the stage's transaction.
+    Effect(MitigationEffect),
+    /// Published to SNS before the stage is recorded, concurrently with the stage's
+    /// other publishes.
+    Publish { topic: String, message: String },
+}
+
+/// The outcome of one PUBLISH_FINDING_TO_SNS execution, as the stage records it.
+async fn publish(publisher: &Publisher, topic: &str, message: &str) -> MitigationEffect {
+    match publisher.publish(topic, message, None).await {
+        Ok(_) => MitigationEffect::Applied,
+        Err(e) => failed(
+            sns_error_code(&e),
+            format!("Publishing to {topic} failed: {e}"),
+        ),
+    }
+}
+
+/// Whether `action` acts on the finding's related device certificates: a device
+/// certificate action on a finding of [`STORED_FOR`], which names the revoked
+/// intermediate CA rather than a device certificate.
+fn acts_on_related(finding: &AuditFindingRecord, action: Option<&MitigationAction>) -> bool {
+    finding.check_name == STORED_FOR
+        && action
+            .and_then(|a| a.action_params.as_ref())
+            .is_some_and(|p| {
+                p.update_device_certificate_params.is_some()
+                    || p.add_things_to_thing_group_params.is_some()
+            })
 }
 
 fn failed(code: &str, message: String) -> MitigationEffect {
