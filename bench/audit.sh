@@ -57,74 +57,15 @@ case "$ENGINE" in
 esac
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/palisade-audit.XXXXXX")"
-SERVER_PID=""
-
-stop_server() {
-  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-      kill -0 "$SERVER_PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  SERVER_PID=""
-}
-
-cleanup() {
-  local rc=$?
-  stop_server
-  if [[ $rc -ne 0 ]]; then
-    echo "!! bench/audit.sh FAILED (exit $rc)" >&2
-    if [[ -f "$WORK/server.log" ]]; then
-      echo "---- last lines of the server log ----" >&2
-      tail -n 40 "$WORK/server.log" >&2 || true
-    fi
-  fi
-  # The last server log stays, for the per-check timings (PALISADE_LOG=palisade_engine=debug).
-  [[ -f "$WORK/server.log" ]] && cp "$WORK/server.log" "$CACHE/last-server-$ENGINE.log" 2>/dev/null
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-ini_value() {
-  python3 - "$1" "$2" "$3" <<'PY'
-import configparser, sys
-cp = configparser.ConfigParser()
-cp.read(sys.argv[1])
-print(cp[sys.argv[2]][sys.argv[3]])
-PY
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+STOP_TENTHS=100
+# The last server log stays, for the per-check timings (PALISADE_LOG=palisade_engine=debug).
+bench_traps audit.sh "$CACHE/last-server-$ENGINE.log"
 
 # Starts `palisade serve` on $DATA; sets SERVER_PID, ENDPOINT, AKID, SECRET.
 start_server() {
-  local port i
-  port="$(free_port)"
-  ENDPOINT="http://127.0.0.1:$port"
-  "$PALISADE_BIN" serve --listen "127.0.0.1:$port" --data-dir "$DATA" "${DB_ARGS[@]}" \
-    "${EXTRA_SERVE[@]}" >"$WORK/server.log" 2>&1 &
-  SERVER_PID=$!
-  for i in $(seq 1 600); do
-    kill -0 "$SERVER_PID" 2>/dev/null || { echo "palisade serve exited at start" >&2; exit 1; }
-    curl -fsS -o /dev/null --max-time 1 "$ENDPOINT/healthz" 2>/dev/null && break
-    [[ $i == 600 ]] && { echo "palisade serve not healthy after 60 s" >&2; exit 1; }
-    sleep 0.1
-  done
-  for _ in $(seq 1 50); do
-    [[ -s "$DATA/credentials" ]] && break
-    sleep 0.1
-  done
-  [[ -s "$DATA/credentials" ]] || { echo "no credentials file in $DATA" >&2; exit 1; }
-  AKID="$(ini_value "$DATA/credentials" palisade aws_access_key_id)"
-  SECRET="$(ini_value "$DATA/credentials" palisade aws_secret_access_key)"
+  serve_palisade "$DATA" 60 "${DB_ARGS[@]}" "${EXTRA_SERVE[@]}"
 }
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then

@@ -42,69 +42,15 @@ esac
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/palisade-bench.XXXXXX")"
 RESULTS_DIR="${RESULTS_DIR:-$WORK/results}"
 mkdir -p "$RESULTS_DIR"
-SERVER_PID=""
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 PG_DB=""
-
-stop_server() {
-  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-      kill -0 "$SERVER_PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  SERVER_PID=""
-}
-
-cleanup() {
-  local rc=$?
-  stop_server
+bench_cleanup_extra() {
   if [[ -n "${PG_DB:-}" ]]; then
     psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" || true
   fi
-  if [[ $rc -ne 0 && -f "$WORK/server.log" ]]; then
-    echo "---- last lines of the server log ($WORK/server.log) ----" >&2
-    tail -n 40 "$WORK/server.log" >&2 || true
-  fi
-  rm -rf "$WORK"
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# wait_http URL PID SECONDS: poll until URL answers 200, or fail if PID dies or time runs out.
-wait_http() {
-  local url="$1" pid="$2" timeout="$3" i
-  for i in $(seq 1 $((timeout * 10))); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "server exited before becoming ready" >&2
-      return 1
-    fi
-    if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "timed out after ${timeout}s waiting for $url" >&2
-  return 1
-}
-
-# ini_value FILE PROFILE KEY
-ini_value() {
-  python3 - "$1" "$2" "$3" <<'PY'
-import configparser, sys
-cp = configparser.ConfigParser()
-cp.read(sys.argv[1])
-print(cp[sys.argv[2]][sys.argv[3]])
-PY
-}
+bench_traps describe-mitigation-action.sh
 
 run_load() { # run_load ENDPOINT OUTFILE ACCESS_KEY SECRET
   local args=(run --endpoint "$1" --access-key "$3" --secret "$4" --region "$REGION"

@@ -66,51 +66,10 @@ case "$ENGINE" in
 esac
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/palisade-mitigation.XXXXXX")"
-SERVER_PID=""
-
-stop_server() {
-  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 300); do
-      kill -0 "$SERVER_PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  SERVER_PID=""
-}
-
-cleanup() {
-  local rc=$?
-  stop_server
-  if [[ $rc -ne 0 ]]; then
-    echo "!! bench/mitigation.sh FAILED (exit $rc)" >&2
-    if [[ -f "$WORK/server.log" ]]; then
-      echo "---- last lines of the server log ----" >&2
-      tail -n 40 "$WORK/server.log" >&2 || true
-    fi
-  fi
-  [[ -f "$WORK/server.log" ]] && cp "$WORK/server.log" "$CACHE/last-mitigation-server-$ENGINE.log" 2>/dev/null
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-ini_value() {
-  python3 - "$1" "$2" "$3" <<'PY'
-import configparser, sys
-cp = configparser.ConfigParser()
-cp.read(sys.argv[1])
-print(cp[sys.argv[2]][sys.argv[3]])
-PY
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+STOP_TENTHS=300
+bench_traps mitigation.sh "$CACHE/last-mitigation-server-$ENGINE.log"
 
 # db_args DATABASE: the `--database-url` flags for the engine.
 db_args() {
@@ -121,27 +80,9 @@ db_args() {
 
 # start_server DATA_DIR DATABASE: starts `palisade serve`; sets SERVER_PID, ENDPOINT, AKID, SECRET.
 start_server() {
-  local data="$1" port i
   local -a db
   mapfile -t db < <(db_args "$2")
-  port="$(free_port)"
-  ENDPOINT="http://127.0.0.1:$port"
-  "$PALISADE_BIN" serve --listen "127.0.0.1:$port" --data-dir "$data" "${db[@]}" \
-    "${EXTRA_SERVE[@]}" >"$WORK/server.log" 2>&1 &
-  SERVER_PID=$!
-  for i in $(seq 1 1200); do
-    kill -0 "$SERVER_PID" 2>/dev/null || { echo "palisade serve exited at start" >&2; exit 1; }
-    curl -fsS -o /dev/null --max-time 1 "$ENDPOINT/healthz" 2>/dev/null && break
-    [[ $i == 1200 ]] && { echo "palisade serve not healthy after 120 s" >&2; exit 1; }
-    sleep 0.1
-  done
-  for _ in $(seq 1 50); do
-    [[ -s "$data/credentials" ]] && break
-    sleep 0.1
-  done
-  [[ -s "$data/credentials" ]] || { echo "no credentials file in $data" >&2; exit 1; }
-  AKID="$(ini_value "$data/credentials" palisade aws_access_key_id)"
-  SECRET="$(ini_value "$data/credentials" palisade aws_secret_access_key)"
+  serve_palisade "$1" 120 "${db[@]}" "${EXTRA_SERVE[@]}"
 }
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then

@@ -33,58 +33,9 @@ PG_DB=palisade_bench_fleet
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/palisade-reads.XXXXXX")"
 RESULTS_DIR="${RESULTS_DIR:-$WORK/results}"
 mkdir -p "$RESULTS_DIR"
-SERVER_PID=""
-
-stop_server() {
-  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-      kill -0 "$SERVER_PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  SERVER_PID=""
-}
-
-cleanup() {
-  local rc=$?
-  stop_server
-  if [[ $rc -ne 0 && -f "$WORK/server.log" ]]; then
-    echo "---- last lines of the server log ----" >&2
-    tail -n 40 "$WORK/server.log" >&2 || true
-  fi
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-wait_http() {
-  local url="$1" pid="$2" timeout="$3" i
-  for i in $(seq 1 $((timeout * 10))); do
-    kill -0 "$pid" 2>/dev/null || { echo "server exited before becoming ready" >&2; return 1; }
-    curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "timed out waiting for $url" >&2
-  return 1
-}
-
-ini_value() {
-  python3 - "$1" "$2" "$3" <<'PY'
-import configparser, sys
-cp = configparser.ConfigParser()
-cp.read(sys.argv[1])
-print(cp[sys.argv[2]][sys.argv[3]])
-PY
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+bench_traps registry-reads.sh
 
 load() { # load NAME ENDPOINT AKID SECRET CONNECTIONS EXTRA...
   local name="$1" endpoint="$2" akid="$3" secret="$4" conns="$5"
