@@ -7,7 +7,10 @@
 //! attachment that forbids a delete) are answered as `Ok(Err(refusal))`, decided inside
 //! the transaction of the write they guard, so a refused call changes nothing.
 
+use std::pin::Pin;
+
 use async_trait::async_trait;
+use futures_util::Stream;
 
 use crate::{Scope, StoreResult, Tag};
 
@@ -116,6 +119,36 @@ pub struct CertificateRecord {
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
+
+/// A device certificate in use (ACTIVE or PENDING_TRANSFER), with what an audit's
+/// device certificate checks examine: see [`CertificateStore::certificates_in_use`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateInUse {
+    pub id: String,
+    pub pem: String,
+    pub facts: CertificateFacts,
+    pub created_at_ms: i64,
+}
+
+impl From<CertificateRecord> for CertificateInUse {
+    fn from(c: CertificateRecord) -> Self {
+        CertificateInUse {
+            id: c.id,
+            pem: c.pem,
+            facts: c.facts,
+            created_at_ms: c.created_at_ms,
+        }
+    }
+}
+
+/// Whether a certificate with this status is in use, the ones audits examine.
+pub fn status_in_use(status: &str) -> bool {
+    status == "ACTIVE" || status == "PENDING_TRANSFER"
+}
+
+/// The pages of [`CertificateStore::certificates_in_use`].
+pub type CertificatePages<'a> =
+    Pin<Box<dyn Stream<Item = StoreResult<Vec<CertificateInUse>>> + Send + 'a>>;
 
 /// The account's own issuing CA ("Palisade CA"), which signs the certificates of
 /// CreateKeysAndCertificate and CreateCertificateFromCsr. Not a registered CA.
@@ -313,6 +346,42 @@ pub trait CertificateStore: Send + Sync {
         id: &str,
         detach_policies: bool,
     ) -> StoreResult<CertificateOutcome<()>>;
+
+    /// Every device certificate of the scope in use (see [`status_in_use`]), in creation
+    /// order, in pages of up to `page`: the read of an audit's device certificate pass.
+    /// Here page by page over [`list_certificates`](Self::list_certificates), each page
+    /// as of its own read; SQLite reads the whole pass from one snapshot (see its
+    /// engine for why).
+    fn certificates_in_use<'a>(&'a self, scope: &'a Scope, page: usize) -> CertificatePages<'a> {
+        let page = page.max(1);
+        // The state is the key to read after, or `None` once the last page is out.
+        Box::pin(futures_util::stream::unfold(
+            Some(None::<CertificateKey>),
+            move |state| async move {
+                let after = state?;
+                match self
+                    .list_certificates(scope, None, after.as_ref(), false, page)
+                    .await
+                {
+                    Err(e) => Some((Err(e), None)),
+                    Ok(rows) => {
+                        let next = match rows.last() {
+                            Some(last) if rows.len() == page => {
+                                Some(Some((last.created_at_ms, last.id.clone())))
+                            }
+                            _ => None,
+                        };
+                        let in_use = rows
+                            .into_iter()
+                            .filter(|c| status_in_use(&c.status))
+                            .map(CertificateInUse::from)
+                            .collect();
+                        Some((Ok(in_use), next))
+                    }
+                }
+            },
+        ))
+    }
 }
 
 /// Why an attachment write was refused (nothing was written).

@@ -28,10 +28,11 @@ pub use audits::{
     AuditTaskFilter, AuditTaskKey, AuditTaskRecord, AuditTaskRefusal,
 };
 pub use certificates::{
-    status_change_allowed, CaCertificateRecord, CaCertificateUpdate, CertificateFacts,
-    CertificateKey, CertificateOutcome, CertificateRecord, CertificateRefusal, CertificateStore,
-    IssuingCaRecord, PolicyRef, PolicyTarget, PrincipalOutcome, PrincipalRefusal, PrincipalStore,
-    RegistrationConfigChange, RegistrationConfigRecord, DELETABLE_STATUSES,
+    status_change_allowed, status_in_use, CaCertificateRecord, CaCertificateUpdate,
+    CertificateFacts, CertificateInUse, CertificateKey, CertificateOutcome, CertificatePages,
+    CertificateRecord, CertificateRefusal, CertificateStore, IssuingCaRecord, PolicyRef,
+    PolicyTarget, PrincipalOutcome, PrincipalRefusal, PrincipalStore, RegistrationConfigChange,
+    RegistrationConfigRecord, DELETABLE_STATUSES,
 };
 pub use crls::{CrlRecord, CrlStore};
 pub use import::{

@@ -4,9 +4,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use futures_util::StreamExt;
 use palisade_model::{PolicyVersionIdentifier, ResourceIdentifier};
 use palisade_store::{
-    AuditFindingRecord, CaCertificateRecord, CertificateFacts, CertificateKey, CertificateRecord,
+    AuditFindingRecord, CaCertificateRecord, CertificateFacts, CertificateInUse, CertificateKey,
     Scope, Store, StoreResult,
 };
 use std::future::Future;
@@ -116,7 +117,7 @@ fn days_setting(configuration: &BTreeMap<String, String>, key: &str, default: u3
 
 /// Only certificates that can be used count (AWS: ACTIVE or PENDING_TRANSFER).
 pub(super) fn in_use(status: &str) -> bool {
-    status == "ACTIVE" || status == "PENDING_TRANSFER"
+    palisade_store::status_in_use(status)
 }
 
 fn expiry(
@@ -170,22 +171,6 @@ pub(super) trait Examined: Sized {
 /// The store's (boxed, `Send`) future for a page.
 pub(super) type PageFuture<'a, R> = Pin<Box<dyn Future<Output = StoreResult<Vec<R>>> + Send + 'a>>;
 
-impl Examined for CertificateRecord {
-    fn status(&self) -> &str {
-        &self.status
-    }
-    fn key(&self) -> CertificateKey {
-        (self.created_at_ms, self.id.clone())
-    }
-    fn page<'a>(
-        store: &'a dyn Store,
-        scope: &'a Scope,
-        after: Option<&'a CertificateKey>,
-    ) -> PageFuture<'a, Self> {
-        store.list_certificates(scope, None, after, false, PAGE)
-    }
-}
-
 impl Examined for CaCertificateRecord {
     fn status(&self) -> &str {
         &self.status
@@ -228,7 +213,7 @@ async fn examine_pages<R: Examined>(
 }
 
 /// A test of one certificate that needs nothing but the certificate.
-type PlainJudge = Box<dyn Fn(&CertificateRecord) -> Option<Draft> + Send + Sync>;
+type PlainJudge = Box<dyn Fn(&CertificateInUse) -> Option<Draft> + Send + Sync>;
 
 /// How a device certificate check judges one certificate in the shared pass.
 pub(crate) enum DeviceJudge {
@@ -254,7 +239,7 @@ pub(crate) fn device_judge(
                 catalogue::CERT_EXPIRATION_THRESHOLD_IN_DAYS,
                 30,
             );
-            DeviceJudge::Plain(Box::new(move |c: &CertificateRecord| {
+            DeviceJudge::Plain(Box::new(move |c: &CertificateInUse| {
                 expiry(&c.facts, now_ms, threshold).map(|(code, reason)| Draft {
                     resource: device(&c.id),
                     reason_code: code,
@@ -264,7 +249,7 @@ pub(crate) fn device_judge(
         }
         Evaluation::DeviceCertificateAge => {
             let threshold = days_setting(configuration, catalogue::CERT_AGE_THRESHOLD_IN_DAYS, 365);
-            DeviceJudge::Plain(Box::new(move |c: &CertificateRecord| {
+            DeviceJudge::Plain(Box::new(move |c: &CertificateInUse| {
                 let age_days = (now_ms - c.created_at_ms).div_euclid(DAY_MS);
                 (age_days >= threshold).then(|| Draft {
                     resource: device(&c.id),
@@ -277,7 +262,7 @@ pub(crate) fn device_judge(
             }))
         }
         Evaluation::DeviceCertificateKeyQuality => {
-            DeviceJudge::Plain(Box::new(|c: &CertificateRecord| {
+            DeviceJudge::Plain(Box::new(|c: &CertificateInUse| {
                 palisade_key_quality::check_spki(&c.facts.public_key_der).map(|v| Draft {
                     resource: device(&c.id),
                     reason_code: v.reason_code(),
@@ -344,11 +329,10 @@ impl Engine {
             );
         }
         let mut resolver = revocation::Resolver::new(self, scope);
-        let mut after: Option<CertificateKey> = None;
+        let mut pages = self.store().certificates_in_use(scope, PAGE);
         let mut total = 0;
-        loop {
-            let page = CertificateRecord::page(self.store(), scope, after.as_ref()).await?;
-            for cert in page.iter().filter(|c| in_use(c.status())) {
+        while let Some(page) = pages.next().await {
+            for cert in &page? {
                 total += 1;
                 for ((_, judge), sink) in checks.iter().zip(sinks.iter_mut()) {
                     let draft = match judge {
@@ -361,10 +345,6 @@ impl Engine {
                         sink.push(draft).await?;
                     }
                 }
-            }
-            match page.last() {
-                Some(last) if page.len() == PAGE => after = Some(last.key()),
-                _ => break,
             }
         }
         let mut outcomes = Vec::with_capacity(sinks.len());

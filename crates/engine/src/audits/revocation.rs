@@ -36,7 +36,7 @@ use palisade_model::{
     IssuerCertificateIdentifier, RelatedResource, ResourceIdentifier, ResourceType,
 };
 use palisade_store::{
-    CaCertificateRecord, CertificateKey, CertificateRecord, CrlRecord, RelatedResourceRecord, Scope,
+    CaCertificateRecord, CertificateInUse, CertificateKey, CrlRecord, RelatedResourceRecord, Scope,
 };
 use sha2::{Digest, Sha256};
 
@@ -510,7 +510,7 @@ fn name_text(der: &[u8]) -> String {
 /// if its issuer's CRL lists it. Uncheckable certificates are counted in `resolver`.
 pub(super) async fn judge_device_certificate(
     resolver: &mut Resolver<'_>,
-    cert: &CertificateRecord,
+    cert: &CertificateInUse,
 ) -> EngineResult<Option<Draft>> {
     let f = &cert.facts;
     Ok(
@@ -719,7 +719,9 @@ impl Engine {
                 .insert_related_resources(scope, task_id, finding_id, &rows)
                 .await?;
             match page.last() {
-                Some(last) if page.len() == PAGE => after = Some(last.key()),
+                Some(last) if page.len() == PAGE => {
+                    after = Some((last.created_at_ms, last.id.clone()))
+                }
                 _ => return Ok(count),
             }
         }

@@ -3,14 +3,15 @@
 
 use std::sync::Arc;
 
+use futures_util::TryStreamExt;
 use tokio::task::JoinSet;
 
 use super::{all_tags, assert_already_exists, fresh_scope, scope, tag, unique, Database, NO_LIMIT};
 use crate::{
-    Attributes, CaCertificateRecord, CaCertificateUpdate, CertificateFacts, CertificateRecord,
-    CertificateRefusal, IssuingCaRecord, NewPolicy, PolicyRefusal, PolicyTarget, PrincipalRefusal,
-    RegistrationConfigChange, RegistrationConfigRecord, Scope, Store, StoreError, ThingGroupRecord,
-    ThingRecord, ThingRefusal,
+    Attributes, CaCertificateRecord, CaCertificateUpdate, CertificateFacts, CertificateInUse,
+    CertificateRecord, CertificateRefusal, IssuingCaRecord, NewPolicy, PolicyRefusal, PolicyTarget,
+    PrincipalRefusal, RegistrationConfigChange, RegistrationConfigRecord, Scope, Store, StoreError,
+    ThingGroupRecord, ThingRecord, ThingRefusal,
 };
 
 /// Generates a `#[tokio::test]` per certificates case, like `conformance_tests!`.
@@ -23,6 +24,7 @@ macro_rules! certificates_conformance_tests {
             certificate_delete_rules,
             certificate_duplicates_and_refusals_write_nothing,
             certificate_listing_pages_both_directions,
+            certificates_in_use_in_creation_order,
             ca_certificate_crud_tags_and_subject_limit,
             certificates_isolated_by_account_and_region,
             registration_code_and_issuing_ca_first_one_stays,
@@ -487,6 +489,81 @@ pub async fn certificate_listing_pages_both_directions(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(listed, vec![templated]);
+}
+
+/// An audit's read: the certificates in use (ACTIVE, PENDING_TRANSFER) in creation order,
+/// pages of at most the size asked, nothing of another scope.
+pub async fn certificates_in_use_in_creation_order(store: Arc<dyn Store>) {
+    let s = fresh_scope();
+    let other = fresh_scope();
+    register(
+        &*store,
+        &other,
+        &CertificateRecord {
+            status: "ACTIVE".into(),
+            ..cert(&other, &hex_id(), 1, None)
+        },
+    )
+    .await;
+    let statuses = [
+        "ACTIVE",
+        "INACTIVE",
+        "REVOKED",
+        "PENDING_TRANSFER",
+        "PENDING_ACTIVATION",
+        "ACTIVE",
+        "REGISTER_INACTIVE",
+        "ACTIVE",
+        "ACTIVE",
+    ];
+    let mut all = Vec::new();
+    for (i, status) in statuses.iter().enumerate() {
+        let r = CertificateRecord {
+            status: (*status).into(),
+            ..cert(&s, &hex_id(), 100 + i as i64 / 2, None)
+        };
+        register(&*store, &s, &r).await;
+        all.push(r);
+    }
+    all.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+    let expected = |all: &[CertificateRecord]| -> Vec<CertificateInUse> {
+        all.iter()
+            .filter(|c| crate::status_in_use(&c.status))
+            .cloned()
+            .map(CertificateInUse::from)
+            .collect()
+    };
+    for page in [1, 2, 100] {
+        let pages: Vec<Vec<CertificateInUse>> = store
+            .certificates_in_use(&s, page)
+            .try_collect()
+            .await
+            .unwrap();
+        assert!(pages.iter().all(|p| p.len() <= page), "page size {page}");
+        assert_eq!(pages.concat(), expected(&all), "page size {page}");
+    }
+
+    // A certificate leaves the scan once it is no longer in use.
+    let gone = all.iter().position(|c| c.status == "ACTIVE").unwrap();
+    store
+        .update_certificate_status(&s, &all[gone].id, "INACTIVE", "gen-x", 500)
+        .await
+        .unwrap()
+        .unwrap();
+    all[gone].status = "INACTIVE".into();
+    let pages: Vec<Vec<CertificateInUse>> = store
+        .certificates_in_use(&s, 3)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(pages.concat(), expected(&all));
+
+    let empty: Vec<Vec<CertificateInUse>> = store
+        .certificates_in_use(&fresh_scope(), 10)
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(empty.concat().is_empty());
 }
 
 pub async fn ca_certificate_crud_tags_and_subject_limit(store: Arc<dyn Store>) {

@@ -16,10 +16,10 @@ use crate::certificates::{
 };
 use crate::{
     status_change_allowed, CaCertificateRecord, CaCertificateUpdate, CertificateFacts,
-    CertificateKey, CertificateOutcome, CertificateRecord, CertificateRefusal, CertificateStore,
-    IssuingCaRecord, PolicyRef, PolicyTarget, PrincipalOutcome, PrincipalRefusal, PrincipalStore,
-    RegistrationConfigChange, RegistrationConfigRecord, Scope, StoreError, StoreResult, Tag,
-    DELETABLE_STATUSES,
+    CertificateInUse, CertificateKey, CertificateOutcome, CertificatePages, CertificateRecord,
+    CertificateRefusal, CertificateStore, IssuingCaRecord, PolicyRef, PolicyTarget,
+    PrincipalOutcome, PrincipalRefusal, PrincipalStore, RegistrationConfigChange,
+    RegistrationConfigRecord, Scope, StoreError, StoreResult, Tag, DELETABLE_STATUSES,
 };
 
 // Column lists beside their mapping functions, as in rows.rs. The facts columns are
@@ -176,6 +176,113 @@ fn page_query(
     args.push(Value::Integer(sql_limit(limit)));
     sql.push_str(&format!(" LIMIT ?{}", args.len()));
     (sql, args)
+}
+
+/// Past this many certificates not in use, a scan looks up each state instead of
+/// holding their ids (about 100 bytes each) in memory.
+const IDLE_SET_LIMIT: usize = 250_000;
+
+/// The columns of an audit's scan, from the row `c` alone.
+macro_rules! in_use_columns {
+    () => {
+        concat!("c.id, c.pem, c.created_at_ms, ", facts_columns!())
+    };
+}
+
+fn certificate_in_use(row: &Row<'_>) -> rusqlite::Result<CertificateInUse> {
+    Ok(CertificateInUse {
+        id: row.get(0)?,
+        pem: row.get(1)?,
+        created_at_ms: row.get(2)?,
+        facts: facts(row, 3)?,
+    })
+}
+
+/// The scope's device certificates in use, in creation order, sent `page` at a time
+/// from one read transaction on a connection of its own (so the pool's readers stay
+/// free for the API while an audit reads).
+///
+/// Looking up each certificate's state by id costs a random probe into a tree of a
+/// million states (about 7 µs; a million-certificate audit took 7 s longer with it), so
+/// the scan first reads the states sequentially for the ids not in use, usually few,
+/// and then walks `certificates` alone, leaving those out. With more than `idle_limit`
+/// of them it joins the state per row instead, as `list_certificates` does.
+fn scan_in_use(
+    path: &std::path::Path,
+    scope: &Scope,
+    page: usize,
+    idle_limit: usize,
+    tx: &tokio::sync::mpsc::Sender<StoreResult<Vec<CertificateInUse>>>,
+) -> StoreResult<()> {
+    let conn = super::open_reader(path)?;
+    let read = conn.unchecked_transaction().map_err(sql_err)?;
+    let idle = idle_certificate_ids(&read, scope, idle_limit)?;
+    let sql = match idle {
+        Some(_) => concat!(
+            "SELECT ",
+            in_use_columns!(),
+            " FROM certificates c WHERE c.account_id = ?1 AND c.region = ?2 \
+             ORDER BY c.created_at_ms, c.id"
+        ),
+        None => concat!(
+            "SELECT ",
+            in_use_columns!(),
+            " FROM certificates c JOIN certificate_states s \
+             ON s.account_id = c.account_id AND s.region = c.region AND s.id = c.id \
+             WHERE c.account_id = ?1 AND c.region = ?2 \
+             AND s.status IN ('ACTIVE', 'PENDING_TRANSFER') \
+             ORDER BY c.created_at_ms, c.id"
+        ),
+    };
+    let mut stmt = read.prepare(sql).map_err(sql_err)?;
+    let mut rows = stmt
+        .query(params![scope.account_id, scope.region])
+        .map_err(sql_err)?;
+    let mut batch = Vec::with_capacity(page);
+    while let Some(row) = rows.next().map_err(sql_err)? {
+        let cert = certificate_in_use(row).map_err(sql_err)?;
+        if idle.as_ref().is_some_and(|idle| idle.contains(&cert.id)) {
+            continue;
+        }
+        batch.push(cert);
+        if batch.len() == page {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(page));
+            if tx.blocking_send(Ok(full)).is_err() {
+                // The reader stopped listening: the audit ended or failed.
+                return Ok(());
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(Ok(batch));
+    }
+    Ok(())
+}
+
+/// The ids of the scope's certificates not in use, or `None` if there are more than
+/// `limit`.
+fn idle_certificate_ids(
+    conn: &Connection,
+    scope: &Scope,
+    limit: usize,
+) -> StoreResult<Option<std::collections::HashSet<String>>> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT id FROM certificate_states WHERE account_id = ?1 AND region = ?2 \
+             AND status NOT IN ('ACTIVE', 'PENDING_TRANSFER')",
+        )
+        .map_err(sql_err)?;
+    let mut rows = stmt
+        .query(params![scope.account_id, scope.region])
+        .map_err(sql_err)?;
+    let mut idle = std::collections::HashSet::new();
+    while let Some(row) = rows.next().map_err(sql_err)? {
+        if idle.len() == limit {
+            return Ok(None);
+        }
+        idle.insert(row.get::<_, String>(0).map_err(sql_err)?);
+    }
+    Ok(Some(idle))
 }
 
 impl SqliteStore {
@@ -810,6 +917,22 @@ impl CertificateStore for SqliteStore {
         self.page(query, certificate).await
     }
 
+    fn certificates_in_use<'a>(&'a self, scope: &'a Scope, page: usize) -> CertificatePages<'a> {
+        // Pages cross from a blocking thread holding one read transaction; two in flight
+        // keep the reader ahead of the audit without buffering the fleet.
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let path = self.path().to_owned();
+        let scope = scope.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = scan_in_use(&path, &scope, page.max(1), IDLE_SET_LIMIT, &tx) {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        }))
+    }
+
     async fn update_certificate_status(
         &self,
         scope: &Scope,
@@ -1227,5 +1350,93 @@ impl PrincipalStore for SqliteStore {
             rows.collect::<Result<_, _>>().map(Some).map_err(sql_err)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(scope: &Scope, n: u8, status: &str) -> CertificateRecord {
+        let id = format!("{n:02x}").repeat(32);
+        CertificateRecord {
+            id: id.clone(),
+            arn: format!(
+                "arn:aws:iot:{}:{}:cert/{id}",
+                scope.region, scope.account_id
+            ),
+            pem: format!("pem {id}"),
+            status: status.into(),
+            certificate_mode: "DEFAULT".into(),
+            ca_certificate_id: None,
+            issuer_certificate_id: None,
+            owned_by: scope.account_id.clone(),
+            previous_owned_by: None,
+            generation_id: "gen".into(),
+            customer_version: 1,
+            facts: CertificateFacts {
+                subject: "CN=d".into(),
+                issuer: "CN=ca".into(),
+                subject_der: vec![n],
+                issuer_der: vec![0],
+                serial_number: format!("{n:x}"),
+                not_before_ms: 0,
+                not_after_ms: 1,
+                key_algorithm: "EC".into(),
+                key_bits: Some(256),
+                key_curve: Some("P-256".into()),
+                public_key_der: vec![n],
+                crl_distribution_points: Vec::new(),
+            },
+            created_at_ms: 1000 - i64::from(n),
+            updated_at_ms: 0,
+        }
+    }
+
+    /// Both ways of leaving out certificates not in use give the same pages: the set of
+    /// idle ids, and (past its limit) the state joined per row.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scan_in_use_with_and_without_the_idle_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let scope = Scope {
+            account_id: "123456789012".into(),
+            region: "us-east-1".into(),
+        };
+        let statuses = [
+            "ACTIVE",
+            "INACTIVE",
+            "PENDING_TRANSFER",
+            "REVOKED",
+            "ACTIVE",
+        ];
+        for (n, status) in statuses.iter().enumerate() {
+            store
+                .register_certificate(&scope, &record(&scope, n as u8, status))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        // Created in reverse order of n.
+        let expected: Vec<String> = [4u8, 2, 0]
+            .iter()
+            .map(|n| format!("{n:02x}").repeat(32))
+            .collect();
+        for limit in [0, 1, 2, 10] {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+            let (p, s) = (path.clone(), scope.clone());
+            tokio::task::spawn_blocking(move || scan_in_use(&p, &s, 2, limit, &tx))
+                .await
+                .unwrap()
+                .unwrap();
+            let mut ids = Vec::new();
+            while let Some(page) = rx.recv().await {
+                let page = page.unwrap();
+                assert!(page.len() <= 2);
+                ids.extend(page.into_iter().map(|c| c.id));
+            }
+            assert_eq!(ids, expected, "idle limit {limit}");
+        }
     }
 }
