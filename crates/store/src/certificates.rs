@@ -349,10 +349,17 @@ pub trait CertificateStore: Send + Sync {
 
     /// Every device certificate of the scope in use (see [`status_in_use`]), in creation
     /// order, in pages of up to `page`: the read of an audit's device certificate pass.
+    /// `now_ms` is the caller's clock, the one certificates' creation times come from.
     /// Here page by page over [`list_certificates`](Self::list_certificates), each page
-    /// as of its own read; SQLite reads the whole pass from one snapshot (see its
-    /// engine for why).
-    fn certificates_in_use<'a>(&'a self, scope: &'a Scope, page: usize) -> CertificatePages<'a> {
+    /// as of its own read; SQLite judges older certificates by their state when the scan
+    /// starts (see its engine for why).
+    fn certificates_in_use<'a>(
+        &'a self,
+        scope: &'a Scope,
+        page: usize,
+        now_ms: i64,
+    ) -> CertificatePages<'a> {
+        let _ = now_ms;
         let page = page.max(1);
         // The state is the key to read after, or `None` once the last page is out.
         Box::pin(futures_util::stream::unfold(

@@ -329,7 +329,7 @@ impl Engine {
             );
         }
         let mut resolver = revocation::Resolver::new(self, scope);
-        let mut pages = self.store().certificates_in_use(scope, PAGE);
+        let mut pages = self.store().certificates_in_use(scope, PAGE, now_ms);
         let mut total = 0;
         while let Some(page) = pages.next().await {
             for cert in &page? {

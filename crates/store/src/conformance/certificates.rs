@@ -533,14 +533,21 @@ pub async fn certificates_in_use_in_creation_order(store: Arc<dyn Store>) {
             .map(CertificateInUse::from)
             .collect()
     };
-    for page in [1, 2, 100] {
-        let pages: Vec<Vec<CertificateInUse>> = store
-            .certificates_in_use(&s, page)
-            .try_collect()
-            .await
-            .unwrap();
-        assert!(pages.iter().all(|p| p.len() <= page), "page size {page}");
-        assert_eq!(pages.concat(), expected(&all), "page size {page}");
+    // The caller's clock long after the certificates were created, and at their creation.
+    for now in [100, 10_000_000] {
+        for page in [1, 2, 100] {
+            let pages: Vec<Vec<CertificateInUse>> = store
+                .certificates_in_use(&s, page, now)
+                .try_collect()
+                .await
+                .unwrap();
+            assert!(pages.iter().all(|p| p.len() <= page), "page size {page}");
+            assert_eq!(
+                pages.concat(),
+                expected(&all),
+                "page size {page}, now {now}"
+            );
+        }
     }
 
     // A certificate leaves the scan once it is no longer in use.
@@ -551,15 +558,17 @@ pub async fn certificates_in_use_in_creation_order(store: Arc<dyn Store>) {
         .unwrap()
         .unwrap();
     all[gone].status = "INACTIVE".into();
-    let pages: Vec<Vec<CertificateInUse>> = store
-        .certificates_in_use(&s, 3)
-        .try_collect()
-        .await
-        .unwrap();
-    assert_eq!(pages.concat(), expected(&all));
+    for now in [100, 10_000_000] {
+        let pages: Vec<Vec<CertificateInUse>> = store
+            .certificates_in_use(&s, 3, now)
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(pages.concat(), expected(&all), "now {now}");
+    }
 
     let empty: Vec<Vec<CertificateInUse>> = store
-        .certificates_in_use(&fresh_scope(), 10)
+        .certificates_in_use(&fresh_scope(), 10, 10_000_000)
         .try_collect()
         .await
         .unwrap();

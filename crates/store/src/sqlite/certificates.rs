@@ -182,12 +182,25 @@ fn page_query(
 /// holding their ids (about 100 bytes each) in memory.
 const IDLE_SET_LIMIT: usize = 250_000;
 
-/// The columns of an audit's scan, from the row `c` alone.
-macro_rules! in_use_columns {
-    () => {
-        concat!("c.id, c.pem, c.created_at_ms, ", facts_columns!())
-    };
-}
+/// Certificates created this shortly before a scan starts, or later, have their state
+/// read with their row: one created just before may commit after the idle ids are read
+/// (its creation time is stamped before its transaction), and one created during the
+/// scan is not in them at all.
+const RECENT_MS: i64 = 120_000;
+
+/// A page of an audit's scan from the row `c` alone, except the state of recent ones
+/// (created at or after `?3`); keyset after `(?4, ?5)`, up to `?6` rows.
+const IN_USE_PAGE: &str = concat!(
+    "SELECT c.id, c.pem, c.created_at_ms, ",
+    facts_columns!(),
+    ", CASE WHEN c.created_at_ms >= ?3 THEN (SELECT s.status FROM certificate_states s \
+     WHERE s.account_id = c.account_id AND s.region = c.region AND s.id = c.id) END \
+     FROM certificates c WHERE c.account_id = ?1 AND c.region = ?2 \
+     AND (c.created_at_ms, c.id) > (?4, ?5) ORDER BY c.created_at_ms, c.id LIMIT ?6"
+);
+
+/// The column of [`IN_USE_PAGE`] with the state of a recent certificate.
+const RECENT_STATUS: usize = 15;
 
 fn certificate_in_use(row: &Row<'_>) -> rusqlite::Result<CertificateInUse> {
     Ok(CertificateInUse {
@@ -199,64 +212,72 @@ fn certificate_in_use(row: &Row<'_>) -> rusqlite::Result<CertificateInUse> {
 }
 
 /// The scope's device certificates in use, in creation order, sent `page` at a time
-/// from one read transaction on a connection of its own (so the pool's readers stay
-/// free for the API while an audit reads).
+/// from a connection of its own (so the pool's readers stay free for the API while an
+/// audit reads), each page its own short read.
 ///
 /// Looking up each certificate's state by id costs a random probe into a tree of a
 /// million states (about 7 µs; a million-certificate audit took 7 s longer with it), so
 /// the scan first reads the states sequentially for the ids not in use, usually few,
-/// and then walks `certificates` alone, leaving those out. With more than `idle_limit`
-/// of them it joins the state per row instead, as `list_certificates` does.
+/// and then walks `certificates` alone, leaving those out: states are as of the scan's
+/// start, except for certificates created within [`RECENT_MS`] of it or later, whose
+/// state is read with their row. With more than `idle_limit` ids not in use it reads
+/// every state with its row. Pages are short reads, not one long snapshot, because a WAL
+/// reader holding its snapshot keeps every checkpoint from restarting the WAL: an audit
+/// writing a million findings meanwhile grew it to 17 GB.
 fn scan_in_use(
     path: &std::path::Path,
     scope: &Scope,
     page: usize,
+    now_ms: i64,
     idle_limit: usize,
     tx: &tokio::sync::mpsc::Sender<StoreResult<Vec<CertificateInUse>>>,
 ) -> StoreResult<()> {
     let conn = super::open_reader(path)?;
-    let read = conn.unchecked_transaction().map_err(sql_err)?;
-    let idle = idle_certificate_ids(&read, scope, idle_limit)?;
-    let sql = match idle {
-        Some(_) => concat!(
-            "SELECT ",
-            in_use_columns!(),
-            " FROM certificates c WHERE c.account_id = ?1 AND c.region = ?2 \
-             ORDER BY c.created_at_ms, c.id"
-        ),
-        None => concat!(
-            "SELECT ",
-            in_use_columns!(),
-            " FROM certificates c JOIN certificate_states s \
-             ON s.account_id = c.account_id AND s.region = c.region AND s.id = c.id \
-             WHERE c.account_id = ?1 AND c.region = ?2 \
-             AND s.status IN ('ACTIVE', 'PENDING_TRANSFER') \
-             ORDER BY c.created_at_ms, c.id"
-        ),
+    let idle = idle_certificate_ids(&conn, scope, idle_limit)?;
+    let recent_from = match idle {
+        Some(_) => now_ms.saturating_sub(RECENT_MS),
+        None => i64::MIN,
     };
-    let mut stmt = read.prepare(sql).map_err(sql_err)?;
-    let mut rows = stmt
-        .query(params![scope.account_id, scope.region])
-        .map_err(sql_err)?;
-    let mut batch = Vec::with_capacity(page);
-    while let Some(row) = rows.next().map_err(sql_err)? {
-        let cert = certificate_in_use(row).map_err(sql_err)?;
-        if idle.as_ref().is_some_and(|idle| idle.contains(&cert.id)) {
-            continue;
-        }
-        batch.push(cert);
-        if batch.len() == page {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(page));
-            if tx.blocking_send(Ok(full)).is_err() {
-                // The reader stopped listening: the audit ended or failed.
-                return Ok(());
+    let mut stmt = conn.prepare(IN_USE_PAGE).map_err(sql_err)?;
+    let mut after: CertificateKey = (i64::MIN, String::new());
+    loop {
+        let mut batch = Vec::with_capacity(page);
+        let (mut read, mut last) = (0, None);
+        let mut rows = stmt
+            .query(params![
+                scope.account_id,
+                scope.region,
+                recent_from,
+                after.0,
+                after.1,
+                sql_limit(page)
+            ])
+            .map_err(sql_err)?;
+        while let Some(row) = rows.next().map_err(sql_err)? {
+            let cert = certificate_in_use(row).map_err(sql_err)?;
+            read += 1;
+            last = Some((cert.created_at_ms, cert.id.clone()));
+            let in_use = if cert.created_at_ms >= recent_from {
+                row.get::<_, Option<String>>(RECENT_STATUS)
+                    .map_err(sql_err)?
+                    .is_some_and(|status| crate::status_in_use(&status))
+            } else {
+                !idle.as_ref().is_some_and(|idle| idle.contains(&cert.id))
+            };
+            if in_use {
+                batch.push(cert);
             }
         }
+        drop(rows);
+        if !batch.is_empty() && tx.blocking_send(Ok(batch)).is_err() {
+            // The reader stopped listening: the audit ended or failed.
+            return Ok(());
+        }
+        match last {
+            Some(key) if read == page => after = key,
+            _ => return Ok(()),
+        }
     }
-    if !batch.is_empty() {
-        let _ = tx.blocking_send(Ok(batch));
-    }
-    Ok(())
 }
 
 /// The ids of the scope's certificates not in use, or `None` if there are more than
@@ -917,14 +938,19 @@ impl CertificateStore for SqliteStore {
         self.page(query, certificate).await
     }
 
-    fn certificates_in_use<'a>(&'a self, scope: &'a Scope, page: usize) -> CertificatePages<'a> {
-        // Pages cross from a blocking thread holding one read transaction; two in flight
-        // keep the reader ahead of the audit without buffering the fleet.
+    fn certificates_in_use<'a>(
+        &'a self,
+        scope: &'a Scope,
+        page: usize,
+        now_ms: i64,
+    ) -> CertificatePages<'a> {
+        // Pages cross from a blocking thread; two in flight keep the reader ahead of the
+        // audit without buffering the fleet.
         let (tx, rx) = tokio::sync::mpsc::channel(2);
         let path = self.path().to_owned();
         let scope = scope.clone();
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = scan_in_use(&path, &scope, page.max(1), IDLE_SET_LIMIT, &tx) {
+            if let Err(e) = scan_in_use(&path, &scope, page.max(1), now_ms, IDLE_SET_LIMIT, &tx) {
                 let _ = tx.blocking_send(Err(e));
             }
         });
@@ -1393,8 +1419,9 @@ mod tests {
         }
     }
 
-    /// Both ways of leaving out certificates not in use give the same pages: the set of
-    /// idle ids, and (past its limit) the state joined per row.
+    /// Every way of leaving out certificates not in use gives the same pages: the set of
+    /// idle ids, and the state read with the row (past the set's limit, or for recent
+    /// certificates).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn scan_in_use_with_and_without_the_idle_set() {
         let dir = tempfile::tempdir().unwrap();
@@ -1423,10 +1450,18 @@ mod tests {
             .iter()
             .map(|n| format!("{n:02x}").repeat(32))
             .collect();
-        for limit in [0, 1, 2, 10] {
+        // Clocks long after the certificates' creation (states from the idle ids) and at
+        // it (states read with the rows), with and without room for the idle ids.
+        for (now, limit) in [
+            (1_000_000, 0),
+            (1_000_000, 1),
+            (1_000_000, 2),
+            (1_000_000, 10),
+            (1000, 10),
+        ] {
             let (tx, mut rx) = tokio::sync::mpsc::channel(16);
             let (p, s) = (path.clone(), scope.clone());
-            tokio::task::spawn_blocking(move || scan_in_use(&p, &s, 2, limit, &tx))
+            tokio::task::spawn_blocking(move || scan_in_use(&p, &s, 2, now, limit, &tx))
                 .await
                 .unwrap()
                 .unwrap();
@@ -1436,7 +1471,7 @@ mod tests {
                 assert!(page.len() <= 2);
                 ids.extend(page.into_iter().map(|c| c.id));
             }
-            assert_eq!(ids, expected, "idle limit {limit}");
+            assert_eq!(ids, expected, "now {now}, idle limit {limit}");
         }
     }
 }
