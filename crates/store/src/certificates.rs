@@ -359,6 +359,7 @@ pub trait CertificateStore: Send + Sync {
         page: usize,
         now_ms: i64,
     ) -> CertificatePages<'a> {
+        // Each page reads every state with its row, so the clock is not needed here.
         let _ = now_ms;
         let page = page.max(1);
         // The state is the key to read after, or `None` once the last page is out.
