@@ -60,6 +60,28 @@ pub struct AuditFindingRecord {
     pub body_json: String,
 }
 
+/// A finding without its body (see `AuditStore::list_audit_finding_heads`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditFindingHead {
+    pub finding_id: String,
+    pub check_name: String,
+    pub finding_time_ms: i64,
+    pub resource_key: String,
+    pub is_suppressed: bool,
+}
+
+impl From<AuditFindingRecord> for AuditFindingHead {
+    fn from(f: AuditFindingRecord) -> Self {
+        AuditFindingHead {
+            finding_id: f.finding_id,
+            check_name: f.check_name,
+            finding_time_ms: f.finding_time_ms,
+            resource_key: f.resource_key,
+            is_suppressed: f.is_suppressed,
+        }
+    }
+}
+
 /// Which tasks ListAuditTasks wants.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditTaskFilter {
@@ -180,6 +202,26 @@ pub trait AuditStore: Send + Sync {
         after: Option<&AuditFindingKey>,
         limit: usize,
     ) -> StoreResult<Vec<AuditFindingRecord>>;
+    /// The audit task's findings as [`list_audit_findings`](Self::list_audit_findings)
+    /// lists them, without their bodies: what acting on a finding needs when neither its
+    /// reason nor the whole finding is wanted. On SQLite they come from an index alone,
+    /// not from rows scattered in the order the audit judged its resources.
+    async fn list_audit_finding_heads(
+        &self,
+        scope: &Scope,
+        audit_task_id: &str,
+        after: Option<&AuditFindingKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditFindingHead>> {
+        let filter = AuditFindingFilter {
+            task_id: Some(audit_task_id.to_owned()),
+            ..AuditFindingFilter::default()
+        };
+        let findings = self
+            .list_audit_findings(scope, &filter, after, limit)
+            .await?;
+        Ok(findings.into_iter().map(AuditFindingHead::from).collect())
+    }
 
     /// Deletes, in every scope, tasks that finished and findings whose task started
     /// before `before_ms` (the retention); returns how many rows went.

@@ -24,8 +24,9 @@ mod things;
 pub mod conformance;
 
 pub use audits::{
-    AuditConfigurationRecord, AuditFindingFilter, AuditFindingKey, AuditFindingRecord, AuditStore,
-    AuditTaskFilter, AuditTaskKey, AuditTaskRecord, AuditTaskRefusal,
+    AuditConfigurationRecord, AuditFindingFilter, AuditFindingHead, AuditFindingKey,
+    AuditFindingRecord, AuditStore, AuditTaskFilter, AuditTaskKey, AuditTaskRecord,
+    AuditTaskRefusal,
 };
 pub use certificates::{
     status_change_allowed, status_in_use, CaCertificateRecord, CaCertificateUpdate,

@@ -20,6 +20,7 @@ mod rows;
 mod actions;
 mod audits;
 mod certificates;
+mod checkpoint;
 mod credentials;
 mod crls;
 mod error;
@@ -74,6 +75,7 @@ struct Inner {
     next_reader: AtomicUsize,
     /// The server secret never changes once created, so it is read at most once.
     secret: OnceLock<Vec<u8>>,
+    checkpointer: checkpoint::Checkpointer,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -110,6 +112,7 @@ impl SqliteStore {
                 readers,
                 next_reader: AtomicUsize::new(0),
                 secret: OnceLock::new(),
+                checkpointer: checkpoint::Checkpointer::start(path)?,
             }),
         })
     }
@@ -156,6 +159,7 @@ impl SqliteStore {
                 .map_err(sql_err)?;
             let out = f(&tx)?;
             tx.commit().map_err(sql_err)?;
+            inner.checkpointer.committed();
             Ok(out)
         })
         .await
@@ -215,6 +219,13 @@ fn open_writer(path: &Path) -> StoreResult<Connection> {
         .map_err(sql_err)?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(sql_err)?;
+    // The checkpointer thread copies the WAL back; the writer only steps in if it lags.
+    conn.pragma_update(
+        None,
+        "wal_autocheckpoint",
+        checkpoint::WRITER_BACKSTOP_PAGES,
+    )
+    .map_err(sql_err)?;
     Ok(conn)
 }
 

@@ -26,6 +26,10 @@ const RETRY_AFTER_MS: i64 = 5_000;
 /// How often each node purges audit history past the retention (the store keeps
 /// concurrent purges from several nodes apart).
 const PURGE_EVERY: Duration = Duration::from_secs(60 * 60);
+/// Mitigation workers per node. Each holds one chunk; with more than two, a worker whose
+/// stage was just written has its next chunk read and prepared by the time the writer
+/// is free again, instead of claiming behind another worker's stage.
+const MITIGATION_WORKERS: usize = 4;
 
 /// Stops the background workers at a safe point when dropped or stopped.
 pub struct BackgroundWork {
@@ -53,24 +57,23 @@ impl Engine {
             stop.subscribe(),
         );
         let scheduler = self.clone().scheduler_loop(stop.subscribe());
-        // Two mitigation workers: one prepares a chunk while the other's is written.
+        // Mitigation workers are tasks of their own, so they run on both cores: one
+        // reads and prepares a chunk while another's stage is written.
         let publisher = self.sns_publisher();
-        let mitigators = [0, 1].map(|_| {
-            self.clone().mitigation_loop(
-                format!("mitigation-worker/{}", self.inner.ids.uuid()),
-                publisher.clone(),
-                stop.subscribe(),
-            )
-        });
+        let mitigators: Vec<_> = (0..MITIGATION_WORKERS)
+            .map(|_| {
+                tokio::spawn(self.clone().mitigation_loop(
+                    format!("mitigation-worker/{}", self.inner.ids.uuid()),
+                    publisher.clone(),
+                    stop.subscribe(),
+                ))
+            })
+            .collect();
         let handle = tokio::spawn(async move {
-            let [first, second] = mitigators;
-            tokio::join!(
-                engine.audit_loop(worker, stopped),
-                notifier,
-                scheduler,
-                first,
-                second
-            );
+            tokio::join!(engine.audit_loop(worker, stopped), notifier, scheduler);
+            for m in mitigators {
+                let _ = m.await;
+            }
         });
         BackgroundWork { stop, handle }
     }

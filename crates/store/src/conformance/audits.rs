@@ -11,8 +11,9 @@ use tokio::task::JoinSet;
 
 use super::{assert_already_exists, fresh_scope, scope, unique, unique_account, Database};
 use crate::{
-    AuditConfigurationRecord, AuditFindingFilter, AuditFindingKey, AuditFindingRecord,
-    AuditTaskFilter, AuditTaskKey, AuditTaskRecord, AuditTaskRefusal, NewWorkItem, Scope, Store,
+    AuditConfigurationRecord, AuditFindingFilter, AuditFindingHead, AuditFindingKey,
+    AuditFindingRecord, AuditTaskFilter, AuditTaskKey, AuditTaskRecord, AuditTaskRefusal,
+    NewWorkItem, Scope, Store,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -864,6 +865,72 @@ pub async fn audit_findings_listing_filters_and_paging(store: Arc<dyn Store>) {
         finding_pages(&*store, &other, &AuditFindingFilter::default(), ALL).await,
         vec![noise]
     );
+
+    // Heads list a task's findings as the listing does, without their bodies.
+    for task_id in [&t1.task_id, &t2.task_id] {
+        let filter = AuditFindingFilter {
+            task_id: Some(task_id.clone()),
+            ..AuditFindingFilter::default()
+        };
+        let expected: Vec<AuditFindingHead> = expected_findings(&findings, &filter)
+            .into_iter()
+            .map(AuditFindingHead::from)
+            .collect();
+        assert!(expected.iter().any(|h| h.is_suppressed) && expected.len() > 4);
+        for page in [1, 4, ALL] {
+            assert_eq!(
+                head_pages(&*store, &scope, task_id, page).await,
+                expected,
+                "task {task_id}, page {page}"
+            );
+        }
+    }
+    let heads = store
+        .list_audit_finding_heads(&scope, &t1.task_id, Some(&key), 2)
+        .await
+        .unwrap();
+    let after_key: Vec<AuditFindingHead> = everything
+        .iter()
+        .filter(|f| {
+            f.task_id == t1.task_id
+                && (f.finding_time_ms, &f.finding_id) > (key.finding_time_ms, &key.finding_id)
+        })
+        .take(2)
+        .cloned()
+        .map(AuditFindingHead::from)
+        .collect();
+    assert_eq!(heads, after_key);
+    assert!(store
+        .list_audit_finding_heads(&other, &t2.task_id, None, ALL)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Follows `list_audit_finding_heads` pages of `page` until a short page.
+async fn head_pages(
+    store: &dyn Store,
+    scope: &Scope,
+    task_id: &str,
+    page: usize,
+) -> Vec<AuditFindingHead> {
+    let mut out: Vec<AuditFindingHead> = Vec::new();
+    loop {
+        let after = out.last().map(|f| AuditFindingKey {
+            finding_time_ms: f.finding_time_ms,
+            finding_id: f.finding_id.clone(),
+        });
+        let batch = store
+            .list_audit_finding_heads(scope, task_id, after.as_ref(), page)
+            .await
+            .expect("list finding heads");
+        assert!(batch.len() <= page, "page larger than its limit");
+        let done = batch.len() < page;
+        out.extend(batch);
+        if done {
+            return out;
+        }
+    }
 }
 
 pub async fn audit_purge_removes_old_finished_history(store: Arc<dyn Store>) {

@@ -16,9 +16,9 @@ use super::error::{insert_err, sql_err};
 use super::work::insert_work_item;
 use super::{rows, sql_limit, SqliteStore};
 use crate::{
-    AuditConfigurationRecord, AuditFindingFilter, AuditFindingKey, AuditFindingRecord, AuditStore,
-    AuditTaskFilter, AuditTaskKey, AuditTaskRecord, AuditTaskRefusal, NewWorkItem, Scope,
-    StoreResult,
+    AuditConfigurationRecord, AuditFindingFilter, AuditFindingHead, AuditFindingKey,
+    AuditFindingRecord, AuditStore, AuditTaskFilter, AuditTaskKey, AuditTaskRecord,
+    AuditTaskRefusal, NewWorkItem, Scope, StoreResult,
 };
 
 /// Rows the purge deletes per transaction, so the single writer is never held for
@@ -299,6 +299,55 @@ impl AuditStore for SqliteStore {
                         sql_limit(limit),
                     ),
                     rows::audit_finding,
+                )
+                .map_err(sql_err)?;
+            rows.collect::<Result<_, _>>().map_err(sql_err)
+        })
+        .await
+    }
+
+    async fn list_audit_finding_heads(
+        &self,
+        scope: &Scope,
+        audit_task_id: &str,
+        after: Option<&AuditFindingKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditFindingHead>> {
+        let (scope, audit_task_id, after) =
+            (scope.clone(), audit_task_id.to_owned(), after.cloned());
+        self.read(move |conn| {
+            // Every column is in audit_findings_by_task (migration 0012), so SQLite reads
+            // the index alone. The first page starts after the lowest possible key, so
+            // one statement serves every page.
+            let (after_time, after_id) = after.map(|k| (k.finding_time_ms, k.finding_id)).unzip();
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT finding_id, check_name, finding_time_ms, resource_key, is_suppressed
+                     FROM audit_findings INDEXED BY audit_findings_by_task
+                     WHERE account_id = ?1 AND region = ?2 AND task_id = ?3
+                       AND (finding_time_ms, finding_id) > (?4, ?5)
+                     ORDER BY finding_time_ms, finding_id LIMIT ?6",
+                )
+                .map_err(sql_err)?;
+            let rows = stmt
+                .query_map(
+                    (
+                        &scope.account_id,
+                        &scope.region,
+                        &audit_task_id,
+                        after_time.unwrap_or(i64::MIN),
+                        after_id.unwrap_or_default(),
+                        sql_limit(limit),
+                    ),
+                    |r| {
+                        Ok(AuditFindingHead {
+                            finding_id: r.get(0)?,
+                            check_name: r.get(1)?,
+                            finding_time_ms: r.get(2)?,
+                            resource_key: r.get(3)?,
+                            is_suppressed: r.get(4)?,
+                        })
+                    },
                 )
                 .map_err(sql_err)?;
             rows.collect::<Result<_, _>>().map_err(sql_err)

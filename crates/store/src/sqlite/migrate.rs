@@ -36,6 +36,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../../migrations/sqlite/0011_mitigation_locality.sql"),
     ),
+    (
+        12,
+        include_str!("../../migrations/sqlite/0012_finding_heads.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. The check and the migrations share one

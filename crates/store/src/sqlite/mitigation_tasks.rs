@@ -11,6 +11,8 @@
 //! nothing behind. Executions are inserted one cached statement each (in-process, there
 //! is no round trip to save) and the counters once per check at the end of the stage.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, Transaction};
 
@@ -851,20 +853,32 @@ impl MitigationTaskStore for SqliteStore {
         let (scope, audit_task_id) = (scope.clone(), audit_task_id.to_owned());
         self.read_scan(move |conn| {
             // The by-task index carries the check (migration 0011), so no finding's row
-            // is read: rows lie in write order, not in the index's.
+            // is read: rows lie in write order, not in the index's. Counted here, not by
+            // GROUP BY: the index is not in check order, so SQLite would sort every
+            // finding first (0.75 s for a million, against 0.3 s for this walk).
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT check_name, COUNT(*) FROM audit_findings
-                     WHERE account_id = ?1 AND region = ?2 AND task_id = ?3
-                     GROUP BY check_name ORDER BY check_name",
+                    "SELECT check_name FROM audit_findings
+                     WHERE account_id = ?1 AND region = ?2 AND task_id = ?3",
                 )
                 .map_err(sql_err)?;
-            let rows = stmt
-                .query_map((&scope.account_id, &scope.region, &audit_task_id), |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
+            let mut rows = stmt
+                .query((&scope.account_id, &scope.region, &audit_task_id))
                 .map_err(sql_err)?;
-            rows.collect::<Result<_, _>>().map_err(sql_err)
+            let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+            while let Some(row) = rows.next().map_err(sql_err)? {
+                let check = row
+                    .get_ref(0)
+                    .and_then(|v| Ok(v.as_str()?))
+                    .map_err(sql_err)?;
+                match counts.get_mut(check) {
+                    Some(n) => *n += 1,
+                    None => {
+                        counts.insert(check.to_owned(), 1);
+                    }
+                }
+            }
+            Ok(counts.into_iter().collect())
         })
         .await
     }

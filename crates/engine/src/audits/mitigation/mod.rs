@@ -27,7 +27,7 @@ use crate::{EngineError, EngineResult};
 /// The work queue chunks run from.
 pub(crate) const QUEUE: &str = "audit-mitigation";
 /// Findings per chunk: one stage of a chunk is one store transaction.
-pub(crate) const CHUNK: usize = 1_000;
+pub(crate) const CHUNK: usize = 2_500;
 /// Most tasks in progress per account at once (AWS's quota).
 const MAX_IN_PROGRESS: usize = 10;
 
@@ -86,6 +86,17 @@ impl TaskBody {
     /// (read from its body, which the fast path does not parse).
     pub fn needs_reason_code(&self) -> bool {
         self.target.audit_check_to_reason_code_filter.is_some()
+    }
+
+    /// Whether a stage needs its findings' bodies: for the reason code, or to publish
+    /// whole findings to SNS. Without, a chunk is read as finding heads.
+    pub fn needs_finding_bodies(&self) -> bool {
+        self.needs_reason_code()
+            || self.actions.iter().any(|a| {
+                a.action_params
+                    .as_ref()
+                    .is_some_and(|p| p.publish_finding_to_sns_params.is_some())
+            })
     }
 }
 

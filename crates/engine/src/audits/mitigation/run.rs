@@ -198,8 +198,38 @@ impl Engine {
         &self,
         scope: &Scope,
         findings: &ChunkFindings,
+        needs_bodies: bool,
     ) -> EngineResult<Vec<AuditFindingRecord>> {
         match findings {
+            ChunkFindings::Audit {
+                audit_task_id,
+                after,
+                limit,
+            } if !needs_bodies => {
+                let after = after.as_ref().map(|(ms, id)| AuditFindingKey {
+                    finding_time_ms: *ms,
+                    finding_id: id.clone(),
+                });
+                let heads = self
+                    .store()
+                    .list_audit_finding_heads(scope, audit_task_id, after.as_ref(), *limit)
+                    .await?;
+                // No body: nothing of this stage reads one (`needs_finding_bodies`), and
+                // a read by mistake fails loudly as an unreadable finding.
+                Ok(heads
+                    .into_iter()
+                    .map(|h| AuditFindingRecord {
+                        finding_id: h.finding_id,
+                        task_id: audit_task_id.clone(),
+                        check_name: h.check_name,
+                        task_start_ms: 0,
+                        finding_time_ms: h.finding_time_ms,
+                        resource_key: h.resource_key,
+                        is_suppressed: h.is_suppressed,
+                        body_json: String::new(),
+                    })
+                    .collect())
+            }
             ChunkFindings::Audit {
                 audit_task_id,
                 after,
@@ -252,7 +282,9 @@ impl Engine {
                 return Ok(Next::Done);
             }
         };
-        let findings = self.chunk_findings(&scope, &work.findings).await?;
+        let findings = self
+            .chunk_findings(&scope, &work.findings, body.needs_finding_bodies())
+            .await?;
         let stages = body.mapping.values().map(Vec::len).max().unwrap_or(0) as u32;
 
         let mut skipped: BTreeMap<String, i64> = BTreeMap::new();
