@@ -15,9 +15,9 @@ use super::error::{insert_err, Fail};
 use super::work::insert_work_item;
 use super::{count_to_usize, rows, sql_limit, PostgresStore};
 use crate::{
-    AuditConfigurationRecord, AuditFindingFilter, AuditFindingKey, AuditFindingRecord, AuditStore,
-    AuditTaskFilter, AuditTaskKey, AuditTaskRecord, AuditTaskRefusal, NewWorkItem, Scope,
-    StoreResult,
+    AuditConfigurationRecord, AuditFindingFilter, AuditFindingHead, AuditFindingKey,
+    AuditFindingRecord, AuditStore, AuditTaskFilter, AuditTaskKey, AuditTaskRecord,
+    AuditTaskRefusal, NewWorkItem, Scope, StoreResult,
 };
 
 /// First key of the advisory locks on (scope, task type) that serialise task creation;
@@ -396,6 +396,60 @@ impl AuditStore for PostgresStore {
                 let sql = list_findings_sql(filter.task_id.is_some(), after.is_some());
                 let stmt = conn.prepare_cached(sql).await?;
                 rows::all(&conn.query(&stmt, &params).await?, rows::audit_finding)
+            })
+            .await;
+        conn.finish(outcome)
+    }
+
+    async fn list_audit_finding_heads(
+        &self,
+        scope: &Scope,
+        audit_task_id: &str,
+        after: Option<&AuditFindingKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditFindingHead>> {
+        let conn = self.conn().await?;
+        let outcome = self
+            .deadline(async {
+                let limit = sql_limit(limit);
+                // Every column is in audit_findings_by_task (migration 0012). The first
+                // page starts after the lowest possible key, so one statement serves all.
+                let (after_time, after_id) = after.map_or((i64::MIN, ""), |k| {
+                    (k.finding_time_ms, k.finding_id.as_str())
+                });
+                let stmt = conn
+                    .prepare_cached(
+                        "SELECT finding_id, check_name, finding_time_ms, resource_key, is_suppressed
+                         FROM audit_findings
+                         WHERE account_id = $1 AND region = $2 AND task_id = $3
+                           AND (finding_time_ms, finding_id) > ($4, $5)
+                         ORDER BY finding_time_ms, finding_id LIMIT $6",
+                    )
+                    .await?;
+                let rows = conn
+                    .query(
+                        &stmt,
+                        &[
+                            &scope.account_id,
+                            &scope.region,
+                            &audit_task_id,
+                            &after_time,
+                            &after_id,
+                            &limit,
+                        ],
+                    )
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(AuditFindingHead {
+                            finding_id: r.try_get(0)?,
+                            check_name: r.try_get(1)?,
+                            finding_time_ms: r.try_get(2)?,
+                            resource_key: r.try_get(3)?,
+                            is_suppressed: r.try_get(4)?,
+                        })
+                    })
+                    .collect()
             })
             .await;
         conn.finish(outcome)

@@ -40,6 +40,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../../migrations/postgres/0011_mitigation_locality.sql"),
     ),
+    (
+        12,
+        include_str!("../../migrations/postgres/0012_finding_heads.sql"),
+    ),
 ];
 
 /// Key of the transaction-scoped advisory lock that serialises migrations ("PALISADE"
