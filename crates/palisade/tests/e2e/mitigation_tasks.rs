@@ -1412,9 +1412,9 @@ async fn cancel_before_any_work() {
 
 #[tokio::test]
 async fn cancel_while_running_keeps_what_was_applied() {
-    // Eight chunks: two workers hold two each, and on SQLite the cancel queues behind
-    // the stages in flight, so several chunks may finish between the first sight of
-    // progress and the cancel.
+    // Eight chunks of 1,000: the four workers hold one each, and on SQLite the cancel
+    // queues behind the stages in flight, so several chunks may finish between the
+    // first sight of progress and the cancel.
     const THINGS: usize = 8_000;
     let server = TestServer::start(ENGINE).await;
     let c = server.client_a();

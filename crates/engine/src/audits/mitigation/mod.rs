@@ -1,7 +1,7 @@
 //! Audit mitigation actions tasks: StartAuditMitigationActionsTask and its siblings, and
 //! the worker that applies the actions to the registry.
 //!
-//! A task's findings are split into chunks of [`CHUNK`] when it starts, each a work item
+//! A task's findings are split into chunks ([`chunk_size`]) when it starts, each a work item
 //! on [`QUEUE`]. A worker claims chunks with a lease and runs each in stages, stage `k`
 //! applying the `k`-th action of every finding's check; the store applies a stage's
 //! effects and records its executions and statistics in one transaction
@@ -26,8 +26,27 @@ use crate::{EngineError, EngineResult};
 
 /// The work queue chunks run from.
 pub(crate) const QUEUE: &str = "audit-mitigation";
-/// Findings per chunk: one stage of a chunk is one store transaction.
-pub(crate) const CHUNK: usize = 2_500;
+/// Chunk boundaries are found every this many findings; a chunk is a whole number of
+/// steps.
+pub(crate) const CHUNK_STEP: usize = 500;
+/// Findings per chunk, at least and at most: one stage of a chunk is one store
+/// transaction, and big chunks spread its fixed costs (the lease and task checks, the
+/// statistics row, the commit's fsync) over more executions.
+const CHUNK_MIN: usize = 1_000;
+const CHUNK_MAX: usize = 2_500;
+/// Chunks a task is cut into at least, when its size allows: enough for the workers of
+/// several nodes to share it.
+const MIN_CHUNKS: usize = 16;
+
+/// The chunk size for a target of `total` findings: a million get 2,500 a chunk, a task
+/// of up to 16,000 gets chunks of 1,000.
+pub(crate) fn chunk_size(total: usize) -> usize {
+    total
+        .div_ceil(MIN_CHUNKS)
+        .div_ceil(CHUNK_STEP)
+        .saturating_mul(CHUNK_STEP)
+        .clamp(CHUNK_MIN, CHUNK_MAX)
+}
 /// Most tasks in progress per account at once (AWS's quota).
 const MAX_IN_PROGRESS: usize = 10;
 
@@ -153,6 +172,29 @@ impl ChunkFindings {
             audit_task_id: audit_task_id.to_owned(),
             after: after.map(|k| (k.finding_time_ms, k.finding_id.clone())),
             limit,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_sizes_are_whole_steps_between_the_bounds() {
+        for (total, chunk) in [
+            (0, 1_000),
+            (1, 1_000),
+            (6_000, 1_000),
+            (16_000, 1_000),
+            (16_001, 1_500),
+            (20_000, 1_500),
+            (24_001, 2_000),
+            (40_000, 2_500),
+            (1_000_000, 2_500),
+        ] {
+            assert_eq!(chunk_size(total), chunk, "{total} findings");
+            assert_eq!(chunk_size(total) % CHUNK_STEP, 0);
         }
     }
 }

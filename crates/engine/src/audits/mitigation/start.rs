@@ -12,7 +12,9 @@ use palisade_store::{
 };
 
 use super::allowed::{allowed_for, allows};
-use super::{ChunkFindings, ChunkWork, TaskBody, CHUNK, IN_PROGRESS, MAX_IN_PROGRESS, QUEUE};
+use super::{
+    chunk_size, ChunkFindings, ChunkWork, TaskBody, CHUNK_STEP, IN_PROGRESS, MAX_IN_PROGRESS, QUEUE,
+};
 use crate::audits::catalogue;
 use crate::{required, Engine, EngineError, EngineResult};
 
@@ -330,30 +332,34 @@ impl Engine {
                 }
             }
         }
-        // Both walk the audit's findings (a million: about half a second each), so they
-        // run at once. A finished audit's findings no longer change, so the two agree.
-        let (counts, boundaries) = tokio::try_join!(
+        // Both walk the audit's findings (a million: a few tenths of a second each), so
+        // they run at once; the boundaries are taken every CHUNK_STEP findings, before
+        // the count decides the chunk size, which is a whole number of steps. A finished
+        // audit's findings no longer change, so the two agree.
+        let (counts, steps) = tokio::try_join!(
             self.store()
                 .count_audit_findings_by_check(scope, audit_task_id),
             self.store()
-                .audit_finding_boundaries(scope, audit_task_id, CHUNK),
+                .audit_finding_boundaries(scope, audit_task_id, CHUNK_STEP),
         )?;
         let total: i64 = counts.iter().map(|(_, n)| n).sum();
-        let chunk_count = (total as usize).div_ceil(CHUNK);
+        let chunk = chunk_size(total as usize);
+        let steps_per_chunk = chunk / CHUNK_STEP;
+        let chunk_count = (total as usize).div_ceil(chunk);
         let chunks = (0..chunk_count)
             .map(|i| {
                 let after = if i == 0 {
                     Ok(None)
                 } else {
-                    boundaries.get(i - 1).map(Some).ok_or_else(|| {
+                    steps.get(i * steps_per_chunk - 1).map(Some).ok_or_else(|| {
                         EngineError::Internal(format!(
                             "audit task {audit_task_id}: {} chunk boundaries for {total} \
                              findings",
-                            boundaries.len()
+                            steps.len()
                         ))
                     })
                 }?;
-                Ok(ChunkFindings::audit(audit_task_id, after, CHUNK))
+                Ok(ChunkFindings::audit(audit_task_id, after, chunk))
             })
             .collect::<EngineResult<Vec<_>>>()?;
         Ok(Planned {
