@@ -29,6 +29,7 @@ const PURGE_EVERY: Duration = Duration::from_secs(60 * 60);
 /// Mitigation workers per node. Each holds one chunk; with more than two, a worker whose
 /// stage was just written has its next chunk read and prepared by the time the writer
 /// is free again, instead of claiming behind another worker's stage.
+/// (tests/compat/test_compat.py bounds what canceled tasks publish by this number.)
 const MITIGATION_WORKERS: usize = 4;
 
 /// Stops the background workers at a safe point when dropped or stopped.
