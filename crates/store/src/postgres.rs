@@ -17,14 +17,11 @@
 #[macro_use]
 mod rows;
 
-mod actions;
 mod audits;
 mod certificates;
-mod credentials;
 mod crls;
 mod error;
 mod import;
-mod meta;
 mod migrate;
 mod mitigation_tasks;
 mod policies;
@@ -47,6 +44,7 @@ use deadpool_postgres::{
 };
 use tokio_postgres::NoTls;
 
+use crate::db::{Db, DbResult};
 use crate::{StoreError, StoreResult};
 use error::Fail;
 
@@ -232,6 +230,59 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// The server secret, once read (it never changes once created).
+    pub(crate) fn secret_cell(&self) -> &OnceLock<Vec<u8>> {
+        &self.inner.secret
+    }
+
+    /// Runs `f` on a pooled connection, outside a transaction.
+    pub(crate) async fn read<T>(
+        &self,
+        f: impl AsyncFnOnce(&Db<'_>) -> DbResult<T>,
+    ) -> StoreResult<T> {
+        let conn = self.conn().await?;
+        let outcome = self.deadline(f(&Db::Pg(&conn))).await;
+        conn.finish(outcome)
+    }
+
+    /// [`PostgresStore::read`]; SQLite runs these on its blocking pool.
+    #[allow(dead_code)] // until the first scan moves onto the seam
+    pub(crate) async fn scan<T: Send + 'static>(
+        &self,
+        f: impl AsyncFnOnce(&Db<'_>) -> DbResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.read(f).await
+    }
+
+    /// Runs `f` in a transaction that commits if `f` returns `Ok` and rolls back
+    /// otherwise, so a failed operation writes nothing.
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        f: impl AsyncFnOnce(&Db<'_>) -> DbResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let mut conn = self.conn().await?;
+        let outcome = self
+            .deadline(async {
+                let tx = conn.transaction().await?;
+                let out = f(&Db::PgTx(&tx)).await?;
+                tx.commit().await?;
+                Ok(out)
+            })
+            .await;
+        conn.finish(outcome)
+    }
+
+    /// A write of one statement, which is a transaction of its own: no `BEGIN` and
+    /// `COMMIT` round trips.
+    pub(crate) async fn write_one<T: Send + 'static>(
+        &self,
+        f: impl AsyncFnOnce(&Db<'_>) -> DbResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.read(f).await
+    }
+}
+
 /// A pooled connection, borrowed for one operation. Dereferences to deadpool's client
 /// (so `prepare_cached` and `transaction` are at hand); [`Conn::finish`] turns the
 /// operation's outcome into the store's result and decides whether the connection goes
@@ -271,7 +322,7 @@ impl Conn<'_> {
                 inner.health.succeeded(&inner.target);
                 Err(e)
             }
-            Ok(Err(Fail::Db(e))) => {
+            Ok(Err(Fail::Pg(e))) => {
                 let err = error::classify(&e);
                 if error::connection_lost(&e) {
                     self.discard_all();
@@ -289,6 +340,7 @@ impl Conn<'_> {
                 }
                 Err(err)
             }
+            Ok(Err(Fail::Lite(e))) => Err(StoreError::Internal(e.to_string())),
             Err(_) => {
                 // The connection may be stuck mid-exchange: never reuse it. Dropping it
                 // closes the socket, and the server rolls back whatever was open.

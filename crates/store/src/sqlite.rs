@@ -17,15 +17,12 @@
 #[macro_use]
 mod rows;
 
-mod actions;
 mod audits;
 mod certificates;
 mod checkpoint;
-mod credentials;
 mod crls;
 mod error;
 mod import;
-mod meta;
 mod migrate;
 mod mitigation_tasks;
 mod policies;
@@ -41,8 +38,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
+use crate::db::{Db, DbResult};
 use crate::{StoreError, StoreResult};
 use error::sql_err;
 
@@ -70,7 +69,8 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    /// The writer connection inside the writer's turn (see [`Inner::writer_turn`]).
+    writer: Mutex<Mutex<Connection>>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     /// The server secret never changes once created, so it is read at most once.
@@ -108,7 +108,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                writer: Mutex::new(writer),
+                writer: Mutex::new(Mutex::new(writer)),
                 readers,
                 next_reader: AtomicUsize::new(0),
                 secret: OnceLock::new(),
@@ -122,38 +122,101 @@ impl SqliteStore {
         &self.inner.path
     }
 
+    /// The server secret, once read (it never changes once created).
+    pub(crate) fn secret_cell(&self) -> &OnceLock<Vec<u8>> {
+        &self.inner.secret
+    }
+
     /// Runs `f` on a read-only connection, inline (see the module docs for why).
-    async fn read<T, F>(&self, f: F) -> StoreResult<T>
-    where
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
-        T: Send + 'static,
-    {
-        f(&self.inner.reader())
+    pub(crate) async fn read<T>(
+        &self,
+        f: impl AsyncFnOnce(&Db<'_>) -> DbResult<T>,
+    ) -> StoreResult<T> {
+        settle(f(&Db::Lite(self.inner.reader_slot())))
     }
 
     /// Runs `f` on a read-only connection on the blocking pool: for the few reads that
     /// scan a large range (an audit's million findings), which would otherwise hold an
     /// async worker for a noticeable time.
-    async fn read_scan<T, F>(&self, f: F) -> StoreResult<T>
-    where
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
-        T: Send + 'static,
-    {
+    #[allow(dead_code)] // until the first scan moves onto the seam
+    pub(crate) async fn scan<T: Send + 'static>(
+        &self,
+        f: impl AsyncFnOnce(&Db<'_>) -> DbResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
         let inner = Arc::clone(&self.inner);
-        blocking(move || f(&inner.reader())).await
+        blocking(move || settle(f(&Db::Lite(inner.reader_slot())))).await
     }
 
     /// Runs `f` inside a `BEGIN IMMEDIATE` transaction on the writer connection, on the
     /// blocking pool. The transaction commits if `f` returns `Ok` and rolls back
     /// otherwise, so a failed operation writes nothing.
-    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        f: impl AsyncFnOnce(&Db<'_>) -> DbResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let turn = inner.writer_turn();
+            lock(&turn)
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(sql_err)?;
+            let out = settle(f(&Db::Lite(&turn))).and_then(|out| {
+                lock(&turn)
+                    .execute_batch("COMMIT")
+                    .map(|()| out)
+                    .map_err(sql_err)
+            });
+            match out {
+                Ok(out) => {
+                    inner.checkpointer.committed();
+                    Ok(out)
+                }
+                Err(e) => {
+                    rollback(&lock(&turn));
+                    Err(e)
+                }
+            }
+        })
+        .await
+    }
+
+    /// A write of one statement: on SQLite, the same as [`SqliteStore::write`].
+    pub(crate) async fn write_one<T: Send + 'static>(
+        &self,
+        f: impl AsyncFnOnce(&Db<'_>) -> DbResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.write(f).await
+    }
+
+    /// Runs `f` on a read-only connection, inline (see the module docs for why).
+    async fn read_conn<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        f(&lock(self.inner.reader_slot()))
+    }
+
+    /// [`SqliteStore::scan`] on a bare connection.
+    async fn scan_conn<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || f(&lock(inner.reader_slot()))).await
+    }
+
+    /// [`SqliteStore::write`] with a rusqlite transaction.
+    async fn write_tx<T, F>(&self, f: F) -> StoreResult<T>
     where
         F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
         T: Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
         blocking(move || {
-            let mut conn = inner.writer();
+            let turn = inner.writer_turn();
+            let mut conn = lock(&turn);
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sql_err)?;
@@ -166,35 +229,52 @@ impl SqliteStore {
     }
 }
 
+/// The outcome of a body run on SQLite: its statements never wait, so its future is
+/// ready at the first poll.
+fn settle<T>(body: impl std::future::Future<Output = DbResult<T>>) -> StoreResult<T> {
+    match body.now_or_never() {
+        Some(outcome) => outcome.map_err(error::fail_err),
+        None => Err(StoreError::Internal(
+            "a SQLite operation waited on something other than SQLite".into(),
+        )),
+    }
+}
+
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    conn.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn rollback(conn: &Connection) {
+    if !conn.is_autocommit() {
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            tracing::warn!(error = %e, "rolling back an abandoned transaction failed");
+        }
+    }
+}
+
 impl Inner {
-    fn writer(&self) -> MutexGuard<'_, Connection> {
-        let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+    /// The writer's turn: held for a whole transaction, so writes of this process run
+    /// one at a time (BEGIN IMMEDIATE orders them against other processes).
+    fn writer_turn(&self) -> MutexGuard<'_, Mutex<Connection>> {
+        let turn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         // A panic mid-transaction poisons the mutex and may leave the transaction open;
         // roll it back so the next writer starts clean instead of failing forever.
-        if !conn.is_autocommit() {
-            if let Err(e) = conn.execute_batch("ROLLBACK") {
-                tracing::warn!(error = %e, "rolling back an abandoned transaction failed");
-            }
-        }
-        conn
+        rollback(&lock(&turn));
+        turn
     }
 
-    /// Takes the first idle reader, starting from a rotating position so load spreads;
-    /// if all are busy, waits for the one at that position.
-    fn reader(&self) -> MutexGuard<'_, Connection> {
+    /// A reader, preferring an idle one, starting from a rotating position so load
+    /// spreads; if all are busy, the one at that position.
+    fn reader_slot(&self) -> &Mutex<Connection> {
         let n = self.readers.len();
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed) % n;
         for i in 0..n {
-            match self.readers[(start + i) % n].try_lock() {
-                Ok(conn) => return conn,
-                // Read statements reset on drop, so a poisoned reader is still usable.
-                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
-                Err(TryLockError::WouldBlock) => {}
+            let slot = &self.readers[(start + i) % n];
+            if !matches!(slot.try_lock(), Err(TryLockError::WouldBlock)) {
+                return slot;
             }
         }
-        self.readers[start]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        &self.readers[start]
     }
 }
 

@@ -427,7 +427,7 @@ impl CertificateStore for PostgresStore {
                 )
                 .await
                 .map_err(|e| match e {
-                    Fail::Db(e) => insert_err(e),
+                    Fail::Pg(e) => insert_err(e),
                     other => other,
                 })?;
                 if !tags.is_empty() {
@@ -627,7 +627,7 @@ impl CertificateStore for PostgresStore {
                 )
                 .await
                 .map_err(|e| match e {
-                    Fail::Db(e) => insert_err(e),
+                    Fail::Pg(e) => insert_err(e),
                     other => other,
                 })?;
                 tx.commit().await?;

@@ -6,33 +6,14 @@ use tokio_postgres::error::SqlState;
 
 use crate::StoreError;
 
-/// Why an operation's body stopped: a database error still to be classified (and
-/// which may mean the connection is gone), or an outcome already decided (a domain
-/// result such as `LimitExceeded`, or `AlreadyExists` from an insert).
-#[derive(Debug)]
-pub(super) enum Fail {
-    Db(tokio_postgres::Error),
-    Store(StoreError),
-}
-
-impl From<tokio_postgres::Error> for Fail {
-    fn from(e: tokio_postgres::Error) -> Fail {
-        Fail::Db(e)
-    }
-}
-
-impl From<StoreError> for Fail {
-    fn from(e: StoreError) -> Fail {
-        Fail::Store(e)
-    }
-}
+pub(super) use crate::db::Fail;
 
 /// For inserts whose key collision means the record already exists.
 pub(super) fn insert_err(e: tokio_postgres::Error) -> Fail {
     if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
         Fail::Store(StoreError::AlreadyExists)
     } else {
-        Fail::Db(e)
+        Fail::Pg(e)
     }
 }
 

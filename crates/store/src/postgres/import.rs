@@ -337,7 +337,7 @@ impl PostgresStore {
                     Ok(outcomes)
                 })
                 .await;
-            let conflict = matches!(&outcome, Ok(Err(Fail::Db(e))) if e.code() == Some(&SqlState::UNIQUE_VIOLATION));
+            let conflict = matches!(&outcome, Ok(Err(Fail::Pg(e))) if e.code() == Some(&SqlState::UNIQUE_VIOLATION));
             if conflict && attempt < CONFLICT_RETRIES {
                 // Someone created a key this chunk inserts: decide again with it seen.
                 drop(conn);

@@ -86,7 +86,7 @@ pub(super) async fn run(client: &mut ClientWrapper) -> Result<(), Fail> {
             .await
             .map_err(|e| match classify(&e) {
                 // Losing the database midway is an outage, not a broken migration.
-                StoreError::Unavailable(_) => Fail::Db(e),
+                StoreError::Unavailable(_) => Fail::Pg(e),
                 _ => Fail::Store(StoreError::Internal(format!(
                     "migration {version} failed: {}",
                     describe(&e)

@@ -32,7 +32,7 @@ impl AuditStore for SqliteStore {
         scope: &Scope,
     ) -> StoreResult<Option<AuditConfigurationRecord>> {
         let scope = scope.clone();
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             conn.prepare_cached(concat!(
                 "SELECT ",
                 audit_configuration_columns!(),
@@ -56,7 +56,7 @@ impl AuditStore for SqliteStore {
         record: &AuditConfigurationRecord,
     ) -> StoreResult<()> {
         let (scope, record) = (scope.clone(), record.clone());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             tx.prepare_cached(concat!(
                 "INSERT INTO audit_configurations (account_id, region, ",
                 audit_configuration_columns!(),
@@ -84,7 +84,7 @@ impl AuditStore for SqliteStore {
 
     async fn delete_audit_configuration(&self, scope: &Scope) -> StoreResult<bool> {
         let scope = scope.clone();
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             tx.prepare_cached(
                 "DELETE FROM audit_configurations WHERE account_id = ?1 AND region = ?2",
             )
@@ -103,7 +103,7 @@ impl AuditStore for SqliteStore {
         max_in_progress: Option<usize>,
     ) -> StoreResult<Result<(), AuditTaskRefusal>> {
         let (scope, task, work) = (scope.clone(), task.clone(), work.clone());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             if let Some(max) = max_in_progress {
                 // Inside the IMMEDIATE transaction: no other writer can start or insert
                 // a task between this count and the insert below.
@@ -125,7 +125,7 @@ impl AuditStore for SqliteStore {
         task_id: &str,
     ) -> StoreResult<Option<AuditTaskRecord>> {
         let (scope, task_id) = (scope.clone(), task_id.to_owned());
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             conn.prepare_cached(concat!(
                 "SELECT ",
                 audit_task_columns!(),
@@ -149,7 +149,7 @@ impl AuditStore for SqliteStore {
             return Ok(false);
         };
         let (scope, task) = (scope.clone(), task.clone());
-        self.write(move |tx| update_task(tx, &scope, &task, previous))
+        self.write_tx(move |tx| update_task(tx, &scope, &task, previous))
             .await
     }
 
@@ -163,7 +163,7 @@ impl AuditStore for SqliteStore {
             return Ok(false);
         };
         let (scope, task, work) = (scope.clone(), task.clone(), work.clone());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             if !update_task(tx, &scope, &task, previous)? {
                 return Ok(false);
             }
@@ -182,7 +182,7 @@ impl AuditStore for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<AuditTaskRecord>> {
         let (scope, filter, after) = (scope.clone(), filter.clone(), after.cloned());
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             let (after_start, after_id) = after.map(|k| (k.started_at_ms, k.task_id)).unzip();
             let mut stmt = conn
                 .prepare_cached(list_tasks_sql(after_start.is_some()))
@@ -217,7 +217,7 @@ impl AuditStore for SqliteStore {
             return Ok(0);
         }
         let (scope, findings) = (scope.clone(), findings.to_vec());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let mut stmt = tx
                 .prepare_cached(concat!(
                     "INSERT INTO audit_findings (account_id, region, ",
@@ -253,7 +253,7 @@ impl AuditStore for SqliteStore {
         finding_id: &str,
     ) -> StoreResult<Option<AuditFindingRecord>> {
         let (scope, finding_id) = (scope.clone(), finding_id.to_owned());
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             conn.prepare_cached(concat!(
                 "SELECT ",
                 audit_finding_columns!(),
@@ -279,7 +279,7 @@ impl AuditStore for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<AuditFindingRecord>> {
         let (scope, filter, after) = (scope.clone(), filter.clone(), after.cloned());
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             let (after_time, after_id) = after.map(|k| (k.finding_time_ms, k.finding_id)).unzip();
             let sql = list_findings_sql(filter.task_id.is_some(), after_time.is_some());
             let mut stmt = conn.prepare_cached(sql).map_err(sql_err)?;
@@ -315,7 +315,7 @@ impl AuditStore for SqliteStore {
     ) -> StoreResult<Vec<AuditFindingHead>> {
         let (scope, audit_task_id, after) =
             (scope.clone(), audit_task_id.to_owned(), after.cloned());
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             // Every column is in audit_findings_by_task (migration 0012), so SQLite reads
             // the index alone. The first page starts after the lowest possible key, so
             // one statement serves every page.
@@ -359,7 +359,7 @@ impl AuditStore for SqliteStore {
         let mut purged = 0;
         loop {
             let (deleted, done) = self
-                .write(move |tx| purge_chunk(tx, before_ms, PURGE_CHUNK))
+                .write_tx(move |tx| purge_chunk(tx, before_ms, PURGE_CHUNK))
                 .await?;
             purged += deleted;
             if done {

@@ -312,7 +312,7 @@ impl SqliteStore {
         (sql, args): (String, Vec<Value>),
         map: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> StoreResult<Vec<T>> {
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
             let rows = stmt
                 .query_map(params_from_iter(args), map)
@@ -596,7 +596,7 @@ pub(super) fn principal_things(
 impl CertificateStore for SqliteStore {
     async fn get_registration_code(&self, scope: &Scope) -> StoreResult<Option<String>> {
         let scope = scope.clone();
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             conn.prepare_cached(
                 "SELECT code FROM registration_codes WHERE account_id = ?1 AND region = ?2",
             )
@@ -614,7 +614,7 @@ impl CertificateStore for SqliteStore {
             return Ok(code);
         }
         let (scope, candidate) = (scope.clone(), candidate.to_owned());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             tx.prepare_cached(
                 "INSERT INTO registration_codes (account_id, region, code, created_at_ms)
                  VALUES (?1, ?2, ?3, 0) ON CONFLICT (account_id, region) DO NOTHING",
@@ -632,7 +632,7 @@ impl CertificateStore for SqliteStore {
 
     async fn get_issuing_ca(&self, scope: &Scope) -> StoreResult<Option<IssuingCaRecord>> {
         let scope = scope.clone();
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             conn.prepare_cached(
                 "SELECT id, certificate_pem, private_key_pem, created_at_ms FROM issuing_cas
                  WHERE account_id = ?1 AND region = ?2",
@@ -652,7 +652,7 @@ impl CertificateStore for SqliteStore {
         candidate: &IssuingCaRecord,
     ) -> StoreResult<IssuingCaRecord> {
         let (scope, ca) = (scope.clone(), candidate.clone());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             tx.prepare_cached(
                 "INSERT INTO issuing_cas
                      (account_id, region, id, certificate_pem, private_key_pem, created_at_ms)
@@ -687,7 +687,7 @@ impl CertificateStore for SqliteStore {
         max_same_subject: usize,
     ) -> StoreResult<CertificateOutcome<()>> {
         let (scope, r, tags) = (scope.clone(), record.clone(), tags.to_vec());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let key = (&scope.account_id, &scope.region, &r.id);
             if exists(
                 tx,
@@ -765,7 +765,7 @@ impl CertificateStore for SqliteStore {
         id: &str,
     ) -> StoreResult<Option<CaCertificateRecord>> {
         let (scope, id) = (scope.clone(), id.to_owned());
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             conn.prepare_cached(concat!(
                 "SELECT ",
                 ca_columns!(),
@@ -786,7 +786,7 @@ impl CertificateStore for SqliteStore {
         subject_der: &[u8],
     ) -> StoreResult<Vec<CaCertificateRecord>> {
         let (scope, subject) = (scope.clone(), subject_der.to_vec());
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             let mut stmt = conn
                 .prepare_cached(concat!(
                     "SELECT ",
@@ -832,7 +832,7 @@ impl CertificateStore for SqliteStore {
         update: &CaCertificateUpdate,
     ) -> StoreResult<Option<CaCertificateRecord>> {
         let (scope, id, update) = (scope.clone(), id.to_owned(), update.clone());
-        self.write(move |tx| update_ca_certificate_in(tx, &scope, &id, &update))
+        self.write_tx(move |tx| update_ca_certificate_in(tx, &scope, &id, &update))
             .await
     }
 
@@ -842,7 +842,7 @@ impl CertificateStore for SqliteStore {
         id: &str,
     ) -> StoreResult<CertificateOutcome<()>> {
         let (scope, id) = (scope.clone(), id.to_owned());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let current: Option<(String, String)> = tx
                 .prepare_cached(
                     "SELECT status, arn FROM ca_certificates
@@ -878,7 +878,7 @@ impl CertificateStore for SqliteStore {
         record: &CertificateRecord,
     ) -> StoreResult<CertificateOutcome<()>> {
         let (scope, r) = (scope.clone(), record.clone());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             if let Some(ca) = &r.ca_certificate_id {
                 if !exists(
                     tx,
@@ -900,7 +900,7 @@ impl CertificateStore for SqliteStore {
         id: &str,
     ) -> StoreResult<Option<CertificateRecord>> {
         let (scope, id) = (scope.clone(), id.to_owned());
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             conn.prepare_cached(cert_by_id!())
                 .and_then(|mut stmt| {
                     stmt.query_row((&scope.account_id, &scope.region, &id), certificate)
@@ -973,7 +973,7 @@ impl CertificateStore for SqliteStore {
             status.to_owned(),
             generation_id.to_owned(),
         );
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             if let Err(refusal) =
                 set_certificate_status(tx, &scope, &id, &status, &generation_id, now_ms)?
             {
@@ -993,7 +993,7 @@ impl CertificateStore for SqliteStore {
         detach_policies: bool,
     ) -> StoreResult<CertificateOutcome<()>> {
         let (scope, id) = (scope.clone(), id.to_owned());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let Some(current) = certificate_in(tx, &scope, &id)? else {
                 return Ok(Err(CertificateRefusal::NotFound));
             };
@@ -1061,7 +1061,7 @@ impl PrincipalStore for SqliteStore {
             thing_name.to_owned(),
             certificate_id.to_owned(),
         );
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let (a, r) = (&scope.account_id, &scope.region);
             if !exists(
                 tx,
@@ -1118,7 +1118,7 @@ impl PrincipalStore for SqliteStore {
             thing_name.to_owned(),
             certificate_id.to_owned(),
         );
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let (a, r) = (&scope.account_id, &scope.region);
             if !exists(
                 tx,
@@ -1151,7 +1151,7 @@ impl PrincipalStore for SqliteStore {
             thing_name.to_owned(),
             after.unwrap_or("").to_owned(),
         );
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             let found = conn
                 .prepare_cached(
                     "SELECT 1 FROM things WHERE account_id = ?1 AND region = ?2 AND name = ?3",
@@ -1197,7 +1197,7 @@ impl PrincipalStore for SqliteStore {
             certificate_id.to_owned(),
             after.unwrap_or("").to_owned(),
         );
-        self.read(move |conn| principal_things(conn, &scope, &cert, &after, limit))
+        self.read_conn(move |conn| principal_things(conn, &scope, &cert, &after, limit))
             .await
     }
 
@@ -1210,7 +1210,7 @@ impl PrincipalStore for SqliteStore {
         now_ms: i64,
     ) -> StoreResult<PrincipalOutcome<()>> {
         let (scope, policy, target) = (scope.clone(), policy_name.to_owned(), target.clone());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let (a, r) = (&scope.account_id, &scope.region);
             if !exists(
                 tx,
@@ -1273,7 +1273,7 @@ impl PrincipalStore for SqliteStore {
     ) -> StoreResult<bool> {
         let (scope, policy, target) =
             (scope.clone(), policy_name.to_owned(), target_arn.to_owned());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let deleted = tx
                 .prepare_cached(
                     "DELETE FROM policy_attachments
@@ -1317,7 +1317,7 @@ impl PrincipalStore for SqliteStore {
             marks.join(", "),
             args.len()
         );
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
             let rows = stmt
                 .query_map(params_from_iter(args), |row| {
@@ -1344,7 +1344,7 @@ impl PrincipalStore for SqliteStore {
             policy_name.to_owned(),
             after.unwrap_or("").to_owned(),
         );
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             let found = conn
                 .prepare_cached(
                     "SELECT 1 FROM policies WHERE account_id = ?1 AND region = ?2 AND name = ?3",

@@ -23,7 +23,7 @@ fn crl(row: &Row<'_>) -> rusqlite::Result<CrlRecord> {
 impl CrlStore for SqliteStore {
     async fn get_crl(&self, source: &str) -> StoreResult<Option<CrlRecord>> {
         let source = source.to_owned();
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             conn.prepare_cached(
                 "SELECT source, issuer_der, crl_der, this_update_ms, next_update_ms,
                         stored_at_ms, issuer_certificate_der
@@ -37,7 +37,7 @@ impl CrlStore for SqliteStore {
 
     async fn put_crl(&self, record: &CrlRecord) -> StoreResult<bool> {
         let r = record.clone();
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             tx.prepare_cached(
                 "INSERT INTO crls (source, issuer_der, crl_der, this_update_ms, next_update_ms,
                                    stored_at_ms, issuer_certificate_der)

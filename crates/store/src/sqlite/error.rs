@@ -2,6 +2,7 @@
 
 use rusqlite::ErrorCode;
 
+use crate::db::Fail;
 use crate::StoreError;
 
 /// The general mapping: the database being unreachable or locked beyond the busy
@@ -21,6 +22,15 @@ pub(super) fn sql_err(e: rusqlite::Error) -> StoreError {
             | ErrorCode::FileLockingProtocolFailed,
         ) => StoreError::Unavailable(e.to_string()),
         _ => StoreError::Internal(e.to_string()),
+    }
+}
+
+/// A body's failure on SQLite.
+pub(super) fn fail_err(e: Fail) -> StoreError {
+    match e {
+        Fail::Lite(e) => sql_err(e),
+        Fail::Store(e) => e,
+        Fail::Pg(e) => StoreError::Internal(e.to_string()),
     }
 }
 

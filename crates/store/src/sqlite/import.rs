@@ -28,7 +28,7 @@ impl ImportStore for SqliteStore {
         limits: &ImportLimits,
     ) -> StoreResult<Vec<ImportOutcome>> {
         let (scope, limits) = (scope.clone(), limits.clone());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             tx.pragma_update(None, "cache_size", -IMPORT_CACHE_KIB)
                 .map_err(sql_err)?;
             let keys = Keys::of(&items);

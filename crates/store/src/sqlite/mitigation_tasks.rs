@@ -631,7 +631,7 @@ impl MitigationTaskStore for SqliteStore {
     ) -> StoreResult<MitigationTaskCreated> {
         let (scope, task, stats, chunks) =
             (scope.clone(), task.clone(), stats.to_vec(), chunks.to_vec());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             // Inside the IMMEDIATE transaction: no other writer can insert a task
             // between these checks and the insert.
             if let Some(existing) = task_in(tx, &scope, &task.task_id)? {
@@ -652,7 +652,7 @@ impl MitigationTaskStore for SqliteStore {
         task_id: &str,
     ) -> StoreResult<Option<(MitigationTaskRecord, Vec<MitigationCheckStats>)>> {
         let (scope, task_id) = (scope.clone(), task_id.to_owned());
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             // One read transaction, so the task and its counters agree (a stage commits
             // both at once).
             let tx = conn.unchecked_transaction().map_err(sql_err)?;
@@ -688,7 +688,7 @@ impl MitigationTaskStore for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<MitigationTaskRecord>> {
         let (scope, filter, after) = (scope.clone(), filter.clone(), after.cloned());
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             let (after_start, after_id) = after.map(|k| (k.started_at_ms, k.task_id)).unzip();
             let (finding_id, finding_audit) = filter
                 .finding
@@ -731,7 +731,7 @@ impl MitigationTaskStore for SqliteStore {
         now_ms: i64,
     ) -> StoreResult<Result<(), MitigationCancelRefusal>> {
         let (scope, task_id) = (scope.clone(), task_id.to_owned());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let key = (&scope.account_id, &scope.region, &task_id);
             let status: Option<String> = tx
                 .prepare_cached(
@@ -771,7 +771,8 @@ impl MitigationTaskStore for SqliteStore {
         stage: &MitigationStage,
     ) -> StoreResult<StageOutcome> {
         let (scope, stage) = (scope.clone(), stage.clone());
-        self.write(move |tx| apply_stage(tx, &scope, &stage)).await
+        self.write_tx(move |tx| apply_stage(tx, &scope, &stage))
+            .await
     }
 
     async fn get_mitigation_executions(
@@ -782,7 +783,7 @@ impl MitigationTaskStore for SqliteStore {
     ) -> StoreResult<Vec<MitigationExecutionRecord>> {
         let (scope, task_id, finding_id) =
             (scope.clone(), task_id.to_owned(), finding_id.to_owned());
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             let mut stmt = conn
                 .prepare_cached(concat!(
                     "SELECT ",
@@ -815,7 +816,7 @@ impl MitigationTaskStore for SqliteStore {
         }
         let (scope, task_id, finding_ids) =
             (scope.clone(), task_id.to_owned(), finding_ids.to_vec());
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             // A primary-key lookup per finding: in-process, that is as cheap as any
             // set-based form.
             let mut stmt = conn
@@ -851,7 +852,7 @@ impl MitigationTaskStore for SqliteStore {
         audit_task_id: &str,
     ) -> StoreResult<Vec<(String, i64)>> {
         let (scope, audit_task_id) = (scope.clone(), audit_task_id.to_owned());
-        self.read_scan(move |conn| {
+        self.scan_conn(move |conn| {
             // The by-task index carries the check (migration 0011), so no finding's row
             // is read: rows lie in write order, not in the index's. Counted here, not by
             // GROUP BY: the index is not in check order, so SQLite would sort every
@@ -891,7 +892,7 @@ impl MitigationTaskStore for SqliteStore {
     ) -> StoreResult<Vec<AuditFindingKey>> {
         let skip = sql_limit(every.max(1) - 1);
         let (scope, audit_task_id) = (scope.clone(), audit_task_id.to_owned());
-        self.read_scan(move |conn| {
+        self.scan_conn(move |conn| {
             // A walk along the by-task index (which holds every column used, in listing
             // order), each statement stepping `every` entries on from the last
             // boundary. Not the one window-function query (ROW_NUMBER() over the listing
@@ -955,7 +956,7 @@ impl MitigationTaskStore for SqliteStore {
         let mut purged = 0;
         loop {
             let (deleted, done) = self
-                .write(move |tx| purge_chunk(tx, before_ms, PURGE_CHUNK))
+                .write_tx(move |tx| purge_chunk(tx, before_ms, PURGE_CHUNK))
                 .await?;
             purged += deleted;
             if done {

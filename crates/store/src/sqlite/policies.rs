@@ -108,7 +108,7 @@ impl PolicyStore for SqliteStore {
         tags: &[Tag],
     ) -> StoreResult<()> {
         let (scope, policy, tags) = (scope.clone(), policy.clone(), tags.to_vec());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             // The name is taken if and only if the primary key rejects the row.
             tx.prepare_cached(
                 "INSERT INTO policies (account_id, region, name, arn, default_version_id,
@@ -143,7 +143,7 @@ impl PolicyStore for SqliteStore {
 
     async fn get_policy(&self, scope: &Scope, name: &str) -> StoreResult<Option<PolicyRecord>> {
         let (scope, name) = (scope.clone(), name.to_owned());
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             conn.prepare_cached(concat!(
                 "SELECT ",
                 policy_columns!(),
@@ -165,7 +165,7 @@ impl PolicyStore for SqliteStore {
         version_id: Option<i64>,
     ) -> StoreResult<Option<(PolicyRecord, Option<PolicyVersionRecord>)>> {
         let (scope, name) = (scope.clone(), name.to_owned());
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             // One statement, so the policy and the version come from one snapshot.
             conn.prepare_cached(concat!(
                 "SELECT ",
@@ -198,7 +198,7 @@ impl PolicyStore for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<PolicyRecord>> {
         let (scope, after) = (scope.clone(), after.map(str::to_owned));
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             let sql = list_policies_sql(after.is_some(), descending);
             let mut stmt = conn.prepare_cached(sql).map_err(sql_err)?;
             let rows = stmt
@@ -219,7 +219,7 @@ impl PolicyStore for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<(PolicyRecord, Option<PolicyVersionRecord>)>> {
         let (scope, after) = (scope.clone(), after.map(str::to_owned));
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             // `after` is bound either way; the first page's statement ignores it.
             let sql = if after.is_some() {
                 concat!(
@@ -246,7 +246,7 @@ impl PolicyStore for SqliteStore {
 
     async fn delete_policy(&self, scope: &Scope, name: &str) -> StoreResult<PolicyOutcome<()>> {
         let (scope, name) = (scope.clone(), name.to_owned());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let Some(current) = locked_policy(tx, &scope, &name)? else {
                 return Ok(Err(PolicyRefusal::NoSuchPolicy));
             };
@@ -282,7 +282,7 @@ impl PolicyStore for SqliteStore {
         max_versions: usize,
     ) -> StoreResult<PolicyOutcome<(PolicyRecord, PolicyVersionRecord)>> {
         let (scope, name, version) = (scope.clone(), name.to_owned(), version.clone());
-        self.write(move |tx| create_policy_version_in(tx, &scope, &name, &version, max_versions))
+        self.write_tx(move |tx| create_policy_version_in(tx, &scope, &name, &version, max_versions))
             .await
     }
 
@@ -292,7 +292,7 @@ impl PolicyStore for SqliteStore {
         name: &str,
     ) -> StoreResult<Option<(PolicyRecord, Vec<PolicyVersionRecord>)>> {
         let (scope, name) = (scope.clone(), name.to_owned());
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             // One statement, so the default version id and the versions agree.
             let mut stmt = conn
                 .prepare_cached(concat!(
@@ -334,7 +334,7 @@ impl PolicyStore for SqliteStore {
     ) -> StoreResult<PolicyOutcome<PolicyRecord>> {
         let (scope, name, generation_id) =
             (scope.clone(), name.to_owned(), generation_id.to_owned());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let Some(current) = locked_policy(tx, &scope, &name)? else {
                 return Ok(Err(PolicyRefusal::NoSuchPolicy));
             };
@@ -379,7 +379,7 @@ impl PolicyStore for SqliteStore {
         now_ms: i64,
     ) -> StoreResult<PolicyOutcome<()>> {
         let (scope, name) = (scope.clone(), name.to_owned());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let Some(current) = locked_policy(tx, &scope, &name)? else {
                 return Ok(Err(PolicyRefusal::NoSuchPolicy));
             };
@@ -623,7 +623,7 @@ impl RoleAliasStore for SqliteStore {
         tags: &[Tag],
     ) -> StoreResult<()> {
         let (scope, record, tags) = (scope.clone(), record.clone(), tags.to_vec());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             tx.prepare_cached(concat!(
                 "INSERT INTO role_aliases (account_id, region, ",
                 role_alias_columns!(),
@@ -653,7 +653,7 @@ impl RoleAliasStore for SqliteStore {
         alias: &str,
     ) -> StoreResult<Option<RoleAliasRecord>> {
         let (scope, alias) = (scope.clone(), alias.to_owned());
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             conn.prepare_cached(concat!(
                 "SELECT ",
                 role_alias_columns!(),
@@ -675,7 +675,7 @@ impl RoleAliasStore for SqliteStore {
         update: &RoleAliasUpdate,
     ) -> StoreResult<RoleAliasRecord> {
         let (scope, alias, update) = (scope.clone(), alias.to_owned(), update.clone());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             tx.prepare_cached(concat!(
                 "UPDATE role_aliases SET",
                 " role_arn = COALESCE(?4, role_arn),",
@@ -707,7 +707,7 @@ impl RoleAliasStore for SqliteStore {
 
     async fn delete_role_alias(&self, scope: &Scope, alias: &str) -> StoreResult<bool> {
         let (scope, alias) = (scope.clone(), alias.to_owned());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let arn: Option<String> = tx
                 .prepare_cached(
                     "DELETE FROM role_aliases
@@ -735,7 +735,7 @@ impl RoleAliasStore for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<RoleAliasRecord>> {
         let (scope, after) = (scope.clone(), after.map(str::to_owned));
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             let sql = list_role_aliases_sql(after.is_some(), descending);
             let mut stmt = conn.prepare_cached(sql).map_err(sql_err)?;
             let rows = stmt
@@ -781,7 +781,7 @@ impl LoggingStore for SqliteStore {
         options: &LoggingOptionsRecord,
     ) -> StoreResult<()> {
         let (scope, options) = (scope.clone(), options.clone());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             tx.prepare_cached(
                 "INSERT INTO logging_options (account_id, region, role_arn, log_level, updated_at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5)
@@ -810,7 +810,7 @@ impl LoggingStore for SqliteStore {
         scope: &Scope,
     ) -> StoreResult<Option<LoggingOptionsRecord>> {
         let scope = scope.clone();
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             conn.prepare_cached(
                 "SELECT role_arn, log_level, updated_at_ms FROM logging_options
                  WHERE account_id = ?1 AND region = ?2",
@@ -836,7 +836,7 @@ impl LoggingStore for SqliteStore {
         options: &V2LoggingOptionsRecord,
     ) -> StoreResult<()> {
         let (scope, options) = (scope.clone(), options.clone());
-        self.write(move |tx| put_v2_logging_options_in(tx, &scope, &options))
+        self.write_tx(move |tx| put_v2_logging_options_in(tx, &scope, &options))
             .await
     }
 
@@ -845,7 +845,7 @@ impl LoggingStore for SqliteStore {
         scope: &Scope,
     ) -> StoreResult<Option<V2LoggingOptionsRecord>> {
         let scope = scope.clone();
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             conn.prepare_cached(
                 "SELECT role_arn, default_log_level, disable_all_logs, event_configurations,
                      updated_at_ms

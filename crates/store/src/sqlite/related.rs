@@ -24,7 +24,7 @@ impl RelatedResourceStore for SqliteStore {
             finding_id.to_owned(),
             resources.to_vec(),
         );
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             // One row per execution of a cached statement, as for findings (see audits.rs).
             let mut stmt = tx
                 .prepare_cached(
@@ -63,7 +63,7 @@ impl RelatedResourceStore for SqliteStore {
             finding_id.to_owned(),
             after.map(str::to_owned),
         );
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT sort_key, resource_json FROM audit_finding_related_resources

@@ -60,7 +60,7 @@ impl ScheduledAuditStore for SqliteStore {
         limit: usize,
     ) -> StoreResult<Result<(), ScheduledAuditRefusal>> {
         let (scope, record, tags) = (scope.clone(), record.clone(), tags.to_vec());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             if get(tx, &scope, &record.name)?.is_some() {
                 return Ok(Err(ScheduledAuditRefusal::NameExists));
             }
@@ -101,7 +101,7 @@ impl ScheduledAuditStore for SqliteStore {
         name: &str,
     ) -> StoreResult<Option<ScheduledAuditRecord>> {
         let (scope, name) = (scope.clone(), name.to_owned());
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             conn.prepare_cached(GET_SQL)
                 .and_then(|mut stmt| {
                     stmt.query_row((&scope.account_id, &scope.region, &name), record)
@@ -119,7 +119,7 @@ impl ScheduledAuditStore for SqliteStore {
         update: &ScheduledAuditUpdate,
     ) -> StoreResult<Option<ScheduledAuditRecord>> {
         let (scope, name, update) = (scope.clone(), name.to_owned(), update.clone());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let (anchor, next) = update.timing.unzip();
             tx.prepare_cached(concat!(
                 "UPDATE scheduled_audits SET frequency = ?4, day_of_week = ?5,",
@@ -154,7 +154,7 @@ impl ScheduledAuditStore for SqliteStore {
 
     async fn delete_scheduled_audit(&self, scope: &Scope, name: &str) -> StoreResult<bool> {
         let (scope, name) = (scope.clone(), name.to_owned());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let arn: Option<String> = tx
                 .prepare_cached(
                     "DELETE FROM scheduled_audits
@@ -175,7 +175,7 @@ impl ScheduledAuditStore for SqliteStore {
 
     async fn delete_all_scheduled_audits(&self, scope: &Scope) -> StoreResult<u64> {
         let scope = scope.clone();
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let arns: Vec<String> = {
                 let mut stmt = tx
                     .prepare_cached(
@@ -203,7 +203,7 @@ impl ScheduledAuditStore for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<ScheduledAuditRecord>> {
         let (scope, after) = (scope.clone(), after.map(str::to_owned));
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             let mut stmt = conn
                 .prepare_cached(concat!(
                     "SELECT ",
@@ -228,7 +228,7 @@ impl ScheduledAuditStore for SqliteStore {
         now_ms: i64,
         limit: usize,
     ) -> StoreResult<Vec<DueScheduledAudit>> {
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             let mut stmt = conn
                 .prepare_cached(concat!(
                     "SELECT account_id, region, ",
@@ -263,7 +263,7 @@ impl ScheduledAuditStore for SqliteStore {
     ) -> StoreResult<ScheduledRunOutcome> {
         let (scope, name) = (scope.clone(), name.to_owned());
         let start = start.map(|(task, work)| (task.clone(), work.clone()));
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let moved = tx
                 .prepare_cached(
                     "UPDATE scheduled_audits SET next_run_ms = ?5

@@ -22,7 +22,7 @@ impl AuditSuppressionStore for SqliteStore {
         limit: usize,
     ) -> StoreResult<Result<SuppressionCreated, SuppressionRefusal>> {
         let (scope, record) = (scope.clone(), record.clone());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             if let Some(existing) = by_token(tx, &scope, &record.client_request_token)? {
                 return Ok(
                     if existing.check_name == record.check_name
@@ -77,7 +77,7 @@ impl AuditSuppressionStore for SqliteStore {
             check_name.to_owned(),
             resource_key.to_owned(),
         );
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             conn.prepare_cached(GET_SQL)
                 .and_then(|mut stmt| {
                     stmt.query_row(
@@ -104,7 +104,7 @@ impl AuditSuppressionStore for SqliteStore {
             resource_key.to_owned(),
             update.clone(),
         );
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let (expiration, indefinitely) = update.lifetime.unzip();
             tx.prepare_cached(concat!(
                 "UPDATE audit_suppressions SET",
@@ -148,7 +148,7 @@ impl AuditSuppressionStore for SqliteStore {
             check_name.to_owned(),
             resource_key.to_owned(),
         );
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             tx.prepare_cached(
                 "DELETE FROM audit_suppressions
                  WHERE account_id = ?1 AND region = ?2 AND check_name = ?3 AND resource_key = ?4",
@@ -169,7 +169,7 @@ impl AuditSuppressionStore for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<AuditSuppressionRecord>> {
         let (scope, filter, after) = (scope.clone(), filter.clone(), after.cloned());
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             let (exp, check, key) = match after {
                 Some(k) => (Some(k.expires_ms), Some(k.check_name), Some(k.resource_key)),
                 None => (None, None, None),
@@ -202,7 +202,7 @@ impl AuditSuppressionStore for SqliteStore {
         now_ms: i64,
     ) -> StoreResult<Vec<String>> {
         let (scope, check) = (scope.clone(), check_name.to_owned());
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT resource_key FROM audit_suppressions

@@ -409,14 +409,14 @@ pub(super) fn change_thing_groups_in(
 impl ThingStore for SqliteStore {
     async fn create_thing(&self, scope: &Scope, record: &ThingRecord) -> StoreResult<()> {
         let (scope, record) = (scope.clone(), record.clone());
-        self.write(move |tx| insert_thing(tx, &scope, &record))
+        self.write_tx(move |tx| insert_thing(tx, &scope, &record))
             .await
     }
 
     async fn get_thing(&self, scope: &Scope, name: &str) -> StoreResult<Option<ThingRecord>> {
         let (scope, name) = (scope.clone(), name.to_owned());
         // One statement, so the thing and its attributes come from one snapshot.
-        self.read(move |conn| get_thing_in(conn, &scope, &name))
+        self.read_conn(move |conn| get_thing_in(conn, &scope, &name))
             .await
     }
 
@@ -427,7 +427,7 @@ impl ThingStore for SqliteStore {
         update: &ThingUpdate,
     ) -> StoreResult<Result<ThingRecord, ThingRefusal>> {
         let (scope, name, update) = (scope.clone(), name.to_owned(), update.clone());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let Some(version) = thing_version(tx, &scope, &name)? else {
                 return Ok(Err(ThingRefusal::ThingNotFound(name)));
             };
@@ -471,7 +471,7 @@ impl ThingStore for SqliteStore {
         expected_version: Option<i64>,
     ) -> StoreResult<Result<bool, ThingRefusal>> {
         let (scope, name) = (scope.clone(), name.to_owned());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let Some(version) = thing_version(tx, &scope, &name)? else {
                 return Ok(Ok(false));
             };
@@ -563,7 +563,7 @@ impl ThingStore for SqliteStore {
                ON a.account_id = {account} AND a.region = {region} AND a.thing_name = t.name
              ORDER BY t.name, a.attr_name"
         ));
-        self.read(move |conn| q.run(conn, thing_row).map(fold))
+        self.read_conn(move |conn| q.run(conn, thing_row).map(fold))
             .await
     }
 
@@ -575,7 +575,7 @@ impl ThingStore for SqliteStore {
         max_depth: usize,
     ) -> StoreResult<Result<(), ThingRefusal>> {
         let (scope, record, tags) = (scope.clone(), record.clone(), tags.to_vec());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             if group_root(tx, &scope, &record.name)?.is_some() {
                 return Err(StoreError::AlreadyExists);
             }
@@ -654,7 +654,7 @@ impl ThingStore for SqliteStore {
         name: &str,
     ) -> StoreResult<Option<ThingGroupView>> {
         let (scope, name) = (scope.clone(), name.to_owned());
-        self.read(move |conn| {
+        self.read_conn(move |conn| {
             // Two statements: one read transaction keeps them on one snapshot.
             let tx = conn.unchecked_transaction().map_err(sql_err)?;
             let Some(group) = get_group_in(&tx, &scope, &name)? else {
@@ -690,7 +690,7 @@ impl ThingStore for SqliteStore {
         update: &ThingGroupUpdate,
     ) -> StoreResult<Result<ThingGroupRecord, ThingRefusal>> {
         let (scope, name, update) = (scope.clone(), name.to_owned(), update.clone());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let Some((version, _)) = group_state(tx, &scope, &name)? else {
                 return Ok(Err(ThingRefusal::GroupNotFound(name)));
             };
@@ -734,7 +734,7 @@ impl ThingStore for SqliteStore {
         expected_version: Option<i64>,
     ) -> StoreResult<Result<bool, ThingRefusal>> {
         let (scope, name) = (scope.clone(), name.to_owned());
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let Some((version, arn)) = group_state(tx, &scope, &name)? else {
                 return Ok(Ok(false));
             };
@@ -818,7 +818,7 @@ impl ThingStore for SqliteStore {
         }
         let l = q.bind(limit_value(limit));
         q.push(&format!(" ORDER BY g.name LIMIT {l}"));
-        self.read(move |conn| q.run(conn, group_ref)).await
+        self.read_conn(move |conn| q.run(conn, group_ref)).await
     }
 
     async fn change_thing_groups(
@@ -831,8 +831,10 @@ impl ThingStore for SqliteStore {
     ) -> StoreResult<Result<(), ThingRefusal>> {
         let (scope, thing) = (scope.clone(), thing_name.to_owned());
         let (add, remove) = (add.to_vec(), remove.to_vec());
-        self.write(move |tx| change_thing_groups_in(tx, &scope, &thing, &add, &remove, max_groups))
-            .await
+        self.write_tx(move |tx| {
+            change_thing_groups_in(tx, &scope, &thing, &add, &remove, max_groups)
+        })
+        .await
     }
 
     async fn list_thing_groups_for_thing(
@@ -859,7 +861,7 @@ impl ThingStore for SqliteStore {
         }
         let l = q.bind(limit_value(limit));
         q.push(&format!(" ORDER BY m.group_name LIMIT {l}"));
-        self.read(move |conn| q.run(conn, group_ref)).await
+        self.read_conn(move |conn| q.run(conn, group_ref)).await
     }
 
     async fn list_things_in_thing_group(
@@ -898,6 +900,7 @@ impl ThingStore for SqliteStore {
         }
         let l = q.bind(limit_value(limit));
         q.push(&format!(" ORDER BY m.thing_name LIMIT {l}"));
-        self.read(move |conn| q.run(conn, |row| row.get(0))).await
+        self.read_conn(move |conn| q.run(conn, |row| row.get(0)))
+            .await
     }
 }
