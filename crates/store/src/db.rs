@@ -171,7 +171,6 @@ pub(crate) const fn lite_bytes<const N: usize>(pg: &str) -> [u8; N] {
 }
 
 /// SQLite's text for a statement built at run time.
-#[allow(dead_code)] // until the first statement built at run time moves here
 pub(crate) fn lite_text(pg: &str) -> String {
     let s = pg.as_bytes();
     let mut out = Vec::with_capacity(s.len());
@@ -466,6 +465,50 @@ impl Db<'_> {
         )
         .await
         .map(drop)
+    }
+}
+
+/// A statement assembled at run time from optional conditions, in PostgreSQL's style,
+/// with its parameters numbered in the order they are bound.
+#[derive(Default)]
+pub(crate) struct Query {
+    sql: String,
+    params: Vec<Box<dyn Param + Send>>,
+}
+
+#[allow(dead_code)] // until the first statement built at run time moves here
+impl Query {
+    pub(crate) fn new(sql: &str) -> Query {
+        Query {
+            sql: sql.to_owned(),
+            params: Vec::new(),
+        }
+    }
+
+    /// Binds `value` and returns its placeholder (`$n`).
+    pub(crate) fn bind(&mut self, value: impl Param + Send + 'static) -> String {
+        self.params.push(Box::new(value));
+        format!("${}", self.params.len())
+    }
+
+    pub(crate) fn push(&mut self, sql: &str) -> &mut Query {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Every row, mapped.
+    pub(crate) async fn query<T>(
+        &self,
+        db: &Db<'_>,
+        map: impl FnMut(&Row<'_>) -> DbResult<T>,
+    ) -> DbResult<Vec<T>> {
+        let params: Vec<&dyn Param> = self.params.iter().map(|p| &**p as &dyn Param).collect();
+        let lite = match db.dialect() {
+            Dialect::Sqlite => lite_text(&self.sql),
+            Dialect::Postgres => String::new(),
+        };
+        db.query(&Sql::per_dialect(&self.sql, &lite), &params, map)
+            .await
     }
 }
 
