@@ -27,7 +27,6 @@ mod mitigation_tasks;
 mod policies;
 mod related;
 mod scheduled;
-mod suppressions;
 mod tags;
 mod things;
 mod work;

@@ -28,7 +28,6 @@ mod mitigation_tasks;
 mod policies;
 mod related;
 mod scheduled;
-mod suppressions;
 mod tags;
 mod things;
 mod work;
