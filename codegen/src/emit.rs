@@ -337,6 +337,30 @@ fn emit_operations(model: &Model, implemented: &[Implemented]) -> Result<String>
     }
     out.push_str("        }\n    }\n}\n\n");
 
+    // The dispatcher's one exhaustive match: a new implemented operation that no one
+    // handles is a compile error in the crate that expands it, not a run-time 501.
+    out.push_str(
+        "/// Matches every implemented operation's request and hands its input to the method\n\
+         /// of `$handler` named after the operation in snake case, with `$scope`; encodes the\n\
+         /// answer with `$encode`, or `$encode_empty` for operations without an output.\n\
+         #[macro_export]\nmacro_rules! dispatch_request {\n    ($request:expr, $handler:expr, $scope:expr, $encode:path, $encode_empty:path) => {\n        match $request {\n",
+    );
+    for op in implemented {
+        let has_output = model.operations[&op.name].get("output").is_some();
+        let encode = if has_output {
+            "$encode"
+        } else {
+            "$encode_empty"
+        };
+        let _ = writeln!(
+            out,
+            "            $crate::Request::{}(input) => {encode}($handler.{}($scope, input).await),",
+            op.name,
+            names::snake(&op.name)
+        );
+    }
+    out.push_str("        }\n    };\n}\n\n");
+
     for op in implemented {
         emit_decoder(model, &op.name, &mut out)?;
     }

@@ -19,7 +19,7 @@ use serde::Serialize;
 use tracing::{field, Instrument};
 
 use crate::error::ApiError;
-use crate::server::{authenticate, parse_query, read_body, set_request_id, AppState};
+use crate::request::{authenticate, parse_query, read_body, set_request_id, AppState};
 
 /// Where the endpoint is routed.
 pub(crate) const PATH: &str = "/palisade/import";

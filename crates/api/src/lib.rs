@@ -7,6 +7,7 @@
 mod dispatch;
 mod error;
 mod import;
+mod request;
 mod routes;
 mod server;
 

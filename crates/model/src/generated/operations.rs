@@ -198,6 +198,302 @@ impl Request {
     }
 }
 
+/// Matches every implemented operation's request and hands its input to the method
+/// of `$handler` named after the operation in snake case, with `$scope`; encodes the
+/// answer with `$encode`, or `$encode_empty` for operations without an output.
+#[macro_export]
+macro_rules! dispatch_request {
+    ($request:expr, $handler:expr, $scope:expr, $encode:path, $encode_empty:path) => {
+        match $request {
+            $crate::Request::AddThingToThingGroup(input) => {
+                $encode($handler.add_thing_to_thing_group($scope, input).await)
+            }
+            $crate::Request::AttachPolicy(input) => {
+                $encode_empty($handler.attach_policy($scope, input).await)
+            }
+            $crate::Request::AttachThingPrincipal(input) => {
+                $encode($handler.attach_thing_principal($scope, input).await)
+            }
+            $crate::Request::CancelAuditMitigationActionsTask(input) => $encode(
+                $handler
+                    .cancel_audit_mitigation_actions_task($scope, input)
+                    .await,
+            ),
+            $crate::Request::CancelAuditTask(input) => {
+                $encode($handler.cancel_audit_task($scope, input).await)
+            }
+            $crate::Request::CreateAuditSuppression(input) => {
+                $encode($handler.create_audit_suppression($scope, input).await)
+            }
+            $crate::Request::CreateCertificateFromCsr(input) => {
+                $encode($handler.create_certificate_from_csr($scope, input).await)
+            }
+            $crate::Request::CreateKeysAndCertificate(input) => {
+                $encode($handler.create_keys_and_certificate($scope, input).await)
+            }
+            $crate::Request::CreateMitigationAction(input) => {
+                $encode($handler.create_mitigation_action($scope, input).await)
+            }
+            $crate::Request::CreatePolicy(input) => {
+                $encode($handler.create_policy($scope, input).await)
+            }
+            $crate::Request::CreatePolicyVersion(input) => {
+                $encode($handler.create_policy_version($scope, input).await)
+            }
+            $crate::Request::CreateRoleAlias(input) => {
+                $encode($handler.create_role_alias($scope, input).await)
+            }
+            $crate::Request::CreateScheduledAudit(input) => {
+                $encode($handler.create_scheduled_audit($scope, input).await)
+            }
+            $crate::Request::CreateThing(input) => {
+                $encode($handler.create_thing($scope, input).await)
+            }
+            $crate::Request::CreateThingGroup(input) => {
+                $encode($handler.create_thing_group($scope, input).await)
+            }
+            $crate::Request::DeleteAccountAuditConfiguration(input) => $encode(
+                $handler
+                    .delete_account_audit_configuration($scope, input)
+                    .await,
+            ),
+            $crate::Request::DeleteAuditSuppression(input) => {
+                $encode($handler.delete_audit_suppression($scope, input).await)
+            }
+            $crate::Request::DeleteCACertificate(input) => {
+                $encode($handler.delete_ca_certificate($scope, input).await)
+            }
+            $crate::Request::DeleteCertificate(input) => {
+                $encode_empty($handler.delete_certificate($scope, input).await)
+            }
+            $crate::Request::DeleteMitigationAction(input) => {
+                $encode($handler.delete_mitigation_action($scope, input).await)
+            }
+            $crate::Request::DeletePolicy(input) => {
+                $encode_empty($handler.delete_policy($scope, input).await)
+            }
+            $crate::Request::DeletePolicyVersion(input) => {
+                $encode_empty($handler.delete_policy_version($scope, input).await)
+            }
+            $crate::Request::DeleteRoleAlias(input) => {
+                $encode($handler.delete_role_alias($scope, input).await)
+            }
+            $crate::Request::DeleteScheduledAudit(input) => {
+                $encode($handler.delete_scheduled_audit($scope, input).await)
+            }
+            $crate::Request::DeleteThing(input) => {
+                $encode($handler.delete_thing($scope, input).await)
+            }
+            $crate::Request::DeleteThingGroup(input) => {
+                $encode($handler.delete_thing_group($scope, input).await)
+            }
+            $crate::Request::DescribeAccountAuditConfiguration(input) => $encode(
+                $handler
+                    .describe_account_audit_configuration($scope, input)
+                    .await,
+            ),
+            $crate::Request::DescribeAuditFinding(input) => {
+                $encode($handler.describe_audit_finding($scope, input).await)
+            }
+            $crate::Request::DescribeAuditMitigationActionsTask(input) => $encode(
+                $handler
+                    .describe_audit_mitigation_actions_task($scope, input)
+                    .await,
+            ),
+            $crate::Request::DescribeAuditSuppression(input) => {
+                $encode($handler.describe_audit_suppression($scope, input).await)
+            }
+            $crate::Request::DescribeAuditTask(input) => {
+                $encode($handler.describe_audit_task($scope, input).await)
+            }
+            $crate::Request::DescribeCACertificate(input) => {
+                $encode($handler.describe_ca_certificate($scope, input).await)
+            }
+            $crate::Request::DescribeCertificate(input) => {
+                $encode($handler.describe_certificate($scope, input).await)
+            }
+            $crate::Request::DescribeMitigationAction(input) => {
+                $encode($handler.describe_mitigation_action($scope, input).await)
+            }
+            $crate::Request::DescribeRoleAlias(input) => {
+                $encode($handler.describe_role_alias($scope, input).await)
+            }
+            $crate::Request::DescribeScheduledAudit(input) => {
+                $encode($handler.describe_scheduled_audit($scope, input).await)
+            }
+            $crate::Request::DescribeThing(input) => {
+                $encode($handler.describe_thing($scope, input).await)
+            }
+            $crate::Request::DescribeThingGroup(input) => {
+                $encode($handler.describe_thing_group($scope, input).await)
+            }
+            $crate::Request::DetachPolicy(input) => {
+                $encode_empty($handler.detach_policy($scope, input).await)
+            }
+            $crate::Request::DetachThingPrincipal(input) => {
+                $encode($handler.detach_thing_principal($scope, input).await)
+            }
+            $crate::Request::GetLoggingOptions(input) => {
+                $encode($handler.get_logging_options($scope, input).await)
+            }
+            $crate::Request::GetPolicy(input) => $encode($handler.get_policy($scope, input).await),
+            $crate::Request::GetPolicyVersion(input) => {
+                $encode($handler.get_policy_version($scope, input).await)
+            }
+            $crate::Request::GetRegistrationCode(input) => {
+                $encode($handler.get_registration_code($scope, input).await)
+            }
+            $crate::Request::GetV2LoggingOptions(input) => {
+                $encode($handler.get_v2_logging_options($scope, input).await)
+            }
+            $crate::Request::ListAttachedPolicies(input) => {
+                $encode($handler.list_attached_policies($scope, input).await)
+            }
+            $crate::Request::ListAuditFindings(input) => {
+                $encode($handler.list_audit_findings($scope, input).await)
+            }
+            $crate::Request::ListAuditMitigationActionsExecutions(input) => $encode(
+                $handler
+                    .list_audit_mitigation_actions_executions($scope, input)
+                    .await,
+            ),
+            $crate::Request::ListAuditMitigationActionsTasks(input) => $encode(
+                $handler
+                    .list_audit_mitigation_actions_tasks($scope, input)
+                    .await,
+            ),
+            $crate::Request::ListAuditSuppressions(input) => {
+                $encode($handler.list_audit_suppressions($scope, input).await)
+            }
+            $crate::Request::ListAuditTasks(input) => {
+                $encode($handler.list_audit_tasks($scope, input).await)
+            }
+            $crate::Request::ListCACertificates(input) => {
+                $encode($handler.list_ca_certificates($scope, input).await)
+            }
+            $crate::Request::ListCertificates(input) => {
+                $encode($handler.list_certificates($scope, input).await)
+            }
+            $crate::Request::ListCertificatesByCA(input) => {
+                $encode($handler.list_certificates_by_ca($scope, input).await)
+            }
+            $crate::Request::ListMitigationActions(input) => {
+                $encode($handler.list_mitigation_actions($scope, input).await)
+            }
+            $crate::Request::ListPolicies(input) => {
+                $encode($handler.list_policies($scope, input).await)
+            }
+            $crate::Request::ListPolicyVersions(input) => {
+                $encode($handler.list_policy_versions($scope, input).await)
+            }
+            $crate::Request::ListPrincipalThings(input) => {
+                $encode($handler.list_principal_things($scope, input).await)
+            }
+            $crate::Request::ListRelatedResourcesForAuditFinding(input) => $encode(
+                $handler
+                    .list_related_resources_for_audit_finding($scope, input)
+                    .await,
+            ),
+            $crate::Request::ListRoleAliases(input) => {
+                $encode($handler.list_role_aliases($scope, input).await)
+            }
+            $crate::Request::ListScheduledAudits(input) => {
+                $encode($handler.list_scheduled_audits($scope, input).await)
+            }
+            $crate::Request::ListTagsForResource(input) => {
+                $encode($handler.list_tags_for_resource($scope, input).await)
+            }
+            $crate::Request::ListTargetsForPolicy(input) => {
+                $encode($handler.list_targets_for_policy($scope, input).await)
+            }
+            $crate::Request::ListThingGroups(input) => {
+                $encode($handler.list_thing_groups($scope, input).await)
+            }
+            $crate::Request::ListThingGroupsForThing(input) => {
+                $encode($handler.list_thing_groups_for_thing($scope, input).await)
+            }
+            $crate::Request::ListThingPrincipals(input) => {
+                $encode($handler.list_thing_principals($scope, input).await)
+            }
+            $crate::Request::ListThings(input) => {
+                $encode($handler.list_things($scope, input).await)
+            }
+            $crate::Request::ListThingsInThingGroup(input) => {
+                $encode($handler.list_things_in_thing_group($scope, input).await)
+            }
+            $crate::Request::RegisterCACertificate(input) => {
+                $encode($handler.register_ca_certificate($scope, input).await)
+            }
+            $crate::Request::RegisterCertificate(input) => {
+                $encode($handler.register_certificate($scope, input).await)
+            }
+            $crate::Request::RegisterCertificateWithoutCA(input) => $encode(
+                $handler
+                    .register_certificate_without_ca($scope, input)
+                    .await,
+            ),
+            $crate::Request::RemoveThingFromThingGroup(input) => {
+                $encode($handler.remove_thing_from_thing_group($scope, input).await)
+            }
+            $crate::Request::SetDefaultPolicyVersion(input) => {
+                $encode_empty($handler.set_default_policy_version($scope, input).await)
+            }
+            $crate::Request::SetLoggingOptions(input) => {
+                $encode_empty($handler.set_logging_options($scope, input).await)
+            }
+            $crate::Request::SetV2LoggingOptions(input) => {
+                $encode_empty($handler.set_v2_logging_options($scope, input).await)
+            }
+            $crate::Request::StartAuditMitigationActionsTask(input) => $encode(
+                $handler
+                    .start_audit_mitigation_actions_task($scope, input)
+                    .await,
+            ),
+            $crate::Request::StartOnDemandAuditTask(input) => {
+                $encode($handler.start_on_demand_audit_task($scope, input).await)
+            }
+            $crate::Request::TagResource(input) => {
+                $encode($handler.tag_resource($scope, input).await)
+            }
+            $crate::Request::UntagResource(input) => {
+                $encode($handler.untag_resource($scope, input).await)
+            }
+            $crate::Request::UpdateAccountAuditConfiguration(input) => $encode(
+                $handler
+                    .update_account_audit_configuration($scope, input)
+                    .await,
+            ),
+            $crate::Request::UpdateAuditSuppression(input) => {
+                $encode($handler.update_audit_suppression($scope, input).await)
+            }
+            $crate::Request::UpdateCACertificate(input) => {
+                $encode_empty($handler.update_ca_certificate($scope, input).await)
+            }
+            $crate::Request::UpdateCertificate(input) => {
+                $encode_empty($handler.update_certificate($scope, input).await)
+            }
+            $crate::Request::UpdateMitigationAction(input) => {
+                $encode($handler.update_mitigation_action($scope, input).await)
+            }
+            $crate::Request::UpdateRoleAlias(input) => {
+                $encode($handler.update_role_alias($scope, input).await)
+            }
+            $crate::Request::UpdateScheduledAudit(input) => {
+                $encode($handler.update_scheduled_audit($scope, input).await)
+            }
+            $crate::Request::UpdateThing(input) => {
+                $encode($handler.update_thing($scope, input).await)
+            }
+            $crate::Request::UpdateThingGroup(input) => {
+                $encode($handler.update_thing_group($scope, input).await)
+            }
+            $crate::Request::UpdateThingGroupsForThing(input) => {
+                $encode($handler.update_thing_groups_for_thing($scope, input).await)
+            }
+        }
+    };
+}
+
 fn decode_add_thing_to_thing_group(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
     let mut input: AddThingToThingGroupRequest = parse_body(raw.body)?;
     input.validate()?;

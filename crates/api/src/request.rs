@@ -1,0 +1,133 @@
+//! What every request path shares: the server's state, SigV4 authentication, the body
+//! and the query string (the AWS API in `server` and the bulk import in `import`).
+
+use axum::body::Body;
+use axum::http::HeaderValue;
+use axum::response::Response;
+use http_body_util::BodyExt;
+use palisade_engine::{Engine, Scope};
+use palisade_sigv4::{RequestView, Verifier};
+use percent_encoding::percent_decode_str;
+
+use crate::error::ApiError;
+use crate::routes::Routes;
+
+pub(crate) struct AppState {
+    pub(crate) engine: Engine,
+    pub(crate) verifier: Verifier,
+    pub(crate) routes: Routes,
+    pub(crate) region: String,
+    pub(crate) body_limit: usize,
+    pub(crate) import_body_limit: usize,
+}
+
+pub(crate) fn set_request_id(resp: &mut Response, request_id: &str) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+}
+
+/// SigV4: the cheap checks, then the caller's secret; the scope the caller acts in.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    view: &RequestView<'_>,
+    span: &tracing::Span,
+) -> Result<Scope, ApiError> {
+    let parsed = state
+        .verifier
+        .parse(view, time::OffsetDateTime::now_utc())?;
+    span.record("access_key_id", parsed.access_key_id.as_str());
+    let cred = state
+        .engine
+        .credential(&parsed.access_key_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::other(
+                "UnrecognizedClientException",
+                403,
+                "The security token included in the request is invalid.",
+            )
+        })?;
+    state
+        .verifier
+        .verify(&parsed, view, &cred.secret_access_key)?;
+    span.record("account", cred.account_id.as_str());
+    Ok(Scope {
+        account_id: cred.account_id,
+        region: state.region.clone(),
+    })
+}
+
+pub(crate) async fn read_body(
+    body: Body,
+    headers: &axum::http::HeaderMap,
+    limit: usize,
+) -> Result<bytes::Bytes, ApiError> {
+    let declared = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::too_large(limit));
+    }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),
+        // Broken chunked framing, or a client that went away mid-body.
+        Err(e) => Err(ApiError::invalid(format!(
+            "The request body could not be read: {e}"
+        ))),
+    }
+}
+
+/// Splits a raw query string into percent-decoded pairs. `+` stays a plus sign: AWS
+/// SDKs encode spaces as `%20`, and SigV4 canonicalises the query the same way.
+pub(crate) fn parse_query(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    let decode = |s: &str| {
+        percent_decode_str(s)
+            .decode_utf8()
+            .ok()
+            .filter(|c| !c.contains('\0'))
+            .map(|c| c.into_owned())
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "The query string parameter '{s}' is not valid percent-encoded UTF-8 without NUL characters."
+                ))
+            })
+    };
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            Ok((decode(k)?, decode(v)?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_pairs_are_decoded_and_plus_is_literal() {
+        let q = parse_query(Some(
+            "resourceArn=arn%3Aaws%3Aiot%3Aus-east-1&nextToken=a+b%2Bc&flag&=v",
+        ))
+        .unwrap();
+        assert_eq!(
+            q,
+            vec![
+                ("resourceArn".into(), "arn:aws:iot:us-east-1".into()),
+                ("nextToken".into(), "a+b+c".into()),
+                ("flag".into(), String::new()),
+                (String::new(), "v".into()),
+            ]
+        );
+        assert!(parse_query(Some("a=%FF")).is_err());
+        assert!(parse_query(Some("a=x%00y")).is_err());
+        assert!(parse_query(None).unwrap().is_empty());
+    }
+}
