@@ -13,7 +13,7 @@ use palisade_store::{AuditConfigurationRecord, Scope};
 use serde::{Deserialize, Serialize};
 
 use super::catalogue::{self, THRESHOLD_DAYS};
-use super::scheduled;
+use super::scheduled_checks;
 use crate::{Engine, EngineError, EngineResult};
 
 /// One check's stored setting.
@@ -197,7 +197,7 @@ impl Engine {
             .collect();
         if !disabling.is_empty() {
             for schedule in self.all_scheduled_audits(scope).await? {
-                let used = scheduled::decode_check_names(&schedule)?;
+                let used = scheduled_checks::decode_check_names(&schedule)?;
                 if let Some(name) = disabling.iter().find(|n| used.contains(n)) {
                     return Err(invalid(format!(
                         "auditCheckConfigurations.{name}: the check is used by scheduled audit \

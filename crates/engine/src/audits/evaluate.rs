@@ -7,117 +7,22 @@ use std::collections::{BTreeMap, HashSet};
 use futures_util::StreamExt;
 use palisade_model::{PolicyVersionIdentifier, ResourceIdentifier};
 use palisade_store::{
-    AuditFindingRecord, CaCertificateRecord, CertificateFacts, CertificateInUse, CertificateKey,
-    Scope, Store, StoreResult,
+    CaCertificateRecord, CertificateFacts, CertificateInUse, CertificateKey, Scope, Store,
 };
-use std::future::Future;
-use std::pin::Pin;
 
 use super::catalogue::{self, Check, Evaluation};
-use super::findings::{self, Draft};
+use super::findings::Draft;
 use super::revocation;
+use super::sink::{in_use, Examined, Outcome, Sink, PAGE};
 use crate::{Engine, EngineResult};
 
-pub(super) const PAGE: usize = 1000;
-const WRITE_BATCH: usize = 1000;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
-
-/// How a check ended.
-#[derive(Debug)]
-pub(crate) enum Outcome {
-    Completed {
-        total: i64,
-        /// Every finding, suppressed or not.
-        non_compliant: i64,
-        /// The findings a suppression in force covered.
-        suppressed: i64,
-        /// Something the caller should know about how the check was evaluated.
-        message: Option<String>,
-    },
-    Failed {
-        error_code: String,
-        message: String,
-    },
-}
-
-/// Turns drafts into finding records and writes them in batches.
-pub(super) struct Sink<'a> {
-    engine: &'a Engine,
-    scope: &'a Scope,
-    task_id: &'a str,
-    task_start_ms: i64,
-    check: &'a Check,
-    now_ms: i64,
-    buffer: Vec<AuditFindingRecord>,
-    found: i64,
-    /// Resource keys of the check's suppressions in force when the check started: read
-    /// once, so a suppression created or expiring mid-check does not split its result.
-    suppressed_keys: HashSet<String>,
-    suppressed: i64,
-}
-
-impl Sink<'_> {
-    /// The id the finding `draft` gets when pushed (for rows written before it).
-    pub(super) fn finding_id(&self, draft: &Draft) -> EngineResult<String> {
-        Ok(findings::to_record(
-            self.task_id,
-            self.task_start_ms,
-            self.check,
-            self.now_ms,
-            draft.clone(),
-            false,
-        )?
-        .finding_id)
-    }
-
-    pub(super) fn task_id(&self) -> &str {
-        self.task_id
-    }
-
-    pub(super) async fn push(&mut self, draft: Draft) -> EngineResult<()> {
-        // Most checks have no suppressions: skip computing the key for them.
-        let is_suppressed = !self.suppressed_keys.is_empty()
-            && self
-                .suppressed_keys
-                .contains(&findings::resource_key(&draft.resource));
-        self.buffer.push(findings::to_record(
-            self.task_id,
-            self.task_start_ms,
-            self.check,
-            self.now_ms,
-            draft,
-            is_suppressed,
-        )?);
-        self.found += 1;
-        self.suppressed += i64::from(is_suppressed);
-        if self.buffer.len() >= WRITE_BATCH {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
-    pub(super) async fn flush(&mut self) -> EngineResult<()> {
-        if !self.buffer.is_empty() {
-            self.engine
-                .store()
-                .insert_audit_findings(self.scope, &self.buffer)
-                .await?;
-            self.buffer.clear();
-        }
-        Ok(())
-    }
-}
 
 fn days_setting(configuration: &BTreeMap<String, String>, key: &str, default: u32) -> i64 {
     configuration
         .get(key)
         .and_then(|v| v.parse::<i64>().ok())
         .unwrap_or(i64::from(default))
-}
-
-/// Only certificates that can be used count (AWS: ACTIVE or PENDING_TRANSFER).
-pub(super) fn in_use(status: &str) -> bool {
-    palisade_store::status_in_use(status)
 }
 
 fn expiry(
@@ -152,38 +57,6 @@ fn ca(id: &str) -> ResourceIdentifier {
     ResourceIdentifier {
         ca_certificate_id: Some(id.to_owned()),
         ..ResourceIdentifier::default()
-    }
-}
-
-/// What the certificate checks need of the two kinds of certificate they read.
-pub(super) trait Examined: Sized {
-    fn status(&self) -> &str;
-    /// Where the listing continues after this one.
-    fn key(&self) -> CertificateKey;
-    /// The next page of the scope's certificates of this kind, in creation order.
-    fn page<'a>(
-        store: &'a dyn Store,
-        scope: &'a Scope,
-        after: Option<&'a CertificateKey>,
-    ) -> PageFuture<'a, Self>;
-}
-
-/// The store's (boxed, `Send`) future for a page.
-pub(super) type PageFuture<'a, R> = Pin<Box<dyn Future<Output = StoreResult<Vec<R>>> + Send + 'a>>;
-
-impl Examined for CaCertificateRecord {
-    fn status(&self) -> &str {
-        &self.status
-    }
-    fn key(&self) -> CertificateKey {
-        (self.created_at_ms, self.id.clone())
-    }
-    fn page<'a>(
-        store: &'a dyn Store,
-        scope: &'a Scope,
-        after: Option<&'a CertificateKey>,
-    ) -> PageFuture<'a, Self> {
-        store.list_ca_certificates(scope, None, after, false, PAGE)
     }
 }
 
@@ -295,18 +168,14 @@ impl Engine {
                 .into_iter()
                 .collect(),
         };
-        Ok(Sink {
-            engine: self,
+        Ok(Sink::new(
+            self,
             scope,
-            task_id,
-            task_start_ms,
+            (task_id, task_start_ms),
             check,
             now_ms,
-            buffer: Vec::new(),
-            found: 0,
             suppressed_keys,
-            suppressed: 0,
-        })
+        ))
     }
 
     /// Runs several device certificate checks that have a [`device_judge`] in one pass

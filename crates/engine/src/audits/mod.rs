@@ -11,7 +11,9 @@ mod related;
 mod revocation;
 mod runner;
 mod scheduled;
+mod scheduled_checks;
 mod scheduler;
+mod sink;
 mod suppressions;
 mod tasks;
 

@@ -40,8 +40,8 @@ use palisade_store::{
 };
 use sha2::{Digest, Sha256};
 
-use super::evaluate::{in_use, Examined, Outcome, Sink, PAGE};
 use super::findings::Draft;
+use super::sink::{in_use, Examined, Outcome, Sink, PAGE};
 use crate::{Engine, EngineError, EngineResult};
 
 /// The error code of a revocation check that could not get a usable CRL for some

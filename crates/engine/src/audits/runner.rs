@@ -13,7 +13,8 @@ use std::time::Duration;
 use palisade_store::{Scope, WorkItem};
 use tokio::sync::watch;
 
-use super::evaluate::{device_judge, DeviceJudge, Outcome};
+use super::evaluate::{device_judge, DeviceJudge};
+use super::sink::Outcome;
 use super::tasks::{self, decode_checks, encode_checks, CheckProgress, TaskWork};
 use super::{catalogue, AUDIT_QUEUE, RETENTION_MS};
 use crate::{Engine, EngineError, EngineResult};

@@ -21,6 +21,7 @@ use palisade_store::{
 
 use super::catalogue;
 use super::configuration::AuditConfiguration;
+use super::scheduled_checks::{decode_check_names, encode_check_names};
 use super::scheduler::{Cadence, Timing};
 use crate::tagging::checked_tags;
 use crate::{paging, required, Engine, EngineError, EngineResult, Scope};
@@ -43,19 +44,6 @@ fn invalid(message: impl Into<String>) -> EngineError {
 
 fn not_found(name: &str) -> EngineError {
     EngineError::NotFound(format!("Scheduled audit {name} does not exist."))
-}
-
-pub(crate) fn decode_check_names(record: &ScheduledAuditRecord) -> EngineResult<Vec<String>> {
-    serde_json::from_str(&record.checks_json).map_err(|e| {
-        EngineError::Internal(format!(
-            "stored checks of scheduled audit {} are unreadable: {e}",
-            record.name
-        ))
-    })
-}
-
-fn encode_check_names(names: &[String]) -> EngineResult<String> {
-    serde_json::to_string(names).map_err(|e| EngineError::Internal(e.to_string()))
 }
 
 /// A frequency and its day fields after the day rules, as stored.

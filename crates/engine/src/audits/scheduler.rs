@@ -338,7 +338,7 @@ impl Engine {
         occurrence_ms: i64,
         now: i64,
     ) -> EngineResult<(AuditTaskRecord, NewWorkItem)> {
-        let names = super::scheduled::decode_check_names(record)?;
+        let names = super::scheduled_checks::decode_check_names(record)?;
         let config = self.audit_configuration(scope).await?;
         let mut checks = TaskChecks::new();
         for name in names {
