@@ -552,27 +552,25 @@ impl Engine {
             input.marker.as_deref(),
         )?)?;
         let size = paging::page_size(input.page_size, DEFAULT_PAGE);
-        let mut records = self
-            .store()
-            .list_ca_certificates(
+        let page = paging::Page::fetch(size, |n| {
+            self.store().list_ca_certificates(
                 scope,
                 template.as_deref(),
                 after.as_ref(),
                 descending,
-                size + 1,
+                n,
             )
-            .await?;
-        let more = records.len() > size;
-        records.truncate(size);
-        let next_marker = match records.last() {
-            Some(last) if more => Some(self.issue_marker(
+        })
+        .await?;
+        let next_marker = page.next(|last| {
+            self.issue_marker(
                 scope,
                 &listing,
                 descending,
                 &position_key(last.created_at_ms, &last.id),
-            )),
-            _ => None,
-        };
+            )
+        });
+        let records = page.items;
         Ok(ListCACertificatesResponse {
             next_marker,
             certificates: Some(
@@ -964,27 +962,20 @@ impl Engine {
         let listing = format!("{CERTIFICATES_LISTING}/{}", ca_certificate_id.unwrap_or(""));
         let after = open_position(self.open_marker(scope, &listing, descending, marker)?)?;
         let size = paging::page_size(page_size, DEFAULT_PAGE);
-        let mut records = self
-            .store()
-            .list_certificates(
-                scope,
-                ca_certificate_id,
-                after.as_ref(),
-                descending,
-                size + 1,
-            )
-            .await?;
-        let more = records.len() > size;
-        records.truncate(size);
-        let next_marker = match records.last() {
-            Some(last) if more => Some(self.issue_marker(
+        let page = paging::Page::fetch(size, |n| {
+            self.store()
+                .list_certificates(scope, ca_certificate_id, after.as_ref(), descending, n)
+        })
+        .await?;
+        let next_marker = page.next(|last| {
+            self.issue_marker(
                 scope,
                 &listing,
                 descending,
                 &position_key(last.created_at_ms, &last.id),
-            )),
-            _ => None,
-        };
+            )
+        });
+        let records = page.items;
         Ok((records.into_iter().map(summary).collect(), next_marker))
     }
 

@@ -230,16 +230,13 @@ impl Engine {
             _ => None,
         };
         let size = paging::page_size(input.max_results, DEFAULT_PAGE);
-        let mut records = self
-            .store()
-            .list_mitigation_actions(scope, filter.as_deref(), after.as_deref(), size + 1)
-            .await?;
-        let more = records.len() > size;
-        records.truncate(size);
-        let next_token = match records.last() {
-            Some(last) if more => Some(tokens.issue(scope, LISTING, filter_key, &last.name)),
-            _ => None,
-        };
+        let page = paging::Page::fetch(size, |n| {
+            self.store()
+                .list_mitigation_actions(scope, filter.as_deref(), after.as_deref(), n)
+        })
+        .await?;
+        let next_token = page.next(|last| tokens.issue(scope, LISTING, filter_key, &last.name));
+        let records = page.items;
         Ok(ListMitigationActionsResponse {
             action_identifiers: Some(
                 records

@@ -10,7 +10,11 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::{EngineError, Scope};
+use std::future::Future;
+
+use palisade_store::StoreResult;
+
+use crate::{Engine, EngineError, EngineResult, Scope};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -88,6 +92,100 @@ pub fn page_size(max_results: Option<i32>, default: usize) -> usize {
     max_results.map_or(default, |n| n.clamp(1, 250) as usize)
 }
 
+/// One page of a listing: the store is asked for one item more than the page holds, so
+/// whether another page follows is known without a second read.
+pub(crate) struct Page<T> {
+    pub(crate) items: Vec<T>,
+    more: bool,
+}
+
+impl<T> Page<T> {
+    /// Reads up to `size` items with `fetch`, which is given how many to read.
+    pub(crate) async fn fetch<F>(
+        size: usize,
+        fetch: impl FnOnce(usize) -> F,
+    ) -> EngineResult<Page<T>>
+    where
+        F: Future<Output = StoreResult<Vec<T>>>,
+    {
+        Ok(Page::cut(fetch(size + 1).await?, size))
+    }
+
+    /// The page of `size` items out of `items`, read with one more than `size` asked for.
+    pub(crate) fn cut(mut items: Vec<T>, size: usize) -> Page<T> {
+        let more = items.len() > size;
+        items.truncate(size);
+        Page { items, more }
+    }
+
+    /// The token of the next page, made from the last item, if another page follows.
+    pub(crate) fn next<K>(&self, token: impl FnOnce(&T) -> K) -> Option<K> {
+        self.items.last().filter(|_| self.more).map(token)
+    }
+}
+
+impl Engine {
+    /// The position a `marker` (ListPolicies, ListRoleAliases, the certificate
+    /// listings) carries. The token is bound to the listing and its direction, so a
+    /// marker from an ascending listing is refused by a descending one.
+    pub(crate) fn open_marker(
+        &self,
+        scope: &Scope,
+        listing: &str,
+        descending: bool,
+        marker: Option<&str>,
+    ) -> EngineResult<Option<String>> {
+        let Some(marker) = marker.filter(|m| !m.is_empty()) else {
+            return Ok(None);
+        };
+        // Markers are standard base64 in the model; the signer speaks the URL-safe
+        // alphabet (see `issue_marker`).
+        let token: String = marker
+            .chars()
+            .map(|c| match c {
+                '+' => '-',
+                '/' => '_',
+                c => c,
+            })
+            .collect();
+        self.inner
+            .tokens
+            .open(scope, listing, direction(descending), &token)
+            .map(Some)
+            .map_err(|_| EngineError::InvalidRequest("The marker is invalid.".into()))
+    }
+
+    /// A marker for the page that ends at `last`. The model constrains markers to
+    /// `[A-Za-z0-9+/]+={0,2}`, so the token's URL-safe alphabet is mapped onto the
+    /// standard one (and back in `open_marker`).
+    pub(crate) fn issue_marker(
+        &self,
+        scope: &Scope,
+        listing: &str,
+        descending: bool,
+        last: &str,
+    ) -> String {
+        self.inner
+            .tokens
+            .issue(scope, listing, direction(descending), last)
+            .chars()
+            .map(|c| match c {
+                '-' => '+',
+                '_' => '/',
+                c => c,
+            })
+            .collect()
+    }
+}
+
+fn direction(descending: bool) -> &'static str {
+    if descending {
+        "descending"
+    } else {
+        "ascending"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +213,16 @@ mod tests {
         assert!(s.open(&scope("111111111111"), "actions", "", &bad).is_err());
         assert!(s.open(&scope("111111111111"), "actions", "", "!!").is_err());
         assert!(s.open(&scope("111111111111"), "actions", "", "").is_err());
+    }
+
+    #[test]
+    fn a_page_knows_whether_another_follows() {
+        let full = Page::cut(vec![1, 2, 3], 2);
+        assert_eq!(full.items, vec![1, 2]);
+        assert_eq!(full.next(|last| *last), Some(2));
+        let last = Page::cut(vec![1, 2], 2);
+        assert_eq!(last.items, vec![1, 2]);
+        assert_eq!(last.next(|last| *last), None);
+        assert_eq!(Page::<i32>::cut(Vec::new(), 2).next(|last| *last), None);
     }
 }

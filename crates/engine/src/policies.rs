@@ -190,58 +190,6 @@ impl Engine {
             .collect()
     }
 
-    /// The position a ListPolicies/ListRoleAliases `marker` carries. The token is bound
-    /// to the listing and its direction, so a marker from an ascending listing is refused
-    /// by a descending one.
-    pub(crate) fn open_marker(
-        &self,
-        scope: &Scope,
-        listing: &str,
-        descending: bool,
-        marker: Option<&str>,
-    ) -> EngineResult<Option<String>> {
-        let Some(marker) = marker.filter(|m| !m.is_empty()) else {
-            return Ok(None);
-        };
-        // Markers are standard base64 in the model; the signer speaks the URL-safe
-        // alphabet (see `issue_marker`).
-        let token: String = marker
-            .chars()
-            .map(|c| match c {
-                '+' => '-',
-                '/' => '_',
-                c => c,
-            })
-            .collect();
-        self.inner
-            .tokens
-            .open(scope, listing, direction(descending), &token)
-            .map(Some)
-            .map_err(|_| EngineError::InvalidRequest("The marker is invalid.".into()))
-    }
-
-    /// A marker for the page that ends at `last`. The model constrains markers to
-    /// `[A-Za-z0-9+/]+={0,2}`, so the token's URL-safe alphabet is mapped onto the
-    /// standard one (and back in `open_marker`).
-    pub(crate) fn issue_marker(
-        &self,
-        scope: &Scope,
-        listing: &str,
-        descending: bool,
-        last: &str,
-    ) -> String {
-        self.inner
-            .tokens
-            .issue(scope, listing, direction(descending), last)
-            .chars()
-            .map(|c| match c {
-                '-' => '+',
-                '_' => '/',
-                c => c,
-            })
-            .collect()
-    }
-
     /// Whether `arn` names an existing policy of the caller (for tagging).
     pub(crate) async fn policy_arn_exists(
         &self,
@@ -327,16 +275,14 @@ impl Engine {
         let descending = !input.ascending_order.unwrap_or(true);
         let after = self.open_marker(scope, LISTING, descending, input.marker.as_deref())?;
         let size = paging::page_size(input.page_size, DEFAULT_PAGE);
-        let mut records = self
-            .store()
-            .list_policies(scope, after.as_deref(), descending, size + 1)
-            .await?;
-        let more = records.len() > size;
-        records.truncate(size);
-        let next_marker = match records.last() {
-            Some(last) if more => Some(self.issue_marker(scope, LISTING, descending, &last.name)),
-            _ => None,
-        };
+        let page = paging::Page::fetch(size, |n| {
+            self.store()
+                .list_policies(scope, after.as_deref(), descending, n)
+        })
+        .await?;
+        let next_marker =
+            page.next(|last| self.issue_marker(scope, LISTING, descending, &last.name));
+        let records = page.items;
         Ok(ListPoliciesResponse {
             next_marker,
             policies: Some(
@@ -527,14 +473,6 @@ impl Engine {
             ))),
             Err(other) => Err(unexpected(other)),
         }
-    }
-}
-
-fn direction(descending: bool) -> &'static str {
-    if descending {
-        "descending"
-    } else {
-        "ascending"
     }
 }
 

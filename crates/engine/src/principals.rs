@@ -208,17 +208,16 @@ impl Engine {
             _ => None,
         };
         let size = paging::page_size(input.max_results, DEFAULT_PAGE);
-        let mut ids = self
-            .store()
-            .list_thing_principals(scope, &thing, after.as_deref(), size + 1)
-            .await?
-            .ok_or_else(|| thing_not_found(&thing))?;
-        let more = ids.len() > size;
-        ids.truncate(size);
-        let next_token = match ids.last() {
-            Some(last) if more => Some(tokens.issue(scope, THING_PRINCIPALS_LISTING, &thing, last)),
-            _ => None,
-        };
+        let page = paging::Page::cut(
+            self.store()
+                .list_thing_principals(scope, &thing, after.as_deref(), size + 1)
+                .await?
+                .ok_or_else(|| thing_not_found(&thing))?,
+            size,
+        );
+        let next_token =
+            page.next(|last| tokens.issue(scope, THING_PRINCIPALS_LISTING, &thing, last));
+        let ids = page.items;
         Ok(ListThingPrincipalsResponse {
             next_token,
             principals: Some(ids.iter().map(|id| certificate_arn(scope, id)).collect()),
@@ -240,16 +239,13 @@ impl Engine {
             _ => None,
         };
         let size = paging::page_size(input.max_results, DEFAULT_PAGE);
-        let mut things = self
-            .store()
-            .list_principal_things(scope, &id, after.as_deref(), size + 1)
-            .await?;
-        let more = things.len() > size;
-        things.truncate(size);
-        let next_token = match things.last() {
-            Some(last) if more => Some(tokens.issue(scope, PRINCIPAL_THINGS_LISTING, &id, last)),
-            _ => None,
-        };
+        let page = paging::Page::fetch(size, |n| {
+            self.store()
+                .list_principal_things(scope, &id, after.as_deref(), n)
+        })
+        .await?;
+        let next_token = page.next(|last| tokens.issue(scope, PRINCIPAL_THINGS_LISTING, &id, last));
+        let things = page.items;
         Ok(ListPrincipalThingsResponse {
             next_token,
             things: Some(things),
@@ -330,16 +326,13 @@ impl Engine {
         let listing = format!("{ATTACHED_POLICIES_LISTING}/{recursive}/{}", target.arn());
         let after = self.open_marker(scope, &listing, false, input.marker.as_deref())?;
         let size = paging::page_size(input.page_size, DEFAULT_MARKER_PAGE);
-        let mut policies = self
-            .store()
-            .list_attached_policies(scope, &targets, after.as_deref(), size + 1)
-            .await?;
-        let more = policies.len() > size;
-        policies.truncate(size);
-        let next_marker = match policies.last() {
-            Some(last) if more => Some(self.issue_marker(scope, &listing, false, &last.name)),
-            _ => None,
-        };
+        let page = paging::Page::fetch(size, |n| {
+            self.store()
+                .list_attached_policies(scope, &targets, after.as_deref(), n)
+        })
+        .await?;
+        let next_marker = page.next(|last| self.issue_marker(scope, &listing, false, &last.name));
+        let policies = page.items;
         Ok(ListAttachedPoliciesResponse {
             next_marker,
             policies: Some(
@@ -363,17 +356,15 @@ impl Engine {
         let listing = format!("{POLICY_TARGETS_LISTING}/{policy}");
         let after = self.open_marker(scope, &listing, false, input.marker.as_deref())?;
         let size = paging::page_size(input.page_size, DEFAULT_MARKER_PAGE);
-        let mut targets = self
-            .store()
-            .list_targets_for_policy(scope, &policy, after.as_deref(), size + 1)
-            .await?
-            .ok_or_else(|| policy_not_found(&policy))?;
-        let more = targets.len() > size;
-        targets.truncate(size);
-        let next_marker = match targets.last() {
-            Some(last) if more => Some(self.issue_marker(scope, &listing, false, last)),
-            _ => None,
-        };
+        let page = paging::Page::cut(
+            self.store()
+                .list_targets_for_policy(scope, &policy, after.as_deref(), size + 1)
+                .await?
+                .ok_or_else(|| policy_not_found(&policy))?,
+            size,
+        );
+        let next_marker = page.next(|last| self.issue_marker(scope, &listing, false, last));
+        let targets = page.items;
         Ok(ListTargetsForPolicyResponse {
             next_marker,
             targets: Some(targets),

@@ -158,16 +158,14 @@ impl Engine {
         let descending = !input.ascending_order.unwrap_or(true);
         let after = self.open_marker(scope, LISTING, descending, input.marker.as_deref())?;
         let size = paging::page_size(input.page_size, DEFAULT_PAGE);
-        let mut records = self
-            .store()
-            .list_role_aliases(scope, after.as_deref(), descending, size + 1)
-            .await?;
-        let more = records.len() > size;
-        records.truncate(size);
-        let next_marker = match records.last() {
-            Some(last) if more => Some(self.issue_marker(scope, LISTING, descending, &last.alias)),
-            _ => None,
-        };
+        let page = paging::Page::fetch(size, |n| {
+            self.store()
+                .list_role_aliases(scope, after.as_deref(), descending, n)
+        })
+        .await?;
+        let next_marker =
+            page.next(|last| self.issue_marker(scope, LISTING, descending, &last.alias));
+        let records = page.items;
         Ok(ListRoleAliasesResponse {
             next_marker,
             role_aliases: Some(records.into_iter().map(|r| r.alias).collect()),

@@ -148,16 +148,12 @@ impl Engine {
             Some(t) if !t.is_empty() => Some(tokens.open(scope, LISTING, &arn, t)?),
             _ => None,
         };
-        let mut tags = self
-            .store()
-            .list_tags(scope, &arn, after.as_deref(), TAGS_PAGE + 1)
-            .await?;
-        let more = tags.len() > TAGS_PAGE;
-        tags.truncate(TAGS_PAGE);
-        let next_token = match tags.last() {
-            Some(last) if more => Some(tokens.issue(scope, LISTING, &arn, &last.key)),
-            _ => None,
-        };
+        let page = crate::paging::Page::fetch(TAGS_PAGE, |n| {
+            self.store().list_tags(scope, &arn, after.as_deref(), n)
+        })
+        .await?;
+        let next_token = page.next(|last| tokens.issue(scope, LISTING, &arn, &last.key));
+        let tags = page.items;
         Ok(ListTagsForResourceResponse {
             tags: Some(
                 tags.into_iter()

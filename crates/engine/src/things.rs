@@ -320,8 +320,7 @@ struct PageRequest {
     max_results: Option<i32>,
 }
 
-/// One keyset page: `fetch(after, limit)` is asked for one more than fits, to learn
-/// whether another page follows.
+/// A page of a thing listing with its next token.
 struct Page<T> {
     items: Vec<T>,
     next_token: Option<String>,
@@ -360,14 +359,12 @@ impl Engine {
             _ => None,
         };
         let size = paging::page_size(request.max_results, DEFAULT_PAGE);
-        let mut items = fetch(after, size + 1).await?;
-        let more = items.len() > size;
-        items.truncate(size);
-        let next_token = match items.last() {
-            Some(last) if more => Some(tokens.issue(scope, listing, filter, key(last))),
-            _ => None,
-        };
-        Ok(Page { items, next_token })
+        let page = paging::Page::fetch(size, |n| fetch(after, n)).await?;
+        let next_token = page.next(|last| tokens.issue(scope, listing, filter, key(last)));
+        Ok(Page {
+            items: page.items,
+            next_token,
+        })
     }
 
     pub async fn create_thing(

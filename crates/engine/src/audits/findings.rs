@@ -210,21 +210,20 @@ impl Engine {
             None => None,
         };
         let size = paging::page_size(input.max_results, DEFAULT_PAGE);
-        let mut records = self
-            .store()
-            .list_audit_findings(scope, &filter, after.as_ref(), size + 1)
-            .await?;
-        let more = records.len() > size;
-        records.truncate(size);
-        let next_token = match records.last() {
-            Some(last) if more => Some(self.inner.tokens.issue(
+        let page = paging::Page::fetch(size, |n| {
+            self.store()
+                .list_audit_findings(scope, &filter, after.as_ref(), n)
+        })
+        .await?;
+        let next_token = page.next(|last| {
+            self.inner.tokens.issue(
                 scope,
                 FINDINGS_LISTING,
                 &filter_text,
                 &format!("{}/{}", last.finding_time_ms, last.finding_id),
-            )),
-            _ => None,
-        };
+            )
+        });
+        let records = page.items;
         Ok(ListAuditFindingsResponse {
             findings: Some(
                 records

@@ -56,14 +56,14 @@ impl Engine {
             None => None,
         };
         let (resources, last) = if record.check_name == STORED_FOR {
-            let mut rows = self
-                .store()
-                .list_related_resources(scope, &id, after.as_deref(), size + 1)
-                .await?;
-            let more = rows.len() > size;
-            rows.truncate(size);
-            let last = rows.last().filter(|_| more).map(|r| r.sort_key.clone());
-            let resources = rows
+            let page = paging::Page::fetch(size, |n| {
+                self.store()
+                    .list_related_resources(scope, &id, after.as_deref(), n)
+            })
+            .await?;
+            let last = page.next(|r| r.sort_key.clone());
+            let resources = page
+                .items
                 .iter()
                 .map(|r| decode(&id, r))
                 .collect::<EngineResult<Vec<_>>>()?;

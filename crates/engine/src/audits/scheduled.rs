@@ -362,16 +362,13 @@ impl Engine {
             None => None,
         };
         let size = paging::page_size(input.max_results, DEFAULT_PAGE);
-        let mut records = self
-            .store()
-            .list_scheduled_audits(scope, after.as_deref(), size + 1)
-            .await?;
-        let more = records.len() > size;
-        records.truncate(size);
-        let next_token = match records.last() {
-            Some(last) if more => Some(tokens.issue(scope, LISTING, "", &last.name)),
-            _ => None,
-        };
+        let page = paging::Page::fetch(size, |n| {
+            self.store()
+                .list_scheduled_audits(scope, after.as_deref(), n)
+        })
+        .await?;
+        let next_token = page.next(|last| tokens.issue(scope, LISTING, "", &last.name));
+        let records = page.items;
         Ok(ListScheduledAuditsResponse {
             next_token,
             scheduled_audits: Some(records.into_iter().map(metadata).collect()),

@@ -323,24 +323,21 @@ impl Engine {
             None => None,
         };
         let size = paging::page_size(input.max_results, DEFAULT_PAGE);
-        let mut records = self
-            .store()
-            .list_audit_suppressions(scope, &filter, ascending, after.as_ref(), size + 1)
-            .await?;
-        let more = records.len() > size;
-        records.truncate(size);
-        let next_token = match records.last() {
-            Some(last) if more => {
-                let k = last.listing_key();
-                Some(self.inner.tokens.issue(
-                    scope,
-                    SUPPRESSIONS_LISTING,
-                    &filter_text,
-                    &format!("{}/{}/{}", k.expires_ms, k.check_name, k.resource_key),
-                ))
-            }
-            _ => None,
-        };
+        let page = paging::Page::fetch(size, |n| {
+            self.store()
+                .list_audit_suppressions(scope, &filter, ascending, after.as_ref(), n)
+        })
+        .await?;
+        let next_token = page.next(|last| {
+            let k = last.listing_key();
+            self.inner.tokens.issue(
+                scope,
+                SUPPRESSIONS_LISTING,
+                &filter_text,
+                &format!("{}/{}/{}", k.expires_ms, k.check_name, k.resource_key),
+            )
+        });
+        let records = page.items;
         Ok(ListAuditSuppressionsResponse {
             next_token,
             suppressions: Some(

@@ -172,21 +172,20 @@ impl Engine {
             None => None,
         };
         let size = paging::page_size(input.max_results, DEFAULT_PAGE);
-        let mut tasks = self
-            .store()
-            .list_mitigation_tasks(scope, &filter, after.as_ref(), size + 1)
-            .await?;
-        let more = tasks.len() > size;
-        tasks.truncate(size);
-        let next_token = match tasks.last() {
-            Some(last) if more => Some(self.inner.tokens.issue(
+        let page = paging::Page::fetch(size, |n| {
+            self.store()
+                .list_mitigation_tasks(scope, &filter, after.as_ref(), n)
+        })
+        .await?;
+        let next_token = page.next(|last| {
+            self.inner.tokens.issue(
                 scope,
                 TASKS_LISTING,
                 &filter_text,
                 &format!("{}/{}", last.started_at_ms, last.task_id),
-            )),
-            _ => None,
-        };
+            )
+        });
+        let tasks = page.items;
         Ok(ListAuditMitigationActionsTasksResponse {
             next_token,
             tasks: Some(
