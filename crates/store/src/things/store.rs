@@ -53,7 +53,8 @@ macro_rules! group_columns {
     };
 }
 
-/// Maps a row of `group_columns!()` followed by two optional texts.
+/// Maps a row of `group_columns!()` followed by two texts, NULL or not together (an
+/// attribute's name and value, or an ancestor's name and ARN: see [`read_group`]).
 fn group(row: &Row<'_>) -> DbResult<(ThingGroupRecord, Option<(String, String)>)> {
     let record = ThingGroupRecord {
         name: row.get(0)?,
@@ -117,8 +118,10 @@ const THING_ATTRIBUTES: AttributeTable = AttributeTable {
         "INSERT INTO thing_attributes (account_id, region, thing_name, attr_name, attr_value)",
         " VALUES ($1, $2, $3, $4, $5)"
     ),
-    insert_all: "INSERT INTO thing_attributes (account_id, region, thing_name, attr_name, attr_value)
-             SELECT $1::text, $2::text, $3::text, n, v FROM UNNEST($4::text[], $5::text[]) AS a (n, v)",
+    insert_all: "INSERT INTO thing_attributes
+                 (account_id, region, thing_name, attr_name, attr_value)
+                 SELECT $1::text, $2::text, $3::text, n, v
+                 FROM UNNEST($4::text[], $5::text[]) AS a (n, v)",
 };
 
 const GROUP_ATTRIBUTES: AttributeTable = AttributeTable {
@@ -131,12 +134,13 @@ const GROUP_ATTRIBUTES: AttributeTable = AttributeTable {
         " WHERE account_id = $1 AND region = $2 AND group_name = $3"
     ),
     insert_one: sql!(
-        "INSERT INTO thing_group_attributes (account_id, region, group_name, attr_name, attr_value)",
-        " VALUES ($1, $2, $3, $4, $5)"
+        "INSERT INTO thing_group_attributes",
+        " (account_id, region, group_name, attr_name, attr_value) VALUES ($1, $2, $3, $4, $5)"
     ),
     insert_all: "INSERT INTO thing_group_attributes
-             (account_id, region, group_name, attr_name, attr_value)
-             SELECT $1::text, $2::text, $3::text, n, v FROM UNNEST($4::text[], $5::text[]) AS a (n, v)",
+                 (account_id, region, group_name, attr_name, attr_value)
+                 SELECT $1::text, $2::text, $3::text, n, v
+                 FROM UNNEST($4::text[], $5::text[]) AS a (n, v)",
 };
 
 impl AttributeTable {
@@ -359,7 +363,8 @@ engines! {
             } else {
                 q.push(&format!(
                     "SELECT m.thing_name FROM thing_group_members m
-                     WHERE m.account_id = {account} AND m.region = {region} AND m.group_name = {group}"
+                     WHERE m.account_id = {account} AND m.region = {region}
+                       AND m.group_name = {group}"
                 ));
             }
             if let Some(after) = after {
@@ -502,7 +507,10 @@ async fn delete_thing(
         return Ok(Err(ThingRefusal::HasPrincipals));
     }
     for sql in [
-        sql!("DELETE FROM thing_group_members WHERE account_id = $1 AND region = $2 AND thing_name = $3"),
+        sql!(
+            "DELETE FROM thing_group_members",
+            " WHERE account_id = $1 AND region = $2 AND thing_name = $3"
+        ),
         THING_ATTRIBUTES.delete_all,
         sql!("DELETE FROM things WHERE account_id = $1 AND region = $2 AND name = $3"),
     ] {
@@ -618,11 +626,14 @@ async fn read_group(db: &Db<'_>, scope: &Scope, name: &str) -> DbResult<Option<T
     let rows = db
         .query(
             sql!(
-                "SELECT ", group_columns!(), ", x.entry, x.detail, x.depth",
+                "SELECT ",
+                group_columns!(),
+                ", x.entry, x.detail, x.depth",
                 " FROM thing_groups g LEFT JOIN (",
                 " SELECT t.depth, p.name AS entry, p.arn AS detail",
                 " FROM thing_group_tree t JOIN thing_groups p",
-                " ON p.account_id = t.account_id AND p.region = t.region AND p.name = t.ancestor_name",
+                " ON p.account_id = t.account_id AND p.region = t.region",
+                " AND p.name = t.ancestor_name",
                 " WHERE t.account_id = $1 AND t.region = $2 AND t.group_name = $3 AND t.depth > 0",
                 " UNION ALL",
                 " SELECT 0, attr_name, attr_value FROM thing_group_attributes",
@@ -804,8 +815,14 @@ async fn delete_group(
         return Ok(Err(ThingRefusal::HasChildGroups));
     }
     for sql in [
-        sql!("DELETE FROM thing_group_members WHERE account_id = $1 AND region = $2 AND group_name = $3"),
-        sql!("DELETE FROM thing_group_tree WHERE account_id = $1 AND region = $2 AND group_name = $3"),
+        sql!(
+            "DELETE FROM thing_group_members",
+            " WHERE account_id = $1 AND region = $2 AND group_name = $3"
+        ),
+        sql!(
+            "DELETE FROM thing_group_tree",
+            " WHERE account_id = $1 AND region = $2 AND group_name = $3"
+        ),
         GROUP_ATTRIBUTES.delete_all,
         sql!("DELETE FROM thing_groups WHERE account_id = $1 AND region = $2 AND name = $3"),
     ] {
