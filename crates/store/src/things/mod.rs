@@ -1,5 +1,5 @@
-//! Storage of the registry's things and static thing groups (records and traits; engines
-//! in sqlite/ and postgres/).
+//! Storage of the registry's things and static thing groups: records, the trait and
+//! the membership rules here, the implementation for both engines in [`store`].
 //!
 //! Domain refusals that depend on what is stored (a missing thing, a version mismatch, a
 //! membership rule) are answered as `Ok(Err(ThingRefusal))`, decided inside the same
@@ -12,6 +12,10 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use crate::{Scope, StoreResult, Tag};
+
+mod store;
+
+pub(crate) use store::{change_thing_groups_in, keep_group, lock_thing, THING_LOCK_SPACE};
 
 /// Attribute names to values, ordered by name.
 pub type Attributes = BTreeMap<String, String>;
