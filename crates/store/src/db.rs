@@ -19,10 +19,11 @@ use crate::StoreError;
 
 /// A connection, or a transaction, of either engine.
 pub(crate) enum Db<'a> {
-    /// A SQLite connection: a reader, or the writer inside the `BEGIN IMMEDIATE`
-    /// transaction its caller holds the turn for. The mutex is taken per statement and
-    /// is uncontended on the writer; it is what makes `Db` shareable across an `.await`
-    /// (a `rusqlite::Connection` is not `Sync`).
+    /// A SQLite connection, a reader or the writer (inside its `BEGIN IMMEDIATE`
+    /// transaction), whose turn the caller holds for the whole body: the body has the
+    /// connection to itself. The inner mutex, taken per statement and never contended,
+    /// is what makes `Db` shareable across an `.await` (a `rusqlite::Connection` is not
+    /// `Sync`).
     Lite(&'a Mutex<rusqlite::Connection>),
     /// A pooled PostgreSQL connection outside a transaction.
     Pg(&'a deadpool_postgres::ClientWrapper),
@@ -476,15 +477,7 @@ pub(crate) struct Query {
     params: Vec<Box<dyn Param + Send>>,
 }
 
-#[allow(dead_code)] // until the first statement built at run time moves here
 impl Query {
-    pub(crate) fn new(sql: &str) -> Query {
-        Query {
-            sql: sql.to_owned(),
-            params: Vec::new(),
-        }
-    }
-
     /// Binds `value` and returns its placeholder (`$n`).
     pub(crate) fn bind(&mut self, value: impl Param + Send + 'static) -> String {
         self.params.push(Box::new(value));

@@ -70,7 +70,9 @@ struct Inner {
     path: PathBuf,
     /// The writer connection inside the writer's turn (see [`Inner::writer_turn`]).
     writer: Mutex<Mutex<Connection>>,
-    readers: Vec<Mutex<Connection>>,
+    /// Read-only connections, each inside its turn like the writer: a read body has its
+    /// connection to itself from its first statement to its last.
+    readers: Vec<Mutex<Mutex<Connection>>>,
     next_reader: AtomicUsize,
     /// The server secret never changes once created, so it is read at most once.
     secret: OnceLock<Vec<u8>>,
@@ -102,7 +104,7 @@ impl SqliteStore {
         // Readers are opened after the writer has put the file in WAL mode and created
         // the schema, which read-only connections cannot do themselves.
         let readers = (0..READERS)
-            .map(|_| open_reader(path).map(Mutex::new))
+            .map(|_| open_reader(path).map(|c| Mutex::new(Mutex::new(c))))
             .collect::<StoreResult<Vec<_>>>()?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -131,7 +133,7 @@ impl SqliteStore {
         &self,
         f: impl AsyncFnOnce(&Db<'_>) -> DbResult<T>,
     ) -> StoreResult<T> {
-        settle(f(&Db::Lite(self.inner.reader_slot())))
+        settle(f(&Db::Lite(&self.inner.reader_turn())))
     }
 
     /// Runs `f` on a read-only connection on the blocking pool: for the few reads that
@@ -143,7 +145,7 @@ impl SqliteStore {
         f: impl AsyncFnOnce(&Db<'_>) -> DbResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let inner = Arc::clone(&self.inner);
-        blocking(move || settle(f(&Db::Lite(inner.reader_slot())))).await
+        blocking(move || settle(f(&Db::Lite(&inner.reader_turn())))).await
     }
 
     /// Runs `f` inside a `BEGIN IMMEDIATE` transaction on the writer connection, on the
@@ -193,7 +195,7 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        f(&lock(self.inner.reader_slot()))
+        f(&lock(&self.inner.reader_turn()))
     }
 
     /// [`SqliteStore::scan`] on a bare connection.
@@ -203,7 +205,7 @@ impl SqliteStore {
         T: Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        blocking(move || f(&lock(inner.reader_slot()))).await
+        blocking(move || f(&lock(&inner.reader_turn()))).await
     }
 
     /// [`SqliteStore::write`] with a rusqlite transaction.
@@ -262,18 +264,22 @@ impl Inner {
         turn
     }
 
-    /// A reader, preferring an idle one, starting from a rotating position so load
-    /// spreads; if all are busy, the one at that position.
-    fn reader_slot(&self) -> &Mutex<Connection> {
+    /// A reader's turn, preferring an idle reader, starting from a rotating position so
+    /// load spreads; if all are busy, waits for the one at that position.
+    fn reader_turn(&self) -> MutexGuard<'_, Mutex<Connection>> {
         let n = self.readers.len();
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed) % n;
         for i in 0..n {
-            let slot = &self.readers[(start + i) % n];
-            if !matches!(slot.try_lock(), Err(TryLockError::WouldBlock)) {
-                return slot;
+            match self.readers[(start + i) % n].try_lock() {
+                Ok(turn) => return turn,
+                // Read statements reset on drop, so a poisoned reader is still usable.
+                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
             }
         }
-        &self.readers[start]
+        self.readers[start]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
