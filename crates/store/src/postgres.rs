@@ -19,13 +19,11 @@ mod rows;
 
 mod audits;
 mod certificates;
-mod crls;
 mod error;
 mod import;
 mod migrate;
 mod mitigation_tasks;
 mod policies;
-mod related;
 mod scheduled;
 mod suppressions;
 mod tags;
