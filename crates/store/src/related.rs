@@ -115,7 +115,8 @@ async fn insert(
     resources: &[RelatedResourceRecord],
 ) -> DbResult<u64> {
     if let Some(conn) = db.lite() {
-        // One row per execution of a cached statement, as for findings (see audits.rs).
+        // One row per execution of a cached statement, as for findings (see
+        // audits/findings.rs).
         let mut stmt = conn.prepare_cached(
             sql!(
                 "INSERT INTO audit_finding_related_resources",

@@ -20,6 +20,7 @@ pub(super) async fn list_findings(
     after: Option<&AuditFindingKey>,
     limit: usize,
 ) -> DbResult<Vec<AuditFindingRecord>> {
+    // `list!(window, conditions..; limit)`: the conditions go before the window.
     macro_rules! list {
         ($window:literal $(, $cond:literal)*; $limit:literal) => {
             sql!(

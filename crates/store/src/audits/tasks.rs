@@ -17,8 +17,9 @@ pub(super) async fn create_task(
     max_in_progress: Option<usize>,
 ) -> DbResult<Result<(), AuditTaskRefusal>> {
     // Taken even without a limit, so that a limited creator's count cannot miss an
-    // unlimited insert in flight. Read committed gives the count a snapshot taken after
-    // the lock is held.
+    // unlimited insert in flight; on PostgreSQL, read committed gives the count a
+    // snapshot taken after the lock is held. On SQLite no other writer can start or
+    // insert a task between this count and the insert below.
     let key = format!("{}/{}", scope.key(), task.task_type);
     db.lock(AUDIT_TASK_LOCK_SPACE, &key).await?;
     if let Some(max) = max_in_progress {
