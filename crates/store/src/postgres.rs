@@ -13,19 +13,13 @@
 //! scope or resource, so they stay atomic against other nodes; key uniqueness is the
 //! primary key's job, as in the SQLite engine.
 
-// First and on its own: its column-list macros must be defined before use.
-#[macro_use]
-mod rows;
-
 mod audits;
 mod certificates;
-mod crls;
 mod error;
 mod import;
 mod migrate;
 mod mitigation_tasks;
 mod policies;
-mod related;
 mod scheduled;
 mod tags;
 mod things;

@@ -13,20 +13,14 @@
 //! read-heavy load; see docs/PERFORMANCE.md). Readers use a short busy timeout so the
 //! rare wait (another process recovering the WAL index) cannot stall a worker for long.
 
-// First and on its own: its column-list macros must be defined before use.
-#[macro_use]
-mod rows;
-
 mod audits;
 mod certificates;
 mod checkpoint;
-mod crls;
 mod error;
 mod import;
 mod migrate;
 mod mitigation_tasks;
 mod policies;
-mod related;
 mod scheduled;
 mod tags;
 mod things;
