@@ -317,7 +317,7 @@ mod tasks;
 
 use findings::{insert_findings, list_finding_heads, list_findings, purge_chunk};
 use tasks::{create_task, list_tasks, update_task};
-pub(crate) use tasks::{insert_task, insert_task_sql, IfTaken};
+pub(crate) use tasks::{insert_task, IfTaken};
 
 engines! {
     impl AuditStore {

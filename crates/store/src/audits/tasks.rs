@@ -84,7 +84,7 @@ pub(crate) enum IfTaken {
 }
 
 /// The insert of a task, with its parameters in the order [`insert_task`] binds them.
-pub(crate) fn insert_task_sql(if_taken: IfTaken) -> &'static Sql<'static> {
+fn insert_task_sql(if_taken: IfTaken) -> &'static Sql<'static> {
     match if_taken {
         IfTaken::Fail => sql!(
             "INSERT INTO audit_tasks (account_id, region, ",

@@ -1,26 +1,10 @@
 //! What stays of audits on PostgreSQL once they are written over the seam
-//! (`crate::audits`): the task insert for scheduled audits, which are not on the seam
-//! yet, and the background refresh of audit_findings' statistics.
+//! (`crate::audits`): the background refresh of audit_findings' statistics.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use deadpool_postgres::Transaction;
-
-use super::error::Fail;
 use super::PostgresStore;
-pub(super) use crate::audits::IfTaken;
-use crate::db::Db;
-use crate::{AuditTaskRecord, Scope, StoreResult};
-
-/// [`crate::audits::insert_task`] inside a deadpool transaction.
-pub(super) async fn insert_task(
-    tx: &Transaction<'_>,
-    scope: &Scope,
-    task: &AuditTaskRecord,
-    if_taken: IfTaken,
-) -> Result<bool, Fail> {
-    crate::audits::insert_task(&Db::PgTx(tx), scope, task, if_taken).await
-}
+use crate::StoreResult;
 
 /// Findings this process inserted before audit_findings' first ANALYZE.
 const FIRST_FINDINGS_ANALYZE_AFTER: u64 = 10_000;
