@@ -9,7 +9,10 @@
 //! attachment that forbids a delete) are answered as `Ok(Err(refusal))`, decided inside
 //! the transaction of the write they guard, so a refused call changes nothing.
 //!
-//! Rules that SQLite gets from its single writer come from locks on PostgreSQL:
+//! On SQLite every write runs in the single writer's IMMEDIATE transaction, so those
+//! checks and the writes they guard are atomic against every other connection and
+//! process on the file. What SQLite gets from its single writer comes from locks on
+//! PostgreSQL:
 //! - a certificate's writers row-lock it: status changes and deletion `FOR UPDATE`,
 //!   attaching it to a thing `FOR NO KEY UPDATE` (so two attachments of one certificate
 //!   decide exclusivity one after the other), attaching a policy to it `FOR KEY SHARE`;
@@ -54,8 +57,8 @@ macro_rules! ca_columns {
 
 /// A device certificate's columns, read from its table as `c`. On SQLite the state
 /// (status, generation id, version, update time) lives in `certificate_states`, joined
-/// as `s` (migration 0011 says why): only the id is in both tables, so only it is named
-/// by its table, and the same list reads either engine.
+/// as `s` (migration 0011 says why): of these columns only the id is in both tables, so
+/// only it is named by its table, and the same list reads either engine.
 macro_rules! certificate_columns {
     () => {
         concat!(

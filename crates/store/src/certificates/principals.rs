@@ -1,6 +1,6 @@
 //! [`PrincipalStore`] on both engines: things' principals (certificates) and policies'
-//! targets. The locks each write takes on PostgreSQL are listed in the module docs
-//! above; SQLite's single writer needs none of them.
+//! targets. The locks each write takes on PostgreSQL are listed in the docs of
+//! `crate::certificates`; SQLite's single writer needs none of them.
 
 use super::device::{CERTIFICATE_FOR_KEY_SHARE, CERTIFICATE_FOR_NO_KEY_UPDATE};
 use super::{exclusive_conflict, found, POLICY_TARGET_LOCK_SPACE};

@@ -10,9 +10,10 @@ use rusqlite::{params, Connection, Transaction};
 use super::error::{fail_err, sql_err};
 use super::{sql_limit, SqliteStore};
 use crate::certificates::{
-    facts, facts_columns, registration_change, row_params, source_slots, state_params,
-    statuses_that_may_become, unapplied_status_change, StatusChange, CA_STATUS, INSERT_CERTIFICATE,
-    INSERT_ROW, PRINCIPAL_THINGS, STATE_STATUS, UPDATE_CA_CERTIFICATE, UPDATE_STATE,
+    ca_certificate, facts, facts_columns, join_uris, registration_change, row_params, source_slots,
+    state_params, statuses_that_may_become, unapplied_status_change, StatusChange, CA_STATUS,
+    INSERT_CERTIFICATE, INSERT_ROW, PRINCIPAL_THINGS, STATE_STATUS, UPDATE_CA_CERTIFICATE,
+    UPDATE_STATE,
 };
 use crate::db::{DbResult, Param, Row, Sql};
 use crate::{
@@ -172,13 +173,14 @@ impl SqliteStore {
     }
 }
 
-/// `crate::certificates::insert_certificate` on the caller's transaction.
+/// The shared `insert_certificate` (certificates/device.rs) on the caller's transaction:
+/// the row, then its state naming it.
 pub(super) fn insert_certificate(
     tx: &Transaction<'_>,
     scope: &Scope,
     r: &CertificateRecord,
 ) -> rusqlite::Result<()> {
-    let crl = crate::certificates::join_uris(&r.facts.crl_distribution_points);
+    let crl = join_uris(&r.facts.crl_distribution_points);
     execute(tx, INSERT_ROW, &row_params(scope, r, &crl))?;
     execute(tx, INSERT_CERTIFICATE, &state_params(scope, r)).map(drop)
 }
@@ -262,12 +264,7 @@ pub(super) fn update_ca_certificate_in(
         &u.generation_id,
         &u.updated_at_ms,
     ];
-    first(
-        tx,
-        UPDATE_CA_CERTIFICATE,
-        &params,
-        crate::certificates::ca_certificate,
-    )
+    first(tx, UPDATE_CA_CERTIFICATE, &params, ca_certificate)
 }
 
 /// `crate::certificates::lock_ca_certificate_status` on the caller's transaction.
