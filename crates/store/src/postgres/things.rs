@@ -1,5 +1,5 @@
-//! The thing helpers other PostgreSQL modules (certificates, import, mitigation tasks)
-//! still call with their own transaction; each runs the shared one (`crate::things`).
+//! The thing helpers other PostgreSQL modules (import, mitigation tasks) still call with
+//! their own transaction; each runs the shared one (`crate::things`).
 
 use deadpool_postgres::Transaction;
 
@@ -8,14 +8,6 @@ use crate::db::Db;
 use crate::{things, Scope, ThingRefusal};
 
 pub(super) use crate::things::THING_LOCK_SPACE;
-
-pub(super) async fn lock_thing(
-    tx: &Transaction<'_>,
-    scope: &Scope,
-    name: &str,
-) -> Result<(), Fail> {
-    things::lock_thing(&Db::PgTx(tx), scope, name).await
-}
 
 pub(super) async fn keep_group(
     tx: &Transaction<'_>,

@@ -1,18 +1,91 @@
-//! Storage of device and CA certificates, thing principals and policy attachments
-//! (records and traits; engines in sqlite/ and postgres/).
+//! Storage of device and CA certificates, thing principals and policy attachments:
+//! records, traits and row mapping here, the implementation for both engines in
+//! [`store`] (registration codes, the issuing CA, CA certificates), [`device`] (device
+//! certificates) and [`principals`].
 //!
 //! The store never parses X.509: the engine extracts what audits need once, at
 //! registration ([`CertificateFacts`]), and the store keeps it in columns. Domain
 //! refusals that depend on what is stored (a status that forbids a change, an
 //! attachment that forbids a delete) are answered as `Ok(Err(refusal))`, decided inside
 //! the transaction of the write they guard, so a refused call changes nothing.
+//!
+//! On SQLite every write runs in the single writer's IMMEDIATE transaction, so those
+//! checks and the writes they guard are atomic against every other connection and
+//! process on the file. What SQLite gets from its single writer comes from locks on
+//! PostgreSQL:
+//! - a certificate's writers row-lock it: status changes and deletion `FOR UPDATE`,
+//!   attaching it to a thing `FOR NO KEY UPDATE` (so two attachments of one certificate
+//!   decide exclusivity one after the other), attaching a policy to it `FOR KEY SHARE`;
+//!   a deletion therefore waits for every attachment in flight and then sees it;
+//! - attaching to a thing takes the thing's advisory lock (the one DeleteThing takes),
+//!   and attaching a policy to a group holds the group `FOR KEY SHARE` (DeleteThingGroup
+//!   holds it `FOR UPDATE`); the policy row is key-share locked by the attachment's
+//!   foreign key, which DeletePolicy's `FOR UPDATE` waits for;
+//! - the per-subject CA limit and the per-target policy limit are counted under
+//!   advisory locks on the subject and the target.
+//!
+//! Uniqueness (a certificate registered twice) is the primary key's job, as elsewhere.
 
 use std::pin::Pin;
 
 use async_trait::async_trait;
 use futures_util::Stream;
 
+use crate::db::{sql_limit, Db, DbResult, Param, Query, Row, Sql};
 use crate::{Scope, StoreResult, Tag};
+
+// Column lists beside their mapping functions (below). The facts columns are shared by
+// both certificate tables and always follow the table's own columns.
+macro_rules! facts_columns {
+    () => {
+        "subject, issuer, subject_der, issuer_der, serial_number, not_before_ms, \
+         not_after_ms, key_algorithm, key_bits, key_curve, public_key, crl_distribution_points"
+    };
+}
+pub(crate) use facts_columns;
+
+macro_rules! ca_columns {
+    () => {
+        concat!(
+            "id, arn, pem, status, certificate_mode, auto_registration_status, role_arn, \
+             template_body, template_name, owned_by, generation_id, customer_version, ",
+            facts_columns!(),
+            ", created_at_ms, updated_at_ms"
+        )
+    };
+}
+
+/// A device certificate's columns, read from its table as `c`. On SQLite the state
+/// (status, generation id, version, update time) lives in `certificate_states`, joined
+/// as `s` (migration 0011 says why): of these columns only the id is in both tables, so
+/// only it is named by its table, and the same list reads either engine.
+macro_rules! certificate_columns {
+    () => {
+        concat!(
+            "c.id, arn, pem, status, certificate_mode, ca_certificate_id, \
+             issuer_certificate_id, owned_by, previous_owned_by, generation_id, \
+             customer_version, ",
+            facts_columns!(),
+            ", created_at_ms, updated_at_ms"
+        )
+    };
+}
+
+mod device;
+mod principals;
+mod store;
+
+pub(crate) use device::set_certificate_statuses;
+pub(crate) use device::{row_params, source_slots, state_params};
+pub(crate) use device::{INSERT_CERTIFICATE, INSERT_ROW, STATE_STATUS, UPDATE_STATE};
+pub(crate) use principals::{principal_things, PRINCIPAL_THINGS};
+pub(crate) use store::{lock_ca_certificate_status, registration_change, update_ca_certificate_in};
+pub(crate) use store::{CA_STATUS, UPDATE_CA_CERTIFICATE};
+
+/// First key of the advisory locks on a CA subject (for the per-subject limit) and on a
+/// policy target (for the per-target limit); 1 to 3 are taken by actions, tags and things.
+pub(crate) const CA_SUBJECT_LOCK_SPACE: i32 = 4;
+pub(crate) const POLICY_TARGET_LOCK_SPACE: i32 = 5;
 
 /// What the engine read from a certificate when it was registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -361,34 +434,7 @@ pub trait CertificateStore: Send + Sync {
     ) -> CertificatePages<'a> {
         // Each page reads every state with its row, so the clock is not needed here.
         let _ = now_ms;
-        let page = page.max(1);
-        // The state is the key to read after, or `None` once the last page is out.
-        Box::pin(futures_util::stream::unfold(
-            Some(None::<CertificateKey>),
-            move |state| async move {
-                let after = state?;
-                match self
-                    .list_certificates(scope, None, after.as_ref(), false, page)
-                    .await
-                {
-                    Err(e) => Some((Err(e), None)),
-                    Ok(rows) => {
-                        let next = match rows.last() {
-                            Some(last) if rows.len() == page => {
-                                Some(Some((last.created_at_ms, last.id.clone())))
-                            }
-                            _ => None,
-                        };
-                        let in_use = rows
-                            .into_iter()
-                            .filter(|c| status_in_use(&c.status))
-                            .map(CertificateInUse::from)
-                            .collect();
-                        Some((Ok(in_use), next))
-                    }
-                }
-            },
-        ))
+        pages_over_listing(self, scope, page)
     }
 }
 
@@ -540,6 +586,166 @@ pub(crate) fn exclusive_conflict(
         .map(|(thing, _)| PrincipalRefusal::Exclusive {
             thing: thing.clone(),
         })
+}
+
+/// [`CertificateStore::certificates_in_use`] page by page over
+/// [`list_certificates`](CertificateStore::list_certificates): the trait's default, and
+/// PostgreSQL's.
+pub(crate) fn pages_over_listing<'a, S: CertificateStore + ?Sized>(
+    store: &'a S,
+    scope: &'a Scope,
+    page: usize,
+) -> CertificatePages<'a> {
+    let page = page.max(1);
+    // The state is the key to read after, or `None` once the last page is out.
+    Box::pin(futures_util::stream::unfold(
+        Some(None::<CertificateKey>),
+        move |state| async move {
+            let after = state?;
+            match store
+                .list_certificates(scope, None, after.as_ref(), false, page)
+                .await
+            {
+                Err(e) => Some((Err(e), None)),
+                Ok(rows) => {
+                    let next = match rows.last() {
+                        Some(last) if rows.len() == page => {
+                            Some(Some((last.created_at_ms, last.id.clone())))
+                        }
+                        _ => None,
+                    };
+                    let in_use = rows
+                        .into_iter()
+                        .filter(|c| status_in_use(&c.status))
+                        .map(CertificateInUse::from)
+                        .collect();
+                    Some((Ok(in_use), next))
+                }
+            }
+        },
+    ))
+}
+
+/// How a device certificate's status change that the conditional `UPDATE` did not apply
+/// ends, given the status the certificate has now; `None` if the change is allowed after
+/// all (the status changed in between, or is one the list of sources does not know), so
+/// the caller applies it unconditionally.
+pub(crate) fn unapplied_status_change(
+    current: Option<&str>,
+    new: &str,
+) -> Option<CertificateOutcome<StatusChange>> {
+    match current {
+        None => Some(Err(CertificateRefusal::NotFound)),
+        Some(now) if !status_change_allowed(now, new) => Some(Err(CertificateRefusal::State {
+            status: now.to_owned(),
+        })),
+        Some(now) if now == new => Some(Ok(StatusChange::Unchanged)),
+        Some(_) => None,
+    }
+}
+
+/// One keyset page by `(created_at_ms, id)` of a certificate table read as `c` (`select`
+/// ends with its `FROM`) in `scope`, optionally filtered on one of its columns. Each
+/// call makes one of a few statement texts, so every one stays prepared.
+fn page(
+    select: &str,
+    scope: &Scope,
+    filter: Option<(&str, &str)>,
+    after: Option<&CertificateKey>,
+    descending: bool,
+    limit: usize,
+) -> Query {
+    let mut q = Query::new(select);
+    let (account, region) = (
+        q.bind(scope.account_id.clone()),
+        q.bind(scope.region.clone()),
+    );
+    q.push(&format!(
+        " WHERE c.account_id = {account} AND c.region = {region}"
+    ));
+    if let Some((column, value)) = filter {
+        let p = q.bind(value.to_owned());
+        q.push(&format!(" AND c.{column} = {p}"));
+    }
+    let (cmp, order) = if descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    if let Some((created, id)) = after {
+        let (created, id) = (q.bind(*created), q.bind(id.clone()));
+        q.push(&format!(
+            " AND (c.created_at_ms, c.id) {cmp} ({created}, {id})"
+        ));
+    }
+    let limit = q.bind(sql_limit(limit));
+    q.push(&format!(
+        " ORDER BY c.created_at_ms {order}, c.id {order} LIMIT {limit}"
+    ));
+    q
+}
+
+/// Whether a `SELECT 1 ...` finds a row.
+async fn found(db: &Db<'_>, sql: &Sql<'_>, params: &[&dyn Param]) -> DbResult<bool> {
+    Ok(db.value::<i32>(sql, params).await?.is_some())
+}
+
+pub(crate) fn facts(row: &Row<'_>, at: usize) -> DbResult<CertificateFacts> {
+    Ok(CertificateFacts {
+        subject: row.get(at)?,
+        issuer: row.get(at + 1)?,
+        subject_der: row.get(at + 2)?,
+        issuer_der: row.get(at + 3)?,
+        serial_number: row.get(at + 4)?,
+        not_before_ms: row.get(at + 5)?,
+        not_after_ms: row.get(at + 6)?,
+        key_algorithm: row.get(at + 7)?,
+        key_bits: row.get(at + 8)?,
+        key_curve: row.get(at + 9)?,
+        public_key_der: row.get(at + 10)?,
+        crl_distribution_points: split_uris(row.get(at + 11)?),
+    })
+}
+
+pub(crate) fn ca_certificate(row: &Row<'_>) -> DbResult<CaCertificateRecord> {
+    Ok(CaCertificateRecord {
+        id: row.get(0)?,
+        arn: row.get(1)?,
+        pem: row.get(2)?,
+        status: row.get(3)?,
+        certificate_mode: row.get(4)?,
+        auto_registration_status: row.get(5)?,
+        registration_config: RegistrationConfigRecord {
+            role_arn: row.get(6)?,
+            template_body: row.get(7)?,
+            template_name: row.get(8)?,
+        },
+        owned_by: row.get(9)?,
+        generation_id: row.get(10)?,
+        customer_version: row.get(11)?,
+        facts: facts(row, 12)?,
+        created_at_ms: row.get(24)?,
+        updated_at_ms: row.get(25)?,
+    })
+}
+
+fn certificate(row: &Row<'_>) -> DbResult<CertificateRecord> {
+    Ok(CertificateRecord {
+        id: row.get(0)?,
+        arn: row.get(1)?,
+        pem: row.get(2)?,
+        status: row.get(3)?,
+        certificate_mode: row.get(4)?,
+        ca_certificate_id: row.get(5)?,
+        issuer_certificate_id: row.get(6)?,
+        owned_by: row.get(7)?,
+        previous_owned_by: row.get(8)?,
+        generation_id: row.get(9)?,
+        customer_version: row.get(10)?,
+        facts: facts(row, 11)?,
+        created_at_ms: row.get(23)?,
+        updated_at_ms: row.get(24)?,
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,446 @@
+//! [`CertificateStore`] on both engines: registration codes, the account's issuing CA
+//! and CA certificates here, device certificates in [`super::device`].
+
+use super::{ca_certificate, device, found, join_uris, page, CA_SUBJECT_LOCK_SPACE};
+use crate::db::{Db, DbResult, Fail, Param, Row, Sql};
+use crate::{
+    tags, CaCertificateRecord, CaCertificateUpdate, CertificateKey, CertificateOutcome,
+    CertificatePages, CertificateRecord, CertificateRefusal, CertificateStore, IssuingCaRecord,
+    RegistrationConfigChange, RegistrationConfigRecord, Scope, StoreError, StoreResult, Tag,
+};
+
+fn issuing_ca(row: &Row<'_>) -> DbResult<IssuingCaRecord> {
+    Ok(IssuingCaRecord {
+        id: row.get(0)?,
+        certificate_pem: row.get(1)?,
+        private_key_pem: row.get(2)?,
+        created_at_ms: row.get(3)?,
+    })
+}
+
+const REGISTRATION_CODE: &Sql<'static> =
+    sql!("SELECT code FROM registration_codes WHERE account_id = $1 AND region = $2");
+
+const ISSUING_CA: &Sql<'static> = sql!(
+    "SELECT id, certificate_pem, private_key_pem, created_at_ms FROM issuing_cas",
+    " WHERE account_id = $1 AND region = $2"
+);
+
+engines! {
+    impl CertificateStore {
+        async fn registration_code(&self, scope: &Scope, candidate: &str) -> StoreResult<String> {
+            if let Some(code) = self.get_registration_code(scope).await? {
+                return Ok(code);
+            }
+            let (scope, candidate) = (scope.clone(), candidate.to_owned());
+            self.write(async move |db| {
+                // A racing insert waits on the primary key and then does nothing; the
+                // read that follows, a statement of its own, sees whichever committed.
+                db.execute(
+                    sql!(
+                        "INSERT INTO registration_codes (account_id, region, code, created_at_ms)",
+                        " VALUES ($1, $2, $3, 0) ON CONFLICT (account_id, region) DO NOTHING"
+                    ),
+                    &[&scope.account_id, &scope.region, &candidate],
+                )
+                .await?;
+                db.query_one(REGISTRATION_CODE, &[&scope.account_id, &scope.region], |row| {
+                    row.get(0)
+                })
+                .await
+            })
+            .await
+        }
+
+        async fn get_registration_code(&self, scope: &Scope) -> StoreResult<Option<String>> {
+            self.read(async |db| {
+                db.value(REGISTRATION_CODE, &[&scope.account_id, &scope.region])
+                    .await
+            })
+            .await
+        }
+
+        async fn get_issuing_ca(&self, scope: &Scope) -> StoreResult<Option<IssuingCaRecord>> {
+            self.read(async |db| {
+                db.query_opt(ISSUING_CA, &[&scope.account_id, &scope.region], issuing_ca)
+                    .await
+            })
+            .await
+        }
+
+        async fn put_issuing_ca(
+            &self,
+            scope: &Scope,
+            candidate: &IssuingCaRecord,
+        ) -> StoreResult<IssuingCaRecord> {
+            let (scope, ca) = (scope.clone(), candidate.clone());
+            self.write(async move |db| {
+                // As for the registration code: the first one stored stays.
+                db.execute(
+                    sql!(
+                        "INSERT INTO issuing_cas (account_id, region, id, certificate_pem,",
+                        " private_key_pem, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+                        " ON CONFLICT (account_id, region) DO NOTHING"
+                    ),
+                    &[
+                        &scope.account_id,
+                        &scope.region,
+                        &ca.id,
+                        &ca.certificate_pem,
+                        &ca.private_key_pem,
+                        &ca.created_at_ms,
+                    ],
+                )
+                .await?;
+                db.query_one(ISSUING_CA, &[&scope.account_id, &scope.region], issuing_ca)
+                    .await
+            })
+            .await
+        }
+
+        async fn register_ca_certificate(
+            &self,
+            scope: &Scope,
+            record: &CaCertificateRecord,
+            tags: &[Tag],
+            max_same_subject: usize,
+        ) -> StoreResult<CertificateOutcome<()>> {
+            let (scope, record, tags) = (scope.clone(), record.clone(), tags.to_vec());
+            self.write(async move |db| {
+                register_ca(db, &scope, &record, &tags, max_same_subject).await
+            })
+            .await
+        }
+
+        async fn get_ca_certificate(
+            &self,
+            scope: &Scope,
+            id: &str,
+        ) -> StoreResult<Option<CaCertificateRecord>> {
+            self.read(async |db| {
+                db.query_opt(
+                    sql!(
+                        "SELECT ", ca_columns!(), " FROM ca_certificates",
+                        " WHERE account_id = $1 AND region = $2 AND id = $3"
+                    ),
+                    &[&scope.account_id, &scope.region, &id],
+                    ca_certificate,
+                )
+                .await
+            })
+            .await
+        }
+
+        async fn find_ca_certificates_by_subject(
+            &self,
+            scope: &Scope,
+            subject_der: &[u8],
+        ) -> StoreResult<Vec<CaCertificateRecord>> {
+            self.read(async |db| {
+                db.query(
+                    sql!(
+                        "SELECT ", ca_columns!(), " FROM ca_certificates",
+                        " WHERE account_id = $1 AND region = $2 AND subject_der = $3",
+                        " ORDER BY created_at_ms, id"
+                    ),
+                    &[&scope.account_id, &scope.region, &subject_der],
+                    ca_certificate,
+                )
+                .await
+            })
+            .await
+        }
+
+        async fn list_ca_certificates(
+            &self,
+            scope: &Scope,
+            template_name: Option<&str>,
+            after: Option<&CertificateKey>,
+            descending: bool,
+            limit: usize,
+        ) -> StoreResult<Vec<CaCertificateRecord>> {
+            let q = page(
+                concat!("SELECT ", ca_columns!(), " FROM ca_certificates c"),
+                scope,
+                template_name.map(|t| ("template_name", t)),
+                after,
+                descending,
+                limit,
+            );
+            self.read(async |db| q.query(db, ca_certificate).await).await
+        }
+
+        async fn update_ca_certificate(
+            &self,
+            scope: &Scope,
+            id: &str,
+            update: &CaCertificateUpdate,
+        ) -> StoreResult<Option<CaCertificateRecord>> {
+            let (scope, id, update) = (scope.clone(), id.to_owned(), update.clone());
+            self.write_one(async move |db| update_ca_certificate_in(db, &scope, &id, &update).await)
+                .await
+        }
+
+        async fn delete_ca_certificate(
+            &self,
+            scope: &Scope,
+            id: &str,
+        ) -> StoreResult<CertificateOutcome<()>> {
+            let (scope, id) = (scope.clone(), id.to_owned());
+            self.write(async move |db| delete_ca(db, &scope, &id).await).await
+        }
+
+        async fn register_certificate(
+            &self,
+            scope: &Scope,
+            record: &CertificateRecord,
+        ) -> StoreResult<CertificateOutcome<()>> {
+            let (scope, record) = (scope.clone(), record.clone());
+            self.write(async move |db| device::register(db, &scope, &record).await)
+                .await
+        }
+
+        async fn get_certificate(
+            &self,
+            scope: &Scope,
+            id: &str,
+        ) -> StoreResult<Option<CertificateRecord>> {
+            self.read(async |db| device::get(db, scope, id, false).await).await
+        }
+
+        async fn list_certificates(
+            &self,
+            scope: &Scope,
+            ca_certificate_id: Option<&str>,
+            after: Option<&CertificateKey>,
+            descending: bool,
+            limit: usize,
+        ) -> StoreResult<Vec<CertificateRecord>> {
+            self.read(async |db| {
+                device::list(db, scope, ca_certificate_id, after, descending, limit).await
+            })
+            .await
+        }
+
+        fn certificates_in_use<'a>(
+            &'a self,
+            scope: &'a Scope,
+            page: usize,
+            now_ms: i64,
+        ) -> CertificatePages<'a> {
+            // Tuned per engine: sqlite/certificates.rs and postgres/certificates.rs.
+            self.certificate_pages_in_use(scope, page, now_ms)
+        }
+
+        async fn update_certificate_status(
+            &self,
+            scope: &Scope,
+            id: &str,
+            status: &str,
+            generation_id: &str,
+            now_ms: i64,
+        ) -> StoreResult<CertificateOutcome<CertificateRecord>> {
+            let (scope, id, status, generation_id) = (
+                scope.clone(),
+                id.to_owned(),
+                status.to_owned(),
+                generation_id.to_owned(),
+            );
+            self.write(async move |db| {
+                device::update_status(db, &scope, &id, &status, generation_id, now_ms).await
+            })
+            .await
+        }
+
+        async fn delete_certificate(
+            &self,
+            scope: &Scope,
+            id: &str,
+            detach_policies: bool,
+        ) -> StoreResult<CertificateOutcome<()>> {
+            let (scope, id) = (scope.clone(), id.to_owned());
+            self.write(async move |db| device::delete(db, &scope, &id, detach_policies).await)
+                .await
+        }
+    }
+}
+
+async fn register_ca(
+    db: &Db<'_>,
+    scope: &Scope,
+    r: &CaCertificateRecord,
+    tags: &[Tag],
+    max_same_subject: usize,
+) -> DbResult<CertificateOutcome<()>> {
+    let f = &r.facts;
+    let subject: String = f.subject_der.iter().map(|b| format!("{b:02x}")).collect();
+    db.lock(CA_SUBJECT_LOCK_SPACE, &format!("{}/{subject}", scope.key()))
+        .await?;
+    let taken = found(
+        db,
+        sql!("SELECT 1 FROM ca_certificates WHERE account_id = $1 AND region = $2 AND id = $3"),
+        &[&scope.account_id, &scope.region, &r.id],
+    )
+    .await?;
+    if taken {
+        return Err(Fail::Store(StoreError::AlreadyExists));
+    }
+    let same_subject = db
+        .count(
+            sql!(
+                "SELECT COUNT(*) FROM ca_certificates",
+                " WHERE account_id = $1 AND region = $2 AND subject_der = $3"
+            ),
+            &[&scope.account_id, &scope.region, &f.subject_der],
+        )
+        .await?;
+    if same_subject >= max_same_subject {
+        return Ok(Err(CertificateRefusal::TooManyWithSubject {
+            limit: max_same_subject,
+        }));
+    }
+    let config = &r.registration_config;
+    let crl = join_uris(&f.crl_distribution_points);
+    db.insert(
+        sql!(
+            "INSERT INTO ca_certificates (account_id, region, ",
+            ca_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,",
+            " $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
+        ),
+        &[
+            &scope.account_id,
+            &scope.region,
+            &r.id,
+            &r.arn,
+            &r.pem,
+            &r.status,
+            &r.certificate_mode,
+            &r.auto_registration_status,
+            &config.role_arn,
+            &config.template_body,
+            &config.template_name,
+            &r.owned_by,
+            &r.generation_id,
+            &r.customer_version,
+            &f.subject,
+            &f.issuer,
+            &f.subject_der,
+            &f.issuer_der,
+            &f.serial_number,
+            &f.not_before_ms,
+            &f.not_after_ms,
+            &f.key_algorithm,
+            &f.key_bits,
+            &f.key_curve,
+            &f.public_key_der,
+            &crl,
+            &r.created_at_ms,
+            &r.updated_at_ms,
+        ],
+    )
+    .await?;
+    if !tags.is_empty() {
+        tags::lock_resource(db, scope, &r.arn).await?;
+        tags::upsert(db, scope, &r.arn, tags).await?;
+    }
+    Ok(Ok(()))
+}
+
+async fn delete_ca(db: &Db<'_>, scope: &Scope, id: &str) -> DbResult<CertificateOutcome<()>> {
+    let key: [&dyn Param; 3] = [&scope.account_id, &scope.region, &id];
+    let current = db
+        .query_opt(
+            sql!(
+                "SELECT status, arn FROM ca_certificates",
+                " WHERE account_id = $1 AND region = $2 AND id = $3 FOR UPDATE"
+            ),
+            &key,
+            |row| Ok((row.get::<String>(0)?, row.get::<String>(1)?)),
+        )
+        .await?;
+    let Some((status, arn)) = current else {
+        return Ok(Err(CertificateRefusal::NotFound));
+    };
+    if status != "INACTIVE" {
+        return Ok(Err(CertificateRefusal::State { status }));
+    }
+    db.execute(
+        sql!("DELETE FROM ca_certificates WHERE account_id = $1 AND region = $2 AND id = $3"),
+        &key,
+    )
+    .await?;
+    tags::lock_resource(db, scope, &arn).await?;
+    tags::delete_all(db, scope, &arn).await?;
+    Ok(Ok(()))
+}
+
+// The statements below are also run by sqlite/certificates.rs, on the rusqlite
+// transaction of the mitigation stages that are not on the seam yet.
+
+/// Applies a CA certificate update; `$6` keeps the registration config, otherwise `$7`
+/// to `$9` replace it (see [`registration_change`]).
+pub(crate) const UPDATE_CA_CERTIFICATE: &Sql<'static> = sql!(
+    "UPDATE ca_certificates SET",
+    " status = COALESCE($4::text, status),",
+    " auto_registration_status = COALESCE($5::text, auto_registration_status),",
+    " role_arn = CASE WHEN $6 THEN role_arn ELSE $7::text END,",
+    " template_body = CASE WHEN $6 THEN template_body ELSE $8::text END,",
+    " template_name = CASE WHEN $6 THEN template_name ELSE $9::text END,",
+    " generation_id = $10, customer_version = customer_version + 1, updated_at_ms = $11",
+    " WHERE account_id = $1 AND region = $2 AND id = $3 RETURNING ",
+    ca_columns!()
+);
+
+/// A CA certificate's status, row-locked (`FOR UPDATE`) for the rest of the transaction.
+pub(crate) const CA_STATUS: &Sql<'static> = sql!(
+    "SELECT status FROM ca_certificates",
+    " WHERE account_id = $1 AND region = $2 AND id = $3 FOR UPDATE"
+);
+
+/// Whether an update keeps the registration config, and the one it sets if not.
+pub(crate) fn registration_change(
+    change: &RegistrationConfigChange,
+) -> (bool, RegistrationConfigRecord) {
+    match change {
+        RegistrationConfigChange::Keep => (true, RegistrationConfigRecord::default()),
+        RegistrationConfigChange::Replace(c) => (false, c.clone()),
+        RegistrationConfigChange::Remove => (false, RegistrationConfigRecord::default()),
+    }
+}
+
+/// Applies a CA certificate update (`CertificateStore::update_ca_certificate`, and the
+/// mitigation that deactivates a CA); `None` if there is no such CA.
+pub(crate) async fn update_ca_certificate_in(
+    db: &Db<'_>,
+    scope: &Scope,
+    id: &str,
+    update: &CaCertificateUpdate,
+) -> DbResult<Option<CaCertificateRecord>> {
+    let (keep, config) = registration_change(&update.registration_config);
+    let params: [&dyn Param; 11] = [
+        &scope.account_id,
+        &scope.region,
+        &id,
+        &update.status,
+        &update.auto_registration_status,
+        &keep,
+        &config.role_arn,
+        &config.template_body,
+        &config.template_name,
+        &update.generation_id,
+        &update.updated_at_ms,
+    ];
+    db.query_opt(UPDATE_CA_CERTIFICATE, &params, ca_certificate)
+        .await
+}
+
+/// [`CA_STATUS`]: a CA certificate's status, locked until commit.
+pub(crate) async fn lock_ca_certificate_status(
+    db: &Db<'_>,
+    scope: &Scope,
+    id: &str,
+) -> DbResult<Option<String>> {
+    db.value(CA_STATUS, &[&scope.account_id, &scope.region, &id])
+        .await
+}
