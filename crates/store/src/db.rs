@@ -478,6 +478,13 @@ pub(crate) struct Query {
 }
 
 impl Query {
+    pub(crate) fn new(sql: &str) -> Query {
+        Query {
+            sql: sql.to_owned(),
+            params: Vec::new(),
+        }
+    }
+
     /// Binds `value` and returns its placeholder (`$n`).
     pub(crate) fn bind(&mut self, value: impl Param + Send + 'static) -> String {
         self.params.push(Box::new(value));

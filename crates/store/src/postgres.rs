@@ -20,7 +20,6 @@ mod import;
 mod migrate;
 mod mitigation_tasks;
 mod policies;
-mod tags;
 mod things;
 mod work;
 
