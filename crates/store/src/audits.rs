@@ -17,9 +17,6 @@ use crate::db::{DbResult, Row};
 use crate::work::insert_work_item;
 use crate::{NewWorkItem, Scope, StoreResult};
 
-/// What both engines share in applying a stage of an audit mitigation actions task.
-pub(crate) mod mitigation_stage;
-
 /// An account's audit configuration (UpdateAccountAuditConfiguration).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditConfigurationRecord {

@@ -534,6 +534,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn key_conflicts_are_already_exists() {
+        let failure = |code| {
+            Fail::Lite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        assert!(is_key_conflict(&failure(
+            rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+        )));
+        assert!(is_key_conflict(&failure(
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+        )));
+        // A NOT NULL violation is a bug, not a duplicate.
+        assert!(!is_key_conflict(&failure(
+            rusqlite::ffi::SQLITE_CONSTRAINT_NOTNULL
+        )));
+    }
+
+    #[test]
     fn translates_placeholders_casts_and_locks() {
         let sql = sql!(
             "SELECT a FROM t WHERE x = $1 AND ($2::text IS NULL OR y = $2)",

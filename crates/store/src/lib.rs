@@ -52,9 +52,10 @@ pub use import::{
 };
 pub use meta::MetaStore;
 pub use mitigation_tasks::{
-    FindingRef, MitigationCancelRefusal, MitigationCheckStats, MitigationEffect,
-    MitigationExecutionRecord, MitigationStage, MitigationStep, MitigationTaskCreated,
-    MitigationTaskFilter, MitigationTaskRecord, MitigationTaskStore, StageOutcome,
+    EffectRefusal, ExecutionError, ExplainRefusal, FindingRef, MitigationCancelRefusal,
+    MitigationCheckStats, MitigationEffect, MitigationExecutionRecord, MitigationStage,
+    MitigationStep, MitigationTaskCreated, MitigationTaskFilter, MitigationTaskRecord,
+    MitigationTaskStore, StageOutcome,
 };
 pub use policies::{
     LoggingOptionsRecord, LoggingStore, NewPolicy, NewPolicyVersion, PolicyOutcome, PolicyRecord,

@@ -19,9 +19,6 @@ mod error;
 mod import;
 mod migrate;
 mod mitigation_tasks;
-mod policies;
-mod things;
-mod work;
 
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
@@ -545,9 +542,4 @@ async fn within<F: std::future::Future>(
 /// Converts a caller's `usize` bound to a SQL `LIMIT` value.
 fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-/// Converts a caller's `usize` limit to compare with a SQL `COUNT(*)`.
-fn count_to_usize(count: i64) -> usize {
-    usize::try_from(count).unwrap_or(usize::MAX)
 }

@@ -20,9 +20,6 @@ mod error;
 mod import;
 mod migrate;
 mod mitigation_tasks;
-mod policies;
-mod things;
-mod work;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -179,15 +176,6 @@ impl SqliteStore {
         f: impl AsyncFnOnce(&Db<'_>) -> DbResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         self.write(f).await
-    }
-
-    /// Runs `f` on a read-only connection, inline (see the module docs for why).
-    async fn read_conn<T, F>(&self, f: F) -> StoreResult<T>
-    where
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
-        T: Send + 'static,
-    {
-        f(&lock(&self.inner.reader_turn()))
     }
 
     /// [`SqliteStore::scan`] on a bare connection.

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use palisade_store::testing::TestDatabase;
 use palisade_store::{
-    MitigationEffect, MitigationStage, MitigationStep, MitigationTaskCreated, MitigationTaskRecord,
-    MitigationTaskStore, NewWorkItem, Scope, SqliteStore, StageOutcome, WorkQueue,
+    EffectRefusal, ExecutionError, MitigationEffect, MitigationStage, MitigationStep,
+    MitigationTaskCreated, MitigationTaskRecord, MitigationTaskStore, NewWorkItem, Scope,
+    SqliteStore, StageOutcome, WorkQueue,
 };
 use rand::seq::SliceRandom;
 use rusqlite::Connection;
@@ -222,7 +223,10 @@ async fn time_stages<S: MitigationTaskStore + WorkQueue>(store: &S, ids: &[Strin
             now_ms: T0 + 1,
         };
         let at = Instant::now();
-        let outcome = store.apply_mitigation_stage(&scope, &stage).await.unwrap();
+        let outcome = store
+            .apply_mitigation_stage(&scope, &stage, explain)
+            .await
+            .unwrap();
         times.push(at.elapsed());
         assert!(matches!(outcome, StageOutcome::Applied { .. }));
     }
@@ -402,4 +406,12 @@ async fn audit_finding_planning_timing() {
         boundaries.len()
     );
     assert_eq!(boundaries.len(), findings / STAGE);
+}
+
+/// The stages here refuse nothing; any refusal reads as its debug form.
+fn explain(refusal: &EffectRefusal) -> ExecutionError {
+    ExecutionError {
+        code: "Refused".into(),
+        message: format!("{refusal:?}"),
+    }
 }

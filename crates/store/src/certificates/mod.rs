@@ -76,11 +76,10 @@ mod principals;
 mod store;
 
 pub(crate) use device::set_certificate_statuses;
-pub(crate) use device::{row_params, source_slots, state_params};
-pub(crate) use device::{INSERT_CERTIFICATE, INSERT_ROW, STATE_STATUS, UPDATE_STATE};
-pub(crate) use principals::{principal_things, PRINCIPAL_THINGS};
-pub(crate) use store::{lock_ca_certificate_status, registration_change, update_ca_certificate_in};
-pub(crate) use store::{CA_STATUS, UPDATE_CA_CERTIFICATE};
+pub(crate) use device::{row_params, state_params};
+pub(crate) use device::{INSERT_CERTIFICATE, INSERT_ROW};
+pub(crate) use principals::principal_things;
+pub(crate) use store::{lock_ca_certificate_status, update_ca_certificate_in};
 
 /// First key of the advisory locks on a CA subject (for the per-subject limit) and on a
 /// policy target (for the per-target limit); 1 to 3 are taken by actions, tags and things.

@@ -14,11 +14,12 @@ use tokio::task::JoinSet;
 use super::{fresh_scope, scope, unique, unique_account, Database};
 use crate::{
     Attributes, AuditFindingKey, AuditFindingRecord, AuditTaskKey, CaCertificateRecord,
-    CertificateFacts, CertificateRecord, FindingRef, MitigationCancelRefusal, MitigationCheckStats,
-    MitigationEffect, MitigationExecutionRecord, MitigationStage, MitigationStep,
-    MitigationTaskCreated, MitigationTaskFilter, MitigationTaskRecord, NewPolicy, NewPolicyVersion,
-    NewWorkItem, RegistrationConfigRecord, Scope, StageOutcome, Store, ThingGroupRecord,
-    ThingRecord, V2LoggingOptionsRecord, WorkItem,
+    CertificateFacts, CertificateRecord, CertificateRefusal, EffectRefusal, ExecutionError,
+    FindingRef, MitigationCancelRefusal, MitigationCheckStats, MitigationEffect,
+    MitigationExecutionRecord, MitigationStage, MitigationStep, MitigationTaskCreated,
+    MitigationTaskFilter, MitigationTaskRecord, NewPolicy, NewPolicyVersion, NewWorkItem,
+    PolicyRefusal, RegistrationConfigRecord, Scope, StageOutcome, Store, ThingGroupRecord,
+    ThingRecord, ThingRefusal, V2LoggingOptionsRecord, WorkItem,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -138,7 +139,7 @@ fn stage(
 
 async fn apply(store: &dyn Store, scope: &Scope, stage: &MitigationStage) -> StageOutcome {
     store
-        .apply_mitigation_stage(scope, stage)
+        .apply_mitigation_stage(scope, stage, explain)
         .await
         .expect("apply stage")
 }
@@ -230,6 +231,56 @@ fn assert_completed(e: &MitigationExecutionRecord) {
         "{e:?}"
     );
     assert_eq!((e.started_at_ms, e.finished_at_ms), (T0 + 50, Some(NOW)));
+}
+
+/// Words a refusal as these cases check it: the code says it was refused, the message
+/// is the refusal itself (the engine's wording has its own tests).
+fn explain(refusal: &EffectRefusal) -> ExecutionError {
+    let message = match refusal {
+        // A missing group is the same failure whether a thing's membership change found
+        // it or the stage checked the groups because no thing was attached.
+        EffectRefusal::Membership {
+            refusal: ThingRefusal::GroupNotFound(group),
+            ..
+        } => format!("{:?}", refused_group(group)),
+        // The groups are the effect's own, passed through.
+        EffectRefusal::Membership { thing, refusal, .. } => format!("{thing}: {refusal:?}"),
+        other => format!("{other:?}"),
+    };
+    ExecutionError {
+        code: "Refused".into(),
+        message,
+    }
+}
+
+fn assert_refused(e: &MitigationExecutionRecord, refusal: EffectRefusal) {
+    assert_failed(e, "Refused", &explain(&refusal).message);
+}
+
+fn refused_certificate(id: &str, status: Option<&str>) -> EffectRefusal {
+    EffectRefusal::Certificate {
+        id: id.to_owned(),
+        refusal: match status {
+            Some(status) => CertificateRefusal::State {
+                status: status.to_owned(),
+            },
+            None => CertificateRefusal::NotFound,
+        },
+    }
+}
+
+fn refused_membership(thing: &str, refusal: ThingRefusal) -> EffectRefusal {
+    EffectRefusal::Membership {
+        thing: thing.to_owned(),
+        groups: Vec::new(),
+        refusal,
+    }
+}
+
+fn refused_group(group: &str) -> EffectRefusal {
+    EffectRefusal::GroupNotFound {
+        group: group.to_owned(),
+    }
 }
 
 fn assert_failed(e: &MitigationExecutionRecord, code: &str, message: &str) {
@@ -965,27 +1016,12 @@ pub async fn mitigation_stage_deactivates_certificates(store: Arc<dyn Store>) {
     .await;
     assert_completed(&got[0]);
     assert_completed(&got[1]);
-    assert_failed(
-        &got[2],
-        "CertificateStateException",
-        &format!(
-            "Certificate {} is REVOKED; a REVOKED certificate cannot become INACTIVE.",
-            revoked.id
-        ),
-    );
-    assert_failed(
+    assert_refused(&got[2], refused_certificate(&revoked.id, Some("REVOKED")));
+    assert_refused(
         &got[3],
-        "CertificateStateException",
-        &format!(
-            "Certificate {} is PENDING_TRANSFER; a PENDING_TRANSFER certificate cannot become INACTIVE.",
-            transfer.id
-        ),
+        refused_certificate(&transfer.id, Some("PENDING_TRANSFER")),
     );
-    assert_failed(
-        &got[4],
-        "ResourceNotFoundException",
-        &format!("Certificate {missing} does not exist."),
-    );
+    assert_refused(&got[4], refused_certificate(&missing, None));
     assert_completed(&got[5]);
     assert_completed(&got[6]);
 
@@ -1047,10 +1083,11 @@ pub async fn mitigation_stage_deactivates_ca_certificates(store: Arc<dyn Store>)
     .await;
     assert_completed(&got[0]);
     assert_completed(&got[1]);
-    assert_failed(
+    assert_refused(
         &got[2],
-        "ResourceNotFoundException",
-        &format!("CA certificate {missing} does not exist."),
+        EffectRefusal::CaCertificateNotFound {
+            id: missing.clone(),
+        },
     );
     let changed = store
         .get_ca_certificate(&scope, &active.id)
@@ -1132,31 +1169,25 @@ pub async fn mitigation_stage_adds_things_to_groups(store: Arc<dyn Store>) {
     .await;
     assert_completed(&got[0]);
     assert_completed(&got[1]);
-    assert_failed(
+    assert_refused(
         &got[2],
-        "InvalidRequestException",
-        "Thing t4 cannot join group a1: it is already in a of the same hierarchy \
-         (a thing can be in one group per hierarchy).",
+        refused_membership(
+            "t4",
+            ThingRefusal::SameHierarchy {
+                member_of: "a".into(),
+                requested: "a1".into(),
+            },
+        ),
     );
-    assert_failed(
-        &got[3],
-        "ResourceNotFoundException",
-        "Thing group missing does not exist.",
-    );
-    assert_failed(
+    assert_refused(&got[3], refused_group("missing"));
+    assert_refused(
         &got[4],
-        "LimitExceededException",
-        "Thing t5 cannot join e: it would be in more than 2 thing groups \
-         (a thing can be in at most 2).",
+        refused_membership("t5", ThingRefusal::TooManyGroups { limit: 2 }),
     );
     assert_completed(&got[5]);
     assert_completed(&got[6]);
     assert_completed(&got[7]);
-    assert_failed(
-        &got[8],
-        "ResourceNotFoundException",
-        "Thing group missing does not exist.",
-    );
+    assert_refused(&got[8], refused_group("missing"));
 
     assert_eq!(
         groups_of(&*store, &scope, "t1").await,
@@ -1244,36 +1275,13 @@ pub async fn mitigation_stage_deactivates_many_certificates(store: Arc<dyn Store
     )
     .await;
     assert_completed(&got[0]);
-    assert_failed(
-        &got[1],
-        "CertificateStateException",
-        &format!(
-            "Certificate {} is REVOKED; a REVOKED certificate cannot become INACTIVE.",
-            revoked.id
-        ),
-    );
-    assert_failed(
+    assert_refused(&got[1], refused_certificate(&revoked.id, Some("REVOKED")));
+    assert_refused(
         &got[2],
-        "CertificateStateException",
-        &format!(
-            "Certificate {} is PENDING_TRANSFER; a PENDING_TRANSFER certificate cannot become \
-             INACTIVE.",
-            transfer.id
-        ),
+        refused_certificate(&transfer.id, Some("PENDING_TRANSFER")),
     );
-    assert_failed(
-        &got[3],
-        "ResourceNotFoundException",
-        &format!("Certificate {missing} does not exist."),
-    );
-    assert_failed(
-        &got[4],
-        "CertificateStateException",
-        &format!(
-            "Certificate {} is REVOKED; a REVOKED certificate cannot become INACTIVE.",
-            revoked.id
-        ),
-    );
+    assert_refused(&got[3], refused_certificate(&missing, None));
+    assert_refused(&got[4], refused_certificate(&revoked.id, Some("REVOKED")));
     assert_completed(&got[5]);
 
     for id in &active {
@@ -1369,28 +1377,20 @@ pub async fn mitigation_stage_adds_things_of_many_certificates(store: Arc<dyn St
     )
     .await;
     assert_completed(&got[0]);
-    assert_failed(
+    assert_refused(
         &got[1],
-        "InvalidRequestException",
-        "Thing t5 cannot join group h1: it is already in h2 of the same hierarchy \
-         (a thing can be in one group per hierarchy).",
+        refused_membership(
+            "t5",
+            ThingRefusal::SameHierarchy {
+                member_of: "h2".into(),
+                requested: "h1".into(),
+            },
+        ),
     );
-    assert_failed(
-        &got[2],
-        "ResourceNotFoundException",
-        "Thing group missing does not exist.",
-    );
-    assert_failed(
-        &got[3],
-        "ResourceNotFoundException",
-        "Thing group gone does not exist.",
-    );
+    assert_refused(&got[2], refused_group("missing"));
+    assert_refused(&got[3], refused_group("gone"));
     assert_completed(&got[4]);
-    assert_failed(
-        &got[5],
-        "ResourceNotFoundException",
-        "Thing group missing does not exist.",
-    );
+    assert_refused(&got[5], refused_group("missing"));
 
     for t in ["t1", "t2", "t3"] {
         assert_eq!(
@@ -1437,16 +1437,19 @@ pub async fn mitigation_stage_replaces_default_policy_versions(store: Arc<dyn St
     )
     .await;
     assert_completed(&got[0]);
-    assert_failed(
+    assert_refused(
         &got[1],
-        "VersionsLimitExceededException",
-        "Policy p5 already has the maximum of 5 versions; delete a version before \
-         replacing its default.",
+        EffectRefusal::Policy {
+            name: "p5".into(),
+            refusal: PolicyRefusal::TooManyVersions { limit: 5 },
+        },
     );
-    assert_failed(
+    assert_refused(
         &got[2],
-        "ResourceNotFoundException",
-        "Policy missing does not exist.",
+        EffectRefusal::Policy {
+            name: "missing".into(),
+            refusal: PolicyRefusal::NoSuchPolicy,
+        },
     );
     let (p1, versions) = store
         .list_policy_versions(&scope, "p1")
@@ -1639,7 +1642,10 @@ pub async fn mitigation_stage_failure_skips_later_actions(store: Arc<dyn Store>)
         Some("again"),
     );
     apply(&*store, &scope, &once).await;
-    assert!(store.apply_mitigation_stage(&scope, &once).await.is_err());
+    assert!(store
+        .apply_mitigation_stage(&scope, &once, explain)
+        .await
+        .is_err());
     assert_eq!(
         store.get_work(&item.id).await.unwrap().unwrap().payload,
         "again"
@@ -2073,7 +2079,7 @@ pub async fn mitigation_concurrent_stages_across_handles(db: &dyn Database) {
                     s.skipped = vec![(CHECK_B.into(), 5)];
                 }
                 let outcome = store
-                    .apply_mitigation_stage(&scope, &s)
+                    .apply_mitigation_stage(&scope, &s, explain)
                     .await
                     .expect("stage");
                 assert!(

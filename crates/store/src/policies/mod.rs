@@ -17,7 +17,7 @@ use crate::{Scope, StoreResult, Tag};
 mod logging;
 mod role_aliases;
 
-pub(crate) use logging::{put_v2_logging_options_in, PUT_V2_LOGGING_OPTIONS};
+pub(crate) use logging::put_v2_logging_options_in;
 pub use logging::{LoggingOptionsRecord, LoggingStore, V2LoggingOptionsRecord};
 pub use role_aliases::{RoleAliasRecord, RoleAliasStore, RoleAliasUpdate};
 

@@ -2,20 +2,9 @@
 
 use std::error::Error as _;
 
-use tokio_postgres::error::SqlState;
-
 use crate::StoreError;
 
 pub(super) use crate::db::Fail;
-
-/// For inserts whose key collision means the record already exists.
-pub(super) fn insert_err(e: tokio_postgres::Error) -> Fail {
-    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-        Fail::Store(StoreError::AlreadyExists)
-    } else {
-        Fail::Pg(e)
-    }
-}
 
 /// The general mapping: the database being unreachable, shutting down, out of
 /// resources, or busy beyond a timeout (statement timeout, lock or deadlock) is

@@ -41,10 +41,10 @@ use tokio_postgres::Row;
 
 use super::certificates::POLICY_TARGET_LOCK_SPACE;
 use super::error::Fail;
-use super::things::THING_LOCK_SPACE;
 use super::PostgresStore;
 use crate::certificates::join_uris;
 use crate::import::{plan, Keys, Known, KnownCertificate, KnownGroup, KnownThing, Writes};
+use crate::things::THING_LOCK_SPACE;
 use crate::{
     Attributes, ImportItem, ImportLimits, ImportOutcome, ImportStore, Scope, StoreResult,
     ThingGroupRecord, ThingRecord,

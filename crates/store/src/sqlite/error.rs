@@ -34,30 +34,11 @@ pub(super) fn fail_err(e: Fail) -> StoreError {
     }
 }
 
-/// For inserts whose key collision means the record already exists.
-pub(super) fn insert_err(e: rusqlite::Error) -> StoreError {
-    if is_key_conflict(&e) {
-        StoreError::AlreadyExists
-    } else {
-        sql_err(e)
-    }
-}
-
 pub(super) fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
     )
-}
-
-fn is_key_conflict(e: &rusqlite::Error) -> bool {
-    match e {
-        rusqlite::Error::SqliteFailure(err, _) => matches!(
-            err.extended_code,
-            rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-        ),
-        _ => false,
-    }
 }
 
 #[cfg(test)]
@@ -82,16 +63,6 @@ mod tests {
                 "{code}"
             );
         }
-    }
-
-    #[test]
-    fn key_conflicts_are_already_exists_only_for_inserts() {
-        let pk = || failure(ffi::SQLITE_CONSTRAINT_PRIMARYKEY);
-        assert!(matches!(insert_err(pk()), StoreError::AlreadyExists));
-        assert!(matches!(sql_err(pk()), StoreError::Internal(_)));
-        // A NOT NULL violation is a bug, not a duplicate.
-        let not_null = failure(ffi::SQLITE_CONSTRAINT_NOTNULL);
-        assert!(matches!(insert_err(not_null), StoreError::Internal(_)));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! from the task.
 
 mod allowed;
+mod refusals;
 mod run;
 mod start;
 mod view;

@@ -14,6 +14,7 @@ use palisade_store::{
 };
 use tokio::sync::watch;
 
+use super::refusals;
 use super::view::reason_code;
 use super::{ChunkFindings, ChunkWork, TaskBody, IN_PROGRESS, QUEUE};
 use crate::audits::related::STORED_FOR;
@@ -359,7 +360,11 @@ impl Engine {
                     skipped: Vec::new(),
                     now_ms: self.now_ms(),
                 };
-                match self.store().apply_mitigation_stage(&scope, &one).await? {
+                match self
+                    .store()
+                    .apply_mitigation_stage(&scope, &one, refusals::explain)
+                    .await?
+                {
                     StageOutcome::Applied { .. } => {}
                     StageOutcome::LeaseLost => {
                         tracing::warn!(item = %work_id, "mitigation worker: lost the chunk's lease; another worker has it");
@@ -441,7 +446,11 @@ impl Engine {
             skipped: skipped.into_iter().collect(),
             now_ms: self.now_ms(),
         };
-        match self.store().apply_mitigation_stage(&scope, &stage).await? {
+        match self
+            .store()
+            .apply_mitigation_stage(&scope, &stage, refusals::explain)
+            .await?
+        {
             StageOutcome::Applied { task_finished } => {
                 if task_finished {
                     tracing::info!(task = %work.task_id, "audit mitigation actions task finished");

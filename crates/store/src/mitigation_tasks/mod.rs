@@ -14,9 +14,12 @@
 use async_trait::async_trait;
 
 use crate::{
-    AuditFindingKey, AuditTaskKey, NewPolicyVersion, NewWorkItem, Scope, StoreResult,
-    V2LoggingOptionsRecord,
+    AuditFindingKey, AuditTaskKey, CertificateRefusal, NewPolicyVersion, NewWorkItem,
+    PolicyRefusal, Scope, StoreResult, ThingRefusal, V2LoggingOptionsRecord,
 };
+
+mod stage;
+mod store;
 
 /// A task as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +59,45 @@ pub enum MitigationTaskCreated {
     /// `max_in_progress` tasks are already in progress in the scope; nothing was written.
     TooManyInProgress,
 }
+
+/// Why the registry refused an effect (nothing it did stays): typed, so that the engine
+/// words the execution's error ([`ExplainRefusal`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EffectRefusal {
+    /// A device certificate could not become INACTIVE.
+    Certificate {
+        id: String,
+        refusal: CertificateRefusal,
+    },
+    CaCertificateNotFound {
+        id: String,
+    },
+    /// A thing attached to the principal could not join the effect's `groups`.
+    Membership {
+        thing: String,
+        groups: Vec<String>,
+        refusal: ThingRefusal,
+    },
+    /// A group the effect names does not exist (checked when no thing is attached).
+    GroupNotFound {
+        group: String,
+    },
+    /// The policy's default version could not be replaced.
+    Policy {
+        name: String,
+        refusal: PolicyRefusal,
+    },
+}
+
+/// The error a FAILED execution records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionError {
+    pub code: String,
+    pub message: String,
+}
+
+/// How the engine words a refusal as an execution's error.
+pub type ExplainRefusal = fn(&EffectRefusal) -> ExecutionError;
 
 /// Why a cancel did nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,16 +146,14 @@ pub struct MitigationExecutionRecord {
 /// What an action does to the registry, applied by the store inside the stage's
 /// transaction, or the outcome of an action applied outside the database.
 ///
-/// An effect that fails changes nothing (a savepoint per step) and its execution is
-/// FAILED with an AWS-style error code and a message naming the resource and the rule:
-/// a missing certificate, CA, thing group or policy is `ResourceNotFoundException`; a
-/// device certificate whose status may not become INACTIVE (`status_change_allowed`) is
-/// `CertificateStateException`; a thing that would be in two groups of one hierarchy
-/// is `InvalidRequestException`; one that would be in more than `max_groups` groups is
-/// `LimitExceededException`; a policy at `max_versions` is
-/// `VersionsLimitExceededException`. A certificate already INACTIVE and a thing already
-/// in the group are successes that change nothing; so is a principal with no things
-/// attached, once every group is found to exist.
+/// An effect the registry refuses changes nothing (a savepoint per step of several
+/// statements) and its execution is FAILED with the error the engine words for the
+/// [`EffectRefusal`]: a missing certificate, CA, thing group or policy; a device
+/// certificate whose status may not become INACTIVE (`status_change_allowed`); a thing
+/// that would be in two groups of one hierarchy, or in more than `max_groups` groups; a
+/// policy at `max_versions`. A certificate already INACTIVE and a thing already in the
+/// group are successes that change nothing; so is a principal with no things attached,
+/// once every group is found to exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MitigationEffect {
     /// The device certificate becomes INACTIVE (if `status_change_allowed`).
@@ -236,12 +276,14 @@ pub trait MitigationTaskStore: Send + Sync {
         now_ms: i64,
     ) -> StoreResult<Result<(), MitigationCancelRefusal>>;
     /// Applies and records one stage of a chunk in one transaction; see the module docs.
-    /// Steps run in order; a step's effect failing writes it FAILED (with the error code
-    /// and message) and its `actions_after` SKIPPED, and counts its finding failed.
+    /// A step's effect failing writes it FAILED (with `explain`'s wording of the refusal,
+    /// or the error of a `Failed` effect) and its `actions_after` SKIPPED, and counts its
+    /// finding failed.
     async fn apply_mitigation_stage(
         &self,
         scope: &Scope,
         stage: &MitigationStage,
+        explain: ExplainRefusal,
     ) -> StoreResult<StageOutcome>;
     /// Every stored execution of the finding in the task, by action index.
     async fn get_mitigation_executions(

@@ -1,0 +1,707 @@
+//! [`MitigationTaskStore`] on both engines.
+//!
+//! Several PostgreSQL nodes run the stages of one task at once, so what SQLite gets
+//! from its single writer comes from locks there:
+//! - a stage and a cancel both lock the task row (`FOR UPDATE`) first, so they run one
+//!   after the other: a cancel never lands in the middle of a stage, the counters of
+//!   concurrent stages add up exactly, and the stage that finishes the last chunk sees
+//!   every other stage's counters when it decides between COMPLETED and FAILED;
+//! - a stage then locks its chunk's work item while checking the lease, so a claimer
+//!   (which skips locked items) cannot take the chunk over until the stage has
+//!   committed or rolled back;
+//! - creating a task counts the scope's running tasks under an advisory lock on the
+//!   scope, so concurrent starts cannot both take the last slot.
+
+use std::collections::HashMap;
+
+use super::stage::{apply_stage, CANCELED, IN_PROGRESS};
+use crate::db::{sql_limit, Db, DbResult, Dialect, Param, Query, Row};
+use crate::work::insert_work_item;
+use crate::{
+    AuditFindingKey, AuditTaskKey, ExplainRefusal, MitigationCancelRefusal, MitigationCheckStats,
+    MitigationExecutionRecord, MitigationStage, MitigationTaskCreated, MitigationTaskFilter,
+    MitigationTaskRecord, MitigationTaskStore, NewWorkItem, Scope, StageOutcome, StoreResult,
+};
+
+/// First key of the advisory locks on a scope that serialise task creation (for the
+/// in-progress limit); 1 to 8 and 10 are taken by the other stores.
+const MITIGATION_TASK_LOCK_SPACE: i32 = 11;
+
+/// Rows the purge deletes per transaction, so neither SQLite's single writer nor a
+/// PostgreSQL statement is held long however big the purged tasks were.
+const PURGE_CHUNK: usize = 2_000;
+
+macro_rules! task_columns {
+    () => {
+        "task_id, client_request_token, status, started_at_ms, finished_at_ms, audit_task_id, \
+         body_json"
+    };
+}
+const TASK_COLUMNS: usize = 7;
+
+/// A task row; its finding ids are read separately ([`finding_ids`]).
+fn task(row: &Row<'_>) -> DbResult<MitigationTaskRecord> {
+    Ok(MitigationTaskRecord {
+        task_id: row.get(0)?,
+        client_request_token: row.get(1)?,
+        status: row.get(2)?,
+        started_at_ms: row.get(3)?,
+        finished_at_ms: row.get(4)?,
+        audit_task_id: row.get(5)?,
+        finding_ids: Vec::new(),
+        body_json: row.get(6)?,
+    })
+}
+
+/// Statistics columns at `at`; `None` when an outer join found no row.
+fn stats(row: &Row<'_>, at: usize) -> DbResult<Option<MitigationCheckStats>> {
+    let Some(check_name) = row.get::<Option<String>>(at)? else {
+        return Ok(None);
+    };
+    Ok(Some(MitigationCheckStats {
+        check_name,
+        total: row.get(at + 1)?,
+        succeeded: row.get(at + 2)?,
+        failed: row.get(at + 3)?,
+        skipped: row.get(at + 4)?,
+        canceled: row.get(at + 5)?,
+    }))
+}
+
+fn execution(row: &Row<'_>) -> DbResult<MitigationExecutionRecord> {
+    let index: i32 = row.get(1)?;
+    Ok(MitigationExecutionRecord {
+        finding_id: row.get(0)?,
+        action_index: u32::try_from(index)
+            .map_err(|_| crate::db::corrupt(format!("negative action index {index}")))?,
+        status: row.get(2)?,
+        started_at_ms: row.get(3)?,
+        finished_at_ms: row.get(4)?,
+        error_code: row.get(5)?,
+        message: row.get(6)?,
+    })
+}
+
+fn action_index(index: u32) -> i32 {
+    i32::try_from(index).unwrap_or(i32::MAX)
+}
+
+engines! {
+    impl MitigationTaskStore {
+        async fn create_mitigation_task(
+            &self,
+            scope: &Scope,
+            task: &MitigationTaskRecord,
+            stats: &[MitigationCheckStats],
+            chunks: &[NewWorkItem],
+            max_in_progress: usize,
+        ) -> StoreResult<MitigationTaskCreated> {
+            let (scope, task, stats, chunks) =
+                (scope.clone(), task.clone(), stats.to_vec(), chunks.to_vec());
+            self.write(async move |db| {
+                db.lock(MITIGATION_TASK_LOCK_SPACE, &scope.key()).await?;
+                if let Some(existing) = task_in(db, &scope, &task.task_id).await? {
+                    return Ok(MitigationTaskCreated::Exists(existing));
+                }
+                // `status = 'IN_PROGRESS'` spelled out so the partial index applies.
+                let running = db
+                    .count(
+                        sql!(
+                            "SELECT COUNT(*) FROM mitigation_tasks",
+                            " WHERE account_id = $1 AND region = $2 AND status = 'IN_PROGRESS'"
+                        ),
+                        &[&scope.account_id, &scope.region],
+                    )
+                    .await?;
+                if running >= max_in_progress {
+                    return Ok(MitigationTaskCreated::TooManyInProgress);
+                }
+                insert_task(db, &scope, &task, &stats, &chunks).await?;
+                Ok(MitigationTaskCreated::Created)
+            })
+            .await
+        }
+
+        async fn get_mitigation_task(
+            &self,
+            scope: &Scope,
+            task_id: &str,
+        ) -> StoreResult<Option<(MitigationTaskRecord, Vec<MitigationCheckStats>)>> {
+            self.read(async |db| {
+                // The task and its counters in one statement, so they agree (a stage
+                // commits both at once); the finding ids never change.
+                let rows = db
+                    .query(
+                        sql!(
+                            "SELECT t.task_id, t.client_request_token, t.status, t.started_at_ms,",
+                            " t.finished_at_ms, t.audit_task_id, t.body_json,",
+                            " s.check_name, s.total, s.succeeded, s.failed, s.skipped, s.canceled",
+                            " FROM mitigation_tasks t LEFT JOIN mitigation_task_stats s",
+                            " ON s.account_id = t.account_id AND s.region = t.region",
+                            " AND s.task_id = t.task_id",
+                            " WHERE t.account_id = $1 AND t.region = $2 AND t.task_id = $3",
+                            " ORDER BY s.check_name"
+                        ),
+                        &[&scope.account_id, &scope.region, &task_id],
+                        |row| Ok((task(row)?, stats(row, TASK_COLUMNS)?)),
+                    )
+                    .await?;
+                let mut rows = rows.into_iter();
+                let Some((mut task, first)) = rows.next() else {
+                    return Ok(None);
+                };
+                let stats = first.into_iter().chain(rows.filter_map(|(_, s)| s)).collect();
+                task.finding_ids = finding_ids(db, scope, &[task_id])
+                    .await?
+                    .remove(task_id)
+                    .unwrap_or_default();
+                Ok(Some((task, stats)))
+            })
+            .await
+        }
+
+        async fn list_mitigation_tasks(
+            &self,
+            scope: &Scope,
+            filter: &MitigationTaskFilter,
+            after: Option<&AuditTaskKey>,
+            limit: usize,
+        ) -> StoreResult<Vec<MitigationTaskRecord>> {
+            self.read(async |db| list(db, scope, filter, after, limit).await)
+                .await
+        }
+
+        async fn cancel_mitigation_task(
+            &self,
+            scope: &Scope,
+            task_id: &str,
+            now_ms: i64,
+        ) -> StoreResult<Result<(), MitigationCancelRefusal>> {
+            let (scope, task_id) = (scope.clone(), task_id.to_owned());
+            self.write(async move |db| {
+                let key: [&dyn Param; 3] = [&scope.account_id, &scope.region, &task_id];
+                // Waits for a stage of the task in flight, and then sees what it wrote.
+                let status: Option<String> = db
+                    .value(
+                        sql!(
+                            "SELECT status FROM mitigation_tasks",
+                            " WHERE account_id = $1 AND region = $2 AND task_id = $3 FOR UPDATE"
+                        ),
+                        &key,
+                    )
+                    .await?;
+                match status {
+                    None => return Ok(Err(MitigationCancelRefusal::NotFound)),
+                    Some(status) if status != IN_PROGRESS => {
+                        return Ok(Err(MitigationCancelRefusal::NotInProgress(status)))
+                    }
+                    Some(_) => {}
+                }
+                db.execute(
+                    sql!(
+                        "UPDATE mitigation_tasks SET status = $4, finished_at_ms = $5",
+                        " WHERE account_id = $1 AND region = $2 AND task_id = $3"
+                    ),
+                    &[key[0], key[1], key[2], &CANCELED, &now_ms],
+                )
+                .await?;
+                db.execute(
+                    sql!(
+                        "UPDATE mitigation_task_stats SET canceled = CASE",
+                        " WHEN total - succeeded - failed - skipped > 0",
+                        " THEN total - succeeded - failed - skipped ELSE 0 END",
+                        " WHERE account_id = $1 AND region = $2 AND task_id = $3"
+                    ),
+                    &key,
+                )
+                .await?;
+                Ok(Ok(()))
+            })
+            .await
+        }
+
+        async fn apply_mitigation_stage(
+            &self,
+            scope: &Scope,
+            stage: &MitigationStage,
+            explain: ExplainRefusal,
+        ) -> StoreResult<StageOutcome> {
+            let (scope, stage) = (scope.clone(), stage.clone());
+            self.write(async move |db| apply_stage(db, &scope, &stage, explain).await)
+                .await
+        }
+
+        async fn get_mitigation_executions(
+            &self,
+            scope: &Scope,
+            task_id: &str,
+            finding_id: &str,
+        ) -> StoreResult<Vec<MitigationExecutionRecord>> {
+            self.read(async |db| {
+                db.query(
+                    sql!(
+                        "SELECT finding_id, action_index, status, started_at_ms, finished_at_ms,",
+                        " error_code, message FROM mitigation_executions",
+                        " WHERE account_id = $1 AND region = $2 AND task_id = $3",
+                        " AND finding_id = $4 ORDER BY action_index"
+                    ),
+                    &[&scope.account_id, &scope.region, &task_id, &finding_id],
+                    execution,
+                )
+                .await
+            })
+            .await
+        }
+
+        async fn findings_with_execution(
+            &self,
+            scope: &Scope,
+            task_id: &str,
+            finding_ids: &[String],
+            action_index: u32,
+        ) -> StoreResult<Vec<String>> {
+            if finding_ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.read(async |db| {
+                with_execution(db, scope, task_id, finding_ids, action_index).await
+            })
+            .await
+        }
+
+        async fn count_audit_findings_by_check(
+            &self,
+            scope: &Scope,
+            audit_task_id: &str,
+        ) -> StoreResult<Vec<(String, i64)>> {
+            self.count_findings_by_check(scope, audit_task_id).await
+        }
+
+        async fn audit_finding_boundaries(
+            &self,
+            scope: &Scope,
+            audit_task_id: &str,
+            every: usize,
+        ) -> StoreResult<Vec<AuditFindingKey>> {
+            self.finding_boundaries(scope, audit_task_id, every).await
+        }
+
+        async fn purge_mitigation_history(&self, before_ms: i64) -> StoreResult<u64> {
+            let mut purged = 0;
+            loop {
+                let (deleted, done) = self
+                    .write(async move |db| {
+                        lock_purge(db).await?;
+                        purge_chunk(db, before_ms, PURGE_CHUNK).await
+                    })
+                    .await?;
+                purged += deleted;
+                if done {
+                    return Ok(purged);
+                }
+            }
+        }
+    }
+}
+
+/// The task with its finding ids.
+async fn task_in(
+    db: &Db<'_>,
+    scope: &Scope,
+    task_id: &str,
+) -> DbResult<Option<MitigationTaskRecord>> {
+    let found = db
+        .query_opt(
+            sql!(
+                "SELECT ",
+                task_columns!(),
+                " FROM mitigation_tasks WHERE account_id = $1 AND region = $2 AND task_id = $3"
+            ),
+            &[&scope.account_id, &scope.region, &task_id],
+            task,
+        )
+        .await?;
+    let Some(mut task) = found else {
+        return Ok(None);
+    };
+    task.finding_ids = finding_ids(db, scope, &[task_id])
+        .await?
+        .remove(task_id)
+        .unwrap_or_default();
+    Ok(Some(task))
+}
+
+/// `target.findingIds` of each of `task_ids`, in the order given: one statement on
+/// PostgreSQL, one per task on SQLite.
+async fn finding_ids(
+    db: &Db<'_>,
+    scope: &Scope,
+    task_ids: &[&str],
+) -> DbResult<HashMap<String, Vec<String>>> {
+    let pair = |row: &Row<'_>| Ok((row.get::<String>(0)?, row.get::<String>(1)?));
+    let rows = if db.dialect() == Dialect::Sqlite {
+        let mut rows = Vec::new();
+        for task_id in task_ids {
+            rows.extend(
+                db.query(
+                    sql!(
+                        "SELECT task_id, finding_id FROM mitigation_task_findings",
+                        " WHERE account_id = $1 AND region = $2 AND task_id = $3",
+                        " ORDER BY position"
+                    ),
+                    &[&scope.account_id, &scope.region, task_id],
+                    pair,
+                )
+                .await?,
+            );
+        }
+        rows
+    } else {
+        db.query_pg(
+            "SELECT task_id, finding_id FROM mitigation_task_findings
+             WHERE account_id = $1 AND region = $2 AND task_id = ANY($3::text[])
+             ORDER BY task_id, position",
+            &[&scope.account_id, &scope.region, &task_ids],
+            pair,
+        )
+        .await?
+    };
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for (task_id, finding_id) in rows {
+        out.entry(task_id).or_default().push(finding_id);
+    }
+    Ok(out)
+}
+
+async fn insert_task(
+    db: &Db<'_>,
+    scope: &Scope,
+    task: &MitigationTaskRecord,
+    stats: &[MitigationCheckStats],
+    chunks: &[NewWorkItem],
+) -> DbResult<()> {
+    let chunks_remaining = i64::try_from(chunks.len()).unwrap_or(i64::MAX);
+    db.execute(
+        sql!(
+            "INSERT INTO mitigation_tasks (account_id, region, ",
+            task_columns!(),
+            ", chunks_remaining) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ),
+        &[
+            &scope.account_id,
+            &scope.region,
+            &task.task_id,
+            &task.client_request_token,
+            &task.status,
+            &task.started_at_ms,
+            &task.finished_at_ms,
+            &task.audit_task_id,
+            &task.body_json,
+            &chunks_remaining,
+        ],
+    )
+    .await?;
+    if db.dialect() == Dialect::Sqlite {
+        for (position, finding_id) in task.finding_ids.iter().enumerate() {
+            let position = i64::try_from(position).unwrap_or(i64::MAX);
+            db.execute(
+                sql!(
+                    "INSERT INTO mitigation_task_findings",
+                    " (account_id, region, task_id, finding_id, position)",
+                    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
+                ),
+                &[
+                    &scope.account_id,
+                    &scope.region,
+                    &task.task_id,
+                    finding_id,
+                    &position,
+                ],
+            )
+            .await?;
+        }
+        for s in stats {
+            db.execute(
+                sql!(
+                    "INSERT INTO mitigation_task_stats (account_id, region, task_id,",
+                    " check_name, total, succeeded, failed, skipped, canceled)",
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                ),
+                &[
+                    &scope.account_id,
+                    &scope.region,
+                    &task.task_id,
+                    &s.check_name,
+                    &s.total,
+                    &s.succeeded,
+                    &s.failed,
+                    &s.skipped,
+                    &s.canceled,
+                ],
+            )
+            .await?;
+        }
+    } else {
+        insert_task_rows_pg(db, scope, task, stats).await?;
+    }
+    for chunk in chunks {
+        // A taken work id fails the whole transaction, so the task goes too.
+        insert_work_item(db, chunk).await?;
+    }
+    Ok(())
+}
+
+/// The task's finding ids and statistics in one statement each.
+async fn insert_task_rows_pg(
+    db: &Db<'_>,
+    scope: &Scope,
+    task: &MitigationTaskRecord,
+    stats: &[MitigationCheckStats],
+) -> DbResult<()> {
+    if !task.finding_ids.is_empty() {
+        db.execute_pg(
+            "INSERT INTO mitigation_task_findings
+                 (account_id, region, task_id, finding_id, position)
+             SELECT $1::text, $2::text, $3::text, f.id, f.position - 1
+             FROM UNNEST($4::text[]) WITH ORDINALITY AS f (id, position)
+             ON CONFLICT DO NOTHING",
+            &[
+                &scope.account_id,
+                &scope.region,
+                &task.task_id,
+                &task.finding_ids,
+            ],
+        )
+        .await?;
+    }
+    if !stats.is_empty() {
+        let checks: Vec<&str> = stats.iter().map(|s| s.check_name.as_str()).collect();
+        let column = |f: fn(&MitigationCheckStats) -> i64| stats.iter().map(f).collect::<Vec<_>>();
+        db.execute_pg(
+            "INSERT INTO mitigation_task_stats (account_id, region, task_id,
+                 check_name, total, succeeded, failed, skipped, canceled)
+             SELECT $1::text, $2::text, $3::text, s.*
+             FROM UNNEST($4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
+                 $8::bigint[], $9::bigint[]) AS s",
+            &[
+                &scope.account_id,
+                &scope.region,
+                &task.task_id,
+                &checks,
+                &column(|s| s.total),
+                &column(|s| s.succeeded),
+                &column(|s| s.failed),
+                &column(|s| s.skipped),
+                &column(|s| s.canceled),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Tasks newest first within the filter's (inclusive) start range. The auditTaskId
+/// filter picks the by-audit index, so it is a condition of its own; status and the
+/// findingId filter are residual conditions.
+async fn list(
+    db: &Db<'_>,
+    scope: &Scope,
+    filter: &MitigationTaskFilter,
+    after: Option<&AuditTaskKey>,
+    limit: usize,
+) -> DbResult<Vec<MitigationTaskRecord>> {
+    let (finding_id, finding_audit) = filter
+        .finding
+        .clone()
+        .map(|f| (f.finding_id, f.audit_task_id))
+        .unzip();
+    let mut q = Query::new(concat!(
+        "SELECT ",
+        task_columns!(),
+        " FROM mitigation_tasks t"
+    ));
+    let (account, region) = (
+        q.bind(scope.account_id.clone()),
+        q.bind(scope.region.clone()),
+    );
+    let (from, to) = (q.bind(filter.started_from_ms), q.bind(filter.started_to_ms));
+    let status = q.bind(filter.status.clone());
+    let (finding, audit) = (q.bind(finding_id), q.bind(finding_audit));
+    q.push(&format!(
+        " WHERE account_id = {account} AND region = {region}
+         AND started_at_ms BETWEEN {from} AND {to}
+         AND ({status}::text IS NULL OR status = {status})
+         AND ({finding}::text IS NULL OR audit_task_id = {audit}::text OR EXISTS (
+             SELECT 1 FROM mitigation_task_findings f
+             WHERE f.account_id = t.account_id AND f.region = t.region
+               AND f.task_id = t.task_id AND f.finding_id = {finding}))"
+    ));
+    if let Some(audit_task_id) = &filter.audit_task_id {
+        let p = q.bind(audit_task_id.clone());
+        q.push(&format!(" AND audit_task_id = {p}"));
+    }
+    if let Some(key) = after {
+        let (at, id) = (q.bind(key.started_at_ms), q.bind(key.task_id.clone()));
+        q.push(&format!(" AND (started_at_ms, task_id) < ({at}, {id})"));
+    }
+    let limit = q.bind(sql_limit(limit));
+    q.push(&format!(
+        " ORDER BY started_at_ms DESC, task_id DESC LIMIT {limit}"
+    ));
+    let mut tasks = q.query(db, task).await?;
+    if !tasks.is_empty() {
+        let ids: Vec<&str> = tasks.iter().map(|t| t.task_id.as_str()).collect();
+        let mut findings = finding_ids(db, scope, &ids).await?;
+        for task in &mut tasks {
+            task.finding_ids = findings.remove(&task.task_id).unwrap_or_default();
+        }
+    }
+    Ok(tasks)
+}
+
+/// Which of `finding_ids` have an execution at `action_index`: one statement on
+/// PostgreSQL; a primary-key lookup per finding on SQLite, which in-process is as cheap
+/// as any set-based form.
+async fn with_execution(
+    db: &Db<'_>,
+    scope: &Scope,
+    task_id: &str,
+    finding_ids: &[String],
+    action_index: u32,
+) -> DbResult<Vec<String>> {
+    let index = self::action_index(action_index);
+    if db.dialect() == Dialect::Postgres {
+        return db
+            .query_pg(
+                "SELECT finding_id FROM mitigation_executions
+                 WHERE account_id = $1 AND region = $2 AND task_id = $3
+                   AND finding_id = ANY($4::text[]) AND action_index = $5",
+                &[
+                    &scope.account_id,
+                    &scope.region,
+                    &task_id,
+                    &finding_ids,
+                    &index,
+                ],
+                |row| row.get(0),
+            )
+            .await;
+    }
+    let mut found = Vec::new();
+    for finding_id in finding_ids {
+        let exists: Option<i32> = db
+            .value(
+                sql!(
+                    "SELECT 1 FROM mitigation_executions",
+                    " WHERE account_id = $1 AND region = $2 AND task_id = $3",
+                    " AND finding_id = $4 AND action_index = $5"
+                ),
+                &[
+                    &scope.account_id,
+                    &scope.region,
+                    &task_id,
+                    finding_id,
+                    &index,
+                ],
+            )
+            .await?;
+        if exists.is_some() {
+            found.push(finding_id.clone());
+        }
+    }
+    Ok(found)
+}
+
+/// One purger at a time across PostgreSQL nodes (SQLite: the writer's turn). The key
+/// (12, 0) is the one older nodes take.
+async fn lock_purge(db: &Db<'_>) -> DbResult<()> {
+    if db.dialect() == Dialect::Postgres {
+        db.execute_pg("SELECT pg_advisory_xact_lock(12, 0)", &[])
+            .await?;
+    }
+    Ok(())
+}
+
+/// Deletes up to about `budget` rows of purgeable history, oldest task first: a task's
+/// executions, its target's findings and statistics, then the task. Returns the rows
+/// deleted and whether nothing purgeable remains.
+async fn purge_chunk(db: &Db<'_>, before_ms: i64, budget: usize) -> DbResult<(u64, bool)> {
+    let mut left = budget;
+    let mut deleted = 0u64;
+    while left > 0 {
+        let next = db
+            .query_opt(
+                sql!(
+                    "SELECT account_id, region, task_id FROM mitigation_tasks",
+                    " WHERE started_at_ms < $1 AND status <> 'IN_PROGRESS'",
+                    " ORDER BY started_at_ms LIMIT 1"
+                ),
+                &[&before_ms],
+                |row| {
+                    Ok((
+                        row.get::<String>(0)?,
+                        row.get::<String>(1)?,
+                        row.get::<String>(2)?,
+                    ))
+                },
+            )
+            .await?;
+        let Some((account_id, region, task_id)) = next else {
+            return Ok((deleted, true));
+        };
+        // The task's rows of each table, a budget's worth at a time (by `ctid` on
+        // PostgreSQL, `rowid` or the key on SQLite); the task row goes last, once
+        // nothing of it is left.
+        for sql in PURGE_TABLES {
+            let n = db
+                .execute(sql, &[&account_id, &region, &task_id, &sql_limit(left)])
+                .await?;
+            deleted += n;
+            left = left.saturating_sub(usize::try_from(n).unwrap_or(usize::MAX));
+            if left == 0 {
+                return Ok((deleted, false));
+            }
+        }
+        deleted += db
+            .execute(
+                sql!(
+                    "DELETE FROM mitigation_tasks",
+                    " WHERE account_id = $1 AND region = $2 AND task_id = $3",
+                    " AND status <> 'IN_PROGRESS'"
+                ),
+                &[&account_id, &region, &task_id],
+            )
+            .await?;
+        left -= 1;
+    }
+    Ok((deleted, false))
+}
+
+const PURGE_TABLES: [&crate::db::Sql<'static>; 3] = [
+    &crate::db::Sql::per_dialect(
+        "DELETE FROM mitigation_executions WHERE ctid = ANY(ARRAY(
+             SELECT ctid FROM mitigation_executions
+             WHERE account_id = $1 AND region = $2 AND task_id = $3 LIMIT $4))",
+        "DELETE FROM mitigation_executions
+         WHERE (account_id, region, task_id, finding_id, action_index) IN (
+             SELECT account_id, region, task_id, finding_id, action_index
+             FROM mitigation_executions
+             WHERE account_id = ?1 AND region = ?2 AND task_id = ?3 LIMIT ?4)",
+    ),
+    &crate::db::Sql::per_dialect(
+        "DELETE FROM mitigation_task_findings WHERE ctid = ANY(ARRAY(
+             SELECT ctid FROM mitigation_task_findings
+             WHERE account_id = $1 AND region = $2 AND task_id = $3 LIMIT $4))",
+        "DELETE FROM mitigation_task_findings WHERE rowid IN (
+             SELECT rowid FROM mitigation_task_findings
+             WHERE account_id = ?1 AND region = ?2 AND task_id = ?3 LIMIT ?4)",
+    ),
+    &crate::db::Sql::per_dialect(
+        "DELETE FROM mitigation_task_stats WHERE ctid = ANY(ARRAY(
+             SELECT ctid FROM mitigation_task_stats
+             WHERE account_id = $1 AND region = $2 AND task_id = $3 LIMIT $4))",
+        "DELETE FROM mitigation_task_stats WHERE rowid IN (
+             SELECT rowid FROM mitigation_task_stats
+             WHERE account_id = ?1 AND region = ?2 AND task_id = ?3 LIMIT ?4)",
+    ),
+];
