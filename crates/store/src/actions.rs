@@ -73,16 +73,9 @@ macro_rules! action_columns {
 }
 
 fn action(row: &Row<'_>) -> DbResult<MitigationActionRecord> {
-    Ok(MitigationActionRecord {
-        name: row.get(0)?,
-        id: row.get(1)?,
-        arn: row.get(2)?,
-        action_type: row.get(3)?,
-        role_arn: row.get(4)?,
-        params_json: row.get(5)?,
-        created_at_ms: row.get(6)?,
-        updated_at_ms: row.get(7)?,
-    })
+    Ok(from_row!(row => MitigationActionRecord {
+        name, id, arn, action_type, role_arn, params_json, created_at_ms, updated_at_ms
+    }))
 }
 
 engines! {

@@ -245,12 +245,9 @@ macro_rules! audit_configuration_columns {
 }
 
 fn audit_configuration(row: &Row<'_>) -> DbResult<AuditConfigurationRecord> {
-    Ok(AuditConfigurationRecord {
-        role_arn: row.get(0)?,
-        checks_json: row.get(1)?,
-        notifications_json: row.get(2)?,
-        updated_at_ms: row.get(3)?,
-    })
+    Ok(from_row!(row => AuditConfigurationRecord {
+        role_arn, checks_json, notifications_json, updated_at_ms
+    }))
 }
 
 macro_rules! audit_task_columns {
@@ -261,16 +258,10 @@ macro_rules! audit_task_columns {
 }
 
 fn audit_task(row: &Row<'_>) -> DbResult<AuditTaskRecord> {
-    Ok(AuditTaskRecord {
-        task_id: row.get(0)?,
-        task_type: row.get(1)?,
-        status: row.get(2)?,
-        scheduled_audit_name: row.get(3)?,
-        started_at_ms: row.get(4)?,
-        finished_at_ms: row.get(5)?,
-        checks_json: row.get(6)?,
-        version: row.get(7)?,
-    })
+    Ok(from_row!(row => AuditTaskRecord {
+        task_id, task_type, status, scheduled_audit_name, started_at_ms, finished_at_ms,
+        checks_json, version
+    }))
 }
 
 macro_rules! audit_finding_columns {
@@ -281,16 +272,10 @@ macro_rules! audit_finding_columns {
 }
 
 fn audit_finding(row: &Row<'_>) -> DbResult<AuditFindingRecord> {
-    Ok(AuditFindingRecord {
-        finding_id: row.get(0)?,
-        task_id: row.get(1)?,
-        check_name: row.get(2)?,
-        task_start_ms: row.get(3)?,
-        finding_time_ms: row.get(4)?,
-        resource_key: row.get(5)?,
-        is_suppressed: row.get(6)?,
-        body_json: row.get(7)?,
-    })
+    Ok(from_row!(row => AuditFindingRecord {
+        finding_id, task_id, check_name, task_start_ms, finding_time_ms, resource_key,
+        is_suppressed, body_json
+    }))
 }
 
 macro_rules! audit_finding_head_columns {
@@ -300,13 +285,9 @@ macro_rules! audit_finding_head_columns {
 }
 
 fn audit_finding_head(row: &Row<'_>) -> DbResult<AuditFindingHead> {
-    Ok(AuditFindingHead {
-        finding_id: row.get(0)?,
-        check_name: row.get(1)?,
-        finding_time_ms: row.get(2)?,
-        resource_key: row.get(3)?,
-        is_suppressed: row.get(4)?,
-    })
+    Ok(from_row!(row => AuditFindingHead {
+        finding_id, check_name, finding_time_ms, resource_key, is_suppressed
+    }))
 }
 
 mod findings;

@@ -21,12 +21,7 @@ macro_rules! credential_columns {
 }
 
 fn credential(row: &Row<'_>) -> DbResult<Credential> {
-    Ok(Credential {
-        access_key_id: row.get(0)?,
-        secret_access_key: row.get(1)?,
-        account_id: row.get(2)?,
-        created_at_ms: row.get(3)?,
-    })
+    Ok(from_row!(row => Credential { access_key_id, secret_access_key, account_id, created_at_ms }))
 }
 
 engines! {

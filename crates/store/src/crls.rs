@@ -46,15 +46,10 @@ macro_rules! crl_columns {
 }
 
 fn crl(row: &Row<'_>) -> DbResult<CrlRecord> {
-    Ok(CrlRecord {
-        source: row.get(0)?,
-        issuer_der: row.get(1)?,
-        crl_der: row.get(2)?,
-        this_update_ms: row.get(3)?,
-        next_update_ms: row.get(4)?,
-        stored_at_ms: row.get(5)?,
-        issuer_certificate_der: row.get(6)?,
-    })
+    Ok(from_row!(row => CrlRecord {
+        source, issuer_der, crl_der, this_update_ms, next_update_ms, stored_at_ms,
+        issuer_certificate_der
+    }))
 }
 
 engines! {

@@ -231,6 +231,29 @@ impl Row<'_> {
     }
 }
 
+/// A record from a row, one column per field in the order written, from column `at` (0
+/// when left out): `from_row!(row => Tag { key, value })`. Fields after a `;` take the
+/// value given instead of a column.
+macro_rules! from_row {
+    ($row:expr => $record:ident { $($field:ident),* $(; $($name:ident: $value:expr),*)? }) => {
+        from_row!($row, 0 => $record { $($field),* $(; $($name: $value),*)? })
+    };
+    ($row:expr, $at:expr => $record:ident { $($field:ident),* $(; $($name:ident: $value:expr),*)? }) => {{
+        let row = $row;
+        let mut at: usize = $at;
+        #[allow(unused_assignments)]
+        let record = $record {
+            $($field: {
+                let value = row.get(at)?;
+                at += 1;
+                value
+            },)*
+            $($($name: $value,)*)?
+        };
+        record
+    }};
+}
+
 /// Why a statement or an operation's body stopped: a driver error still to be
 /// classified by its engine, or an outcome already decided.
 #[derive(Debug)]

@@ -45,10 +45,7 @@ pub trait RelatedResourceStore: Send + Sync {
 }
 
 fn related_resource(row: &Row<'_>) -> DbResult<RelatedResourceRecord> {
-    Ok(RelatedResourceRecord {
-        sort_key: row.get(0)?,
-        resource_json: row.get(1)?,
-    })
+    Ok(from_row!(row => RelatedResourceRecord { sort_key, resource_json }))
 }
 
 engines! {

@@ -153,18 +153,10 @@ macro_rules! scheduled_columns {
 
 /// Maps a row of `scheduled_columns!()` starting at column `at`.
 fn record_at(row: &Row<'_>, at: usize) -> DbResult<ScheduledAuditRecord> {
-    Ok(ScheduledAuditRecord {
-        name: row.get(at)?,
-        arn: row.get(at + 1)?,
-        frequency: row.get(at + 2)?,
-        day_of_week: row.get(at + 3)?,
-        day_of_month: row.get(at + 4)?,
-        checks_json: row.get(at + 5)?,
-        anchor_ms: row.get(at + 6)?,
-        next_run_ms: row.get(at + 7)?,
-        created_at_ms: row.get(at + 8)?,
-        updated_at_ms: row.get(at + 9)?,
-    })
+    Ok(from_row!(row, at => ScheduledAuditRecord {
+        name, arn, frequency, day_of_week, day_of_month, checks_json, anchor_ms, next_run_ms,
+        created_at_ms, updated_at_ms
+    }))
 }
 
 fn record(row: &Row<'_>) -> DbResult<ScheduledAuditRecord> {

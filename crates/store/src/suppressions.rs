@@ -151,17 +151,10 @@ macro_rules! suppression_columns {
 }
 
 fn suppression(row: &Row<'_>) -> DbResult<AuditSuppressionRecord> {
-    Ok(AuditSuppressionRecord {
-        check_name: row.get(0)?,
-        resource_key: row.get(1)?,
-        resource_json: row.get(2)?,
-        expiration_ms: row.get(3)?,
-        suppress_indefinitely: row.get(4)?,
-        description: row.get(5)?,
-        client_request_token: row.get(6)?,
-        created_at_ms: row.get(7)?,
-        updated_at_ms: row.get(8)?,
-    })
+    Ok(from_row!(row => AuditSuppressionRecord {
+        check_name, resource_key, resource_json, expiration_ms, suppress_indefinitely,
+        description, client_request_token, created_at_ms, updated_at_ms
+    }))
 }
 
 engines! {

@@ -44,10 +44,7 @@ pub trait TagStore: Send + Sync {
 const RESOURCE_LOCK_SPACE: i32 = 2;
 
 pub(crate) fn tag(row: &Row<'_>) -> DbResult<Tag> {
-    Ok(Tag {
-        key: row.get(0)?,
-        value: row.get(1)?,
-    })
+    Ok(from_row!(row => Tag { key, value }))
 }
 
 engines! {

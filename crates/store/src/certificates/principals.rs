@@ -14,10 +14,7 @@ const THING: &Sql<'static> =
     sql!("SELECT 1 FROM things WHERE account_id = $1 AND region = $2 AND name = $3");
 
 fn policy_ref(row: &Row<'_>) -> DbResult<PolicyRef> {
-    Ok(PolicyRef {
-        name: row.get(0)?,
-        arn: row.get(1)?,
-    })
+    Ok(from_row!(row => PolicyRef { name, arn }))
 }
 
 engines! {

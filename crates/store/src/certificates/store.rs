@@ -10,12 +10,7 @@ use crate::{
 };
 
 fn issuing_ca(row: &Row<'_>) -> DbResult<IssuingCaRecord> {
-    Ok(IssuingCaRecord {
-        id: row.get(0)?,
-        certificate_pem: row.get(1)?,
-        private_key_pem: row.get(2)?,
-        created_at_ms: row.get(3)?,
-    })
+    Ok(from_row!(row => IssuingCaRecord { id, certificate_pem, private_key_pem, created_at_ms }))
 }
 
 const REGISTRATION_CODE: &Sql<'static> =

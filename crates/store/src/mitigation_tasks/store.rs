@@ -41,16 +41,10 @@ const TASK_COLUMNS: usize = 7;
 
 /// A task row; its finding ids are read separately ([`finding_ids`]).
 fn task(row: &Row<'_>) -> DbResult<MitigationTaskRecord> {
-    Ok(MitigationTaskRecord {
-        task_id: row.get(0)?,
-        client_request_token: row.get(1)?,
-        status: row.get(2)?,
-        started_at_ms: row.get(3)?,
-        finished_at_ms: row.get(4)?,
-        audit_task_id: row.get(5)?,
-        finding_ids: Vec::new(),
-        body_json: row.get(6)?,
-    })
+    Ok(from_row!(row => MitigationTaskRecord {
+        task_id, client_request_token, status, started_at_ms, finished_at_ms, audit_task_id,
+        body_json; finding_ids: Vec::new()
+    }))
 }
 
 /// Statistics columns at `at`; `None` when an outer join found no row.

@@ -58,11 +58,7 @@ macro_rules! logging_options_columns {
 }
 
 fn logging_options(row: &Row<'_>) -> DbResult<LoggingOptionsRecord> {
-    Ok(LoggingOptionsRecord {
-        role_arn: row.get(0)?,
-        log_level: row.get(1)?,
-        updated_at_ms: row.get(2)?,
-    })
+    Ok(from_row!(row => LoggingOptionsRecord { role_arn, log_level, updated_at_ms }))
 }
 
 macro_rules! v2_logging_options_columns {
@@ -72,13 +68,9 @@ macro_rules! v2_logging_options_columns {
 }
 
 fn v2_logging_options(row: &Row<'_>) -> DbResult<V2LoggingOptionsRecord> {
-    Ok(V2LoggingOptionsRecord {
-        role_arn: row.get(0)?,
-        default_log_level: row.get(1)?,
-        disable_all_logs: row.get(2)?,
-        event_configurations_json: row.get(3)?,
-        updated_at_ms: row.get(4)?,
-    })
+    Ok(from_row!(row => V2LoggingOptionsRecord {
+        role_arn, default_log_level, disable_all_logs, event_configurations_json, updated_at_ms
+    }))
 }
 
 engines! {

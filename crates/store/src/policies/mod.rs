@@ -191,14 +191,9 @@ macro_rules! joined_version_columns {
 const POLICY_COLUMNS: usize = 6;
 
 pub(crate) fn policy(row: &Row<'_>) -> DbResult<PolicyRecord> {
-    Ok(PolicyRecord {
-        name: row.get(0)?,
-        arn: row.get(1)?,
-        default_version_id: row.get(2)?,
-        generation_id: row.get(3)?,
-        created_at_ms: row.get(4)?,
-        updated_at_ms: row.get(5)?,
-    })
+    Ok(from_row!(row => PolicyRecord {
+        name, arn, default_version_id, generation_id, created_at_ms, updated_at_ms
+    }))
 }
 
 /// A policy and the version columns that follow its own in a joined row; no version

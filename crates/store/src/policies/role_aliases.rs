@@ -68,14 +68,9 @@ macro_rules! role_alias_columns {
 }
 
 fn role_alias(row: &Row<'_>) -> DbResult<RoleAliasRecord> {
-    Ok(RoleAliasRecord {
-        alias: row.get(0)?,
-        arn: row.get(1)?,
-        role_arn: row.get(2)?,
-        credential_duration_seconds: row.get(3)?,
-        created_at_ms: row.get(4)?,
-        updated_at_ms: row.get(5)?,
-    })
+    Ok(from_row!(row => RoleAliasRecord {
+        alias, arn, role_arn, credential_duration_seconds, created_at_ms, updated_at_ms
+    }))
 }
 
 engines! {

@@ -71,10 +71,7 @@ fn group(row: &Row<'_>) -> DbResult<(ThingGroupRecord, Option<(String, String)>)
 }
 
 fn group_ref(row: &Row<'_>) -> DbResult<GroupRef> {
-    Ok(GroupRef {
-        name: row.get(0)?,
-        arn: row.get(1)?,
-    })
+    Ok(from_row!(row => GroupRef { name, arn }))
 }
 
 fn pair(row: &Row<'_>) -> DbResult<(String, String)> {
