@@ -3,6 +3,7 @@
 use crate::db::{sql_limit, Db, DbResult, Param, Row};
 use crate::tags;
 use crate::{Scope, StoreError, StoreResult, Tag};
+use palisade_store_macros::engines;
 
 /// A mitigation action definition as stored. `params_json` is the `actionParams`
 /// document exactly as the engine validated it; the store does not interpret it.
@@ -78,106 +79,104 @@ fn action(row: &Row<'_>) -> DbResult<MitigationActionRecord> {
     }))
 }
 
-engines! {
-    impl MitigationActionStore {
-        async fn create_mitigation_action(
-            &self,
-            scope: &Scope,
-            record: &MitigationActionRecord,
-            tags: &[Tag],
-            limit: usize,
-        ) -> StoreResult<()> {
-            let (scope, record, tags) = (scope.clone(), record.clone(), tags.to_vec());
-            self.write(async move |db| create(db, &scope, &record, &tags, limit).await)
-                .await
-        }
-
-        async fn get_mitigation_action(
-            &self,
-            scope: &Scope,
-            name: &str,
-        ) -> StoreResult<Option<MitigationActionRecord>> {
-            self.read(async |db| {
-                db.query_opt(
-                    sql!(
-                        "SELECT ", action_columns!(), " FROM mitigation_actions",
-                        " WHERE account_id = $1 AND region = $2 AND name = $3"
-                    ),
-                    &[&scope.account_id, &scope.region, &name],
-                    action,
-                )
-                .await
-            })
+#[engines]
+impl MitigationActionStore for Engine {
+    async fn create_mitigation_action(
+        &self,
+        scope: &Scope,
+        record: &MitigationActionRecord,
+        tags: &[Tag],
+        limit: usize,
+    ) -> StoreResult<()> {
+        let (scope, record, tags) = (scope.clone(), record.clone(), tags.to_vec());
+        self.write(async move |db| create(db, &scope, &record, &tags, limit).await)
             .await
-        }
+    }
 
-        async fn update_mitigation_action(
-            &self,
-            scope: &Scope,
-            name: &str,
-            update: &MitigationActionUpdate,
-        ) -> StoreResult<MitigationActionRecord> {
-            let (scope, name, update) = (scope.clone(), name.to_owned(), update.clone());
-            self.write_one(async move |db| {
-                let (action_type, params_json) = update.params.unzip();
-                db.query_opt(
-                    sql!(
-                        "UPDATE mitigation_actions SET",
-                        " role_arn = COALESCE($4, role_arn),",
-                        " action_type = COALESCE($5, action_type),",
-                        " params_json = COALESCE($6, params_json),",
-                        " updated_at_ms = $7",
-                        " WHERE account_id = $1 AND region = $2 AND name = $3",
-                        " RETURNING ", action_columns!()
-                    ),
-                    &[
-                        &scope.account_id,
-                        &scope.region,
-                        &name,
-                        &update.role_arn,
-                        &action_type,
-                        &params_json,
-                        &update.updated_at_ms,
-                    ],
-                    action,
-                )
-                .await?
-                .ok_or(StoreError::NotFound.into())
-            })
+    async fn get_mitigation_action(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> StoreResult<Option<MitigationActionRecord>> {
+        self.read(async |db| {
+            db.query_opt(
+                sql!(
+                    "SELECT ",
+                    action_columns!(),
+                    " FROM mitigation_actions",
+                    " WHERE account_id = $1 AND region = $2 AND name = $3"
+                ),
+                &[&scope.account_id, &scope.region, &name],
+                action,
+            )
             .await
-        }
+        })
+        .await
+    }
 
-        async fn delete_mitigation_action(&self, scope: &Scope, name: &str) -> StoreResult<bool> {
-            let (scope, name) = (scope.clone(), name.to_owned());
-            self.write(async move |db| {
-                let arn: Option<String> = db
-                    .value(
-                        sql!(
-                            "DELETE FROM mitigation_actions",
-                            " WHERE account_id = $1 AND region = $2 AND name = $3 RETURNING arn"
-                        ),
-                        &[&scope.account_id, &scope.region, &name],
-                    )
-                    .await?;
-                let Some(arn) = arn else { return Ok(false) };
-                // Under the resource's lock, so tags a concurrent tag_resource is about
-                // to commit on this ARN are seen and removed too.
-                tags::lock_resource(db, &scope, &arn).await?;
-                tags::delete_all(db, &scope, &arn).await?;
-                Ok(true)
-            })
+    async fn update_mitigation_action(
+        &self,
+        scope: &Scope,
+        name: &str,
+        update: &MitigationActionUpdate,
+    ) -> StoreResult<MitigationActionRecord> {
+        let (scope, name, update) = (scope.clone(), name.to_owned(), update.clone());
+        self.write_one(async move |db| {
+            let (action_type, params_json) = update.params.unzip();
+            db.query_opt(
+                sql!(
+                    "UPDATE mitigation_actions SET",
+                    " role_arn = COALESCE($4, role_arn),",
+                    " action_type = COALESCE($5, action_type),",
+                    " params_json = COALESCE($6, params_json),",
+                    " updated_at_ms = $7",
+                    " WHERE account_id = $1 AND region = $2 AND name = $3",
+                    " RETURNING ",
+                    action_columns!()
+                ),
+                &[
+                    &scope.account_id,
+                    &scope.region,
+                    &name,
+                    &update.role_arn,
+                    &action_type,
+                    &params_json,
+                    &update.updated_at_ms,
+                ],
+                action,
+            )
+            .await?
+            .ok_or(StoreError::NotFound.into())
+        })
+        .await
+    }
+
+    async fn delete_mitigation_action(&self, scope: &Scope, name: &str) -> StoreResult<bool> {
+        let (scope, name) = (scope.clone(), name.to_owned());
+        self.write(async move |db| {
+            tags::delete_tagged(
+                db,
+                &scope,
+                sql!(
+                    "DELETE FROM mitigation_actions",
+                    " WHERE account_id = $1 AND region = $2 AND name = $3 RETURNING arn"
+                ),
+                &[&scope.account_id, &scope.region, &name],
+            )
             .await
-        }
+        })
+        .await
+    }
 
-        async fn list_mitigation_actions(
-            &self,
-            scope: &Scope,
-            action_type: Option<&str>,
-            after: Option<&str>,
-            limit: usize,
-        ) -> StoreResult<Vec<MitigationActionRecord>> {
-            self.read(async |db| list(db, scope, action_type, after, limit).await).await
-        }
+    async fn list_mitigation_actions(
+        &self,
+        scope: &Scope,
+        action_type: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<MitigationActionRecord>> {
+        self.read(async |db| list(db, scope, action_type, after, limit).await)
+            .await
     }
 }
 
@@ -222,10 +221,7 @@ async fn create(
         ],
     )
     .await?;
-    if !tags.is_empty() {
-        tags::lock_resource(db, scope, &record.arn).await?;
-        tags::upsert(db, scope, &record.arn, tags).await?;
-    }
+    tags::upsert(db, scope, &record.arn, tags).await?;
     Ok(())
 }
 

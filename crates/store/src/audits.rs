@@ -12,6 +12,7 @@
 //! Uniqueness of task and work ids is the primary keys' job.
 
 use async_trait::async_trait;
+use palisade_store_macros::engines;
 
 use crate::db::{DbResult, Row};
 use crate::work::insert_work_item;
@@ -297,212 +298,215 @@ use findings::{insert_findings, list_finding_heads, list_findings, purge_chunk};
 use tasks::{create_task, list_tasks, update_task};
 pub(crate) use tasks::{insert_task, IfTaken};
 
-engines! {
-    impl AuditStore {
-        async fn get_audit_configuration(
-            &self,
-            scope: &Scope,
-        ) -> StoreResult<Option<AuditConfigurationRecord>> {
-            self.read(async |db| {
-                db.query_opt(
-                    sql!(
-                        "SELECT ", audit_configuration_columns!(),
-                        " FROM audit_configurations WHERE account_id = $1 AND region = $2"
-                    ),
+#[engines]
+impl AuditStore for Engine {
+    async fn get_audit_configuration(
+        &self,
+        scope: &Scope,
+    ) -> StoreResult<Option<AuditConfigurationRecord>> {
+        self.read(async |db| {
+            db.query_opt(
+                sql!(
+                    "SELECT ",
+                    audit_configuration_columns!(),
+                    " FROM audit_configurations WHERE account_id = $1 AND region = $2"
+                ),
+                &[&scope.account_id, &scope.region],
+                audit_configuration,
+            )
+            .await
+        })
+        .await
+    }
+
+    async fn put_audit_configuration(
+        &self,
+        scope: &Scope,
+        record: &AuditConfigurationRecord,
+    ) -> StoreResult<()> {
+        let (scope, record) = (scope.clone(), record.clone());
+        self.write_one(async move |db| {
+            db.execute(
+                sql!(
+                    "INSERT INTO audit_configurations (account_id, region, ",
+                    audit_configuration_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6)",
+                    " ON CONFLICT (account_id, region) DO UPDATE SET",
+                    " role_arn = excluded.role_arn, checks_json = excluded.checks_json,",
+                    " notifications_json = excluded.notifications_json,",
+                    " updated_at_ms = excluded.updated_at_ms"
+                ),
+                &[
+                    &scope.account_id,
+                    &scope.region,
+                    &record.role_arn,
+                    &record.checks_json,
+                    &record.notifications_json,
+                    &record.updated_at_ms,
+                ],
+            )
+            .await
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn delete_audit_configuration(&self, scope: &Scope) -> StoreResult<bool> {
+        let scope = scope.clone();
+        self.write_one(async move |db| {
+            let n = db
+                .execute(
+                    sql!("DELETE FROM audit_configurations WHERE account_id = $1 AND region = $2"),
                     &[&scope.account_id, &scope.region],
-                    audit_configuration,
                 )
-                .await
-            })
-            .await
-        }
-
-        async fn put_audit_configuration(
-            &self,
-            scope: &Scope,
-            record: &AuditConfigurationRecord,
-        ) -> StoreResult<()> {
-            let (scope, record) = (scope.clone(), record.clone());
-            self.write_one(async move |db| {
-                db.execute(
-                    sql!(
-                        "INSERT INTO audit_configurations (account_id, region, ",
-                        audit_configuration_columns!(),
-                        ") VALUES ($1, $2, $3, $4, $5, $6)",
-                        " ON CONFLICT (account_id, region) DO UPDATE SET",
-                        " role_arn = excluded.role_arn, checks_json = excluded.checks_json,",
-                        " notifications_json = excluded.notifications_json,",
-                        " updated_at_ms = excluded.updated_at_ms"
-                    ),
-                    &[
-                        &scope.account_id,
-                        &scope.region,
-                        &record.role_arn,
-                        &record.checks_json,
-                        &record.notifications_json,
-                        &record.updated_at_ms,
-                    ],
-                )
-                .await
-                .map(drop)
-            })
-            .await
-        }
-
-        async fn delete_audit_configuration(&self, scope: &Scope) -> StoreResult<bool> {
-            let scope = scope.clone();
-            self.write_one(async move |db| {
-                let n = db
-                    .execute(
-                        sql!("DELETE FROM audit_configurations WHERE account_id = $1 AND region = $2"),
-                        &[&scope.account_id, &scope.region],
-                    )
-                    .await?;
-                Ok(n > 0)
-            })
-            .await
-        }
-
-        async fn create_audit_task(
-            &self,
-            scope: &Scope,
-            task: &AuditTaskRecord,
-            work: &NewWorkItem,
-            max_in_progress: Option<usize>,
-        ) -> StoreResult<Result<(), AuditTaskRefusal>> {
-            let (scope, task, work) = (scope.clone(), task.clone(), work.clone());
-            self.write(async move |db| create_task(db, &scope, &task, &work, max_in_progress).await)
-                .await
-        }
-
-        async fn get_audit_task(
-            &self,
-            scope: &Scope,
-            task_id: &str,
-        ) -> StoreResult<Option<AuditTaskRecord>> {
-            self.read(async |db| {
-                db.query_opt(
-                    sql!(
-                        "SELECT ", audit_task_columns!(),
-                        " FROM audit_tasks WHERE account_id = $1 AND region = $2 AND task_id = $3"
-                    ),
-                    &[&scope.account_id, &scope.region, &task_id],
-                    audit_task,
-                )
-                .await
-            })
-            .await
-        }
-
-        async fn update_audit_task(&self, scope: &Scope, task: &AuditTaskRecord) -> StoreResult<bool> {
-            // No version precedes i64::MIN, so nothing can match it.
-            let Some(previous) = task.version.checked_sub(1) else {
-                return Ok(false);
-            };
-            let (scope, task) = (scope.clone(), task.clone());
-            self.write_one(async move |db| update_task(db, &scope, &task, previous).await)
-                .await
-        }
-
-        async fn update_audit_task_with_work(
-            &self,
-            scope: &Scope,
-            task: &AuditTaskRecord,
-            work: &NewWorkItem,
-        ) -> StoreResult<bool> {
-            let Some(previous) = task.version.checked_sub(1) else {
-                return Ok(false);
-            };
-            let (scope, task, work) = (scope.clone(), task.clone(), work.clone());
-            self.write(async move |db| {
-                if !update_task(db, &scope, &task, previous).await? {
-                    return Ok(false);
-                }
-                // A taken work id fails the whole transaction, so the update goes too.
-                insert_work_item(db, &work).await?;
-                Ok(true)
-            })
-            .await
-        }
-
-        async fn list_audit_tasks(
-            &self,
-            scope: &Scope,
-            filter: &AuditTaskFilter,
-            after: Option<&AuditTaskKey>,
-            limit: usize,
-        ) -> StoreResult<Vec<AuditTaskRecord>> {
-            self.read(async |db| list_tasks(db, scope, filter, after, limit).await)
-                .await
-        }
-
-        async fn insert_audit_findings(
-            &self,
-            scope: &Scope,
-            findings: &[AuditFindingRecord],
-        ) -> StoreResult<u64> {
-            if findings.is_empty() {
-                return Ok(0);
-            }
-            let (scope, findings) = (scope.clone(), findings.to_vec());
-            let inserted = self
-                .write_one(async move |db| insert_findings(db, &scope, &findings).await)
                 .await?;
-            self.findings_inserted(inserted);
-            Ok(inserted)
-        }
+            Ok(n > 0)
+        })
+        .await
+    }
 
-        async fn get_audit_finding(
-            &self,
-            scope: &Scope,
-            finding_id: &str,
-        ) -> StoreResult<Option<AuditFindingRecord>> {
-            self.read(async |db| {
-                db.query_opt(
-                    sql!(
-                        "SELECT ", audit_finding_columns!(), " FROM audit_findings",
-                        " WHERE account_id = $1 AND region = $2 AND finding_id = $3"
-                    ),
-                    &[&scope.account_id, &scope.region, &finding_id],
-                    audit_finding,
-                )
-                .await
-            })
+    async fn create_audit_task(
+        &self,
+        scope: &Scope,
+        task: &AuditTaskRecord,
+        work: &NewWorkItem,
+        max_in_progress: Option<usize>,
+    ) -> StoreResult<Result<(), AuditTaskRefusal>> {
+        let (scope, task, work) = (scope.clone(), task.clone(), work.clone());
+        self.write(async move |db| create_task(db, &scope, &task, &work, max_in_progress).await)
             .await
-        }
+    }
 
-        async fn list_audit_findings(
-            &self,
-            scope: &Scope,
-            filter: &AuditFindingFilter,
-            after: Option<&AuditFindingKey>,
-            limit: usize,
-        ) -> StoreResult<Vec<AuditFindingRecord>> {
-            self.read(async |db| list_findings(db, scope, filter, after, limit).await)
-                .await
-        }
+    async fn get_audit_task(
+        &self,
+        scope: &Scope,
+        task_id: &str,
+    ) -> StoreResult<Option<AuditTaskRecord>> {
+        self.read(async |db| {
+            db.query_opt(
+                sql!(
+                    "SELECT ",
+                    audit_task_columns!(),
+                    " FROM audit_tasks WHERE account_id = $1 AND region = $2 AND task_id = $3"
+                ),
+                &[&scope.account_id, &scope.region, &task_id],
+                audit_task,
+            )
+            .await
+        })
+        .await
+    }
 
-        async fn list_audit_finding_heads(
-            &self,
-            scope: &Scope,
-            audit_task_id: &str,
-            after: Option<&AuditFindingKey>,
-            limit: usize,
-        ) -> StoreResult<Vec<AuditFindingHead>> {
-            self.read(async |db| list_finding_heads(db, scope, audit_task_id, after, limit).await)
-                .await
-        }
+    async fn update_audit_task(&self, scope: &Scope, task: &AuditTaskRecord) -> StoreResult<bool> {
+        // No version precedes i64::MIN, so nothing can match it.
+        let Some(previous) = task.version.checked_sub(1) else {
+            return Ok(false);
+        };
+        let (scope, task) = (scope.clone(), task.clone());
+        self.write_one(async move |db| update_task(db, &scope, &task, previous).await)
+            .await
+    }
 
-        async fn purge_audit_history(&self, before_ms: i64) -> StoreResult<u64> {
-            let mut purged = 0;
-            loop {
-                let (deleted, done) = self
-                    .write(async move |db| purge_chunk(db, before_ms, PURGE_CHUNK).await)
-                    .await?;
-                purged += deleted;
-                if done {
-                    return Ok(purged);
-                }
+    async fn update_audit_task_with_work(
+        &self,
+        scope: &Scope,
+        task: &AuditTaskRecord,
+        work: &NewWorkItem,
+    ) -> StoreResult<bool> {
+        let Some(previous) = task.version.checked_sub(1) else {
+            return Ok(false);
+        };
+        let (scope, task, work) = (scope.clone(), task.clone(), work.clone());
+        self.write(async move |db| {
+            if !update_task(db, &scope, &task, previous).await? {
+                return Ok(false);
+            }
+            // A taken work id fails the whole transaction, so the update goes too.
+            insert_work_item(db, &work).await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn list_audit_tasks(
+        &self,
+        scope: &Scope,
+        filter: &AuditTaskFilter,
+        after: Option<&AuditTaskKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditTaskRecord>> {
+        self.read(async |db| list_tasks(db, scope, filter, after, limit).await)
+            .await
+    }
+
+    async fn insert_audit_findings(
+        &self,
+        scope: &Scope,
+        findings: &[AuditFindingRecord],
+    ) -> StoreResult<u64> {
+        if findings.is_empty() {
+            return Ok(0);
+        }
+        let (scope, findings) = (scope.clone(), findings.to_vec());
+        let inserted = self
+            .write_one(async move |db| insert_findings(db, &scope, &findings).await)
+            .await?;
+        self.findings_inserted(inserted);
+        Ok(inserted)
+    }
+
+    async fn get_audit_finding(
+        &self,
+        scope: &Scope,
+        finding_id: &str,
+    ) -> StoreResult<Option<AuditFindingRecord>> {
+        self.read(async |db| {
+            db.query_opt(
+                sql!(
+                    "SELECT ",
+                    audit_finding_columns!(),
+                    " FROM audit_findings",
+                    " WHERE account_id = $1 AND region = $2 AND finding_id = $3"
+                ),
+                &[&scope.account_id, &scope.region, &finding_id],
+                audit_finding,
+            )
+            .await
+        })
+        .await
+    }
+
+    async fn list_audit_findings(
+        &self,
+        scope: &Scope,
+        filter: &AuditFindingFilter,
+        after: Option<&AuditFindingKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditFindingRecord>> {
+        self.read(async |db| list_findings(db, scope, filter, after, limit).await)
+            .await
+    }
+
+    async fn list_audit_finding_heads(
+        &self,
+        scope: &Scope,
+        audit_task_id: &str,
+        after: Option<&AuditFindingKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditFindingHead>> {
+        self.read(async |db| list_finding_heads(db, scope, audit_task_id, after, limit).await)
+            .await
+    }
+
+    async fn purge_audit_history(&self, before_ms: i64) -> StoreResult<u64> {
+        let mut purged = 0;
+        loop {
+            let (deleted, done) = self
+                .write(async move |db| purge_chunk(db, before_ms, PURGE_CHUNK).await)
+                .await?;
+            purged += deleted;
+            if done {
+                return Ok(purged);
             }
         }
     }

@@ -2,6 +2,7 @@
 
 use crate::db::{Db, DbResult, Row};
 use crate::{Credential, StoreResult};
+use palisade_store_macros::engines;
 
 #[async_trait::async_trait]
 pub trait CredentialStore: Send + Sync {
@@ -24,50 +25,58 @@ fn credential(row: &Row<'_>) -> DbResult<Credential> {
     Ok(from_row!(row => Credential { access_key_id, secret_access_key, account_id, created_at_ms }))
 }
 
-engines! {
-    impl CredentialStore {
-        async fn create_credential(&self, cred: &Credential) -> StoreResult<()> {
-            let cred = cred.clone();
-            self.write_one(async move |db| insert(db, &cred).await).await
-        }
+#[engines]
+impl CredentialStore for Engine {
+    async fn create_credential(&self, cred: &Credential) -> StoreResult<()> {
+        let cred = cred.clone();
+        self.write_one(async move |db| insert(db, &cred).await)
+            .await
+    }
 
-        async fn get_credential(&self, access_key_id: &str) -> StoreResult<Option<Credential>> {
-            self.read(async |db| {
-                db.query_opt(
-                    sql!("SELECT ", credential_columns!(), " FROM credentials WHERE access_key_id = $1"),
-                    &[&access_key_id],
-                    credential,
+    async fn get_credential(&self, access_key_id: &str) -> StoreResult<Option<Credential>> {
+        self.read(async |db| {
+            db.query_opt(
+                sql!(
+                    "SELECT ",
+                    credential_columns!(),
+                    " FROM credentials WHERE access_key_id = $1"
+                ),
+                &[&access_key_id],
+                credential,
+            )
+            .await
+        })
+        .await
+    }
+
+    async fn list_credentials(&self) -> StoreResult<Vec<Credential>> {
+        self.read(async |db| {
+            db.query(
+                sql!(
+                    "SELECT ",
+                    credential_columns!(),
+                    " FROM credentials ORDER BY account_id, access_key_id"
+                ),
+                &[],
+                credential,
+            )
+            .await
+        })
+        .await
+    }
+
+    async fn delete_credential(&self, access_key_id: &str) -> StoreResult<bool> {
+        let id = access_key_id.to_owned();
+        self.write_one(async move |db| {
+            let deleted = db
+                .execute(
+                    sql!("DELETE FROM credentials WHERE access_key_id = $1"),
+                    &[&id],
                 )
-                .await
-            })
-            .await
-        }
-
-        async fn list_credentials(&self) -> StoreResult<Vec<Credential>> {
-            self.read(async |db| {
-                db.query(
-                    sql!(
-                        "SELECT ", credential_columns!(),
-                        " FROM credentials ORDER BY account_id, access_key_id"
-                    ),
-                    &[],
-                    credential,
-                )
-                .await
-            })
-            .await
-        }
-
-        async fn delete_credential(&self, access_key_id: &str) -> StoreResult<bool> {
-            let id = access_key_id.to_owned();
-            self.write_one(async move |db| {
-                let deleted = db
-                    .execute(sql!("DELETE FROM credentials WHERE access_key_id = $1"), &[&id])
-                    .await?;
-                Ok(deleted > 0)
-            })
-            .await
-        }
+                .await?;
+            Ok(deleted > 0)
+        })
+        .await
     }
 }
 

@@ -6,6 +6,7 @@
 //! CRL came from, not by scope.
 
 use async_trait::async_trait;
+use palisade_store_macros::engines;
 
 use crate::db::{DbResult, Row};
 use crate::StoreResult;
@@ -52,52 +53,53 @@ fn crl(row: &Row<'_>) -> DbResult<CrlRecord> {
     }))
 }
 
-engines! {
-    impl CrlStore {
-        async fn get_crl(&self, source: &str) -> StoreResult<Option<CrlRecord>> {
-            self.read(async |db| {
-                db.query_opt(
-                    sql!("SELECT ", crl_columns!(), " FROM crls WHERE source = $1"),
-                    &[&source],
-                    crl,
-                )
-                .await
-            })
+#[engines]
+impl CrlStore for Engine {
+    async fn get_crl(&self, source: &str) -> StoreResult<Option<CrlRecord>> {
+        self.read(async |db| {
+            db.query_opt(
+                sql!("SELECT ", crl_columns!(), " FROM crls WHERE source = $1"),
+                &[&source],
+                crl,
+            )
             .await
-        }
+        })
+        .await
+    }
 
-        async fn put_crl(&self, record: &CrlRecord) -> StoreResult<bool> {
-            let r = record.clone();
-            // One statement: the comparison with the stored thisUpdate and the write
-            // happen under the row's lock, so concurrent fetches keep the newest.
-            self.write_one(async move |db| {
-                let n = db
-                    .execute(
-                        sql!(
-                            "INSERT INTO crls (", crl_columns!(), ")",
-                            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                            " ON CONFLICT (source) DO UPDATE SET",
-                            " issuer_der = excluded.issuer_der, crl_der = excluded.crl_der,",
-                            " this_update_ms = excluded.this_update_ms,",
-                            " next_update_ms = excluded.next_update_ms,",
-                            " stored_at_ms = excluded.stored_at_ms,",
-                            " issuer_certificate_der = excluded.issuer_certificate_der",
-                            " WHERE excluded.this_update_ms >= crls.this_update_ms"
-                        ),
-                        &[
-                            &r.source,
-                            &r.issuer_der,
-                            &r.crl_der,
-                            &r.this_update_ms,
-                            &r.next_update_ms,
-                            &r.stored_at_ms,
-                            &r.issuer_certificate_der,
-                        ],
-                    )
-                    .await?;
-                Ok(n > 0)
-            })
-            .await
-        }
+    async fn put_crl(&self, record: &CrlRecord) -> StoreResult<bool> {
+        let r = record.clone();
+        // One statement: the comparison with the stored thisUpdate and the write
+        // happen under the row's lock, so concurrent fetches keep the newest.
+        self.write_one(async move |db| {
+            let n = db
+                .execute(
+                    sql!(
+                        "INSERT INTO crls (",
+                        crl_columns!(),
+                        ")",
+                        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        " ON CONFLICT (source) DO UPDATE SET",
+                        " issuer_der = excluded.issuer_der, crl_der = excluded.crl_der,",
+                        " this_update_ms = excluded.this_update_ms,",
+                        " next_update_ms = excluded.next_update_ms,",
+                        " stored_at_ms = excluded.stored_at_ms,",
+                        " issuer_certificate_der = excluded.issuer_certificate_der",
+                        " WHERE excluded.this_update_ms >= crls.this_update_ms"
+                    ),
+                    &[
+                        &r.source,
+                        &r.issuer_der,
+                        &r.crl_der,
+                        &r.this_update_ms,
+                        &r.next_update_ms,
+                        &r.stored_at_ms,
+                        &r.issuer_certificate_der,
+                    ],
+                )
+                .await?;
+            Ok(n > 0)
+        })
+        .await
     }
 }

@@ -72,22 +72,6 @@ macro_rules! sql {
     }};
 }
 
-/// Implements a store trait once for both engines: the items are written once, and in
-/// them `self` is either engine, whose `read`, `scan`, `write` and `write_one` take the
-/// same bodies.
-macro_rules! engines {
-    (impl $trait:ident { $($items:tt)* }) => {
-        #[async_trait::async_trait]
-        impl $trait for $crate::SqliteStore {
-            $($items)*
-        }
-        #[async_trait::async_trait]
-        impl $trait for $crate::PostgresStore {
-            $($items)*
-        }
-    };
-}
-
 /// PostgreSQL-only clauses that SQLite neither has nor needs (its writer holds the
 /// whole database for the transaction).
 const DROPPED: [&[u8]; 5] = [

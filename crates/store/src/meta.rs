@@ -1,5 +1,6 @@
 //! Values kept once per database.
 
+use palisade_store_macros::engines;
 use rand::RngCore;
 
 use crate::db::Db;
@@ -16,18 +17,17 @@ pub trait MetaStore: Send + Sync {
 const SERVER_SECRET_KEY: &str = "server_secret";
 const SERVER_SECRET_LEN: usize = 32;
 
-engines! {
-    impl MetaStore {
-        async fn server_secret(&self) -> StoreResult<Vec<u8>> {
-            if let Some(secret) = self.secret_cell().get() {
-                return Ok(secret.clone());
-            }
-            let secret = match self.read(async |db| read_secret(db).await).await? {
-                Some(secret) => secret,
-                None => self.write(async |db| create_secret(db).await).await?,
-            };
-            Ok(self.secret_cell().get_or_init(|| secret).clone())
+#[engines]
+impl MetaStore for Engine {
+    async fn server_secret(&self) -> StoreResult<Vec<u8>> {
+        if let Some(secret) = self.secret_cell().get() {
+            return Ok(secret.clone());
         }
+        let secret = match self.read(async |db| read_secret(db).await).await? {
+            Some(secret) => secret,
+            None => self.write(async |db| create_secret(db).await).await?,
+        };
+        Ok(self.secret_cell().get_or_init(|| secret).clone())
     }
 }
 

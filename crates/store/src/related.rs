@@ -8,6 +8,7 @@
 //! purged with their task's findings.
 
 use async_trait::async_trait;
+use palisade_store_macros::engines;
 
 use crate::db::{sql_limit, Db, DbResult, Row};
 use crate::{Scope, StoreResult};
@@ -48,58 +49,55 @@ fn related_resource(row: &Row<'_>) -> DbResult<RelatedResourceRecord> {
     Ok(from_row!(row => RelatedResourceRecord { sort_key, resource_json }))
 }
 
-engines! {
-    impl RelatedResourceStore {
-        async fn insert_related_resources(
-            &self,
-            scope: &Scope,
-            task_id: &str,
-            finding_id: &str,
-            resources: &[RelatedResourceRecord],
-        ) -> StoreResult<u64> {
-            if resources.is_empty() {
-                return Ok(0);
-            }
-            let (scope, task_id, finding_id, resources) = (
-                scope.clone(),
-                task_id.to_owned(),
-                finding_id.to_owned(),
-                resources.to_vec(),
-            );
-            self.write_one(async move |db| {
-                insert(db, &scope, &task_id, &finding_id, &resources).await
-            })
-            .await
+#[engines]
+impl RelatedResourceStore for Engine {
+    async fn insert_related_resources(
+        &self,
+        scope: &Scope,
+        task_id: &str,
+        finding_id: &str,
+        resources: &[RelatedResourceRecord],
+    ) -> StoreResult<u64> {
+        if resources.is_empty() {
+            return Ok(0);
         }
+        let (scope, task_id, finding_id, resources) = (
+            scope.clone(),
+            task_id.to_owned(),
+            finding_id.to_owned(),
+            resources.to_vec(),
+        );
+        self.write_one(async move |db| insert(db, &scope, &task_id, &finding_id, &resources).await)
+            .await
+    }
 
-        async fn list_related_resources(
-            &self,
-            scope: &Scope,
-            finding_id: &str,
-            after: Option<&str>,
-            limit: usize,
-        ) -> StoreResult<Vec<RelatedResourceRecord>> {
-            self.read(async |db| {
-                db.query(
-                    sql!(
-                        "SELECT sort_key, resource_json FROM audit_finding_related_resources",
-                        " WHERE account_id = $1 AND region = $2 AND finding_id = $3",
-                        " AND ($4::text IS NULL OR sort_key > $4)",
-                        " ORDER BY sort_key LIMIT $5"
-                    ),
-                    &[
-                        &scope.account_id,
-                        &scope.region,
-                        &finding_id,
-                        &after,
-                        &sql_limit(limit),
-                    ],
-                    related_resource,
-                )
-                .await
-            })
+    async fn list_related_resources(
+        &self,
+        scope: &Scope,
+        finding_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<RelatedResourceRecord>> {
+        self.read(async |db| {
+            db.query(
+                sql!(
+                    "SELECT sort_key, resource_json FROM audit_finding_related_resources",
+                    " WHERE account_id = $1 AND region = $2 AND finding_id = $3",
+                    " AND ($4::text IS NULL OR sort_key > $4)",
+                    " ORDER BY sort_key LIMIT $5"
+                ),
+                &[
+                    &scope.account_id,
+                    &scope.region,
+                    &finding_id,
+                    &after,
+                    &sql_limit(limit),
+                ],
+                related_resource,
+            )
             .await
-        }
+        })
+        .await
     }
 }
 

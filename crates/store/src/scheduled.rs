@@ -8,6 +8,7 @@
 //! exactly one moves `next_run_ms` on and inserts the task.
 
 use async_trait::async_trait;
+use palisade_store_macros::engines;
 
 use crate::audits::{insert_task, IfTaken};
 use crate::db::{sql_limit, Db, DbResult, Row};
@@ -163,192 +164,197 @@ fn record(row: &Row<'_>) -> DbResult<ScheduledAuditRecord> {
     record_at(row, 0)
 }
 
-engines! {
-    impl ScheduledAuditStore {
-        async fn create_scheduled_audit(
-            &self,
-            scope: &Scope,
-            record: &ScheduledAuditRecord,
-            tags: &[Tag],
-            limit: usize,
-        ) -> StoreResult<Result<(), ScheduledAuditRefusal>> {
-            let (scope, record, tags) = (scope.clone(), record.clone(), tags.to_vec());
-            self.write(async move |db| create(db, &scope, &record, &tags, limit).await)
-                .await
-        }
+#[engines]
+impl ScheduledAuditStore for Engine {
+    async fn create_scheduled_audit(
+        &self,
+        scope: &Scope,
+        record: &ScheduledAuditRecord,
+        tags: &[Tag],
+        limit: usize,
+    ) -> StoreResult<Result<(), ScheduledAuditRefusal>> {
+        let (scope, record, tags) = (scope.clone(), record.clone(), tags.to_vec());
+        self.write(async move |db| create(db, &scope, &record, &tags, limit).await)
+            .await
+    }
 
-        async fn get_scheduled_audit(
-            &self,
-            scope: &Scope,
-            name: &str,
-        ) -> StoreResult<Option<ScheduledAuditRecord>> {
-            self.read(async |db| get(db, scope, name).await).await
-        }
+    async fn get_scheduled_audit(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> StoreResult<Option<ScheduledAuditRecord>> {
+        self.read(async |db| get(db, scope, name).await).await
+    }
 
-        async fn update_scheduled_audit(
-            &self,
-            scope: &Scope,
-            name: &str,
-            update: &ScheduledAuditUpdate,
-        ) -> StoreResult<Option<ScheduledAuditRecord>> {
-            let (scope, name, update) = (scope.clone(), name.to_owned(), update.clone());
-            self.write_one(async move |db| {
-                let (anchor, next) = update.timing.unzip();
-                db.query_opt(
+    async fn update_scheduled_audit(
+        &self,
+        scope: &Scope,
+        name: &str,
+        update: &ScheduledAuditUpdate,
+    ) -> StoreResult<Option<ScheduledAuditRecord>> {
+        let (scope, name, update) = (scope.clone(), name.to_owned(), update.clone());
+        self.write_one(async move |db| {
+            let (anchor, next) = update.timing.unzip();
+            db.query_opt(
+                sql!(
+                    "UPDATE scheduled_audits SET frequency = $4, day_of_week = $5,",
+                    " day_of_month = $6, checks_json = $7,",
+                    " anchor_ms = COALESCE($8::BIGINT, anchor_ms),",
+                    " next_run_ms = COALESCE($9::BIGINT, next_run_ms),",
+                    " updated_at_ms = $10",
+                    " WHERE account_id = $1 AND region = $2 AND name = $3 RETURNING ",
+                    scheduled_columns!()
+                ),
+                &[
+                    &scope.account_id,
+                    &scope.region,
+                    &name,
+                    &update.frequency,
+                    &update.day_of_week,
+                    &update.day_of_month,
+                    &update.checks_json,
+                    &anchor,
+                    &next,
+                    &update.updated_at_ms,
+                ],
+                record,
+            )
+            .await
+        })
+        .await
+    }
+
+    async fn delete_scheduled_audit(&self, scope: &Scope, name: &str) -> StoreResult<bool> {
+        let (scope, name) = (scope.clone(), name.to_owned());
+        self.write(async move |db| {
+            tags::delete_tagged(
+                db,
+                &scope,
+                sql!(
+                    "DELETE FROM scheduled_audits",
+                    " WHERE account_id = $1 AND region = $2 AND name = $3 RETURNING arn"
+                ),
+                &[&scope.account_id, &scope.region, &name],
+            )
+            .await
+        })
+        .await
+    }
+
+    async fn delete_all_scheduled_audits(&self, scope: &Scope) -> StoreResult<u64> {
+        let scope = scope.clone();
+        self.write(async move |db| {
+            let arns: Vec<String> = db
+                .query(
                     sql!(
-                        "UPDATE scheduled_audits SET frequency = $4, day_of_week = $5,",
-                        " day_of_month = $6, checks_json = $7,",
-                        " anchor_ms = COALESCE($8::BIGINT, anchor_ms),",
-                        " next_run_ms = COALESCE($9::BIGINT, next_run_ms),",
-                        " updated_at_ms = $10",
-                        " WHERE account_id = $1 AND region = $2 AND name = $3 RETURNING ",
-                        scheduled_columns!()
+                        "DELETE FROM scheduled_audits WHERE account_id = $1 AND region = $2",
+                        " RETURNING arn"
+                    ),
+                    &[&scope.account_id, &scope.region],
+                    |row| row.get(0),
+                )
+                .await?;
+            for arn in &arns {
+                tags::delete_all(db, &scope, arn).await?;
+            }
+            Ok(u64::try_from(arns.len()).unwrap_or(u64::MAX))
+        })
+        .await
+    }
+
+    async fn list_scheduled_audits(
+        &self,
+        scope: &Scope,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<ScheduledAuditRecord>> {
+        self.read(async |db| {
+            db.query(
+                sql!(
+                    "SELECT ",
+                    scheduled_columns!(),
+                    " FROM scheduled_audits WHERE account_id = $1 AND region = $2",
+                    " AND ($3::TEXT IS NULL OR name > $3) ORDER BY name LIMIT $4"
+                ),
+                &[&scope.account_id, &scope.region, &after, &sql_limit(limit)],
+                record,
+            )
+            .await
+        })
+        .await
+    }
+
+    async fn due_scheduled_audits(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<DueScheduledAudit>> {
+        self.read(async |db| {
+            db.query(
+                sql!(
+                    "SELECT account_id, region, ",
+                    scheduled_columns!(),
+                    " FROM scheduled_audits WHERE next_run_ms <= $1",
+                    " ORDER BY next_run_ms, account_id, region, name LIMIT $2"
+                ),
+                &[&now_ms, &sql_limit(limit)],
+                |row| {
+                    Ok(DueScheduledAudit {
+                        scope: Scope {
+                            account_id: row.get(0)?,
+                            region: row.get(1)?,
+                        },
+                        record: record_at(row, 2)?,
+                    })
+                },
+            )
+            .await
+        })
+        .await
+    }
+
+    async fn advance_scheduled_audit(
+        &self,
+        scope: &Scope,
+        name: &str,
+        expected_next_ms: i64,
+        next_run_ms: i64,
+        start: Option<(&AuditTaskRecord, &NewWorkItem)>,
+    ) -> StoreResult<ScheduledRunOutcome> {
+        let (scope, name) = (scope.clone(), name.to_owned());
+        let start = start.map(|(task, work)| (task.clone(), work.clone()));
+        self.write(async move |db| {
+            // The compare-and-set: of several nodes starting the same occurrence, the
+            // second one's update waits on the first one's row lock (SQLite: the
+            // writer's turn), re-reads the row once it commits and matches nothing.
+            let moved = db
+                .execute(
+                    sql!(
+                        "UPDATE scheduled_audits SET next_run_ms = $5",
+                        " WHERE account_id = $1 AND region = $2 AND name = $3",
+                        " AND next_run_ms = $4"
                     ),
                     &[
                         &scope.account_id,
                         &scope.region,
                         &name,
-                        &update.frequency,
-                        &update.day_of_week,
-                        &update.day_of_month,
-                        &update.checks_json,
-                        &anchor,
-                        &next,
-                        &update.updated_at_ms,
+                        &expected_next_ms,
+                        &next_run_ms,
                     ],
-                    record,
                 )
-                .await
-            })
-            .await
-        }
-
-        async fn delete_scheduled_audit(&self, scope: &Scope, name: &str) -> StoreResult<bool> {
-            let (scope, name) = (scope.clone(), name.to_owned());
-            self.write(async move |db| {
-                let arn: Option<String> = db
-                    .value(
-                        sql!(
-                            "DELETE FROM scheduled_audits",
-                            " WHERE account_id = $1 AND region = $2 AND name = $3 RETURNING arn"
-                        ),
-                        &[&scope.account_id, &scope.region, &name],
-                    )
-                    .await?;
-                let Some(arn) = arn else { return Ok(false) };
-                tags::delete_all(db, &scope, &arn).await?;
-                Ok(true)
-            })
-            .await
-        }
-
-        async fn delete_all_scheduled_audits(&self, scope: &Scope) -> StoreResult<u64> {
-            let scope = scope.clone();
-            self.write(async move |db| {
-                let arns: Vec<String> = db
-                    .query(
-                        sql!(
-                            "DELETE FROM scheduled_audits WHERE account_id = $1 AND region = $2",
-                            " RETURNING arn"
-                        ),
-                        &[&scope.account_id, &scope.region],
-                        |row| row.get(0),
-                    )
-                    .await?;
-                for arn in &arns {
-                    tags::delete_all(db, &scope, arn).await?;
+                .await?;
+            if moved == 0 {
+                return Ok(ScheduledRunOutcome::Superseded);
+            }
+            Ok(match &start {
+                Some((task, work)) if insert_task(db, &scope, task, IfTaken::Skip).await? => {
+                    insert_work_item(db, work).await?;
+                    ScheduledRunOutcome::Started
                 }
-                Ok(u64::try_from(arns.len()).unwrap_or(u64::MAX))
+                _ => ScheduledRunOutcome::Advanced,
             })
-            .await
-        }
-
-        async fn list_scheduled_audits(
-            &self,
-            scope: &Scope,
-            after: Option<&str>,
-            limit: usize,
-        ) -> StoreResult<Vec<ScheduledAuditRecord>> {
-            self.read(async |db| {
-                db.query(
-                    sql!(
-                        "SELECT ", scheduled_columns!(),
-                        " FROM scheduled_audits WHERE account_id = $1 AND region = $2",
-                        " AND ($3::TEXT IS NULL OR name > $3) ORDER BY name LIMIT $4"
-                    ),
-                    &[&scope.account_id, &scope.region, &after, &sql_limit(limit)],
-                    record,
-                )
-                .await
-            })
-            .await
-        }
-
-        async fn due_scheduled_audits(
-            &self,
-            now_ms: i64,
-            limit: usize,
-        ) -> StoreResult<Vec<DueScheduledAudit>> {
-            self.read(async |db| {
-                db.query(
-                    sql!(
-                        "SELECT account_id, region, ", scheduled_columns!(),
-                        " FROM scheduled_audits WHERE next_run_ms <= $1",
-                        " ORDER BY next_run_ms, account_id, region, name LIMIT $2"
-                    ),
-                    &[&now_ms, &sql_limit(limit)],
-                    |row| {
-                        Ok(DueScheduledAudit {
-                            scope: Scope {
-                                account_id: row.get(0)?,
-                                region: row.get(1)?,
-                            },
-                            record: record_at(row, 2)?,
-                        })
-                    },
-                )
-                .await
-            })
-            .await
-        }
-
-        async fn advance_scheduled_audit(
-            &self,
-            scope: &Scope,
-            name: &str,
-            expected_next_ms: i64,
-            next_run_ms: i64,
-            start: Option<(&AuditTaskRecord, &NewWorkItem)>,
-        ) -> StoreResult<ScheduledRunOutcome> {
-            let (scope, name) = (scope.clone(), name.to_owned());
-            let start = start.map(|(task, work)| (task.clone(), work.clone()));
-            self.write(async move |db| {
-                // The compare-and-set: of several nodes starting the same occurrence, the
-                // second one's update waits on the first one's row lock (SQLite: the
-                // writer's turn), re-reads the row once it commits and matches nothing.
-                let moved = db
-                    .execute(
-                        sql!(
-                            "UPDATE scheduled_audits SET next_run_ms = $5",
-                            " WHERE account_id = $1 AND region = $2 AND name = $3",
-                            " AND next_run_ms = $4"
-                        ),
-                        &[&scope.account_id, &scope.region, &name, &expected_next_ms, &next_run_ms],
-                    )
-                    .await?;
-                if moved == 0 {
-                    return Ok(ScheduledRunOutcome::Superseded);
-                }
-                Ok(match &start {
-                    Some((task, work)) if insert_task(db, &scope, task, IfTaken::Skip).await? => {
-                        insert_work_item(db, work).await?;
-                        ScheduledRunOutcome::Started
-                    }
-                    _ => ScheduledRunOutcome::Advanced,
-                })
-            })
-            .await
-        }
+        })
+        .await
     }
 }
 
@@ -409,9 +415,6 @@ async fn create(
         ],
     )
     .await?;
-    if !tags.is_empty() {
-        tags::lock_resource(db, scope, &record.arn).await?;
-        tags::upsert(db, scope, &record.arn, tags).await?;
-    }
+    tags::upsert(db, scope, &record.arn, tags).await?;
     Ok(Ok(()))
 }

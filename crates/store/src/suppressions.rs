@@ -6,6 +6,7 @@
 //! List can return it as it was given.
 
 use async_trait::async_trait;
+use palisade_store_macros::engines;
 
 use crate::db::{sql_limit, Db, DbResult, Row};
 use crate::{Scope, StoreResult};
@@ -157,128 +158,131 @@ fn suppression(row: &Row<'_>) -> DbResult<AuditSuppressionRecord> {
     }))
 }
 
-engines! {
-    impl AuditSuppressionStore {
-        async fn create_audit_suppression(
-            &self,
-            scope: &Scope,
-            record: &AuditSuppressionRecord,
-            limit: usize,
-        ) -> StoreResult<Result<SuppressionCreated, SuppressionRefusal>> {
-            let (scope, record) = (scope.clone(), record.clone());
-            self.write(async move |db| create(db, &scope, &record, limit).await)
-                .await
-        }
+#[engines]
+impl AuditSuppressionStore for Engine {
+    async fn create_audit_suppression(
+        &self,
+        scope: &Scope,
+        record: &AuditSuppressionRecord,
+        limit: usize,
+    ) -> StoreResult<Result<SuppressionCreated, SuppressionRefusal>> {
+        let (scope, record) = (scope.clone(), record.clone());
+        self.write(async move |db| create(db, &scope, &record, limit).await)
+            .await
+    }
 
-        async fn get_audit_suppression(
-            &self,
-            scope: &Scope,
-            check_name: &str,
-            resource_key: &str,
-        ) -> StoreResult<Option<AuditSuppressionRecord>> {
-            self.read(async |db| get(db, scope, check_name, resource_key).await)
-                .await
-        }
+    async fn get_audit_suppression(
+        &self,
+        scope: &Scope,
+        check_name: &str,
+        resource_key: &str,
+    ) -> StoreResult<Option<AuditSuppressionRecord>> {
+        self.read(async |db| get(db, scope, check_name, resource_key).await)
+            .await
+    }
 
-        async fn update_audit_suppression(
-            &self,
-            scope: &Scope,
-            check_name: &str,
-            resource_key: &str,
-            update: &AuditSuppressionUpdate,
-        ) -> StoreResult<Option<AuditSuppressionRecord>> {
-            let (scope, check, key, update) = (
-                scope.clone(),
-                check_name.to_owned(),
-                resource_key.to_owned(),
-                update.clone(),
-            );
-            self.write_one(async move |db| {
-                let (expiration, indefinitely) = update.lifetime.unzip();
-                db.query_opt(
+    async fn update_audit_suppression(
+        &self,
+        scope: &Scope,
+        check_name: &str,
+        resource_key: &str,
+        update: &AuditSuppressionUpdate,
+    ) -> StoreResult<Option<AuditSuppressionRecord>> {
+        let (scope, check, key, update) = (
+            scope.clone(),
+            check_name.to_owned(),
+            resource_key.to_owned(),
+            update.clone(),
+        );
+        self.write_one(async move |db| {
+            let (expiration, indefinitely) = update.lifetime.unzip();
+            db.query_opt(
+                sql!(
+                    "UPDATE audit_suppressions SET",
+                    " expiration_ms = CASE WHEN $5::BOOLEAN THEN $6::BIGINT",
+                    " ELSE expiration_ms END,",
+                    " suppress_indefinitely = CASE WHEN $5::BOOLEAN THEN $7::BOOLEAN",
+                    " ELSE suppress_indefinitely END,",
+                    " description = COALESCE($8::TEXT, description), updated_at_ms = $9",
+                    " WHERE account_id = $1 AND region = $2 AND check_name = $3",
+                    " AND resource_key = $4 RETURNING ",
+                    suppression_columns!()
+                ),
+                &[
+                    &scope.account_id,
+                    &scope.region,
+                    &check,
+                    &key,
+                    &update.lifetime.is_some(),
+                    &expiration.flatten(),
+                    &indefinitely.unwrap_or(false),
+                    &update.description,
+                    &update.updated_at_ms,
+                ],
+                suppression,
+            )
+            .await
+        })
+        .await
+    }
+
+    async fn delete_audit_suppression(
+        &self,
+        scope: &Scope,
+        check_name: &str,
+        resource_key: &str,
+    ) -> StoreResult<bool> {
+        let (scope, check, key) = (
+            scope.clone(),
+            check_name.to_owned(),
+            resource_key.to_owned(),
+        );
+        self.write_one(async move |db| {
+            let n = db
+                .execute(
                     sql!(
-                        "UPDATE audit_suppressions SET",
-                        " expiration_ms = CASE WHEN $5::BOOLEAN THEN $6::BIGINT",
-                        " ELSE expiration_ms END,",
-                        " suppress_indefinitely = CASE WHEN $5::BOOLEAN THEN $7::BOOLEAN",
-                        " ELSE suppress_indefinitely END,",
-                        " description = COALESCE($8::TEXT, description), updated_at_ms = $9",
-                        " WHERE account_id = $1 AND region = $2 AND check_name = $3",
-                        " AND resource_key = $4 RETURNING ", suppression_columns!()
+                        "DELETE FROM audit_suppressions WHERE account_id = $1",
+                        " AND region = $2 AND check_name = $3 AND resource_key = $4"
                     ),
-                    &[
-                        &scope.account_id,
-                        &scope.region,
-                        &check,
-                        &key,
-                        &update.lifetime.is_some(),
-                        &expiration.flatten(),
-                        &indefinitely.unwrap_or(false),
-                        &update.description,
-                        &update.updated_at_ms,
-                    ],
-                    suppression,
+                    &[&scope.account_id, &scope.region, &check, &key],
                 )
-                .await
-            })
-            .await
-        }
+                .await?;
+            Ok(n > 0)
+        })
+        .await
+    }
 
-        async fn delete_audit_suppression(
-            &self,
-            scope: &Scope,
-            check_name: &str,
-            resource_key: &str,
-        ) -> StoreResult<bool> {
-            let (scope, check, key) =
-                (scope.clone(), check_name.to_owned(), resource_key.to_owned());
-            self.write_one(async move |db| {
-                let n = db
-                    .execute(
-                        sql!(
-                            "DELETE FROM audit_suppressions WHERE account_id = $1",
-                            " AND region = $2 AND check_name = $3 AND resource_key = $4"
-                        ),
-                        &[&scope.account_id, &scope.region, &check, &key],
-                    )
-                    .await?;
-                Ok(n > 0)
-            })
+    async fn list_audit_suppressions(
+        &self,
+        scope: &Scope,
+        filter: &AuditSuppressionFilter,
+        ascending: bool,
+        after: Option<&AuditSuppressionKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditSuppressionRecord>> {
+        self.read(async |db| list(db, scope, filter, ascending, after, limit).await)
             .await
-        }
+    }
 
-        async fn list_audit_suppressions(
-            &self,
-            scope: &Scope,
-            filter: &AuditSuppressionFilter,
-            ascending: bool,
-            after: Option<&AuditSuppressionKey>,
-            limit: usize,
-        ) -> StoreResult<Vec<AuditSuppressionRecord>> {
-            self.read(async |db| list(db, scope, filter, ascending, after, limit).await)
-                .await
-        }
-
-        async fn active_audit_suppression_keys(
-            &self,
-            scope: &Scope,
-            check_name: &str,
-            now_ms: i64,
-        ) -> StoreResult<Vec<String>> {
-            self.read(async |db| {
-                db.query(
-                    sql!(
-                        "SELECT resource_key FROM audit_suppressions",
-                        " WHERE account_id = $1 AND region = $2 AND check_name = $3",
-                        " AND (suppress_indefinitely OR expiration_ms > $4)"
-                    ),
-                    &[&scope.account_id, &scope.region, &check_name, &now_ms],
-                    |row| row.get(0),
-                )
-                .await
-            })
+    async fn active_audit_suppression_keys(
+        &self,
+        scope: &Scope,
+        check_name: &str,
+        now_ms: i64,
+    ) -> StoreResult<Vec<String>> {
+        self.read(async |db| {
+            db.query(
+                sql!(
+                    "SELECT resource_key FROM audit_suppressions",
+                    " WHERE account_id = $1 AND region = $2 AND check_name = $3",
+                    " AND (suppress_indefinitely OR expiration_ms > $4)"
+                ),
+                &[&scope.account_id, &scope.region, &check_name, &now_ms],
+                |row| row.get(0),
+            )
             .await
-        }
+        })
+        .await
     }
 }
 

@@ -1,8 +1,9 @@
 //! Resource tags, keyed by the resource's ARN.
 
+use palisade_store_macros::engines;
 use std::collections::HashMap;
 
-use crate::db::{sql_limit, Db, DbResult, Dialect, Row};
+use crate::db::{sql_limit, Db, DbResult, Dialect, Param, Row, Sql};
 use crate::{Scope, StoreError, StoreResult};
 
 /// One resource tag.
@@ -47,66 +48,66 @@ pub(crate) fn tag(row: &Row<'_>) -> DbResult<Tag> {
     Ok(from_row!(row => Tag { key, value }))
 }
 
-engines! {
-    impl TagStore {
-        async fn tag_resource(
-            &self,
-            scope: &Scope,
-            resource_arn: &str,
-            tags: &[Tag],
-            max_tags: usize,
-        ) -> StoreResult<()> {
-            let (scope, arn, tags) = (scope.clone(), resource_arn.to_owned(), tags.to_vec());
-            self.write(async move |db| {
-                lock_resource(db, &scope, &arn).await?;
-                upsert(db, &scope, &arn, &tags).await?;
-                // Counting after the upsert gets overwritten keys right for free; the
-                // error rolls the upsert back, so nothing is written when over the limit.
-                if count(db, &scope, &arn).await? > max_tags {
-                    return Err(StoreError::LimitExceeded { limit: max_tags }.into());
-                }
-                Ok(())
-            })
-            .await
-        }
+#[engines]
+impl TagStore for Engine {
+    async fn tag_resource(
+        &self,
+        scope: &Scope,
+        resource_arn: &str,
+        tags: &[Tag],
+        max_tags: usize,
+    ) -> StoreResult<()> {
+        let (scope, arn, tags) = (scope.clone(), resource_arn.to_owned(), tags.to_vec());
+        self.write(async move |db| {
+            upsert(db, &scope, &arn, &tags).await?;
+            // Counting after the upsert gets overwritten keys right for free; the
+            // error rolls the upsert back, so nothing is written when over the limit.
+            if count(db, &scope, &arn).await? > max_tags {
+                return Err(StoreError::LimitExceeded { limit: max_tags }.into());
+            }
+            Ok(())
+        })
+        .await
+    }
 
-        async fn untag_resource(
-            &self,
-            scope: &Scope,
-            resource_arn: &str,
-            keys: &[String],
-        ) -> StoreResult<()> {
-            let (scope, arn, keys) = (scope.clone(), resource_arn.to_owned(), keys.to_vec());
-            // Removing tags can only lower the count, so no lock is needed.
-            self.write(async move |db| {
-                for key in &keys {
-                    db.execute(
-                        sql!(
-                            "DELETE FROM resource_tags WHERE account_id = $1 AND region = $2",
-                            " AND resource_arn = $3 AND tag_key = $4"
-                        ),
-                        &[&scope.account_id, &scope.region, &arn, key],
-                    )
-                    .await?;
-                }
-                Ok(())
-            })
-            .await
-        }
+    async fn untag_resource(
+        &self,
+        scope: &Scope,
+        resource_arn: &str,
+        keys: &[String],
+    ) -> StoreResult<()> {
+        let (scope, arn, keys) = (scope.clone(), resource_arn.to_owned(), keys.to_vec());
+        // Removing tags can only lower the count, so no lock is needed.
+        self.write(async move |db| {
+            for key in &keys {
+                db.execute(
+                    sql!(
+                        "DELETE FROM resource_tags WHERE account_id = $1 AND region = $2",
+                        " AND resource_arn = $3 AND tag_key = $4"
+                    ),
+                    &[&scope.account_id, &scope.region, &arn, key],
+                )
+                .await?;
+            }
+            Ok(())
+        })
+        .await
+    }
 
-        async fn list_tags(
-            &self,
-            scope: &Scope,
-            resource_arn: &str,
-            after: Option<&str>,
-            limit: usize,
-        ) -> StoreResult<Vec<Tag>> {
-            self.read(async |db| {
-                let limit = sql_limit(limit);
-                // Two statements rather than `$4 IS NULL OR ...` so both are plain
-                // primary-key range scans.
-                match after {
-                    None => db.query(
+    async fn list_tags(
+        &self,
+        scope: &Scope,
+        resource_arn: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<Tag>> {
+        self.read(async |db| {
+            let limit = sql_limit(limit);
+            // Two statements rather than `$4 IS NULL OR ...` so both are plain
+            // primary-key range scans.
+            match after {
+                None => {
+                    db.query(
                         sql!(
                             "SELECT tag_key, tag_value FROM resource_tags",
                             " WHERE account_id = $1 AND region = $2 AND resource_arn = $3",
@@ -115,38 +116,48 @@ engines! {
                         &[&scope.account_id, &scope.region, &resource_arn, &limit],
                         tag,
                     )
-                    .await,
-                    Some(after) => db.query(
+                    .await
+                }
+                Some(after) => {
+                    db.query(
                         sql!(
                             "SELECT tag_key, tag_value FROM resource_tags",
                             " WHERE account_id = $1 AND region = $2 AND resource_arn = $3",
                             " AND tag_key > $4 ORDER BY tag_key LIMIT $5"
                         ),
-                        &[&scope.account_id, &scope.region, &resource_arn, &after, &limit],
+                        &[
+                            &scope.account_id,
+                            &scope.region,
+                            &resource_arn,
+                            &after,
+                            &limit,
+                        ],
                         tag,
                     )
-                    .await,
+                    .await
                 }
-            })
-            .await
-        }
+            }
+        })
+        .await
     }
 }
 
 /// Serialises tag writes on one resource across nodes, so the count check in
-/// [`TagStore::tag_resource`] sees every other writer's committed tags. Shared with
-/// the creation and deletion of tagged resources.
-pub(crate) async fn lock_resource(db: &Db<'_>, scope: &Scope, arn: &str) -> DbResult<()> {
+/// [`TagStore::tag_resource`] sees every other writer's committed tags. Taken by the
+/// creation and deletion of tagged resources too.
+async fn lock_resource(db: &Db<'_>, scope: &Scope, arn: &str) -> DbResult<()> {
     db.lock(RESOURCE_LOCK_SPACE, &format!("{}/{arn}", scope.key()))
         .await
 }
 
 /// Inserts or overwrites tags by key, inside the caller's transaction (the creation of
-/// a tagged resource writes its tags with it). A key given twice keeps its last value.
+/// a tagged resource writes its tags with it), under the resource's lock. A key given
+/// twice keeps its last value.
 pub(crate) async fn upsert(db: &Db<'_>, scope: &Scope, arn: &str, tags: &[Tag]) -> DbResult<()> {
     if tags.is_empty() {
         return Ok(());
     }
+    lock_resource(db, scope, arn).await?;
     if db.dialect() == Dialect::Sqlite {
         for tag in tags {
             db.execute(
@@ -187,7 +198,25 @@ pub(crate) async fn upsert(db: &Db<'_>, scope: &Scope, arn: &str, tags: &[Tag]) 
     .map(drop)
 }
 
+/// Deletes a tagged resource with `delete`, a statement that returns its ARN, and then
+/// its tags; whether it existed.
+pub(crate) async fn delete_tagged(
+    db: &Db<'_>,
+    scope: &Scope,
+    delete: &Sql<'_>,
+    key: &[&dyn Param],
+) -> DbResult<bool> {
+    let Some(arn) = db.value::<String>(delete, key).await? else {
+        return Ok(false);
+    };
+    delete_all(db, scope, &arn).await?;
+    Ok(true)
+}
+
+/// Deletes every tag of a resource being deleted, under the resource's lock, so tags a
+/// concurrent TagResource is about to commit on its ARN are seen and removed too.
 pub(crate) async fn delete_all(db: &Db<'_>, scope: &Scope, arn: &str) -> DbResult<()> {
+    lock_resource(db, scope, arn).await?;
     db.execute(
         sql!(
             "DELETE FROM resource_tags WHERE account_id = $1 AND region = $2 AND resource_arn = $3"

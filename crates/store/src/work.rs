@@ -2,6 +2,7 @@
 
 use crate::db::{corrupt, sql_limit, Db, DbResult, Row};
 use crate::StoreResult;
+use palisade_store_macros::engines;
 
 /// A durable unit of background work, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,114 +118,113 @@ pub(crate) async fn insert_work_item(db: &Db<'_>, item: &NewWorkItem) -> DbResul
     .map(drop)
 }
 
-engines! {
-    impl WorkQueue {
-        async fn enqueue_work(&self, item: &NewWorkItem) -> StoreResult<()> {
-            let item = item.clone();
-            self.write_one(async move |db| insert_work_item(db, &item).await).await
-        }
-
-        async fn claim_work(
-            &self,
-            queue: &str,
-            worker: &str,
-            max: usize,
-            now_ms: i64,
-            lease_ms: i64,
-        ) -> StoreResult<Vec<WorkItem>> {
-            let (queue, worker) = (queue.to_owned(), worker.to_owned());
-            self.write_one(async move |db| claim(db, &queue, &worker, max, now_ms, lease_ms).await)
-                .await
-        }
-
-        async fn renew_lease(
-            &self,
-            id: &str,
-            worker: &str,
-            now_ms: i64,
-            lease_ms: i64,
-        ) -> StoreResult<bool> {
-            let (id, worker) = (id.to_owned(), worker.to_owned());
-            let expires = now_ms.saturating_add(lease_ms);
-            self.write_one(async move |db| {
-                let n = db
-                    .execute(
-                        sql!(
-                            "UPDATE work_items SET lease_expires_at_ms = $4",
-                            " WHERE id = $1 AND lease_owner = $2 AND lease_expires_at_ms > $3"
-                        ),
-                        &[&id, &worker, &now_ms, &expires],
-                    )
-                    .await?;
-                Ok(n > 0)
-            })
+#[engines]
+impl WorkQueue for Engine {
+    async fn enqueue_work(&self, item: &NewWorkItem) -> StoreResult<()> {
+        let item = item.clone();
+        self.write_one(async move |db| insert_work_item(db, &item).await)
             .await
-        }
+    }
 
-        async fn complete_work(&self, id: &str, worker: &str) -> StoreResult<bool> {
-            let (id, worker) = (id.to_owned(), worker.to_owned());
-            self.write_one(async move |db| {
-                let n = db
-                    .execute(
-                        sql!("DELETE FROM work_items WHERE id = $1 AND lease_owner = $2"),
-                        &[&id, &worker],
-                    )
-                    .await?;
-                Ok(n > 0)
-            })
+    async fn claim_work(
+        &self,
+        queue: &str,
+        worker: &str,
+        max: usize,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<Vec<WorkItem>> {
+        let (queue, worker) = (queue.to_owned(), worker.to_owned());
+        self.write_one(async move |db| claim(db, &queue, &worker, max, now_ms, lease_ms).await)
             .await
-        }
+    }
 
-        async fn release_work(&self, id: &str, worker: &str, run_after_ms: i64) -> StoreResult<bool> {
-            let (id, worker) = (id.to_owned(), worker.to_owned());
-            self.write_one(async move |db| {
-                let n = db
-                    .execute(
-                        sql!(
-                            "UPDATE work_items",
-                            " SET lease_owner = NULL, lease_expires_at_ms = NULL, run_after_ms = $3",
-                            " WHERE id = $1 AND lease_owner = $2"
-                        ),
-                        &[&id, &worker, &run_after_ms],
-                    )
-                    .await?;
-                Ok(n > 0)
-            })
-            .await
-        }
-
-        async fn get_work(&self, id: &str) -> StoreResult<Option<WorkItem>> {
-            self.read(async |db| {
-                db.query_opt(
-                    sql!("SELECT ", work_columns!(), " FROM work_items WHERE id = $1"),
-                    &[&id],
-                    work_item,
+    async fn renew_lease(
+        &self,
+        id: &str,
+        worker: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<bool> {
+        let (id, worker) = (id.to_owned(), worker.to_owned());
+        let expires = now_ms.saturating_add(lease_ms);
+        self.write_one(async move |db| {
+            let n = db
+                .execute(
+                    sql!(
+                        "UPDATE work_items SET lease_expires_at_ms = $4",
+                        " WHERE id = $1 AND lease_owner = $2 AND lease_expires_at_ms > $3"
+                    ),
+                    &[&id, &worker, &now_ms, &expires],
                 )
-                .await
-            })
+                .await?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn complete_work(&self, id: &str, worker: &str) -> StoreResult<bool> {
+        let (id, worker) = (id.to_owned(), worker.to_owned());
+        self.write_one(async move |db| {
+            let n = db
+                .execute(
+                    sql!("DELETE FROM work_items WHERE id = $1 AND lease_owner = $2"),
+                    &[&id, &worker],
+                )
+                .await?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn release_work(&self, id: &str, worker: &str, run_after_ms: i64) -> StoreResult<bool> {
+        let (id, worker) = (id.to_owned(), worker.to_owned());
+        self.write_one(async move |db| {
+            let n = db
+                .execute(
+                    sql!(
+                        "UPDATE work_items",
+                        " SET lease_owner = NULL, lease_expires_at_ms = NULL, run_after_ms = $3",
+                        " WHERE id = $1 AND lease_owner = $2"
+                    ),
+                    &[&id, &worker, &run_after_ms],
+                )
+                .await?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn get_work(&self, id: &str) -> StoreResult<Option<WorkItem>> {
+        self.read(async |db| {
+            db.query_opt(
+                sql!("SELECT ", work_columns!(), " FROM work_items WHERE id = $1"),
+                &[&id],
+                work_item,
+            )
             .await
-        }
+        })
+        .await
     }
 }
 
-engines! {
-    impl OnceMarkers {
-        async fn mark_once(&self, key: &str, now_ms: i64) -> StoreResult<bool> {
-            let key = key.to_owned();
-            self.write_one(async move |db| {
-                let n = db
-                    .execute(
-                        sql!(
-                            "INSERT INTO once_markers (key, marked_at_ms) VALUES ($1, $2)",
-                            " ON CONFLICT (key) DO NOTHING"
-                        ),
-                        &[&key, &now_ms],
-                    )
-                    .await?;
-                Ok(n == 1)
-            })
-            .await
-        }
+#[engines]
+impl OnceMarkers for Engine {
+    async fn mark_once(&self, key: &str, now_ms: i64) -> StoreResult<bool> {
+        let key = key.to_owned();
+        self.write_one(async move |db| {
+            let n = db
+                .execute(
+                    sql!(
+                        "INSERT INTO once_markers (key, marked_at_ms) VALUES ($1, $2)",
+                        " ON CONFLICT (key) DO NOTHING"
+                    ),
+                    &[&key, &now_ms],
+                )
+                .await?;
+            Ok(n == 1)
+        })
+        .await
     }
 }
 

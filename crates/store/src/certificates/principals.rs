@@ -9,6 +9,7 @@ use crate::things::lock_thing;
 use crate::{
     PolicyRef, PolicyTarget, PrincipalOutcome, PrincipalRefusal, PrincipalStore, Scope, StoreResult,
 };
+use palisade_store_macros::engines;
 
 const THING: &Sql<'static> =
     sql!("SELECT 1 FROM things WHERE account_id = $1 AND region = $2 AND name = $3");
@@ -17,194 +18,215 @@ fn policy_ref(row: &Row<'_>) -> DbResult<PolicyRef> {
     Ok(from_row!(row => PolicyRef { name, arn }))
 }
 
-engines! {
-    impl PrincipalStore {
-        async fn attach_thing_principal(
-            &self,
-            scope: &Scope,
-            thing_name: &str,
-            certificate_id: &str,
-            exclusive: bool,
-            now_ms: i64,
-        ) -> StoreResult<PrincipalOutcome<()>> {
-            let (scope, thing, certificate) = (
-                scope.clone(),
-                thing_name.to_owned(),
-                certificate_id.to_owned(),
-            );
-            self.write(async move |db| {
-                attach_thing_principal(db, &scope, &thing, &certificate, exclusive, now_ms).await
-            })
-            .await
-        }
+#[engines]
+impl PrincipalStore for Engine {
+    async fn attach_thing_principal(
+        &self,
+        scope: &Scope,
+        thing_name: &str,
+        certificate_id: &str,
+        exclusive: bool,
+        now_ms: i64,
+    ) -> StoreResult<PrincipalOutcome<()>> {
+        let (scope, thing, certificate) = (
+            scope.clone(),
+            thing_name.to_owned(),
+            certificate_id.to_owned(),
+        );
+        self.write(async move |db| {
+            attach_thing_principal(db, &scope, &thing, &certificate, exclusive, now_ms).await
+        })
+        .await
+    }
 
-        async fn detach_thing_principal(
-            &self,
-            scope: &Scope,
-            thing_name: &str,
-            certificate_id: &str,
-        ) -> StoreResult<PrincipalOutcome<bool>> {
-            let (scope, thing, certificate) = (
-                scope.clone(),
-                thing_name.to_owned(),
-                certificate_id.to_owned(),
-            );
-            self.write(async move |db| {
-                if !found(db, THING, &[&scope.account_id, &scope.region, &thing]).await? {
-                    return Ok(Err(PrincipalRefusal::ThingNotFound));
-                }
-                let deleted = db
-                    .execute(
-                        sql!(
-                            "DELETE FROM thing_principals WHERE account_id = $1 AND region = $2",
-                            " AND thing_name = $3 AND certificate_id = $4"
-                        ),
-                        &[&scope.account_id, &scope.region, &thing, &certificate],
-                    )
-                    .await?;
-                Ok(Ok(deleted > 0))
-            })
-            .await
-        }
-
-        async fn list_thing_principals(
-            &self,
-            scope: &Scope,
-            thing_name: &str,
-            after: Option<&str>,
-            limit: usize,
-        ) -> StoreResult<Option<Vec<String>>> {
-            self.read(async |db| {
-                if !found(db, THING, &[&scope.account_id, &scope.region, &thing_name]).await? {
-                    return Ok(None);
-                }
-                let (after, limit) = (after.unwrap_or(""), sql_limit(limit));
-                db.query(
+    async fn detach_thing_principal(
+        &self,
+        scope: &Scope,
+        thing_name: &str,
+        certificate_id: &str,
+    ) -> StoreResult<PrincipalOutcome<bool>> {
+        let (scope, thing, certificate) = (
+            scope.clone(),
+            thing_name.to_owned(),
+            certificate_id.to_owned(),
+        );
+        self.write(async move |db| {
+            if !found(db, THING, &[&scope.account_id, &scope.region, &thing]).await? {
+                return Ok(Err(PrincipalRefusal::ThingNotFound));
+            }
+            let deleted = db
+                .execute(
                     sql!(
-                        "SELECT certificate_id FROM thing_principals",
-                        " WHERE account_id = $1 AND region = $2 AND thing_name = $3",
-                        " AND certificate_id > $4 ORDER BY certificate_id LIMIT $5"
+                        "DELETE FROM thing_principals WHERE account_id = $1 AND region = $2",
+                        " AND thing_name = $3 AND certificate_id = $4"
                     ),
-                    &[&scope.account_id, &scope.region, &thing_name, &after, &limit],
-                    |row| row.get(0),
+                    &[&scope.account_id, &scope.region, &thing, &certificate],
                 )
-                .await
-                .map(Some)
-            })
-            .await
-        }
+                .await?;
+            Ok(Ok(deleted > 0))
+        })
+        .await
+    }
 
-        async fn list_principal_things(
-            &self,
-            scope: &Scope,
-            certificate_id: &str,
-            after: Option<&str>,
-            limit: usize,
-        ) -> StoreResult<Vec<String>> {
-            self.read(async |db| {
-                principal_things(db, scope, certificate_id, after.unwrap_or(""), limit).await
-            })
-            .await
-        }
-
-        async fn attach_policy(
-            &self,
-            scope: &Scope,
-            policy_name: &str,
-            target: &PolicyTarget,
-            max_per_target: usize,
-            now_ms: i64,
-        ) -> StoreResult<PrincipalOutcome<()>> {
-            let (scope, policy, target) = (scope.clone(), policy_name.to_owned(), target.clone());
-            self.write(async move |db| {
-                attach_policy(db, &scope, &policy, &target, max_per_target, now_ms).await
-            })
-            .await
-        }
-
-        async fn detach_policy(
-            &self,
-            scope: &Scope,
-            policy_name: &str,
-            target_arn: &str,
-        ) -> StoreResult<bool> {
-            let (scope, policy, target) =
-                (scope.clone(), policy_name.to_owned(), target_arn.to_owned());
-            self.write_one(async move |db| {
-                let deleted = db
-                    .execute(
-                        sql!(
-                            "DELETE FROM policy_attachments WHERE account_id = $1",
-                            " AND region = $2 AND policy_name = $3 AND target = $4"
-                        ),
-                        &[&scope.account_id, &scope.region, &policy, &target],
-                    )
-                    .await?;
-                Ok(deleted > 0)
-            })
-            .await
-        }
-
-        async fn list_attached_policies(
-            &self,
-            scope: &Scope,
-            target_arns: &[String],
-            after: Option<&str>,
-            limit: usize,
-        ) -> StoreResult<Vec<PolicyRef>> {
-            if target_arns.is_empty() {
-                return Ok(Vec::new());
+    async fn list_thing_principals(
+        &self,
+        scope: &Scope,
+        thing_name: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Option<Vec<String>>> {
+        self.read(async |db| {
+            if !found(db, THING, &[&scope.account_id, &scope.region, &thing_name]).await? {
+                return Ok(None);
             }
             let (after, limit) = (after.unwrap_or(""), sql_limit(limit));
-            self.read(async |db| {
-                if db.dialect() == Dialect::Postgres {
-                    let sql = attached_policies("= ANY($5::text[])");
-                    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-                        [&scope.account_id, &scope.region, &after, &limit, &target_arns];
-                    return db.query_pg(&sql, &params, policy_ref).await;
-                }
-                // Bound in the order of their places: $1 to $4, then the targets.
-                let mut q = Query::default();
-                q.bind(scope.account_id.clone());
-                q.bind(scope.region.clone());
-                q.bind(after.to_owned());
-                q.bind(limit);
-                let marks: Vec<String> = target_arns.iter().map(|arn| q.bind(arn.clone())).collect();
-                q.push(&attached_policies(&format!("IN ({})", marks.join(", "))));
-                q.query(db, policy_ref).await
-            })
+            db.query(
+                sql!(
+                    "SELECT certificate_id FROM thing_principals",
+                    " WHERE account_id = $1 AND region = $2 AND thing_name = $3",
+                    " AND certificate_id > $4 ORDER BY certificate_id LIMIT $5"
+                ),
+                &[
+                    &scope.account_id,
+                    &scope.region,
+                    &thing_name,
+                    &after,
+                    &limit,
+                ],
+                |row| row.get(0),
+            )
             .await
-        }
+            .map(Some)
+        })
+        .await
+    }
 
-        async fn list_targets_for_policy(
-            &self,
-            scope: &Scope,
-            policy_name: &str,
-            after: Option<&str>,
-            limit: usize,
-        ) -> StoreResult<Option<Vec<String>>> {
-            self.read(async |db| {
-                let policy = sql!(
-                    "SELECT 1 FROM policies WHERE account_id = $1 AND region = $2 AND name = $3"
-                );
-                if !found(db, policy, &[&scope.account_id, &scope.region, &policy_name]).await? {
-                    return Ok(None);
-                }
-                let (after, limit) = (after.unwrap_or(""), sql_limit(limit));
-                db.query(
+    async fn list_principal_things(
+        &self,
+        scope: &Scope,
+        certificate_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        self.read(async |db| {
+            principal_things(db, scope, certificate_id, after.unwrap_or(""), limit).await
+        })
+        .await
+    }
+
+    async fn attach_policy(
+        &self,
+        scope: &Scope,
+        policy_name: &str,
+        target: &PolicyTarget,
+        max_per_target: usize,
+        now_ms: i64,
+    ) -> StoreResult<PrincipalOutcome<()>> {
+        let (scope, policy, target) = (scope.clone(), policy_name.to_owned(), target.clone());
+        self.write(async move |db| {
+            attach_policy(db, &scope, &policy, &target, max_per_target, now_ms).await
+        })
+        .await
+    }
+
+    async fn detach_policy(
+        &self,
+        scope: &Scope,
+        policy_name: &str,
+        target_arn: &str,
+    ) -> StoreResult<bool> {
+        let (scope, policy, target) =
+            (scope.clone(), policy_name.to_owned(), target_arn.to_owned());
+        self.write_one(async move |db| {
+            let deleted = db
+                .execute(
                     sql!(
-                        "SELECT target FROM policy_attachments",
-                        " WHERE account_id = $1 AND region = $2 AND policy_name = $3",
-                        " AND target > $4 ORDER BY target LIMIT $5"
+                        "DELETE FROM policy_attachments WHERE account_id = $1",
+                        " AND region = $2 AND policy_name = $3 AND target = $4"
                     ),
-                    &[&scope.account_id, &scope.region, &policy_name, &after, &limit],
-                    |row| row.get(0),
+                    &[&scope.account_id, &scope.region, &policy, &target],
                 )
-                .await
-                .map(Some)
-            })
-            .await
+                .await?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    async fn list_attached_policies(
+        &self,
+        scope: &Scope,
+        target_arns: &[String],
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<PolicyRef>> {
+        if target_arns.is_empty() {
+            return Ok(Vec::new());
         }
+        let (after, limit) = (after.unwrap_or(""), sql_limit(limit));
+        self.read(async |db| {
+            if db.dialect() == Dialect::Postgres {
+                let sql = attached_policies("= ANY($5::text[])");
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [
+                    &scope.account_id,
+                    &scope.region,
+                    &after,
+                    &limit,
+                    &target_arns,
+                ];
+                return db.query_pg(&sql, &params, policy_ref).await;
+            }
+            // Bound in the order of their places: $1 to $4, then the targets.
+            let mut q = Query::default();
+            q.bind(scope.account_id.clone());
+            q.bind(scope.region.clone());
+            q.bind(after.to_owned());
+            q.bind(limit);
+            let marks: Vec<String> = target_arns.iter().map(|arn| q.bind(arn.clone())).collect();
+            q.push(&attached_policies(&format!("IN ({})", marks.join(", "))));
+            q.query(db, policy_ref).await
+        })
+        .await
+    }
+
+    async fn list_targets_for_policy(
+        &self,
+        scope: &Scope,
+        policy_name: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Option<Vec<String>>> {
+        self.read(async |db| {
+            let policy =
+                sql!("SELECT 1 FROM policies WHERE account_id = $1 AND region = $2 AND name = $3");
+            if !found(
+                db,
+                policy,
+                &[&scope.account_id, &scope.region, &policy_name],
+            )
+            .await?
+            {
+                return Ok(None);
+            }
+            let (after, limit) = (after.unwrap_or(""), sql_limit(limit));
+            db.query(
+                sql!(
+                    "SELECT target FROM policy_attachments",
+                    " WHERE account_id = $1 AND region = $2 AND policy_name = $3",
+                    " AND target > $4 ORDER BY target LIMIT $5"
+                ),
+                &[
+                    &scope.account_id,
+                    &scope.region,
+                    &policy_name,
+                    &after,
+                    &limit,
+                ],
+                |row| row.get(0),
+            )
+            .await
+            .map(Some)
+        })
+        .await
     }
 }
 

@@ -8,6 +8,7 @@ use crate::{
     CertificatePages, CertificateRecord, CertificateRefusal, CertificateStore, IssuingCaRecord,
     RegistrationConfigChange, RegistrationConfigRecord, Scope, StoreError, StoreResult, Tag,
 };
+use palisade_store_macros::engines;
 
 fn issuing_ca(row: &Row<'_>) -> DbResult<IssuingCaRecord> {
     Ok(from_row!(row => IssuingCaRecord { id, certificate_pem, private_key_pem, created_at_ms }))
@@ -21,242 +22,248 @@ const ISSUING_CA: &Sql<'static> = sql!(
     " WHERE account_id = $1 AND region = $2"
 );
 
-engines! {
-    impl CertificateStore {
-        async fn registration_code(&self, scope: &Scope, candidate: &str) -> StoreResult<String> {
-            if let Some(code) = self.get_registration_code(scope).await? {
-                return Ok(code);
-            }
-            let (scope, candidate) = (scope.clone(), candidate.to_owned());
-            self.write(async move |db| {
-                // A racing insert waits on the primary key and then does nothing; the
-                // read that follows, a statement of its own, sees whichever committed.
-                db.execute(
-                    sql!(
-                        "INSERT INTO registration_codes (account_id, region, code, created_at_ms)",
-                        " VALUES ($1, $2, $3, 0) ON CONFLICT (account_id, region) DO NOTHING"
-                    ),
-                    &[&scope.account_id, &scope.region, &candidate],
-                )
-                .await?;
-                db.query_one(REGISTRATION_CODE, &[&scope.account_id, &scope.region], |row| {
-                    row.get(0)
-                })
+#[engines]
+impl CertificateStore for Engine {
+    async fn registration_code(&self, scope: &Scope, candidate: &str) -> StoreResult<String> {
+        if let Some(code) = self.get_registration_code(scope).await? {
+            return Ok(code);
+        }
+        let (scope, candidate) = (scope.clone(), candidate.to_owned());
+        self.write(async move |db| {
+            // A racing insert waits on the primary key and then does nothing; the
+            // read that follows, a statement of its own, sees whichever committed.
+            db.execute(
+                sql!(
+                    "INSERT INTO registration_codes (account_id, region, code, created_at_ms)",
+                    " VALUES ($1, $2, $3, 0) ON CONFLICT (account_id, region) DO NOTHING"
+                ),
+                &[&scope.account_id, &scope.region, &candidate],
+            )
+            .await?;
+            db.query_one(
+                REGISTRATION_CODE,
+                &[&scope.account_id, &scope.region],
+                |row| row.get(0),
+            )
+            .await
+        })
+        .await
+    }
+
+    async fn get_registration_code(&self, scope: &Scope) -> StoreResult<Option<String>> {
+        self.read(async |db| {
+            db.value(REGISTRATION_CODE, &[&scope.account_id, &scope.region])
                 .await
-            })
-            .await
-        }
+        })
+        .await
+    }
 
-        async fn get_registration_code(&self, scope: &Scope) -> StoreResult<Option<String>> {
-            self.read(async |db| {
-                db.value(REGISTRATION_CODE, &[&scope.account_id, &scope.region])
-                    .await
-            })
-            .await
-        }
-
-        async fn get_issuing_ca(&self, scope: &Scope) -> StoreResult<Option<IssuingCaRecord>> {
-            self.read(async |db| {
-                db.query_opt(ISSUING_CA, &[&scope.account_id, &scope.region], issuing_ca)
-                    .await
-            })
-            .await
-        }
-
-        async fn put_issuing_ca(
-            &self,
-            scope: &Scope,
-            candidate: &IssuingCaRecord,
-        ) -> StoreResult<IssuingCaRecord> {
-            let (scope, ca) = (scope.clone(), candidate.clone());
-            self.write(async move |db| {
-                // As for the registration code: the first one stored stays.
-                db.execute(
-                    sql!(
-                        "INSERT INTO issuing_cas (account_id, region, id, certificate_pem,",
-                        " private_key_pem, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
-                        " ON CONFLICT (account_id, region) DO NOTHING"
-                    ),
-                    &[
-                        &scope.account_id,
-                        &scope.region,
-                        &ca.id,
-                        &ca.certificate_pem,
-                        &ca.private_key_pem,
-                        &ca.created_at_ms,
-                    ],
-                )
-                .await?;
-                db.query_one(ISSUING_CA, &[&scope.account_id, &scope.region], issuing_ca)
-                    .await
-            })
-            .await
-        }
-
-        async fn register_ca_certificate(
-            &self,
-            scope: &Scope,
-            record: &CaCertificateRecord,
-            tags: &[Tag],
-            max_same_subject: usize,
-        ) -> StoreResult<CertificateOutcome<()>> {
-            let (scope, record, tags) = (scope.clone(), record.clone(), tags.to_vec());
-            self.write(async move |db| {
-                register_ca(db, &scope, &record, &tags, max_same_subject).await
-            })
-            .await
-        }
-
-        async fn get_ca_certificate(
-            &self,
-            scope: &Scope,
-            id: &str,
-        ) -> StoreResult<Option<CaCertificateRecord>> {
-            self.read(async |db| {
-                db.query_opt(
-                    sql!(
-                        "SELECT ", ca_columns!(), " FROM ca_certificates",
-                        " WHERE account_id = $1 AND region = $2 AND id = $3"
-                    ),
-                    &[&scope.account_id, &scope.region, &id],
-                    ca_certificate,
-                )
+    async fn get_issuing_ca(&self, scope: &Scope) -> StoreResult<Option<IssuingCaRecord>> {
+        self.read(async |db| {
+            db.query_opt(ISSUING_CA, &[&scope.account_id, &scope.region], issuing_ca)
                 .await
-            })
-            .await
-        }
+        })
+        .await
+    }
 
-        async fn find_ca_certificates_by_subject(
-            &self,
-            scope: &Scope,
-            subject_der: &[u8],
-        ) -> StoreResult<Vec<CaCertificateRecord>> {
-            self.read(async |db| {
-                db.query(
-                    sql!(
-                        "SELECT ", ca_columns!(), " FROM ca_certificates",
-                        " WHERE account_id = $1 AND region = $2 AND subject_der = $3",
-                        " ORDER BY created_at_ms, id"
-                    ),
-                    &[&scope.account_id, &scope.region, &subject_der],
-                    ca_certificate,
-                )
+    async fn put_issuing_ca(
+        &self,
+        scope: &Scope,
+        candidate: &IssuingCaRecord,
+    ) -> StoreResult<IssuingCaRecord> {
+        let (scope, ca) = (scope.clone(), candidate.clone());
+        self.write(async move |db| {
+            // As for the registration code: the first one stored stays.
+            db.execute(
+                sql!(
+                    "INSERT INTO issuing_cas (account_id, region, id, certificate_pem,",
+                    " private_key_pem, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+                    " ON CONFLICT (account_id, region) DO NOTHING"
+                ),
+                &[
+                    &scope.account_id,
+                    &scope.region,
+                    &ca.id,
+                    &ca.certificate_pem,
+                    &ca.private_key_pem,
+                    &ca.created_at_ms,
+                ],
+            )
+            .await?;
+            db.query_one(ISSUING_CA, &[&scope.account_id, &scope.region], issuing_ca)
                 .await
-            })
+        })
+        .await
+    }
+
+    async fn register_ca_certificate(
+        &self,
+        scope: &Scope,
+        record: &CaCertificateRecord,
+        tags: &[Tag],
+        max_same_subject: usize,
+    ) -> StoreResult<CertificateOutcome<()>> {
+        let (scope, record, tags) = (scope.clone(), record.clone(), tags.to_vec());
+        self.write(async move |db| register_ca(db, &scope, &record, &tags, max_same_subject).await)
             .await
-        }
+    }
 
-        async fn list_ca_certificates(
-            &self,
-            scope: &Scope,
-            template_name: Option<&str>,
-            after: Option<&CertificateKey>,
-            descending: bool,
-            limit: usize,
-        ) -> StoreResult<Vec<CaCertificateRecord>> {
-            let q = page(
-                concat!("SELECT ", ca_columns!(), " FROM ca_certificates c"),
-                scope,
-                template_name.map(|t| ("template_name", t)),
-                after,
-                descending,
-                limit,
-            );
-            self.read(async |db| q.query(db, ca_certificate).await).await
-        }
-
-        async fn update_ca_certificate(
-            &self,
-            scope: &Scope,
-            id: &str,
-            update: &CaCertificateUpdate,
-        ) -> StoreResult<Option<CaCertificateRecord>> {
-            let (scope, id, update) = (scope.clone(), id.to_owned(), update.clone());
-            self.write_one(async move |db| update_ca_certificate_in(db, &scope, &id, &update).await)
-                .await
-        }
-
-        async fn delete_ca_certificate(
-            &self,
-            scope: &Scope,
-            id: &str,
-        ) -> StoreResult<CertificateOutcome<()>> {
-            let (scope, id) = (scope.clone(), id.to_owned());
-            self.write(async move |db| delete_ca(db, &scope, &id).await).await
-        }
-
-        async fn register_certificate(
-            &self,
-            scope: &Scope,
-            record: &CertificateRecord,
-        ) -> StoreResult<CertificateOutcome<()>> {
-            let (scope, record) = (scope.clone(), record.clone());
-            self.write(async move |db| device::register(db, &scope, &record).await)
-                .await
-        }
-
-        async fn get_certificate(
-            &self,
-            scope: &Scope,
-            id: &str,
-        ) -> StoreResult<Option<CertificateRecord>> {
-            self.read(async |db| device::get(db, scope, id, false).await).await
-        }
-
-        async fn list_certificates(
-            &self,
-            scope: &Scope,
-            ca_certificate_id: Option<&str>,
-            after: Option<&CertificateKey>,
-            descending: bool,
-            limit: usize,
-        ) -> StoreResult<Vec<CertificateRecord>> {
-            self.read(async |db| {
-                device::list(db, scope, ca_certificate_id, after, descending, limit).await
-            })
+    async fn get_ca_certificate(
+        &self,
+        scope: &Scope,
+        id: &str,
+    ) -> StoreResult<Option<CaCertificateRecord>> {
+        self.read(async |db| {
+            db.query_opt(
+                sql!(
+                    "SELECT ",
+                    ca_columns!(),
+                    " FROM ca_certificates",
+                    " WHERE account_id = $1 AND region = $2 AND id = $3"
+                ),
+                &[&scope.account_id, &scope.region, &id],
+                ca_certificate,
+            )
             .await
-        }
+        })
+        .await
+    }
 
-        fn certificates_in_use<'a>(
-            &'a self,
-            scope: &'a Scope,
-            page: usize,
-            now_ms: i64,
-        ) -> CertificatePages<'a> {
-            // Tuned per engine: sqlite/certificates.rs and postgres/certificates.rs.
-            self.certificate_pages_in_use(scope, page, now_ms)
-        }
-
-        async fn update_certificate_status(
-            &self,
-            scope: &Scope,
-            id: &str,
-            status: &str,
-            generation_id: &str,
-            now_ms: i64,
-        ) -> StoreResult<CertificateOutcome<CertificateRecord>> {
-            let (scope, id, status, generation_id) = (
-                scope.clone(),
-                id.to_owned(),
-                status.to_owned(),
-                generation_id.to_owned(),
-            );
-            self.write(async move |db| {
-                device::update_status(db, &scope, &id, &status, generation_id, now_ms).await
-            })
+    async fn find_ca_certificates_by_subject(
+        &self,
+        scope: &Scope,
+        subject_der: &[u8],
+    ) -> StoreResult<Vec<CaCertificateRecord>> {
+        self.read(async |db| {
+            db.query(
+                sql!(
+                    "SELECT ",
+                    ca_columns!(),
+                    " FROM ca_certificates",
+                    " WHERE account_id = $1 AND region = $2 AND subject_der = $3",
+                    " ORDER BY created_at_ms, id"
+                ),
+                &[&scope.account_id, &scope.region, &subject_der],
+                ca_certificate,
+            )
             .await
-        }
+        })
+        .await
+    }
 
-        async fn delete_certificate(
-            &self,
-            scope: &Scope,
-            id: &str,
-            detach_policies: bool,
-        ) -> StoreResult<CertificateOutcome<()>> {
-            let (scope, id) = (scope.clone(), id.to_owned());
-            self.write(async move |db| device::delete(db, &scope, &id, detach_policies).await)
-                .await
-        }
+    async fn list_ca_certificates(
+        &self,
+        scope: &Scope,
+        template_name: Option<&str>,
+        after: Option<&CertificateKey>,
+        descending: bool,
+        limit: usize,
+    ) -> StoreResult<Vec<CaCertificateRecord>> {
+        let q = page(
+            concat!("SELECT ", ca_columns!(), " FROM ca_certificates c"),
+            scope,
+            template_name.map(|t| ("template_name", t)),
+            after,
+            descending,
+            limit,
+        );
+        self.read(async |db| q.query(db, ca_certificate).await)
+            .await
+    }
+
+    async fn update_ca_certificate(
+        &self,
+        scope: &Scope,
+        id: &str,
+        update: &CaCertificateUpdate,
+    ) -> StoreResult<Option<CaCertificateRecord>> {
+        let (scope, id, update) = (scope.clone(), id.to_owned(), update.clone());
+        self.write_one(async move |db| update_ca_certificate_in(db, &scope, &id, &update).await)
+            .await
+    }
+
+    async fn delete_ca_certificate(
+        &self,
+        scope: &Scope,
+        id: &str,
+    ) -> StoreResult<CertificateOutcome<()>> {
+        let (scope, id) = (scope.clone(), id.to_owned());
+        self.write(async move |db| delete_ca(db, &scope, &id).await)
+            .await
+    }
+
+    async fn register_certificate(
+        &self,
+        scope: &Scope,
+        record: &CertificateRecord,
+    ) -> StoreResult<CertificateOutcome<()>> {
+        let (scope, record) = (scope.clone(), record.clone());
+        self.write(async move |db| device::register(db, &scope, &record).await)
+            .await
+    }
+
+    async fn get_certificate(
+        &self,
+        scope: &Scope,
+        id: &str,
+    ) -> StoreResult<Option<CertificateRecord>> {
+        self.read(async |db| device::get(db, scope, id, false).await)
+            .await
+    }
+
+    async fn list_certificates(
+        &self,
+        scope: &Scope,
+        ca_certificate_id: Option<&str>,
+        after: Option<&CertificateKey>,
+        descending: bool,
+        limit: usize,
+    ) -> StoreResult<Vec<CertificateRecord>> {
+        self.read(async |db| {
+            device::list(db, scope, ca_certificate_id, after, descending, limit).await
+        })
+        .await
+    }
+
+    fn certificates_in_use<'a>(
+        &'a self,
+        scope: &'a Scope,
+        page: usize,
+        now_ms: i64,
+    ) -> CertificatePages<'a> {
+        // Tuned per engine: sqlite/certificates.rs and postgres/certificates.rs.
+        self.certificate_pages_in_use(scope, page, now_ms)
+    }
+
+    async fn update_certificate_status(
+        &self,
+        scope: &Scope,
+        id: &str,
+        status: &str,
+        generation_id: &str,
+        now_ms: i64,
+    ) -> StoreResult<CertificateOutcome<CertificateRecord>> {
+        let (scope, id, status, generation_id) = (
+            scope.clone(),
+            id.to_owned(),
+            status.to_owned(),
+            generation_id.to_owned(),
+        );
+        self.write(async move |db| {
+            device::update_status(db, &scope, &id, &status, generation_id, now_ms).await
+        })
+        .await
+    }
+
+    async fn delete_certificate(
+        &self,
+        scope: &Scope,
+        id: &str,
+        detach_policies: bool,
+    ) -> StoreResult<CertificateOutcome<()>> {
+        let (scope, id) = (scope.clone(), id.to_owned());
+        self.write(async move |db| device::delete(db, &scope, &id, detach_policies).await)
+            .await
     }
 }
 
@@ -335,10 +342,7 @@ async fn register_ca(
         ],
     )
     .await?;
-    if !tags.is_empty() {
-        tags::lock_resource(db, scope, &r.arn).await?;
-        tags::upsert(db, scope, &r.arn, tags).await?;
-    }
+    tags::upsert(db, scope, &r.arn, tags).await?;
     Ok(Ok(()))
 }
 
@@ -365,7 +369,6 @@ async fn delete_ca(db: &Db<'_>, scope: &Scope, id: &str) -> DbResult<Certificate
         &key,
     )
     .await?;
-    tags::lock_resource(db, scope, &arn).await?;
     tags::delete_all(db, scope, &arn).await?;
     Ok(Ok(()))
 }

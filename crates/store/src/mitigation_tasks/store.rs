@@ -12,6 +12,7 @@
 //! - creating a task counts the scope's running tasks under an advisory lock on the
 //!   scope, so concurrent starts cannot both take the last slot.
 
+use palisade_store_macros::engines;
 use std::collections::HashMap;
 
 use super::stage::{apply_stage, CANCELED, IN_PROGRESS};
@@ -80,219 +81,219 @@ fn action_index(index: u32) -> i32 {
     i32::try_from(index).unwrap_or(i32::MAX)
 }
 
-engines! {
-    impl MitigationTaskStore {
-        async fn create_mitigation_task(
-            &self,
-            scope: &Scope,
-            task: &MitigationTaskRecord,
-            stats: &[MitigationCheckStats],
-            chunks: &[NewWorkItem],
-            max_in_progress: usize,
-        ) -> StoreResult<MitigationTaskCreated> {
-            let (scope, task, stats, chunks) =
-                (scope.clone(), task.clone(), stats.to_vec(), chunks.to_vec());
-            self.write(async move |db| {
-                db.lock(MITIGATION_TASK_LOCK_SPACE, &scope.key()).await?;
-                if let Some(existing) = task_in(db, &scope, &task.task_id).await? {
-                    return Ok(MitigationTaskCreated::Exists(existing));
-                }
-                // `status = 'IN_PROGRESS'` spelled out so the partial index applies.
-                let running = db
-                    .count(
-                        sql!(
-                            "SELECT COUNT(*) FROM mitigation_tasks",
-                            " WHERE account_id = $1 AND region = $2 AND status = 'IN_PROGRESS'"
-                        ),
-                        &[&scope.account_id, &scope.region],
-                    )
-                    .await?;
-                if running >= max_in_progress {
-                    return Ok(MitigationTaskCreated::TooManyInProgress);
-                }
-                insert_task(db, &scope, &task, &stats, &chunks).await?;
-                Ok(MitigationTaskCreated::Created)
-            })
-            .await
-        }
-
-        async fn get_mitigation_task(
-            &self,
-            scope: &Scope,
-            task_id: &str,
-        ) -> StoreResult<Option<(MitigationTaskRecord, Vec<MitigationCheckStats>)>> {
-            self.read(async |db| {
-                // The task and its counters in one statement, so they agree (a stage
-                // commits both at once); the finding ids never change.
-                let rows = db
-                    .query(
-                        sql!(
-                            "SELECT t.task_id, t.client_request_token, t.status, t.started_at_ms,",
-                            " t.finished_at_ms, t.audit_task_id, t.body_json,",
-                            " s.check_name, s.total, s.succeeded, s.failed, s.skipped, s.canceled",
-                            " FROM mitigation_tasks t LEFT JOIN mitigation_task_stats s",
-                            " ON s.account_id = t.account_id AND s.region = t.region",
-                            " AND s.task_id = t.task_id",
-                            " WHERE t.account_id = $1 AND t.region = $2 AND t.task_id = $3",
-                            " ORDER BY s.check_name"
-                        ),
-                        &[&scope.account_id, &scope.region, &task_id],
-                        |row| Ok((task(row)?, stats(row, TASK_COLUMNS)?)),
-                    )
-                    .await?;
-                let mut rows = rows.into_iter();
-                let Some((mut task, first)) = rows.next() else {
-                    return Ok(None);
-                };
-                let stats = first.into_iter().chain(rows.filter_map(|(_, s)| s)).collect();
-                task.finding_ids = finding_ids(db, scope, &[task_id])
-                    .await?
-                    .remove(task_id)
-                    .unwrap_or_default();
-                Ok(Some((task, stats)))
-            })
-            .await
-        }
-
-        async fn list_mitigation_tasks(
-            &self,
-            scope: &Scope,
-            filter: &MitigationTaskFilter,
-            after: Option<&AuditTaskKey>,
-            limit: usize,
-        ) -> StoreResult<Vec<MitigationTaskRecord>> {
-            self.read(async |db| list(db, scope, filter, after, limit).await)
-                .await
-        }
-
-        async fn cancel_mitigation_task(
-            &self,
-            scope: &Scope,
-            task_id: &str,
-            now_ms: i64,
-        ) -> StoreResult<Result<(), MitigationCancelRefusal>> {
-            let (scope, task_id) = (scope.clone(), task_id.to_owned());
-            self.write(async move |db| {
-                let key: [&dyn Param; 3] = [&scope.account_id, &scope.region, &task_id];
-                // Waits for a stage of the task in flight, and then sees what it wrote.
-                let status: Option<String> = db
-                    .value(
-                        sql!(
-                            "SELECT status FROM mitigation_tasks",
-                            " WHERE account_id = $1 AND region = $2 AND task_id = $3 FOR UPDATE"
-                        ),
-                        &key,
-                    )
-                    .await?;
-                match status {
-                    None => return Ok(Err(MitigationCancelRefusal::NotFound)),
-                    Some(status) if status != IN_PROGRESS => {
-                        return Ok(Err(MitigationCancelRefusal::NotInProgress(status)))
-                    }
-                    Some(_) => {}
-                }
-                db.execute(
+#[engines]
+impl MitigationTaskStore for Engine {
+    async fn create_mitigation_task(
+        &self,
+        scope: &Scope,
+        task: &MitigationTaskRecord,
+        stats: &[MitigationCheckStats],
+        chunks: &[NewWorkItem],
+        max_in_progress: usize,
+    ) -> StoreResult<MitigationTaskCreated> {
+        let (scope, task, stats, chunks) =
+            (scope.clone(), task.clone(), stats.to_vec(), chunks.to_vec());
+        self.write(async move |db| {
+            db.lock(MITIGATION_TASK_LOCK_SPACE, &scope.key()).await?;
+            if let Some(existing) = task_in(db, &scope, &task.task_id).await? {
+                return Ok(MitigationTaskCreated::Exists(existing));
+            }
+            // `status = 'IN_PROGRESS'` spelled out so the partial index applies.
+            let running = db
+                .count(
                     sql!(
-                        "UPDATE mitigation_tasks SET status = $4, finished_at_ms = $5",
-                        " WHERE account_id = $1 AND region = $2 AND task_id = $3"
+                        "SELECT COUNT(*) FROM mitigation_tasks",
+                        " WHERE account_id = $1 AND region = $2 AND status = 'IN_PROGRESS'"
                     ),
-                    &[key[0], key[1], key[2], &CANCELED, &now_ms],
+                    &[&scope.account_id, &scope.region],
                 )
                 .await?;
-                db.execute(
+            if running >= max_in_progress {
+                return Ok(MitigationTaskCreated::TooManyInProgress);
+            }
+            insert_task(db, &scope, &task, &stats, &chunks).await?;
+            Ok(MitigationTaskCreated::Created)
+        })
+        .await
+    }
+
+    async fn get_mitigation_task(
+        &self,
+        scope: &Scope,
+        task_id: &str,
+    ) -> StoreResult<Option<(MitigationTaskRecord, Vec<MitigationCheckStats>)>> {
+        self.read(async |db| {
+            // The task and its counters in one statement, so they agree (a stage
+            // commits both at once); the finding ids never change.
+            let rows = db
+                .query(
                     sql!(
-                        "UPDATE mitigation_task_stats SET canceled = CASE",
-                        " WHEN total - succeeded - failed - skipped > 0",
-                        " THEN total - succeeded - failed - skipped ELSE 0 END",
-                        " WHERE account_id = $1 AND region = $2 AND task_id = $3"
+                        "SELECT t.task_id, t.client_request_token, t.status, t.started_at_ms,",
+                        " t.finished_at_ms, t.audit_task_id, t.body_json,",
+                        " s.check_name, s.total, s.succeeded, s.failed, s.skipped, s.canceled",
+                        " FROM mitigation_tasks t LEFT JOIN mitigation_task_stats s",
+                        " ON s.account_id = t.account_id AND s.region = t.region",
+                        " AND s.task_id = t.task_id",
+                        " WHERE t.account_id = $1 AND t.region = $2 AND t.task_id = $3",
+                        " ORDER BY s.check_name"
+                    ),
+                    &[&scope.account_id, &scope.region, &task_id],
+                    |row| Ok((task(row)?, stats(row, TASK_COLUMNS)?)),
+                )
+                .await?;
+            let mut rows = rows.into_iter();
+            let Some((mut task, first)) = rows.next() else {
+                return Ok(None);
+            };
+            let stats = first
+                .into_iter()
+                .chain(rows.filter_map(|(_, s)| s))
+                .collect();
+            task.finding_ids = finding_ids(db, scope, &[task_id])
+                .await?
+                .remove(task_id)
+                .unwrap_or_default();
+            Ok(Some((task, stats)))
+        })
+        .await
+    }
+
+    async fn list_mitigation_tasks(
+        &self,
+        scope: &Scope,
+        filter: &MitigationTaskFilter,
+        after: Option<&AuditTaskKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<MitigationTaskRecord>> {
+        self.read(async |db| list(db, scope, filter, after, limit).await)
+            .await
+    }
+
+    async fn cancel_mitigation_task(
+        &self,
+        scope: &Scope,
+        task_id: &str,
+        now_ms: i64,
+    ) -> StoreResult<Result<(), MitigationCancelRefusal>> {
+        let (scope, task_id) = (scope.clone(), task_id.to_owned());
+        self.write(async move |db| {
+            let key: [&dyn Param; 3] = [&scope.account_id, &scope.region, &task_id];
+            // Waits for a stage of the task in flight, and then sees what it wrote.
+            let status: Option<String> = db
+                .value(
+                    sql!(
+                        "SELECT status FROM mitigation_tasks",
+                        " WHERE account_id = $1 AND region = $2 AND task_id = $3 FOR UPDATE"
                     ),
                     &key,
                 )
                 .await?;
-                Ok(Ok(()))
-            })
-            .await
-        }
-
-        async fn apply_mitigation_stage(
-            &self,
-            scope: &Scope,
-            stage: &MitigationStage,
-            explain: ExplainRefusal,
-        ) -> StoreResult<StageOutcome> {
-            let (scope, stage) = (scope.clone(), stage.clone());
-            self.write(async move |db| apply_stage(db, &scope, &stage, explain).await)
-                .await
-        }
-
-        async fn get_mitigation_executions(
-            &self,
-            scope: &Scope,
-            task_id: &str,
-            finding_id: &str,
-        ) -> StoreResult<Vec<MitigationExecutionRecord>> {
-            self.read(async |db| {
-                db.query(
-                    sql!(
-                        "SELECT finding_id, action_index, status, started_at_ms, finished_at_ms,",
-                        " error_code, message FROM mitigation_executions",
-                        " WHERE account_id = $1 AND region = $2 AND task_id = $3",
-                        " AND finding_id = $4 ORDER BY action_index"
-                    ),
-                    &[&scope.account_id, &scope.region, &task_id, &finding_id],
-                    execution,
-                )
-                .await
-            })
-            .await
-        }
-
-        async fn findings_with_execution(
-            &self,
-            scope: &Scope,
-            task_id: &str,
-            finding_ids: &[String],
-            action_index: u32,
-        ) -> StoreResult<Vec<String>> {
-            if finding_ids.is_empty() {
-                return Ok(Vec::new());
-            }
-            self.read(async |db| {
-                with_execution(db, scope, task_id, finding_ids, action_index).await
-            })
-            .await
-        }
-
-        async fn count_audit_findings_by_check(
-            &self,
-            scope: &Scope,
-            audit_task_id: &str,
-        ) -> StoreResult<Vec<(String, i64)>> {
-            self.count_findings_by_check(scope, audit_task_id).await
-        }
-
-        async fn audit_finding_boundaries(
-            &self,
-            scope: &Scope,
-            audit_task_id: &str,
-            every: usize,
-        ) -> StoreResult<Vec<AuditFindingKey>> {
-            self.finding_boundaries(scope, audit_task_id, every).await
-        }
-
-        async fn purge_mitigation_history(&self, before_ms: i64) -> StoreResult<u64> {
-            let mut purged = 0;
-            loop {
-                let (deleted, done) = self
-                    .write(async move |db| {
-                        lock_purge(db).await?;
-                        purge_chunk(db, before_ms, PURGE_CHUNK).await
-                    })
-                    .await?;
-                purged += deleted;
-                if done {
-                    return Ok(purged);
+            match status {
+                None => return Ok(Err(MitigationCancelRefusal::NotFound)),
+                Some(status) if status != IN_PROGRESS => {
+                    return Ok(Err(MitigationCancelRefusal::NotInProgress(status)))
                 }
+                Some(_) => {}
+            }
+            db.execute(
+                sql!(
+                    "UPDATE mitigation_tasks SET status = $4, finished_at_ms = $5",
+                    " WHERE account_id = $1 AND region = $2 AND task_id = $3"
+                ),
+                &[key[0], key[1], key[2], &CANCELED, &now_ms],
+            )
+            .await?;
+            db.execute(
+                sql!(
+                    "UPDATE mitigation_task_stats SET canceled = CASE",
+                    " WHEN total - succeeded - failed - skipped > 0",
+                    " THEN total - succeeded - failed - skipped ELSE 0 END",
+                    " WHERE account_id = $1 AND region = $2 AND task_id = $3"
+                ),
+                &key,
+            )
+            .await?;
+            Ok(Ok(()))
+        })
+        .await
+    }
+
+    async fn apply_mitigation_stage(
+        &self,
+        scope: &Scope,
+        stage: &MitigationStage,
+        explain: ExplainRefusal,
+    ) -> StoreResult<StageOutcome> {
+        let (scope, stage) = (scope.clone(), stage.clone());
+        self.write(async move |db| apply_stage(db, &scope, &stage, explain).await)
+            .await
+    }
+
+    async fn get_mitigation_executions(
+        &self,
+        scope: &Scope,
+        task_id: &str,
+        finding_id: &str,
+    ) -> StoreResult<Vec<MitigationExecutionRecord>> {
+        self.read(async |db| {
+            db.query(
+                sql!(
+                    "SELECT finding_id, action_index, status, started_at_ms, finished_at_ms,",
+                    " error_code, message FROM mitigation_executions",
+                    " WHERE account_id = $1 AND region = $2 AND task_id = $3",
+                    " AND finding_id = $4 ORDER BY action_index"
+                ),
+                &[&scope.account_id, &scope.region, &task_id, &finding_id],
+                execution,
+            )
+            .await
+        })
+        .await
+    }
+
+    async fn findings_with_execution(
+        &self,
+        scope: &Scope,
+        task_id: &str,
+        finding_ids: &[String],
+        action_index: u32,
+    ) -> StoreResult<Vec<String>> {
+        if finding_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(async |db| with_execution(db, scope, task_id, finding_ids, action_index).await)
+            .await
+    }
+
+    async fn count_audit_findings_by_check(
+        &self,
+        scope: &Scope,
+        audit_task_id: &str,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        self.count_findings_by_check(scope, audit_task_id).await
+    }
+
+    async fn audit_finding_boundaries(
+        &self,
+        scope: &Scope,
+        audit_task_id: &str,
+        every: usize,
+    ) -> StoreResult<Vec<AuditFindingKey>> {
+        self.finding_boundaries(scope, audit_task_id, every).await
+    }
+
+    async fn purge_mitigation_history(&self, before_ms: i64) -> StoreResult<u64> {
+        let mut purged = 0;
+        loop {
+            let (deleted, done) = self
+                .write(async move |db| {
+                    lock_purge(db).await?;
+                    purge_chunk(db, before_ms, PURGE_CHUNK).await
+                })
+                .await?;
+            purged += deleted;
+            if done {
+                return Ok(purged);
             }
         }
     }

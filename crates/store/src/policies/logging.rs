@@ -1,6 +1,7 @@
 //! The account's logging options.
 
 use async_trait::async_trait;
+use palisade_store_macros::engines;
 
 use crate::db::{Db, DbResult, Row, Sql};
 use crate::{Scope, StoreResult};
@@ -73,83 +74,85 @@ fn v2_logging_options(row: &Row<'_>) -> DbResult<V2LoggingOptionsRecord> {
     }))
 }
 
-engines! {
-    impl LoggingStore {
-        async fn put_logging_options(
-            &self,
-            scope: &Scope,
-            options: &LoggingOptionsRecord,
-        ) -> StoreResult<()> {
-            let (scope, options) = (scope.clone(), options.clone());
-            self.write_one(async move |db| {
-                db.execute(
-                    sql!(
-                        "INSERT INTO logging_options (account_id, region, ",
-                        logging_options_columns!(), ") VALUES ($1, $2, $3, $4, $5)",
-                        " ON CONFLICT (account_id, region) DO UPDATE SET",
-                        " role_arn = excluded.role_arn,",
-                        " log_level = excluded.log_level,",
-                        " updated_at_ms = excluded.updated_at_ms"
-                    ),
-                    &[
-                        &scope.account_id,
-                        &scope.region,
-                        &options.role_arn,
-                        &options.log_level,
-                        &options.updated_at_ms,
-                    ],
-                )
-                .await
-                .map(drop)
-            })
+#[engines]
+impl LoggingStore for Engine {
+    async fn put_logging_options(
+        &self,
+        scope: &Scope,
+        options: &LoggingOptionsRecord,
+    ) -> StoreResult<()> {
+        let (scope, options) = (scope.clone(), options.clone());
+        self.write_one(async move |db| {
+            db.execute(
+                sql!(
+                    "INSERT INTO logging_options (account_id, region, ",
+                    logging_options_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5)",
+                    " ON CONFLICT (account_id, region) DO UPDATE SET",
+                    " role_arn = excluded.role_arn,",
+                    " log_level = excluded.log_level,",
+                    " updated_at_ms = excluded.updated_at_ms"
+                ),
+                &[
+                    &scope.account_id,
+                    &scope.region,
+                    &options.role_arn,
+                    &options.log_level,
+                    &options.updated_at_ms,
+                ],
+            )
             .await
-        }
+            .map(drop)
+        })
+        .await
+    }
 
-        async fn get_logging_options(
-            &self,
-            scope: &Scope,
-        ) -> StoreResult<Option<LoggingOptionsRecord>> {
-            self.read(async |db| {
-                db.query_opt(
-                    sql!(
-                        "SELECT ", logging_options_columns!(),
-                        " FROM logging_options WHERE account_id = $1 AND region = $2"
-                    ),
-                    &[&scope.account_id, &scope.region],
-                    logging_options,
-                )
-                .await
-            })
+    async fn get_logging_options(
+        &self,
+        scope: &Scope,
+    ) -> StoreResult<Option<LoggingOptionsRecord>> {
+        self.read(async |db| {
+            db.query_opt(
+                sql!(
+                    "SELECT ",
+                    logging_options_columns!(),
+                    " FROM logging_options WHERE account_id = $1 AND region = $2"
+                ),
+                &[&scope.account_id, &scope.region],
+                logging_options,
+            )
             .await
-        }
+        })
+        .await
+    }
 
-        async fn put_v2_logging_options(
-            &self,
-            scope: &Scope,
-            options: &V2LoggingOptionsRecord,
-        ) -> StoreResult<()> {
-            let (scope, options) = (scope.clone(), options.clone());
-            self.write_one(async move |db| put_v2_logging_options_in(db, &scope, &options).await)
-                .await
-        }
-
-        async fn get_v2_logging_options(
-            &self,
-            scope: &Scope,
-        ) -> StoreResult<Option<V2LoggingOptionsRecord>> {
-            self.read(async |db| {
-                db.query_opt(
-                    sql!(
-                        "SELECT ", v2_logging_options_columns!(),
-                        " FROM v2_logging_options WHERE account_id = $1 AND region = $2"
-                    ),
-                    &[&scope.account_id, &scope.region],
-                    v2_logging_options,
-                )
-                .await
-            })
+    async fn put_v2_logging_options(
+        &self,
+        scope: &Scope,
+        options: &V2LoggingOptionsRecord,
+    ) -> StoreResult<()> {
+        let (scope, options) = (scope.clone(), options.clone());
+        self.write_one(async move |db| put_v2_logging_options_in(db, &scope, &options).await)
             .await
-        }
+    }
+
+    async fn get_v2_logging_options(
+        &self,
+        scope: &Scope,
+    ) -> StoreResult<Option<V2LoggingOptionsRecord>> {
+        self.read(async |db| {
+            db.query_opt(
+                sql!(
+                    "SELECT ",
+                    v2_logging_options_columns!(),
+                    " FROM v2_logging_options WHERE account_id = $1 AND region = $2"
+                ),
+                &[&scope.account_id, &scope.region],
+                v2_logging_options,
+            )
+            .await
+        })
+        .await
     }
 }
 

@@ -9,6 +9,7 @@
 //! guard atomic. Name uniqueness is the primary key's job.
 
 use async_trait::async_trait;
+use palisade_store_macros::engines;
 
 use crate::db::{sql_limit, Db, DbResult, Param, Row, Sql};
 use crate::tags;
@@ -211,180 +212,192 @@ fn policy_and_version(row: &Row<'_>) -> DbResult<(PolicyRecord, Option<PolicyVer
     Ok((policy(row)?, version))
 }
 
-engines! {
-    impl PolicyStore {
-        async fn create_policy(
-            &self,
-            scope: &Scope,
-            policy: &NewPolicy,
-            tags: &[Tag],
-        ) -> StoreResult<()> {
-            let (scope, policy, tags) = (scope.clone(), policy.clone(), tags.to_vec());
-            self.write(async move |db| create_policy(db, &scope, &policy, &tags).await)
-                .await
-        }
-
-        async fn get_policy(&self, scope: &Scope, name: &str) -> StoreResult<Option<PolicyRecord>> {
-            self.read(async |db| {
-                db.query_opt(
-                    sql!(
-                        "SELECT ", policy_columns!(), " FROM policies",
-                        " WHERE account_id = $1 AND region = $2 AND name = $3"
-                    ),
-                    &[&scope.account_id, &scope.region, &name],
-                    policy,
-                )
-                .await
-            })
+#[engines]
+impl PolicyStore for Engine {
+    async fn create_policy(
+        &self,
+        scope: &Scope,
+        policy: &NewPolicy,
+        tags: &[Tag],
+    ) -> StoreResult<()> {
+        let (scope, policy, tags) = (scope.clone(), policy.clone(), tags.to_vec());
+        self.write(async move |db| create_policy(db, &scope, &policy, &tags).await)
             .await
-        }
+    }
 
-        async fn get_policy_version(
-            &self,
-            scope: &Scope,
-            name: &str,
-            version_id: Option<i64>,
-        ) -> StoreResult<Option<(PolicyRecord, Option<PolicyVersionRecord>)>> {
-            self.read(async |db| {
-                // One statement, so the policy and the version come from one snapshot.
-                db.query_opt(
+    async fn get_policy(&self, scope: &Scope, name: &str) -> StoreResult<Option<PolicyRecord>> {
+        self.read(async |db| {
+            db.query_opt(
+                sql!(
+                    "SELECT ",
+                    policy_columns!(),
+                    " FROM policies",
+                    " WHERE account_id = $1 AND region = $2 AND name = $3"
+                ),
+                &[&scope.account_id, &scope.region, &name],
+                policy,
+            )
+            .await
+        })
+        .await
+    }
+
+    async fn get_policy_version(
+        &self,
+        scope: &Scope,
+        name: &str,
+        version_id: Option<i64>,
+    ) -> StoreResult<Option<(PolicyRecord, Option<PolicyVersionRecord>)>> {
+        self.read(async |db| {
+            // One statement, so the policy and the version come from one snapshot.
+            db.query_opt(
+                sql!(
+                    "SELECT ",
+                    joined_policy_columns!(),
+                    ", ",
+                    joined_version_columns!(),
+                    " FROM policies p LEFT JOIN policy_versions v",
+                    " ON v.account_id = p.account_id AND v.region = p.region",
+                    " AND v.policy_name = p.name",
+                    " AND v.version_id = COALESCE($4::BIGINT, p.default_version_id)",
+                    " WHERE p.account_id = $1 AND p.region = $2 AND p.name = $3"
+                ),
+                &[&scope.account_id, &scope.region, &name, &version_id],
+                policy_and_version,
+            )
+            .await
+        })
+        .await
+    }
+
+    async fn list_policies(
+        &self,
+        scope: &Scope,
+        after: Option<&str>,
+        descending: bool,
+        limit: usize,
+    ) -> StoreResult<Vec<PolicyRecord>> {
+        self.read(async |db| list_policies(db, scope, after, descending, limit).await)
+            .await
+    }
+
+    async fn list_policies_with_default_versions(
+        &self,
+        scope: &Scope,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<(PolicyRecord, Option<PolicyVersionRecord>)>> {
+        macro_rules! page {
+            ($cond:literal) => {
+                sql!(
+                    "SELECT ",
+                    joined_policy_columns!(),
+                    ", ",
+                    joined_version_columns!(),
+                    " FROM policies p LEFT JOIN policy_versions v",
+                    " ON v.account_id = p.account_id AND v.region = p.region",
+                    " AND v.policy_name = p.name AND v.version_id = p.default_version_id",
+                    " WHERE p.account_id = $1 AND p.region = $2",
+                    $cond,
+                    " ORDER BY p.name LIMIT $4"
+                )
+            };
+        }
+        self.read(async |db| {
+            // `after` is bound either way; the first page's statement ignores it.
+            let sql = match after {
+                Some(_) => page!(" AND p.name > $3"),
+                None => page!(" AND $3::TEXT IS NULL"),
+            };
+            let limit = sql_limit(limit);
+            let params: [&dyn Param; 4] = [&scope.account_id, &scope.region, &after, &limit];
+            db.query(sql, &params, policy_and_version).await
+        })
+        .await
+    }
+
+    async fn delete_policy(&self, scope: &Scope, name: &str) -> StoreResult<PolicyOutcome<()>> {
+        let (scope, name) = (scope.clone(), name.to_owned());
+        self.write(async move |db| delete_policy(db, &scope, &name).await)
+            .await
+    }
+
+    async fn create_policy_version(
+        &self,
+        scope: &Scope,
+        name: &str,
+        version: &NewPolicyVersion,
+        max_versions: usize,
+    ) -> StoreResult<PolicyOutcome<(PolicyRecord, PolicyVersionRecord)>> {
+        let (scope, name, version) = (scope.clone(), name.to_owned(), version.clone());
+        self.write(async move |db| {
+            create_policy_version_in(db, &scope, &name, &version, max_versions).await
+        })
+        .await
+    }
+
+    async fn list_policy_versions(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> StoreResult<Option<(PolicyRecord, Vec<PolicyVersionRecord>)>> {
+        self.read(async |db| {
+            // One statement, so the default version id and the versions agree.
+            let rows = db
+                .query(
                     sql!(
-                        "SELECT ", joined_policy_columns!(), ", ", joined_version_columns!(),
+                        "SELECT ",
+                        joined_policy_columns!(),
+                        ", ",
+                        joined_version_columns!(),
                         " FROM policies p LEFT JOIN policy_versions v",
                         " ON v.account_id = p.account_id AND v.region = p.region",
                         " AND v.policy_name = p.name",
-                        " AND v.version_id = COALESCE($4::BIGINT, p.default_version_id)",
-                        " WHERE p.account_id = $1 AND p.region = $2 AND p.name = $3"
+                        " WHERE p.account_id = $1 AND p.region = $2 AND p.name = $3",
+                        " ORDER BY v.version_id"
                     ),
-                    &[&scope.account_id, &scope.region, &name, &version_id],
+                    &[&scope.account_id, &scope.region, &name],
                     policy_and_version,
                 )
-                .await
-            })
-            .await
-        }
-
-        async fn list_policies(
-            &self,
-            scope: &Scope,
-            after: Option<&str>,
-            descending: bool,
-            limit: usize,
-        ) -> StoreResult<Vec<PolicyRecord>> {
-            self.read(async |db| list_policies(db, scope, after, descending, limit).await)
-                .await
-        }
-
-        async fn list_policies_with_default_versions(
-            &self,
-            scope: &Scope,
-            after: Option<&str>,
-            limit: usize,
-        ) -> StoreResult<Vec<(PolicyRecord, Option<PolicyVersionRecord>)>> {
-            macro_rules! page {
-                ($cond:literal) => {
-                    sql!(
-                        "SELECT ", joined_policy_columns!(), ", ", joined_version_columns!(),
-                        " FROM policies p LEFT JOIN policy_versions v",
-                        " ON v.account_id = p.account_id AND v.region = p.region",
-                        " AND v.policy_name = p.name AND v.version_id = p.default_version_id",
-                        " WHERE p.account_id = $1 AND p.region = $2",
-                        $cond, " ORDER BY p.name LIMIT $4"
-                    )
-                };
+                .await?;
+            let mut found: Option<(PolicyRecord, Vec<PolicyVersionRecord>)> = None;
+            for (p, v) in rows {
+                let (_, versions) = found.get_or_insert_with(|| (p, Vec::new()));
+                versions.extend(v);
             }
-            self.read(async |db| {
-                // `after` is bound either way; the first page's statement ignores it.
-                let sql = match after {
-                    Some(_) => page!(" AND p.name > $3"),
-                    None => page!(" AND $3::TEXT IS NULL"),
-                };
-                let limit = sql_limit(limit);
-                let params: [&dyn Param; 4] = [&scope.account_id, &scope.region, &after, &limit];
-                db.query(sql, &params, policy_and_version).await
-            })
-            .await
-        }
+            Ok(found)
+        })
+        .await
+    }
 
-        async fn delete_policy(&self, scope: &Scope, name: &str) -> StoreResult<PolicyOutcome<()>> {
-            let (scope, name) = (scope.clone(), name.to_owned());
-            self.write(async move |db| delete_policy(db, &scope, &name).await).await
-        }
+    async fn set_default_policy_version(
+        &self,
+        scope: &Scope,
+        name: &str,
+        version_id: i64,
+        generation_id: &str,
+        now_ms: i64,
+    ) -> StoreResult<PolicyOutcome<PolicyRecord>> {
+        let (scope, name, generation_id) =
+            (scope.clone(), name.to_owned(), generation_id.to_owned());
+        self.write(async move |db| {
+            set_default_version(db, &scope, &name, version_id, &generation_id, now_ms).await
+        })
+        .await
+    }
 
-        async fn create_policy_version(
-            &self,
-            scope: &Scope,
-            name: &str,
-            version: &NewPolicyVersion,
-            max_versions: usize,
-        ) -> StoreResult<PolicyOutcome<(PolicyRecord, PolicyVersionRecord)>> {
-            let (scope, name, version) = (scope.clone(), name.to_owned(), version.clone());
-            self.write(async move |db| {
-                create_policy_version_in(db, &scope, &name, &version, max_versions).await
-            })
-            .await
-        }
-
-        async fn list_policy_versions(
-            &self,
-            scope: &Scope,
-            name: &str,
-        ) -> StoreResult<Option<(PolicyRecord, Vec<PolicyVersionRecord>)>> {
-            self.read(async |db| {
-                // One statement, so the default version id and the versions agree.
-                let rows = db
-                    .query(
-                        sql!(
-                            "SELECT ", joined_policy_columns!(), ", ", joined_version_columns!(),
-                            " FROM policies p LEFT JOIN policy_versions v",
-                            " ON v.account_id = p.account_id AND v.region = p.region",
-                            " AND v.policy_name = p.name",
-                            " WHERE p.account_id = $1 AND p.region = $2 AND p.name = $3",
-                            " ORDER BY v.version_id"
-                        ),
-                        &[&scope.account_id, &scope.region, &name],
-                        policy_and_version,
-                    )
-                    .await?;
-                let mut found: Option<(PolicyRecord, Vec<PolicyVersionRecord>)> = None;
-                for (p, v) in rows {
-                    let (_, versions) = found.get_or_insert_with(|| (p, Vec::new()));
-                    versions.extend(v);
-                }
-                Ok(found)
-            })
-            .await
-        }
-
-        async fn set_default_policy_version(
-            &self,
-            scope: &Scope,
-            name: &str,
-            version_id: i64,
-            generation_id: &str,
-            now_ms: i64,
-        ) -> StoreResult<PolicyOutcome<PolicyRecord>> {
-            let (scope, name, generation_id) =
-                (scope.clone(), name.to_owned(), generation_id.to_owned());
-            self.write(async move |db| {
-                set_default_version(db, &scope, &name, version_id, &generation_id, now_ms).await
-            })
-            .await
-        }
-
-        async fn delete_policy_version(
-            &self,
-            scope: &Scope,
-            name: &str,
-            version_id: i64,
-            now_ms: i64,
-        ) -> StoreResult<PolicyOutcome<()>> {
-            let (scope, name) = (scope.clone(), name.to_owned());
-            self.write(async move |db| {
-                delete_policy_version(db, &scope, &name, version_id, now_ms).await
-            })
-            .await
-        }
+    async fn delete_policy_version(
+        &self,
+        scope: &Scope,
+        name: &str,
+        version_id: i64,
+        now_ms: i64,
+    ) -> StoreResult<PolicyOutcome<()>> {
+        let (scope, name) = (scope.clone(), name.to_owned());
+        self.write(async move |db| {
+            delete_policy_version(db, &scope, &name, version_id, now_ms).await
+        })
+        .await
     }
 }
 
@@ -418,10 +431,7 @@ async fn create_policy(
         created_at_ms: policy.created_at_ms,
     };
     insert_version(db, scope, &policy.name, &first).await?;
-    if !tags.is_empty() {
-        tags::lock_resource(db, scope, &policy.arn).await?;
-        tags::upsert(db, scope, &policy.arn, tags).await?;
-    }
+    tags::upsert(db, scope, &policy.arn, tags).await?;
     Ok(())
 }
 
@@ -496,9 +506,6 @@ async fn delete_policy(db: &Db<'_>, scope: &Scope, name: &str) -> DbResult<Polic
         &key,
     )
     .await?;
-    // Under the resource's lock, so tags a concurrent TagResource is about to commit on
-    // this ARN are seen and removed too.
-    tags::lock_resource(db, scope, &current.arn).await?;
     tags::delete_all(db, scope, &current.arn).await?;
     Ok(Ok(()))
 }

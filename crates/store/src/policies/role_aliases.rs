@@ -1,6 +1,7 @@
 //! Role aliases.
 
 use async_trait::async_trait;
+use palisade_store_macros::engines;
 
 use crate::db::{sql_limit, Db, DbResult, Param, Row};
 use crate::tags;
@@ -73,102 +74,100 @@ fn role_alias(row: &Row<'_>) -> DbResult<RoleAliasRecord> {
     }))
 }
 
-engines! {
-    impl RoleAliasStore {
-        async fn create_role_alias(
-            &self,
-            scope: &Scope,
-            record: &RoleAliasRecord,
-            tags: &[Tag],
-        ) -> StoreResult<()> {
-            let (scope, record, tags) = (scope.clone(), record.clone(), tags.to_vec());
-            self.write(async move |db| create(db, &scope, &record, &tags).await)
-                .await
-        }
-
-        async fn get_role_alias(
-            &self,
-            scope: &Scope,
-            alias: &str,
-        ) -> StoreResult<Option<RoleAliasRecord>> {
-            self.read(async |db| {
-                db.query_opt(
-                    sql!(
-                        "SELECT ", role_alias_columns!(), " FROM role_aliases",
-                        " WHERE account_id = $1 AND region = $2 AND alias = $3"
-                    ),
-                    &[&scope.account_id, &scope.region, &alias],
-                    role_alias,
-                )
-                .await
-            })
+#[engines]
+impl RoleAliasStore for Engine {
+    async fn create_role_alias(
+        &self,
+        scope: &Scope,
+        record: &RoleAliasRecord,
+        tags: &[Tag],
+    ) -> StoreResult<()> {
+        let (scope, record, tags) = (scope.clone(), record.clone(), tags.to_vec());
+        self.write(async move |db| create(db, &scope, &record, &tags).await)
             .await
-        }
+    }
 
-        async fn update_role_alias(
-            &self,
-            scope: &Scope,
-            alias: &str,
-            update: &RoleAliasUpdate,
-        ) -> StoreResult<RoleAliasRecord> {
-            let (scope, alias, update) = (scope.clone(), alias.to_owned(), update.clone());
-            self.write_one(async move |db| {
-                db.query_opt(
-                    sql!(
-                        "UPDATE role_aliases SET",
-                        " role_arn = COALESCE($4, role_arn),",
-                        " credential_duration_seconds = COALESCE($5, credential_duration_seconds),",
-                        " updated_at_ms = $6",
-                        " WHERE account_id = $1 AND region = $2 AND alias = $3",
-                        " RETURNING ", role_alias_columns!()
-                    ),
-                    &[
-                        &scope.account_id,
-                        &scope.region,
-                        &alias,
-                        &update.role_arn,
-                        &update.credential_duration_seconds,
-                        &update.updated_at_ms,
-                    ],
-                    role_alias,
-                )
-                .await?
-                .ok_or(StoreError::NotFound.into())
-            })
+    async fn get_role_alias(
+        &self,
+        scope: &Scope,
+        alias: &str,
+    ) -> StoreResult<Option<RoleAliasRecord>> {
+        self.read(async |db| {
+            db.query_opt(
+                sql!(
+                    "SELECT ",
+                    role_alias_columns!(),
+                    " FROM role_aliases",
+                    " WHERE account_id = $1 AND region = $2 AND alias = $3"
+                ),
+                &[&scope.account_id, &scope.region, &alias],
+                role_alias,
+            )
             .await
-        }
+        })
+        .await
+    }
 
-        async fn delete_role_alias(&self, scope: &Scope, alias: &str) -> StoreResult<bool> {
-            let (scope, alias) = (scope.clone(), alias.to_owned());
-            self.write(async move |db| {
-                let arn: Option<String> = db
-                    .value(
-                        sql!(
-                            "DELETE FROM role_aliases",
-                            " WHERE account_id = $1 AND region = $2 AND alias = $3 RETURNING arn"
-                        ),
-                        &[&scope.account_id, &scope.region, &alias],
-                    )
-                    .await?;
-                let Some(arn) = arn else { return Ok(false) };
-                // Under the resource's lock, so tags a concurrent TagResource is about
-                // to commit on this ARN are seen and removed too.
-                tags::lock_resource(db, &scope, &arn).await?;
-                tags::delete_all(db, &scope, &arn).await?;
-                Ok(true)
-            })
+    async fn update_role_alias(
+        &self,
+        scope: &Scope,
+        alias: &str,
+        update: &RoleAliasUpdate,
+    ) -> StoreResult<RoleAliasRecord> {
+        let (scope, alias, update) = (scope.clone(), alias.to_owned(), update.clone());
+        self.write_one(async move |db| {
+            db.query_opt(
+                sql!(
+                    "UPDATE role_aliases SET",
+                    " role_arn = COALESCE($4, role_arn),",
+                    " credential_duration_seconds = COALESCE($5, credential_duration_seconds),",
+                    " updated_at_ms = $6",
+                    " WHERE account_id = $1 AND region = $2 AND alias = $3",
+                    " RETURNING ",
+                    role_alias_columns!()
+                ),
+                &[
+                    &scope.account_id,
+                    &scope.region,
+                    &alias,
+                    &update.role_arn,
+                    &update.credential_duration_seconds,
+                    &update.updated_at_ms,
+                ],
+                role_alias,
+            )
+            .await?
+            .ok_or(StoreError::NotFound.into())
+        })
+        .await
+    }
+
+    async fn delete_role_alias(&self, scope: &Scope, alias: &str) -> StoreResult<bool> {
+        let (scope, alias) = (scope.clone(), alias.to_owned());
+        self.write(async move |db| {
+            tags::delete_tagged(
+                db,
+                &scope,
+                sql!(
+                    "DELETE FROM role_aliases",
+                    " WHERE account_id = $1 AND region = $2 AND alias = $3 RETURNING arn"
+                ),
+                &[&scope.account_id, &scope.region, &alias],
+            )
             .await
-        }
+        })
+        .await
+    }
 
-        async fn list_role_aliases(
-            &self,
-            scope: &Scope,
-            after: Option<&str>,
-            descending: bool,
-            limit: usize,
-        ) -> StoreResult<Vec<RoleAliasRecord>> {
-            self.read(async |db| list(db, scope, after, descending, limit).await).await
-        }
+    async fn list_role_aliases(
+        &self,
+        scope: &Scope,
+        after: Option<&str>,
+        descending: bool,
+        limit: usize,
+    ) -> StoreResult<Vec<RoleAliasRecord>> {
+        self.read(async |db| list(db, scope, after, descending, limit).await)
+            .await
     }
 }
 
@@ -198,10 +197,7 @@ async fn create(
         ],
     )
     .await?;
-    if !tags.is_empty() {
-        tags::lock_resource(db, scope, &record.arn).await?;
-        tags::upsert(db, scope, &record.arn, tags).await?;
-    }
+    tags::upsert(db, scope, &record.arn, tags).await?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@
 //! the locks it waited for were released. On SQLite the single writer's IMMEDIATE
 //! transaction does all of this: no other writer runs in between.
 
+use palisade_store_macros::engines;
 use std::collections::HashMap;
 
 use super::plan_membership_change;
@@ -191,187 +192,190 @@ impl AttributeTable {
     }
 }
 
-engines! {
-    impl ThingStore {
-        async fn create_thing(&self, scope: &Scope, record: &ThingRecord) -> StoreResult<()> {
-            let (scope, record) = (scope.clone(), record.clone());
-            self.write(async move |db| create_thing(db, &scope, &record).await)
-                .await
-        }
-
-        async fn get_thing(&self, scope: &Scope, name: &str) -> StoreResult<Option<ThingRecord>> {
-            self.read(async |db| read_thing(db, scope, name).await).await
-        }
-
-        async fn update_thing(
-            &self,
-            scope: &Scope,
-            name: &str,
-            update: &ThingUpdate,
-        ) -> StoreResult<Result<ThingRecord, ThingRefusal>> {
-            let (scope, name, update) = (scope.clone(), name.to_owned(), update.clone());
-            self.write(async move |db| update_thing(db, &scope, &name, &update).await)
-                .await
-        }
-
-        async fn delete_thing(
-            &self,
-            scope: &Scope,
-            name: &str,
-            expected_version: Option<i64>,
-        ) -> StoreResult<Result<bool, ThingRefusal>> {
-            let (scope, name) = (scope.clone(), name.to_owned());
-            self.write(async move |db| delete_thing(db, &scope, &name, expected_version).await)
-                .await
-        }
-
-        async fn list_things(
-            &self,
-            scope: &Scope,
-            filter: &ThingFilter,
-            after: Option<&str>,
-            limit: usize,
-        ) -> StoreResult<Vec<ThingRecord>> {
-            let q = list_things(scope, filter, after, limit);
-            self.read(async |db| Ok(fold(q.query(db, thing).await?))).await
-        }
-
-        async fn create_thing_group(
-            &self,
-            scope: &Scope,
-            record: &ThingGroupRecord,
-            tags: &[Tag],
-            max_depth: usize,
-        ) -> StoreResult<Result<(), ThingRefusal>> {
-            let (scope, record, tags) = (scope.clone(), record.clone(), tags.to_vec());
-            self.write(async move |db| create_group(db, &scope, &record, &tags, max_depth).await)
-                .await
-        }
-
-        async fn get_thing_group(
-            &self,
-            scope: &Scope,
-            name: &str,
-        ) -> StoreResult<Option<ThingGroupView>> {
-            self.read(async |db| read_group(db, scope, name).await).await
-        }
-
-        async fn update_thing_group(
-            &self,
-            scope: &Scope,
-            name: &str,
-            update: &ThingGroupUpdate,
-        ) -> StoreResult<Result<ThingGroupRecord, ThingRefusal>> {
-            let (scope, name, update) = (scope.clone(), name.to_owned(), update.clone());
-            self.write(async move |db| update_group(db, &scope, &name, &update).await)
-                .await
-        }
-
-        async fn delete_thing_group(
-            &self,
-            scope: &Scope,
-            name: &str,
-            expected_version: Option<i64>,
-        ) -> StoreResult<Result<bool, ThingRefusal>> {
-            let (scope, name) = (scope.clone(), name.to_owned());
-            self.write(async move |db| delete_group(db, &scope, &name, expected_version).await)
-                .await
-        }
-
-        async fn list_thing_groups(
-            &self,
-            scope: &Scope,
-            selection: &GroupSelection,
-            name_prefix: Option<&str>,
-            after: Option<&str>,
-            limit: usize,
-        ) -> StoreResult<Vec<GroupRef>> {
-            let q = list_groups(scope, selection, name_prefix, after, limit);
-            self.read(async |db| q.query(db, group_ref).await).await
-        }
-
-        async fn change_thing_groups(
-            &self,
-            scope: &Scope,
-            thing_name: &str,
-            add: &[String],
-            remove: &[String],
-            max_groups: usize,
-        ) -> StoreResult<Result<(), ThingRefusal>> {
-            let (scope, thing) = (scope.clone(), thing_name.to_owned());
-            let (add, remove) = (add.to_vec(), remove.to_vec());
-            self.write(async move |db| {
-                change_thing_groups_in(db, &scope, &thing, &add, &remove, max_groups).await
-            })
+#[engines]
+impl ThingStore for Engine {
+    async fn create_thing(&self, scope: &Scope, record: &ThingRecord) -> StoreResult<()> {
+        let (scope, record) = (scope.clone(), record.clone());
+        self.write(async move |db| create_thing(db, &scope, &record).await)
             .await
-        }
+    }
 
-        async fn list_thing_groups_for_thing(
-            &self,
-            scope: &Scope,
-            thing_name: &str,
-            after: Option<&str>,
-            limit: usize,
-        ) -> StoreResult<Vec<GroupRef>> {
-            let mut q = Query::default();
-            let (account, region) = (
-                q.bind(scope.account_id.clone()),
-                q.bind(scope.region.clone()),
-            );
-            let thing = q.bind(thing_name.to_owned());
+    async fn get_thing(&self, scope: &Scope, name: &str) -> StoreResult<Option<ThingRecord>> {
+        self.read(async |db| read_thing(db, scope, name).await)
+            .await
+    }
+
+    async fn update_thing(
+        &self,
+        scope: &Scope,
+        name: &str,
+        update: &ThingUpdate,
+    ) -> StoreResult<Result<ThingRecord, ThingRefusal>> {
+        let (scope, name, update) = (scope.clone(), name.to_owned(), update.clone());
+        self.write(async move |db| update_thing(db, &scope, &name, &update).await)
+            .await
+    }
+
+    async fn delete_thing(
+        &self,
+        scope: &Scope,
+        name: &str,
+        expected_version: Option<i64>,
+    ) -> StoreResult<Result<bool, ThingRefusal>> {
+        let (scope, name) = (scope.clone(), name.to_owned());
+        self.write(async move |db| delete_thing(db, &scope, &name, expected_version).await)
+            .await
+    }
+
+    async fn list_things(
+        &self,
+        scope: &Scope,
+        filter: &ThingFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<ThingRecord>> {
+        let q = list_things(scope, filter, after, limit);
+        self.read(async |db| Ok(fold(q.query(db, thing).await?)))
+            .await
+    }
+
+    async fn create_thing_group(
+        &self,
+        scope: &Scope,
+        record: &ThingGroupRecord,
+        tags: &[Tag],
+        max_depth: usize,
+    ) -> StoreResult<Result<(), ThingRefusal>> {
+        let (scope, record, tags) = (scope.clone(), record.clone(), tags.to_vec());
+        self.write(async move |db| create_group(db, &scope, &record, &tags, max_depth).await)
+            .await
+    }
+
+    async fn get_thing_group(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> StoreResult<Option<ThingGroupView>> {
+        self.read(async |db| read_group(db, scope, name).await)
+            .await
+    }
+
+    async fn update_thing_group(
+        &self,
+        scope: &Scope,
+        name: &str,
+        update: &ThingGroupUpdate,
+    ) -> StoreResult<Result<ThingGroupRecord, ThingRefusal>> {
+        let (scope, name, update) = (scope.clone(), name.to_owned(), update.clone());
+        self.write(async move |db| update_group(db, &scope, &name, &update).await)
+            .await
+    }
+
+    async fn delete_thing_group(
+        &self,
+        scope: &Scope,
+        name: &str,
+        expected_version: Option<i64>,
+    ) -> StoreResult<Result<bool, ThingRefusal>> {
+        let (scope, name) = (scope.clone(), name.to_owned());
+        self.write(async move |db| delete_group(db, &scope, &name, expected_version).await)
+            .await
+    }
+
+    async fn list_thing_groups(
+        &self,
+        scope: &Scope,
+        selection: &GroupSelection,
+        name_prefix: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<GroupRef>> {
+        let q = list_groups(scope, selection, name_prefix, after, limit);
+        self.read(async |db| q.query(db, group_ref).await).await
+    }
+
+    async fn change_thing_groups(
+        &self,
+        scope: &Scope,
+        thing_name: &str,
+        add: &[String],
+        remove: &[String],
+        max_groups: usize,
+    ) -> StoreResult<Result<(), ThingRefusal>> {
+        let (scope, thing) = (scope.clone(), thing_name.to_owned());
+        let (add, remove) = (add.to_vec(), remove.to_vec());
+        self.write(async move |db| {
+            change_thing_groups_in(db, &scope, &thing, &add, &remove, max_groups).await
+        })
+        .await
+    }
+
+    async fn list_thing_groups_for_thing(
+        &self,
+        scope: &Scope,
+        thing_name: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<GroupRef>> {
+        let mut q = Query::default();
+        let (account, region) = (
+            q.bind(scope.account_id.clone()),
+            q.bind(scope.region.clone()),
+        );
+        let thing = q.bind(thing_name.to_owned());
+        q.push(&format!(
+            "SELECT g.name, g.arn FROM thing_group_members m JOIN thing_groups g
+               ON g.account_id = m.account_id AND g.region = m.region AND g.name = m.group_name
+             WHERE m.account_id = {account} AND m.region = {region} AND m.thing_name = {thing}"
+        ));
+        if let Some(after) = after {
+            let p = q.bind(after.to_owned());
+            q.push(&format!(" AND m.group_name > {p}"));
+        }
+        let l = q.bind(sql_limit(limit));
+        q.push(&format!(" ORDER BY m.group_name LIMIT {l}"));
+        self.read(async |db| q.query(db, group_ref).await).await
+    }
+
+    async fn list_things_in_thing_group(
+        &self,
+        scope: &Scope,
+        group_name: &str,
+        recursive: bool,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        let mut q = Query::default();
+        let (account, region) = (
+            q.bind(scope.account_id.clone()),
+            q.bind(scope.region.clone()),
+        );
+        let group = q.bind(group_name.to_owned());
+        if recursive {
+            // A thing is in at most one group of a hierarchy, so no thing repeats; the
+            // DISTINCT only guards that invariant.
             q.push(&format!(
-                "SELECT g.name, g.arn FROM thing_group_members m JOIN thing_groups g
-                   ON g.account_id = m.account_id AND g.region = m.region AND g.name = m.group_name
-                 WHERE m.account_id = {account} AND m.region = {region} AND m.thing_name = {thing}"
+                "SELECT DISTINCT m.thing_name FROM thing_group_tree t JOIN thing_group_members m
+                   ON m.account_id = t.account_id AND m.region = t.region
+                  AND m.group_name = t.group_name
+                 WHERE t.account_id = {account} AND t.region = {region}
+                   AND t.ancestor_name = {group}"
             ));
-            if let Some(after) = after {
-                let p = q.bind(after.to_owned());
-                q.push(&format!(" AND m.group_name > {p}"));
-            }
-            let l = q.bind(sql_limit(limit));
-            q.push(&format!(" ORDER BY m.group_name LIMIT {l}"));
-            self.read(async |db| q.query(db, group_ref).await).await
+        } else {
+            q.push(&format!(
+                "SELECT m.thing_name FROM thing_group_members m
+                 WHERE m.account_id = {account} AND m.region = {region}
+                   AND m.group_name = {group}"
+            ));
         }
-
-        async fn list_things_in_thing_group(
-            &self,
-            scope: &Scope,
-            group_name: &str,
-            recursive: bool,
-            after: Option<&str>,
-            limit: usize,
-        ) -> StoreResult<Vec<String>> {
-            let mut q = Query::default();
-            let (account, region) = (
-                q.bind(scope.account_id.clone()),
-                q.bind(scope.region.clone()),
-            );
-            let group = q.bind(group_name.to_owned());
-            if recursive {
-                // A thing is in at most one group of a hierarchy, so no thing repeats; the
-                // DISTINCT only guards that invariant.
-                q.push(&format!(
-                    "SELECT DISTINCT m.thing_name FROM thing_group_tree t JOIN thing_group_members m
-                       ON m.account_id = t.account_id AND m.region = t.region
-                      AND m.group_name = t.group_name
-                     WHERE t.account_id = {account} AND t.region = {region}
-                       AND t.ancestor_name = {group}"
-                ));
-            } else {
-                q.push(&format!(
-                    "SELECT m.thing_name FROM thing_group_members m
-                     WHERE m.account_id = {account} AND m.region = {region}
-                       AND m.group_name = {group}"
-                ));
-            }
-            if let Some(after) = after {
-                let p = q.bind(after.to_owned());
-                q.push(&format!(" AND m.thing_name > {p}"));
-            }
-            let l = q.bind(sql_limit(limit));
-            q.push(&format!(" ORDER BY m.thing_name LIMIT {l}"));
-            self.read(async |db| q.query(db, |row| row.get(0)).await).await
+        if let Some(after) = after {
+            let p = q.bind(after.to_owned());
+            q.push(&format!(" AND m.thing_name > {p}"));
         }
+        let l = q.bind(sql_limit(limit));
+        q.push(&format!(" ORDER BY m.thing_name LIMIT {l}"));
+        self.read(async |db| q.query(db, |row| row.get(0)).await)
+            .await
     }
 }
 
@@ -736,10 +740,7 @@ async fn create_group(
         ],
     )
     .await?;
-    if !tags.is_empty() {
-        tags::lock_resource(db, scope, &record.arn).await?;
-        tags::upsert(db, scope, &record.arn, tags).await?;
-    }
+    tags::upsert(db, scope, &record.arn, tags).await?;
     Ok(Ok(()))
 }
 
@@ -834,9 +835,6 @@ async fn delete_group(
         &[&scope.account_id, &scope.region, &arn],
     )
     .await?;
-    // Under the resource's lock, so tags a concurrent tag_resource is about to commit on
-    // this ARN are seen and removed too.
-    tags::lock_resource(db, scope, &arn).await?;
     tags::delete_all(db, scope, &arn).await?;
     Ok(Ok(true))
 }
