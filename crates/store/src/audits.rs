@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use palisade_store_macros::engines;
 
 use crate::db::{DbResult, Row};
+use crate::purge;
 use crate::work::insert_work_item;
 use crate::{NewWorkItem, Scope, StoreResult};
 
@@ -234,11 +235,6 @@ pub trait AuditStore: Send + Sync {
     async fn purge_audit_history(&self, before_ms: i64) -> StoreResult<u64>;
 }
 
-/// Rows the purge deletes per transaction, so neither SQLite's single writer nor a
-/// PostgreSQL statement (its timeout) is held for long however much history has piled
-/// up.
-const PURGE_CHUNK: usize = 2_000;
-
 macro_rules! audit_configuration_columns {
     () => {
         "role_arn, checks_json, notifications_json, updated_at_ms"
@@ -294,7 +290,7 @@ fn audit_finding_head(row: &Row<'_>) -> DbResult<AuditFindingHead> {
 mod findings;
 mod tasks;
 
-use findings::{insert_findings, list_finding_heads, list_findings, purge_chunk};
+use findings::{insert_findings, list_finding_heads, list_findings, HISTORY};
 use tasks::{create_task, list_tasks, update_task};
 pub(crate) use tasks::{insert_task, IfTaken};
 
@@ -499,15 +495,9 @@ impl AuditStore for Engine {
     }
 
     async fn purge_audit_history(&self, before_ms: i64) -> StoreResult<u64> {
-        let mut purged = 0;
-        loop {
-            let (deleted, done) = self
-                .write(async move |db| purge_chunk(db, before_ms, PURGE_CHUNK).await)
-                .await?;
-            purged += deleted;
-            if done {
-                return Ok(purged);
-            }
-        }
+        purge::all(|| {
+            self.write(async move |db| purge::chunk(db, &HISTORY, before_ms, purge::CHUNK).await)
+        })
+        .await
     }
 }

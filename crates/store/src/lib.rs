@@ -18,6 +18,7 @@ mod meta;
 mod mitigation_tasks;
 mod policies;
 mod postgres;
+mod purge;
 mod related;
 mod scheduled;
 mod scope;

@@ -1,7 +1,8 @@
 //! Audit findings: the batch insert, listings, and the purge of old history.
 
 use super::{audit_finding, audit_finding_head};
-use crate::db::{sql_limit, Db, DbResult, Dialect, Param, Sql};
+use crate::db::{sql_limit, Db, DbResult, Param, Sql};
+use crate::purge::{self, delete_some};
 use crate::{AuditFindingFilter, AuditFindingHead, AuditFindingKey, AuditFindingRecord, Scope};
 
 /// First key of the one advisory lock that lets a single node purge at a time, so two
@@ -207,103 +208,21 @@ pub(super) async fn insert_findings(
     .await
 }
 
-/// Deletes up to `$4` of one task's rows from a table, which neither engine can say
-/// with `DELETE ... LIMIT`: by PostgreSQL's `ctid`, by SQLite's `rowid`.
-macro_rules! delete_some {
-    ($table:literal) => {
-        Sql::per_dialect(
-            concat!(
-                "DELETE FROM ",
-                $table,
-                " WHERE ctid = ANY(ARRAY(SELECT ctid FROM ",
-                $table,
-                " WHERE account_id = $1 AND region = $2 AND task_id = $3 LIMIT $4))"
-            ),
-            concat!(
-                "DELETE FROM ",
-                $table,
-                " WHERE rowid IN (SELECT rowid FROM ",
-                $table,
-                " WHERE account_id = ?1 AND region = ?2 AND task_id = ?3 LIMIT ?4)"
-            ),
-        )
-    };
-}
-
-/// Deletes up to about `budget` rows of purgeable history, oldest task first: a task's
-/// findings (through the by-task index), then the task once none are left. Returns
-/// the rows deleted and whether nothing purgeable remains.
-pub(super) async fn purge_chunk(
-    db: &Db<'_>,
-    before_ms: i64,
-    budget: usize,
-) -> DbResult<(u64, bool)> {
-    // One node purges at a time (SQLite's writer already purges alone).
-    if db.dialect() == Dialect::Postgres {
-        db.execute_pg(
-            "SELECT pg_advisory_xact_lock($1, 0)",
-            &[&AUDIT_PURGE_LOCK_SPACE],
-        )
-        .await?;
-    }
-    let mut left = budget;
-    let mut deleted = 0;
-    while left > 0 {
-        let next = db
-            .query_opt(
-                sql!(
-                    "SELECT account_id, region, task_id FROM audit_tasks",
-                    " WHERE started_at_ms < $1 AND status <> 'IN_PROGRESS'",
-                    " ORDER BY started_at_ms LIMIT 1"
-                ),
-                &[&before_ms],
-                |row| {
-                    Ok((
-                        row.get::<String>(0)?,
-                        row.get::<String>(1)?,
-                        row.get::<String>(2)?,
-                    ))
-                },
-            )
-            .await?;
-        let Some((account_id, region, task_id)) = next else {
-            return Ok((deleted, true));
-        };
-        let findings = db
-            .execute(
-                &delete_some!("audit_findings"),
-                &[&account_id, &region, &task_id, &sql_limit(left)],
-            )
-            .await?;
-        deleted += findings;
-        left = left.saturating_sub(usize::try_from(findings).unwrap_or(usize::MAX));
-        if left == 0 {
-            // Findings may remain; the task goes in a later chunk.
-            break;
-        }
-        // After the findings, so no listed finding ever lacks its related resources.
-        let related = db
-            .execute(
-                &delete_some!("audit_finding_related_resources"),
-                &[&account_id, &region, &task_id, &sql_limit(left)],
-            )
-            .await?;
-        deleted += related;
-        left = left.saturating_sub(usize::try_from(related).unwrap_or(usize::MAX));
-        if left == 0 {
-            break;
-        }
-        deleted += db
-            .execute(
-                sql!(
-                    "DELETE FROM audit_tasks",
-                    " WHERE account_id = $1 AND region = $2 AND task_id = $3",
-                    " AND status <> 'IN_PROGRESS'"
-                ),
-                &[&account_id, &region, &task_id],
-            )
-            .await?;
-        left -= 1;
-    }
-    Ok((deleted, false))
-}
+/// Finished audit tasks with their findings, then their findings' related resources
+/// (after the findings, so no listed finding ever lacks its related resources).
+pub(super) const HISTORY: purge::History = purge::History {
+    lock_space: AUDIT_PURGE_LOCK_SPACE,
+    oldest: sql!(
+        "SELECT account_id, region, task_id FROM audit_tasks",
+        " WHERE started_at_ms < $1 AND status <> 'IN_PROGRESS'",
+        " ORDER BY started_at_ms LIMIT 1"
+    ),
+    rows: &[
+        delete_some!("audit_findings"),
+        delete_some!("audit_finding_related_resources"),
+    ],
+    task: sql!(
+        "DELETE FROM audit_tasks WHERE account_id = $1 AND region = $2 AND task_id = $3",
+        " AND status <> 'IN_PROGRESS'"
+    ),
+};

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 
 use super::stage::{apply_stage, CANCELED, IN_PROGRESS};
 use crate::db::{sql_limit, Db, DbResult, Dialect, Param, Query, Row};
+use crate::purge::{self, delete_some};
 use crate::work::insert_work_item;
 use crate::{
     AuditFindingKey, AuditTaskKey, ExplainRefusal, MitigationCancelRefusal, MitigationCheckStats,
@@ -28,9 +29,8 @@ use crate::{
 /// in-progress limit); 1 to 8 and 10 are taken by the other stores.
 const MITIGATION_TASK_LOCK_SPACE: i32 = 11;
 
-/// Rows the purge deletes per transaction, so neither SQLite's single writer nor a
-/// PostgreSQL statement is held long however big the purged tasks were.
-const PURGE_CHUNK: usize = 2_000;
+/// First key of the one advisory lock that lets a single node purge at a time.
+const MITIGATION_PURGE_LOCK_SPACE: i32 = 12;
 
 macro_rules! task_columns {
     () => {
@@ -283,19 +283,10 @@ impl MitigationTaskStore for Engine {
     }
 
     async fn purge_mitigation_history(&self, before_ms: i64) -> StoreResult<u64> {
-        let mut purged = 0;
-        loop {
-            let (deleted, done) = self
-                .write(async move |db| {
-                    lock_purge(db).await?;
-                    purge_chunk(db, before_ms, PURGE_CHUNK).await
-                })
-                .await?;
-            purged += deleted;
-            if done {
-                return Ok(purged);
-            }
-        }
+        purge::all(|| {
+            self.write(async move |db| purge::chunk(db, &HISTORY, before_ms, purge::CHUNK).await)
+        })
+        .await
     }
 }
 
@@ -607,96 +598,24 @@ async fn with_execution(
     Ok(found)
 }
 
-/// One purger at a time across PostgreSQL nodes (SQLite: the writer's turn). The key
-/// (12, 0) is the one older nodes take.
-async fn lock_purge(db: &Db<'_>) -> DbResult<()> {
-    if db.dialect() == Dialect::Postgres {
-        db.execute_pg("SELECT pg_advisory_xact_lock(12, 0)", &[])
-            .await?;
-    }
-    Ok(())
-}
-
-/// Deletes up to about `budget` rows of purgeable history, oldest task first: a task's
-/// executions, its target's findings and statistics, then the task. Returns the rows
-/// deleted and whether nothing purgeable remains.
-async fn purge_chunk(db: &Db<'_>, before_ms: i64, budget: usize) -> DbResult<(u64, bool)> {
-    let mut left = budget;
-    let mut deleted = 0u64;
-    while left > 0 {
-        let next = db
-            .query_opt(
-                sql!(
-                    "SELECT account_id, region, task_id FROM mitigation_tasks",
-                    " WHERE started_at_ms < $1 AND status <> 'IN_PROGRESS'",
-                    " ORDER BY started_at_ms LIMIT 1"
-                ),
-                &[&before_ms],
-                |row| {
-                    Ok((
-                        row.get::<String>(0)?,
-                        row.get::<String>(1)?,
-                        row.get::<String>(2)?,
-                    ))
-                },
-            )
-            .await?;
-        let Some((account_id, region, task_id)) = next else {
-            return Ok((deleted, true));
-        };
-        // The task's rows of each table, a budget's worth at a time (by `ctid` on
-        // PostgreSQL, `rowid` or the key on SQLite); the task row goes last, once
-        // nothing of it is left.
-        for sql in PURGE_TABLES {
-            let n = db
-                .execute(sql, &[&account_id, &region, &task_id, &sql_limit(left)])
-                .await?;
-            deleted += n;
-            left = left.saturating_sub(usize::try_from(n).unwrap_or(usize::MAX));
-            if left == 0 {
-                return Ok((deleted, false));
-            }
-        }
-        deleted += db
-            .execute(
-                sql!(
-                    "DELETE FROM mitigation_tasks",
-                    " WHERE account_id = $1 AND region = $2 AND task_id = $3",
-                    " AND status <> 'IN_PROGRESS'"
-                ),
-                &[&account_id, &region, &task_id],
-            )
-            .await?;
-        left -= 1;
-    }
-    Ok((deleted, false))
-}
-
-const PURGE_TABLES: [&crate::db::Sql<'static>; 3] = [
-    &crate::db::Sql::per_dialect(
-        "DELETE FROM mitigation_executions WHERE ctid = ANY(ARRAY(
-             SELECT ctid FROM mitigation_executions
-             WHERE account_id = $1 AND region = $2 AND task_id = $3 LIMIT $4))",
-        "DELETE FROM mitigation_executions
-         WHERE (account_id, region, task_id, finding_id, action_index) IN (
-             SELECT account_id, region, task_id, finding_id, action_index
-             FROM mitigation_executions
-             WHERE account_id = ?1 AND region = ?2 AND task_id = ?3 LIMIT ?4)",
+/// Finished tasks with their executions, target findings and statistics.
+const HISTORY: purge::History = purge::History {
+    lock_space: MITIGATION_PURGE_LOCK_SPACE,
+    oldest: sql!(
+        "SELECT account_id, region, task_id FROM mitigation_tasks",
+        " WHERE started_at_ms < $1 AND status <> 'IN_PROGRESS'",
+        " ORDER BY started_at_ms LIMIT 1"
     ),
-    &crate::db::Sql::per_dialect(
-        "DELETE FROM mitigation_task_findings WHERE ctid = ANY(ARRAY(
-             SELECT ctid FROM mitigation_task_findings
-             WHERE account_id = $1 AND region = $2 AND task_id = $3 LIMIT $4))",
-        "DELETE FROM mitigation_task_findings WHERE rowid IN (
-             SELECT rowid FROM mitigation_task_findings
-             WHERE account_id = ?1 AND region = ?2 AND task_id = ?3 LIMIT ?4)",
+    rows: &[
+        delete_some!(
+            "mitigation_executions",
+            "account_id, region, task_id, finding_id, action_index"
+        ),
+        delete_some!("mitigation_task_findings"),
+        delete_some!("mitigation_task_stats"),
+    ],
+    task: sql!(
+        "DELETE FROM mitigation_tasks WHERE account_id = $1 AND region = $2 AND task_id = $3",
+        " AND status <> 'IN_PROGRESS'"
     ),
-    &crate::db::Sql::per_dialect(
-        "DELETE FROM mitigation_task_stats WHERE ctid = ANY(ARRAY(
-             SELECT ctid FROM mitigation_task_stats
-             WHERE account_id = $1 AND region = $2 AND task_id = $3 LIMIT $4))",
-        "DELETE FROM mitigation_task_stats WHERE rowid IN (
-             SELECT rowid FROM mitigation_task_stats
-             WHERE account_id = ?1 AND region = ?2 AND task_id = ?3 LIMIT ?4)",
-    ),
-];
+};
