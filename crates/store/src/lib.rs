@@ -15,6 +15,7 @@ mod crls;
 mod error;
 mod import;
 mod meta;
+mod migrations;
 mod mitigation_tasks;
 mod policies;
 mod postgres;
@@ -112,25 +113,5 @@ pub trait Store:
 {
 }
 
-impl<T> Store for T where
-    T: CredentialStore
-        + MitigationActionStore
-        + TagStore
-        + MetaStore
-        + WorkQueue
-        + OnceMarkers
-        + ThingStore
-        + PolicyStore
-        + RoleAliasStore
-        + LoggingStore
-        + CertificateStore
-        + PrincipalStore
-        + ImportStore
-        + AuditStore
-        + AuditSuppressionStore
-        + ScheduledAuditStore
-        + CrlStore
-        + RelatedResourceStore
-        + MitigationTaskStore
-{
-}
+impl Store for SqliteStore {}
+impl Store for PostgresStore {}

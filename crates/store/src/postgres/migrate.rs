@@ -1,50 +1,10 @@
 //! Versioned schema migrations, embedded in the binary and applied in order.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use deadpool_postgres::ClientWrapper;
 
 use super::error::{classify, describe, Fail};
+use crate::migrations::{now_ms, pending};
 use crate::StoreError;
-
-/// `(version, sql)`, in ascending version order. Append only: an applied migration is
-/// never edited, since databases in the field already ran it. The versions match the
-/// SQLite engine's, migration for migration.
-const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../../migrations/postgres/0001_init.sql")),
-    (2, include_str!("../../migrations/postgres/0002_work.sql")),
-    (3, include_str!("../../migrations/postgres/0003_things.sql")),
-    (
-        4,
-        include_str!("../../migrations/postgres/0004_policies.sql"),
-    ),
-    (
-        5,
-        include_str!("../../migrations/postgres/0005_certificates.sql"),
-    ),
-    (6, include_str!("../../migrations/postgres/0006_audits.sql")),
-    (
-        7,
-        include_str!("../../migrations/postgres/0007_suppressions.sql"),
-    ),
-    (
-        8,
-        include_str!("../../migrations/postgres/0008_scheduled_audits.sql"),
-    ),
-    (9, include_str!("../../migrations/postgres/0009_crls.sql")),
-    (
-        10,
-        include_str!("../../migrations/postgres/0010_mitigation_tasks.sql"),
-    ),
-    (
-        11,
-        include_str!("../../migrations/postgres/0011_mitigation_locality.sql"),
-    ),
-    (
-        12,
-        include_str!("../../migrations/postgres/0012_finding_heads.sql"),
-    ),
-];
 
 /// Key of the transaction-scoped advisory lock that serialises migrations ("PALISADE"
 /// in ASCII). It lies outside the 32-bit range that `hashtext`-derived keys occupy and
@@ -72,17 +32,10 @@ pub(super) async fn run(client: &mut ClientWrapper) -> Result<(), Fail> {
         )
         .await?
         .try_get(0)?;
-    let latest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
-    if current > latest {
-        // An older build must not write to a schema it does not know.
-        return Err(StoreError::Internal(format!(
-            "database schema version {current} is newer than this build supports ({latest})"
-        ))
-        .into());
-    }
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+    for migration in pending(current)? {
+        let version = migration.version;
         tracing::info!(version, "applying storage migration");
-        tx.batch_execute(sql)
+        tx.batch_execute(migration.postgres)
             .await
             .map_err(|e| match classify(&e) {
                 // Losing the database midway is an outage, not a broken migration.
@@ -94,7 +47,7 @@ pub(super) async fn run(client: &mut ClientWrapper) -> Result<(), Fail> {
             })?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at_ms) VALUES ($1, $2)",
-            &[version, &now_ms()],
+            &[&version, &now_ms()],
         )
         .await?;
     }
@@ -102,21 +55,9 @@ pub(super) async fn run(client: &mut ClientWrapper) -> Result<(), Fail> {
     Ok(())
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn migrations_are_ordered_and_unique() {
-        assert!(MIGRATIONS.windows(2).all(|w| w[0].0 < w[1].0));
-        assert!(MIGRATIONS.first().is_some_and(|(v, _)| *v == 1));
-    }
 
     #[test]
     fn lock_key_is_outside_the_hashtext_range() {

@@ -1,46 +1,10 @@
 //! Versioned schema migrations, embedded in the binary and applied in order.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::error::sql_err;
+use crate::migrations::{now_ms, pending};
 use crate::{StoreError, StoreResult};
-
-/// `(version, sql)`, in ascending version order. Append only: an applied migration is
-/// never edited, since databases in the field already ran it.
-const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
-    (2, include_str!("../../migrations/sqlite/0002_work.sql")),
-    (3, include_str!("../../migrations/sqlite/0003_things.sql")),
-    (4, include_str!("../../migrations/sqlite/0004_policies.sql")),
-    (
-        5,
-        include_str!("../../migrations/sqlite/0005_certificates.sql"),
-    ),
-    (6, include_str!("../../migrations/sqlite/0006_audits.sql")),
-    (
-        7,
-        include_str!("../../migrations/sqlite/0007_suppressions.sql"),
-    ),
-    (
-        8,
-        include_str!("../../migrations/sqlite/0008_scheduled_audits.sql"),
-    ),
-    (9, include_str!("../../migrations/sqlite/0009_crls.sql")),
-    (
-        10,
-        include_str!("../../migrations/sqlite/0010_mitigation_tasks.sql"),
-    ),
-    (
-        11,
-        include_str!("../../migrations/sqlite/0011_mitigation_locality.sql"),
-    ),
-    (
-        12,
-        include_str!("../../migrations/sqlite/0012_finding_heads.sql"),
-    ),
-];
 
 /// Brings the schema up to date. The check and the migrations share one
 /// `BEGIN IMMEDIATE` transaction, so when several processes open a fresh file at once
@@ -57,15 +21,8 @@ pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {
     )
     .map_err(sql_err)?;
     let current = current_version(&tx)?;
-    let latest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
-    if current > latest {
-        // An older build must not write to a schema it does not know.
-        return Err(StoreError::Internal(format!(
-            "database schema version {current} is newer than this build supports ({latest})"
-        )));
-    }
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-        apply(&tx, *version, sql)?;
+    for migration in pending(current)? {
+        apply(&tx, migration.version, migration.sqlite)?;
     }
     tx.commit().map_err(sql_err)
 }
@@ -90,21 +47,10 @@ fn apply(tx: &Transaction<'_>, version: i64, sql: &str) -> StoreResult<()> {
     Ok(())
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn migrations_are_ordered_and_unique() {
-        assert!(MIGRATIONS.windows(2).all(|w| w[0].0 < w[1].0));
-        assert!(MIGRATIONS.first().is_some_and(|(v, _)| *v == 1));
-    }
+    use crate::migrations::MIGRATIONS;
 
     #[test]
     fn rerun_is_a_no_op() {
@@ -142,8 +88,8 @@ mod tests {
                      version INTEGER NOT NULL PRIMARY KEY, applied_at_ms INTEGER NOT NULL)",
             )
             .unwrap();
-            for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 10) {
-                apply(&tx, *version, sql).unwrap();
+            for m in MIGRATIONS.iter().filter(|m| m.version <= 10) {
+                apply(&tx, m.version, m.sqlite).unwrap();
             }
             tx.execute_batch(
                 "INSERT INTO things VALUES ('a', 'r', 'thing', 'tid', 'arn:thing', NULL, NULL,
