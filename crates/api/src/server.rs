@@ -214,7 +214,10 @@ async fn process(
         headers: &header_refs,
         body: &body,
     })?;
-    let out = dispatch(&state.engine, &scope, request).await?;
+    // Boxed: the dispatcher's future is the largest of all operations' (3.7 KB), and
+    // inline it made this request's future 5.2 KB, copied whole by axum's `Box::pin` and
+    // by every wrapper around it (span, catch_unwind) on each request.
+    let out = Box::pin(dispatch(&state.engine, &scope, request)).await?;
     let status = StatusCode::from_u16(spec.success_status).unwrap_or(StatusCode::OK);
     Ok((status, out))
 }
