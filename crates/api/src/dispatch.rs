@@ -9,10 +9,14 @@ use crate::error::ApiError;
 
 fn encode<T: Serialize>(r: EngineResult<T>) -> Result<Vec<u8>, ApiError> {
     let out = r?;
-    serde_json::to_vec(&out).map_err(|e| {
+    // Sized for a typical Describe answer, so that most responses are written without
+    // growing the buffer several times from empty.
+    let mut buf = Vec::with_capacity(512);
+    serde_json::to_writer(&mut buf, &out).map_err(|e| {
         tracing::error!(cause = %e, "encoding response");
         ApiError::internal()
-    })
+    })?;
+    Ok(buf)
 }
 
 /// For operations whose model has no output: AWS answers with an empty body.

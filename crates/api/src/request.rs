@@ -1,7 +1,7 @@
 //! What every request path shares: the server's state, SigV4 authentication, the body
 //! and the query string (the AWS API in `server` and the bulk import in `import`).
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::http::HeaderValue;
 use axum::response::Response;
 use http_body_util::BodyExt;
@@ -53,7 +53,7 @@ pub(crate) async fn authenticate(
         .verify(&parsed, view, &cred.secret_access_key)?;
     span.record("account", cred.account_id.as_str());
     Ok(Scope {
-        account_id: cred.account_id,
+        account_id: cred.account_id.clone(),
         region: state.region.clone(),
     })
 }
@@ -69,6 +69,11 @@ pub(crate) async fn read_body(
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::too_large(limit));
+    }
+    // Most requests (every GET) have no body: skip the collecting machinery and its
+    // allocations.
+    if HttpBody::is_end_stream(&body) {
+        return Ok(bytes::Bytes::new());
     }
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),

@@ -106,7 +106,12 @@ struct RequestLog {
 }
 
 async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    // Formatted on the stack: `to_string` went through the formatting machinery and
+    // an allocation on every request.
+    let mut request_id = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let request_id: &str = uuid::Uuid::new_v4()
+        .hyphenated()
+        .encode_lower(&mut request_id);
     let span = tracing::debug_span!(
         "request",
         request_id = %request_id,
@@ -151,7 +156,7 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
     span.in_scope(|| {
         tracing::debug!(%method, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request done");
     });
-    set_request_id(&mut resp, &request_id);
+    set_request_id(&mut resp, request_id);
     resp
 }
 
@@ -209,7 +214,10 @@ async fn process(
         headers: &header_refs,
         body: &body,
     })?;
-    let out = dispatch(&state.engine, &scope, request).await?;
+    // Boxed: the dispatcher's future is the largest of all operations' (3.7 KB), and
+    // inline it made this request's future 5.2 KB, copied whole by axum's `Box::pin` and
+    // by every wrapper around it (span, catch_unwind) on each request.
+    let out = Box::pin(dispatch(&state.engine, &scope, request)).await?;
     let status = StatusCode::from_u16(spec.success_status).unwrap_or(StatusCode::OK);
     Ok((status, out))
 }

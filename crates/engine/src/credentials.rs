@@ -47,7 +47,9 @@ pub fn generate(account_id: &str, now_ms: i64) -> Result<Credential, String> {
 
 pub(crate) struct CredentialCache {
     store: Arc<dyn Store>,
-    entries: Mutex<HashMap<String, (Credential, Instant)>>,
+    /// Shared, not cloned out: every request looks its key up here, and a clone was
+    /// three string allocations per request.
+    entries: Mutex<HashMap<String, (Arc<Credential>, Instant)>>,
 }
 
 impl CredentialCache {
@@ -58,33 +60,37 @@ impl CredentialCache {
         }
     }
 
-    async fn get(&self, access_key_id: &str) -> EngineResult<Option<Credential>> {
+    async fn get(&self, access_key_id: &str) -> EngineResult<Option<Arc<Credential>>> {
         if let Some(c) = self.cached(access_key_id) {
             return Ok(Some(c));
         }
-        let found = self.store.get_credential(access_key_id).await?;
-        if let Some(c) = &found {
-            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if entries.len() >= CACHE_MAX {
-                entries.clear();
-            }
-            entries.insert(access_key_id.to_owned(), (c.clone(), Instant::now()));
+        let Some(found) = self.store.get_credential(access_key_id).await? else {
+            return Ok(None);
+        };
+        let found = Arc::new(found);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= CACHE_MAX {
+            entries.clear();
         }
-        Ok(found)
+        entries.insert(
+            access_key_id.to_owned(),
+            (Arc::clone(&found), Instant::now()),
+        );
+        Ok(Some(found))
     }
 
-    fn cached(&self, access_key_id: &str) -> Option<Credential> {
+    fn cached(&self, access_key_id: &str) -> Option<Arc<Credential>> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries
             .get(access_key_id)
             .filter(|(_, at)| at.elapsed() < CACHE_TTL)
-            .map(|(c, _)| c.clone())
+            .map(|(c, _)| Arc::clone(c))
     }
 }
 
 impl Engine {
     /// The credential for an access key id, if it exists.
-    pub async fn credential(&self, access_key_id: &str) -> EngineResult<Option<Credential>> {
+    pub async fn credential(&self, access_key_id: &str) -> EngineResult<Option<Arc<Credential>>> {
         self.inner.credentials.get(access_key_id).await
     }
 

@@ -119,10 +119,9 @@ pub(crate) fn parse(
     Ok(ParsedAuth {
         access_key_id: access_key_id.to_owned(),
         kind: raw.kind,
-        scope: format!(
-            "{}/{}/{}/{}",
-            scope.date, scope.region, scope.service, scope.terminator
-        ),
+        // `date/region/service/aws4_request` is the credential after the key id and
+        // its slash, as `CredentialScope::parse` split it.
+        scope: raw.credential[access_key_id.len() + 1..].to_owned(),
         scope_date: scope.date.to_owned(),
         signed_headers,
         signature: raw.signature,
@@ -133,7 +132,8 @@ pub(crate) fn parse(
 
 /// Picks the auth method: exactly one of header or query must be present.
 fn locate(req: &RequestView<'_>) -> Result<RawAuth, SigV4Error> {
-    let auth_headers: Vec<&str> = header_values(req.headers, "authorization").collect();
+    let mut auth_headers = header_values(req.headers, "authorization");
+    let (auth_header, repeated) = (auth_headers.next(), auth_headers.next().is_some());
     let query: Vec<(String, String)> = split_query(req.raw_query.unwrap_or(""))
         .map(|(k, v)| (decode_component(k), decode_component(v)))
         .collect();
@@ -141,14 +141,14 @@ fn locate(req: &RequestView<'_>) -> Result<RawAuth, SigV4Error> {
         .iter()
         .any(|(k, _)| PRESIGN_MARKERS.contains(&k.as_str()));
 
-    match (auth_headers.as_slice(), presigned) {
-        ([], false) => Err(SigV4Error::MissingAuthenticationToken),
-        ([_, ..], true) => Err(SigV4Error::MultipleAuthMethods),
-        ([value], false) => from_header(value, req.headers),
-        (_, false) => Err(SigV4Error::Incomplete(
+    match (auth_header, presigned) {
+        (None, false) => Err(SigV4Error::MissingAuthenticationToken),
+        (Some(_), true) => Err(SigV4Error::MultipleAuthMethods),
+        (Some(value), false) if !repeated => from_header(value, req.headers),
+        (Some(_), false) => Err(SigV4Error::Incomplete(
             "Only one 'Authorization' header may be specified.".to_owned(),
         )),
-        ([], true) => from_query(&query),
+        (None, true) => from_query(&query),
     }
 }
 

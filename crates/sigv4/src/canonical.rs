@@ -18,45 +18,113 @@ const PATH: &AsciiSet = &UNRESERVED.remove(b'/');
 /// The canonical request's parts. The query and payload hash may each have
 /// more than one candidate (see `Verifier::verify`).
 #[derive(Debug)]
-pub(crate) struct CanonicalParts {
-    pub(crate) method: String,
+pub(crate) struct CanonicalParts<'a> {
+    pub(crate) method: &'a str,
     pub(crate) uri: String,
     /// Candidate canonical query strings, most likely first; never empty.
     pub(crate) queries: Vec<String>,
     /// `name:value\n` per signed header.
     pub(crate) headers: String,
-    /// The signed header names joined with `;`.
-    pub(crate) signed_headers: String,
+    /// The signed header names, joined with `;` where they are written.
+    pub(crate) signed_headers: &'a [String],
 }
 
-impl CanonicalParts {
+impl CanonicalParts<'_> {
+    /// Hands the canonical request to `sink` piece by piece: `verify` hashes the pieces
+    /// as they come instead of first joining them into one string (an allocation and a
+    /// copy per request), and `request` joins them for tests, so both see the same bytes.
+    pub(crate) fn write_request(
+        &self,
+        query: &str,
+        payload_hash: &str,
+        sink: &mut impl FnMut(&[u8]),
+    ) {
+        for piece in [
+            self.method,
+            "\n",
+            &self.uri,
+            "\n",
+            query,
+            "\n",
+            &self.headers,
+            "\n",
+        ] {
+            sink(piece.as_bytes());
+        }
+        for (i, name) in self.signed_headers.iter().enumerate() {
+            if i > 0 {
+                sink(b";");
+            }
+            sink(name.as_bytes());
+        }
+        sink(b"\n");
+        sink(payload_hash.as_bytes());
+    }
+
     pub(crate) fn request(&self, query: &str, payload_hash: &str) -> String {
-        format!(
-            "{}\n{}\n{}\n{}\n{}\n{}",
-            self.method, self.uri, query, self.headers, self.signed_headers, payload_hash
-        )
+        let mut out = Vec::new();
+        self.write_request(query, payload_hash, &mut |b| out.extend_from_slice(b));
+        // Every piece was a `&str`.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// SHA-256 of the canonical request, as it goes in the string to sign.
+    pub(crate) fn request_digest(&self, query: &str, payload_hash: &str) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        self.write_request(query, payload_hash, &mut |b| hasher.update(b));
+        hasher.finalize().into()
     }
 }
 
-pub(crate) fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
-    format!(
-        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    )
+/// Hands the string to sign to `sink` piece by piece (see `write_request`).
+pub(crate) fn write_string_to_sign(
+    amz_date: &str,
+    scope: &str,
+    request_digest: &[u8; 32],
+    sink: &mut impl FnMut(&[u8]),
+) {
+    for piece in [ALGORITHM, "\n", amz_date, "\n", scope, "\n"] {
+        sink(piece.as_bytes());
+    }
+    sink(&lower_hex_32(request_digest));
 }
 
+pub(crate) fn string_to_sign(amz_date: &str, scope: &str, digest: &[u8; 32]) -> String {
+    let mut out = Vec::new();
+    write_string_to_sign(amz_date, scope, digest, &mut |b| out.extend_from_slice(b));
+    // Every piece was a `&str` or hex digits.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// SHA-256 of an empty body, the payload hash of every GET: not worth hashing each time.
+const EMPTY_SHA256_HEX: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
+    if data.is_empty() {
+        return EMPTY_SHA256_HEX.to_owned();
+    }
     lower_hex(&Sha256::digest(data))
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Lowercase hex of a digest, on the stack.
+pub(crate) fn lower_hex_32(bytes: &[u8; 32]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX_DIGITS[usize::from(b >> 4)];
+        pair[1] = HEX_DIGITS[usize::from(b & 0x0f)];
+    }
+    out
 }
 
 /// Lowercase hex. `hex::encode` goes through a char iterator, which showed up in
 /// request profiles; a signature check encodes twice per request.
 pub(crate) fn lower_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = Vec::with_capacity(bytes.len() * 2);
     for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)]);
-        out.push(DIGITS[usize::from(b & 0x0f)]);
+        out.push(HEX_DIGITS[usize::from(b >> 4)]);
+        out.push(HEX_DIGITS[usize::from(b & 0x0f)]);
     }
     // Only ASCII digits were pushed.
     String::from_utf8(out).unwrap_or_default()
@@ -68,21 +136,46 @@ pub(crate) fn lower_hex(bytes: &[u8]) -> String {
 /// encoded path is URI-encoded once more, so `%20` on the wire is `%2520` here;
 /// without it (S3 style) the wire path is used as it is.
 pub(crate) fn canonical_uri(raw_path: &str, normalize: bool, double_encode: bool) -> String {
-    let path = if raw_path.starts_with('/') {
-        raw_path.to_owned()
+    // The common case, a rooted path with nothing to normalize, is encoded straight from
+    // the wire form without intermediate copies.
+    let path: std::borrow::Cow<'_, str> = if raw_path.starts_with('/') {
+        raw_path.into()
     } else {
-        format!("/{raw_path}")
+        format!("/{raw_path}").into()
     };
-    let path = if normalize {
-        normalize_path(&path)
+    let path = if normalize && !is_normalized(&path) {
+        normalize_path(&path).into()
     } else {
         path
     };
     if double_encode {
-        percent_encode(path.as_bytes(), PATH).to_string()
+        let mut out = String::with_capacity(path.len() + 8);
+        out.extend(percent_encode(path.as_bytes(), PATH));
+        out
     } else {
-        path
+        path.into_owned()
     }
+}
+
+/// Whether `normalize_path` would return `path` unchanged: rooted, no empty, `.` or
+/// `..` segment, except that the last segment may be empty (a trailing slash).
+fn is_normalized(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    if rest.is_empty() {
+        return true;
+    }
+    let mut segments = rest.split('/').peekable();
+    while let Some(segment) = segments.next() {
+        let last = segments.peek().is_none();
+        match segment {
+            "." | ".." => return false,
+            "" if !last => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 /// RFC 3986 dot-segment removal plus collapsing empty segments, as the SDKs
@@ -155,32 +248,35 @@ pub(crate) fn canonical_query(raw: Option<&str>, exclude_keys: &[&str]) -> Strin
 /// Returns `None` when a signed header is absent: the client signed something
 /// we did not receive, so the signature cannot match.
 pub(crate) fn canonical_headers(headers: &[(&str, &str)], signed: &[String]) -> Option<String> {
-    let mut out = String::new();
+    let mut out = String::with_capacity(128);
     for name in signed {
         let mut values = headers
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| canonical_header_value(v));
+            .map(|(_, v)| *v);
         let first = values.next()?;
         out.push_str(name);
         out.push(':');
-        out.push_str(&first);
+        push_canonical_header_value(&mut out, first);
         for v in values {
             out.push(',');
-            out.push_str(&v);
+            push_canonical_header_value(&mut out, v);
         }
         out.push('\n');
     }
     Some(out)
 }
 
-/// Trims the value and collapses runs of spaces to one.
+/// Appends the value trimmed, with runs of spaces collapsed to one.
 ///
 /// Only spaces collapse inside the value, as aws-sigv4 (Rust) and the Go SDK
 /// do; tabs survive. (Leading/trailing tabs are HTTP whitespace and trimmed.)
-fn canonical_header_value(value: &str) -> String {
+fn push_canonical_header_value(out: &mut String, value: &str) {
     let value = value.trim_matches([' ', '\t']);
-    let mut out = String::with_capacity(value.len());
+    if !value.contains("  ") {
+        out.push_str(value);
+        return;
+    }
     let mut prev_space = false;
     for c in value.chars() {
         if c == ' ' && prev_space {
@@ -189,7 +285,6 @@ fn canonical_header_value(value: &str) -> String {
         prev_space = c == ' ';
         out.push(c);
     }
-    out
 }
 
 #[cfg(test)]
@@ -201,6 +296,18 @@ mod tests {
         let bytes: Vec<u8> = (0..=255).collect();
         assert_eq!(lower_hex(&bytes), hex::encode(&bytes));
         assert_eq!(lower_hex(&[]), "");
+        let digest: [u8; 32] = Sha256::digest(b"abc").into();
+        assert_eq!(
+            lower_hex_32(&digest).as_slice(),
+            hex::encode(digest).as_bytes()
+        );
+    }
+
+    #[test]
+    fn empty_body_hash_is_the_sha256_of_nothing() {
+        assert_eq!(EMPTY_SHA256_HEX, hex::encode(Sha256::digest(b"")));
+        assert_eq!(sha256_hex(b""), EMPTY_SHA256_HEX);
+        assert_eq!(sha256_hex(b"x"), hex::encode(Sha256::digest(b"x")));
     }
 
     #[test]
@@ -238,6 +345,16 @@ mod tests {
             ("/a..b/.c", "/a..b/.c"),
         ] {
             assert_eq!(normalize_path(input), expected, "{input}");
+            assert_eq!(is_normalized(input), input == expected, "{input}");
+        }
+        for path in ["/", "/a", "/a/", "/a/b", "/a/b/", "/.a/b..", "/a./..b/"] {
+            assert!(is_normalized(path), "{path}");
+            assert_eq!(normalize_path(path), path);
+        }
+        for path in [
+            "", "a", "//", "/a//b", "/a/./b", "/a/../b", "/a/.", "/a/..", "/./", "/a//",
+        ] {
+            assert!(!is_normalized(path), "{path}");
         }
     }
 

@@ -43,17 +43,41 @@ pub(crate) fn parse_http_date(s: &str) -> Option<OffsetDateTime> {
 }
 
 /// Formats as `yyyyMMdd'T'HHmmss'Z'` (UTC).
+///
+/// Written digit by digit rather than with `format!`: it runs for every request, and
+/// the formatting machinery was a visible share of parsing the authentication.
 pub(crate) fn format_amz_date(t: OffsetDateTime) -> String {
     let t = t.checked_to_offset(UtcOffset::UTC).unwrap_or(t);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        // Unreachable from `parse_amz_date`, possible from a `Date` header or a
+        // shifted time in an error message; `{:04}` keeps the sign and all digits.
+        return format!(
+            "{year:04}{:02}{:02}T{:02}{:02}{:02}Z",
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        );
+    }
+    let mut out = [0u8; 16];
+    let mut put = |at: usize, width: usize, mut n: u32| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, year.unsigned_abs());
+    put(4, 2, u32::from(u8::from(t.month())));
+    put(6, 2, u32::from(t.day()));
+    put(9, 2, u32::from(t.hour()));
+    put(11, 2, u32::from(t.minute()));
+    put(13, 2, u32::from(t.second()));
+    out[8] = b'T';
+    out[15] = b'Z';
+    // Only ASCII digits and letters were written.
+    String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
 /// Which window a request date must fall in.
@@ -129,6 +153,30 @@ mod tests {
         let t = parse_amz_date("20150830T123600Z").unwrap();
         assert_eq!(t, datetime!(2015-08-30 12:36:00 UTC));
         assert_eq!(format_amz_date(t), "20150830T123600Z");
+    }
+
+    #[test]
+    fn amz_date_formatting_matches_format_macro() {
+        for t in [
+            datetime!(0000-01-01 00:00:00 UTC),
+            datetime!(0999-12-31 23:59:59 UTC),
+            datetime!(2026-02-28 09:05:07 UTC),
+            datetime!(9999-12-31 23:59:59 UTC),
+            datetime!(2026-02-28 09:05:07 +02:00),
+            datetime!(-0001-01-01 00:00:00 UTC),
+        ] {
+            let u = t.to_offset(UtcOffset::UTC);
+            let expected = format!(
+                "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+                u.year(),
+                u8::from(u.month()),
+                u.day(),
+                u.hour(),
+                u.minute(),
+                u.second()
+            );
+            assert_eq!(format_amz_date(t), expected);
+        }
     }
 
     #[test]

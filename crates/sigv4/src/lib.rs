@@ -51,6 +51,7 @@ mod key;
 
 use std::time::Duration;
 
+use hmac::Mac;
 use subtle::{Choice, ConstantTimeEq};
 use time::OffsetDateTime;
 
@@ -154,8 +155,11 @@ impl Verifier {
         req: &RequestView<'_>,
         secret_access_key: &str,
     ) -> Result<(), SigV4Error> {
-        let candidates = self.signing_candidates(parsed, req)?;
-        let signing_key = self.keys.signing_key(
+        let payload_hashes = payload_hash_candidates(parsed.kind, req)?;
+        let parts = self
+            .canonical_parts(parsed, req)
+            .ok_or(SigV4Error::SignatureMismatch)?;
+        let mac = self.keys.signing_mac(
             &parsed.access_key_id,
             secret_access_key,
             &parsed.scope_date,
@@ -164,9 +168,22 @@ impl Verifier {
         );
         let provided = parsed.signature.as_bytes();
         let mut matched = Choice::from(0);
-        for (_, sts) in &candidates {
-            let expected = canonical::lower_hex(&key::hmac_sha256(&signing_key, sts.as_bytes()));
-            matched |= expected.as_bytes().ct_eq(provided);
+        for query in &parts.queries {
+            for payload_hash in &payload_hashes {
+                // The canonical request and string to sign are hashed as they are
+                // written, never joined into strings (`signing_candidates` joins the
+                // same pieces).
+                let digest = parts.request_digest(query, payload_hash);
+                let mut mac = mac.clone();
+                canonical::write_string_to_sign(
+                    &parsed.amz_date,
+                    &parsed.scope,
+                    &digest,
+                    &mut |b| mac.update(b),
+                );
+                let expected = canonical::lower_hex_32(&mac.finalize().into_bytes().into());
+                matched |= expected.as_slice().ct_eq(provided);
+            }
         }
         if bool::from(matched) {
             Ok(())
@@ -192,18 +209,19 @@ impl Verifier {
         for query in &parts.queries {
             for payload_hash in &payload_hashes {
                 let creq = parts.request(query, payload_hash);
-                let sts = canonical::string_to_sign(&parsed.amz_date, &parsed.scope, &creq);
+                let digest = parts.request_digest(query, payload_hash);
+                let sts = canonical::string_to_sign(&parsed.amz_date, &parsed.scope, &digest);
                 out.push((creq, sts));
             }
         }
         Ok(out)
     }
 
-    fn canonical_parts(
+    fn canonical_parts<'a>(
         &self,
-        parsed: &ParsedAuth,
-        req: &RequestView<'_>,
-    ) -> Option<CanonicalParts> {
+        parsed: &'a ParsedAuth,
+        req: &RequestView<'a>,
+    ) -> Option<CanonicalParts<'a>> {
         let queries = match parsed.kind {
             AuthKind::Header => vec![canonical::canonical_query(req.raw_query, &[])],
             // The signature cannot sign itself. A session token may have been
@@ -220,7 +238,7 @@ impl Verifier {
             }
         };
         Some(CanonicalParts {
-            method: req.method.to_owned(),
+            method: req.method,
             uri: canonical::canonical_uri(
                 req.raw_path,
                 self.cfg.normalize_path,
@@ -228,7 +246,7 @@ impl Verifier {
             ),
             queries,
             headers: canonical::canonical_headers(req.headers, &parsed.signed_headers)?,
-            signed_headers: parsed.signed_headers.join(";"),
+            signed_headers: &parsed.signed_headers,
         })
     }
 }
