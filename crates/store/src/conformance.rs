@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use rand::Rng;
 use tokio::task::JoinSet;
 
+use fixtures::{all_pages, open_handles, two_accounts, two_regions};
 // Supertrait methods are callable on `dyn Store` without importing the traits.
 use crate::{
     Credential, MitigationActionRecord, MitigationActionUpdate, NewWorkItem, Scope, Store,
@@ -29,6 +30,7 @@ use crate::{
 pub mod audits;
 pub mod certificates;
 pub mod crls;
+mod fixtures;
 pub mod import;
 pub mod mitigation_tasks;
 pub mod policies;
@@ -49,193 +51,226 @@ pub trait Database: Send + Sync {
 #[macro_export]
 macro_rules! conformance_tests {
     ($fresh:path) => {
-        $crate::conformance_tests!(@store $fresh;
-            credentials_crud,
-            mitigation_action_crud,
-            mitigation_action_duplicate_name,
-            mitigation_action_limit,
-            mitigation_action_list_paging_and_filter,
-            account_isolation,
-            region_isolation,
-            tags_upsert_list_untag_limit,
-            delete_removes_tags,
-            concurrent_create_same_name_exactly_one_wins,
-            concurrent_creates_respect_limit,
-            failed_create_writes_nothing,
-            work_claim_complete_in_order,
-            work_duplicate_id,
-            work_not_due_is_not_claimed,
-            work_expired_lease_is_reclaimed,
-            work_release_retries_later,
-            once_marker_marks_once,
-        );
-        $crate::conformance_tests!(@database $fresh;
-            server_secret_is_stable,
-            handles_see_each_others_writes,
-            concurrent_creates_across_handles,
-            work_concurrent_claims_are_disjoint,
-            once_marker_race_across_handles,
-        );
-        $crate::conformance_tests!(@audits_store $fresh;
-            audit_configuration_put_get_replace_delete,
-            audit_task_create_get_update_versions,
-            audit_task_create_enqueues_claimable_work,
-            audit_task_duplicate_ids_write_nothing,
-            audit_task_update_with_work_is_atomic,
-            audit_task_in_progress_limit,
-            audit_task_listing_order_range_filters_paging,
-            audit_findings_insert_get_and_idempotence,
-            audit_findings_listing_filters_and_paging,
-            audit_purge_removes_old_finished_history,
-            audit_state_isolated_between_accounts,
-        );
-        $crate::conformance_tests!(@audits_database $fresh;
-            audit_task_limit_race_across_handles,
-        );
-        $crate::conformance_tests!(@suppressions_store $fresh;
-            suppression_create_get_update_delete,
-            suppression_duplicates_tokens_and_limit,
-            suppression_listing_order_filters_paging,
-            suppression_active_keys,
-            suppressions_isolated_between_accounts,
-        );
-        $crate::conformance_tests!(@suppressions_database $fresh;
-            suppression_create_race_across_handles,
-        );
-        $crate::conformance_tests!(@crls_store $fresh;
-            crl_cache_put_get_newest_wins,
-            related_resources_insert_list_paging_idempotence,
-            related_resources_purged_with_their_task,
-        );
-        $crate::conformance_tests!(@scheduled_store $fresh;
-            scheduled_audit_crud,
-            scheduled_audit_duplicate_and_limit,
-            scheduled_audit_due_and_start,
-            scheduled_audits_isolated_between_accounts,
-        );
-        $crate::conformance_tests!(@scheduled_database $fresh;
-            scheduled_audit_limit_race_across_handles,
-            scheduled_audit_start_race_across_handles,
-        );
-        $crate::conformance_tests!(@mitigation_tasks_store $fresh;
-            mitigation_task_create_get_exists,
-            mitigation_task_in_progress_limit,
-            mitigation_task_limit_holds_under_concurrency,
-            mitigation_task_listing_filters_and_paging,
-            mitigation_task_cancel_counts_the_rest,
-            mitigation_stage_deactivates_certificates,
-            mitigation_stage_deactivates_ca_certificates,
-            mitigation_stage_adds_things_to_groups,
-            mitigation_stage_deactivates_many_certificates,
-            mitigation_stage_adds_things_of_many_certificates,
-            mitigation_stage_replaces_default_policy_versions,
-            mitigation_stage_sets_logging_and_records_outside_outcomes,
-            mitigation_stage_failure_skips_later_actions,
-            mitigation_stage_lease_lost_writes_nothing,
-            mitigation_chunks_end_the_task,
-            mitigation_audit_finding_counts_and_boundaries,
-            mitigation_purge_removes_old_finished_history,
-        );
-        $crate::conformance_tests!(@mitigation_tasks_database $fresh;
-            mitigation_task_limit_race_across_handles,
-            mitigation_concurrent_stages_across_handles,
-        );
+        $crate::conformance_cases! {
+            $fresh;
+            [] store:
+                credentials_crud,
+                mitigation_action_crud,
+                mitigation_action_duplicate_name,
+                mitigation_action_limit,
+                mitigation_action_list_paging_and_filter,
+                account_isolation,
+                region_isolation,
+                tags_upsert_list_untag_limit,
+                delete_removes_tags,
+                concurrent_create_same_name_exactly_one_wins,
+                concurrent_creates_respect_limit,
+                failed_create_writes_nothing,
+                work_claim_complete_in_order,
+                work_duplicate_id,
+                work_not_due_is_not_claimed,
+                work_expired_lease_is_reclaimed,
+                work_release_retries_later,
+                once_marker_marks_once;
+            [] database:
+                server_secret_is_stable,
+                handles_see_each_others_writes,
+                concurrent_creates_across_handles,
+                work_concurrent_claims_are_disjoint,
+                once_marker_race_across_handles;
+            [audits::] store:
+                audit_configuration_put_get_replace_delete,
+                audit_task_create_get_update_versions,
+                audit_task_create_enqueues_claimable_work,
+                audit_task_duplicate_ids_write_nothing,
+                audit_task_update_with_work_is_atomic,
+                audit_task_in_progress_limit,
+                audit_task_listing_order_range_filters_paging,
+                audit_findings_insert_get_and_idempotence,
+                audit_findings_listing_filters_and_paging,
+                audit_purge_removes_old_finished_history,
+                audit_state_isolated_between_accounts;
+            [audits::] database:
+                audit_task_limit_race_across_handles;
+            [suppressions::] store:
+                suppression_create_get_update_delete,
+                suppression_duplicates_tokens_and_limit,
+                suppression_listing_order_filters_paging,
+                suppression_active_keys,
+                suppressions_isolated_between_accounts;
+            [suppressions::] database:
+                suppression_create_race_across_handles;
+            [crls::] store:
+                crl_cache_put_get_newest_wins,
+                related_resources_insert_list_paging_idempotence,
+                related_resources_purged_with_their_task;
+            [scheduled::] store:
+                scheduled_audit_crud,
+                scheduled_audit_duplicate_and_limit,
+                scheduled_audit_due_and_start,
+                scheduled_audits_isolated_between_accounts;
+            [scheduled::] database:
+                scheduled_audit_limit_race_across_handles,
+                scheduled_audit_start_race_across_handles;
+            [mitigation_tasks::] store:
+                mitigation_task_create_get_exists,
+                mitigation_task_in_progress_limit,
+                mitigation_task_limit_holds_under_concurrency,
+                mitigation_task_listing_filters_and_paging,
+                mitigation_task_cancel_counts_the_rest,
+                mitigation_stage_deactivates_certificates,
+                mitigation_stage_deactivates_ca_certificates,
+                mitigation_stage_adds_things_to_groups,
+                mitigation_stage_deactivates_many_certificates,
+                mitigation_stage_adds_things_of_many_certificates,
+                mitigation_stage_replaces_default_policy_versions,
+                mitigation_stage_sets_logging_and_records_outside_outcomes,
+                mitigation_stage_failure_skips_later_actions,
+                mitigation_stage_lease_lost_writes_nothing,
+                mitigation_chunks_end_the_task,
+                mitigation_audit_finding_counts_and_boundaries,
+                mitigation_purge_removes_old_finished_history;
+            [mitigation_tasks::] database:
+                mitigation_task_limit_race_across_handles,
+                mitigation_concurrent_stages_across_handles;
+        }
     };
-    (@store $fresh:path; $($case:ident),* $(,)?) => {$(
+}
+
+/// Generates a `#[tokio::test]` per things case, like `conformance_tests!`.
+#[macro_export]
+macro_rules! things_conformance_tests {
+    ($fresh:path) => {
+        $crate::conformance_cases! {
+            $fresh;
+            [things::] store:
+                thing_crud,
+                thing_update_attributes,
+                thing_list_paging_and_filters,
+                thing_group_crud_and_hierarchy,
+                thing_group_update,
+                thing_group_listing,
+                thing_membership_rules,
+                thing_membership_listing,
+                thing_deletes_remove_memberships,
+                things_account_isolation,
+                things_region_isolation,
+                things_refused_writes_change_nothing,
+                things_concurrent_create_same_name,
+                thing_groups_concurrent_create_same_name,
+                thing_membership_concurrent_adds_respect_limit,
+                thing_membership_concurrent_adds_one_per_hierarchy;
+            [things::] database:
+                thing_membership_limit_across_handles,
+                thing_group_delete_races_child_create,
+                thing_group_delete_races_member_add;
+        }
+    };
+}
+
+/// Generates a `#[tokio::test]` per policies case, like `conformance_tests!`.
+#[macro_export]
+macro_rules! policies_conformance_tests {
+    ($fresh:path) => {
+        $crate::conformance_cases! {
+            $fresh;
+            [policies::] store:
+                policy_crud,
+                policy_versions_lifecycle,
+                policy_duplicate_name_writes_nothing,
+                policy_version_limit_and_ids_never_reused,
+                policy_refusals_write_nothing,
+                creates_are_all_or_nothing,
+                policy_list_paging_both_directions,
+                policy_pages_with_default_versions,
+                policy_account_and_region_isolation,
+                concurrent_policy_versions_respect_limit,
+                concurrent_create_policy_same_name_exactly_one_wins,
+                concurrent_version_writes_keep_policy_consistent,
+                role_alias_crud,
+                role_alias_duplicate_writes_nothing,
+                role_alias_list_paging_both_directions,
+                role_alias_isolation,
+                logging_options_unset_set_replace,
+                logging_options_isolation;
+            [policies::] database:
+                policy_versions_race_across_handles,
+                policies_visible_across_handles;
+        }
+    };
+}
+
+/// Generates a `#[tokio::test]` per certificates case, like `conformance_tests!`.
+#[macro_export]
+macro_rules! certificates_conformance_tests {
+    ($fresh:path) => {
+        $crate::conformance_cases! {
+            $fresh;
+            [certificates::] store:
+                certificate_crud_and_facts_round_trip,
+                certificate_status_rules,
+                certificate_delete_rules,
+                certificate_duplicates_and_refusals_write_nothing,
+                certificate_listing_pages_both_directions,
+                certificates_in_use_in_creation_order,
+                ca_certificate_crud_tags_and_subject_limit,
+                certificates_isolated_by_account_and_region,
+                registration_code_and_issuing_ca_first_one_stays,
+                thing_principal_rules,
+                policy_attachment_rules,
+                concurrent_registrations_of_one_certificate_exactly_one_wins,
+                concurrent_attach_and_delete_certificate_stay_consistent,
+                concurrent_attach_and_delete_thing_stay_consistent,
+                concurrent_attach_policy_and_delete_policy_stay_consistent,
+                concurrent_issuing_ca_creation_agrees;
+            [certificates::] database:
+                certificate_registration_races_across_handles;
+        }
+    };
+}
+
+/// Generates a `#[tokio::test]` per import case, like `conformance_tests!`.
+#[macro_export]
+macro_rules! import_conformance_tests {
+    ($fresh:path) => {
+        $crate::conformance_cases! {
+            $fresh;
+            [import::] store:
+                import_creates_resources_and_relations,
+                import_items_see_earlier_items_of_the_batch,
+                import_refusals_write_nothing_of_their_item,
+                import_again_is_unchanged_and_different_is_refused,
+                import_adds_missing_relations_to_identical_resources,
+                import_many_relations_to_existing_things,
+                import_is_isolated_by_scope;
+        }
+    };
+}
+
+/// Writes the tests of the exported `*conformance_tests!` macros: one `#[tokio::test]`
+/// per case, in groups of cases of one module (`[things::]`, `[]` for this one) that
+/// take either a fresh store (`store`) or the [`Database`] itself (`database`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! conformance_cases {
+    ($fresh:path; $($module:tt $kind:ident: $($case:ident),+;)*) => {
+        $($($crate::conformance_cases!(@test $kind $module $case $fresh);)+)*
+    };
+    (@test $kind:ident [$($module:ident::)*] $case:ident $fresh:path) => {
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $case() {
             let db = $fresh().await;
-            let store = $crate::conformance::Database::open(&db)
-                .await
-                .expect("open store");
-            $crate::conformance::$case(store).await;
+            $crate::conformance::$($module::)*$case($crate::conformance_cases!(@arg $kind db)).await;
         }
-    )*};
-    (@database $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            $crate::conformance::$case(&db).await;
-        }
-    )*};
-    (@audits_store $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            let store = $crate::conformance::Database::open(&db)
-                .await
-                .expect("open store");
-            $crate::conformance::audits::$case(store).await;
-        }
-    )*};
-    (@audits_database $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            $crate::conformance::audits::$case(&db).await;
-        }
-    )*};
-    (@suppressions_store $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            let store = $crate::conformance::Database::open(&db)
-                .await
-                .expect("open store");
-            $crate::conformance::suppressions::$case(store).await;
-        }
-    )*};
-    (@crls_store $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            let store = $crate::conformance::Database::open(&db)
-                .await
-                .expect("open store");
-            $crate::conformance::crls::$case(store).await;
-        }
-    )*};
-    (@suppressions_database $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            $crate::conformance::suppressions::$case(&db).await;
-        }
-    )*};
-    (@scheduled_store $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            let store = $crate::conformance::Database::open(&db)
-                .await
-                .expect("open store");
-            $crate::conformance::scheduled::$case(store).await;
-        }
-    )*};
-    (@mitigation_tasks_store $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            let store = $crate::conformance::Database::open(&db)
-                .await
-                .expect("open store");
-            $crate::conformance::mitigation_tasks::$case(store).await;
-        }
-    )*};
-    (@mitigation_tasks_database $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            $crate::conformance::mitigation_tasks::$case(&db).await;
-        }
-    )*};
-    (@scheduled_database $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            $crate::conformance::scheduled::$case(&db).await;
-        }
-    )*};
+    };
+    (@arg store $db:ident) => {
+        $crate::conformance::Database::open(&$db)
+            .await
+            .expect("open store")
+    };
+    (@arg database $db:ident) => {
+        &$db
+    };
 }
 
 /// Large enough never to be the reason a create fails.
@@ -322,20 +357,14 @@ async fn page_through(
     action_type: Option<&str>,
     page: usize,
 ) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    loop {
-        let after = names.last().map(String::as_str);
-        let batch = store
-            .list_mitigation_actions(scope, action_type, after, page)
+    let key = |a: &MitigationActionRecord| a.name.clone();
+    let actions = all_pages(page, key, async |after| {
+        store
+            .list_mitigation_actions(scope, action_type, after.as_deref(), page)
             .await
-            .expect("list page");
-        assert!(batch.len() <= page, "page larger than its limit");
-        let done = batch.len() < page;
-        names.extend(batch.into_iter().map(|a| a.name));
-        if done {
-            return names;
-        }
-    }
+    })
+    .await;
+    actions.into_iter().map(|a| a.name).collect()
 }
 
 fn assert_already_exists<T: std::fmt::Debug>(result: StoreResult<T>) {
@@ -614,23 +643,13 @@ pub async fn mitigation_action_list_paging_and_filter(store: Arc<dyn Store>) {
 }
 
 pub async fn account_isolation(store: Arc<dyn Store>) {
-    let region = "eu-west-1";
-    isolation(
-        &*store,
-        &scope(&unique_account(), region),
-        &scope(&unique_account(), region),
-    )
-    .await;
+    let (a, b) = two_accounts();
+    isolation(&*store, &a, &b).await;
 }
 
 pub async fn region_isolation(store: Arc<dyn Store>) {
-    let account = unique_account();
-    isolation(
-        &*store,
-        &scope(&account, "us-east-1"),
-        &scope(&account, "us-west-2"),
-    )
-    .await;
+    let (a, b) = two_regions();
+    isolation(&*store, &a, &b).await;
 }
 
 /// Two scopes using the same names and the same tagged ARN never see each other.
@@ -961,10 +980,7 @@ pub async fn handles_see_each_others_writes(db: &dyn Database) {
 
 /// Uniqueness and the scope limit hold across handles (processes), not only within one.
 pub async fn concurrent_creates_across_handles(db: &dyn Database) {
-    let handles = vec![
-        db.open().await.expect("open a"),
-        db.open().await.expect("open b"),
-    ];
+    let handles = open_handles(db, 2).await;
     race_to_limit(&handles, &fresh_scope()).await;
 
     let scope = fresh_scope();
@@ -1247,10 +1263,7 @@ pub async fn once_marker_marks_once(store: Arc<dyn Store>) {
 
 /// Claimers on several handles (nodes) split the queue: every item goes to exactly one.
 pub async fn work_concurrent_claims_are_disjoint(db: &dyn Database) {
-    let handles = [
-        db.open().await.expect("open a"),
-        db.open().await.expect("open b"),
-    ];
+    let handles = open_handles(db, 2).await;
     let queue = unique("q-");
     let items: Vec<NewWorkItem> = (0..24)
         .map(|i| work(&queue, &format!("item-{i:02}-{}", unique("")), i))
@@ -1285,10 +1298,7 @@ pub async fn work_concurrent_claims_are_disjoint(db: &dyn Database) {
 }
 
 pub async fn once_marker_race_across_handles(db: &dyn Database) {
-    let handles = [
-        db.open().await.expect("open a"),
-        db.open().await.expect("open b"),
-    ];
+    let handles = open_handles(db, 2).await;
     let key = unique("schedule/weekly/");
     let mut racers = JoinSet::new();
     for i in 0..8 {

@@ -9,6 +9,10 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
+use super::fixtures::{
+    all_pages, open_handles, ALL, CANCELED, CHECK_A, CHECK_B, CHECK_C, COMPLETED, FAILED,
+    IN_PROGRESS, T0,
+};
 use super::{assert_already_exists, fresh_scope, scope, unique, unique_account, Database};
 use crate::{
     AuditConfigurationRecord, AuditFindingFilter, AuditFindingHead, AuditFindingKey,
@@ -16,21 +20,8 @@ use crate::{
     NewWorkItem, Scope, Store,
 };
 
-const T0: i64 = 1_700_000_000_000;
-
 const ON_DEMAND: &str = "ON_DEMAND_AUDIT_TASK";
 const SCHEDULED: &str = "SCHEDULED_AUDIT_TASK";
-const IN_PROGRESS: &str = "IN_PROGRESS";
-const COMPLETED: &str = "COMPLETED";
-const FAILED: &str = "FAILED";
-const CANCELED: &str = "CANCELED";
-
-const CHECK_A: &str = "DEVICE_CERTIFICATE_EXPIRING_CHECK";
-const CHECK_B: &str = "CA_CERTIFICATE_EXPIRING_CHECK";
-const CHECK_C: &str = "LOGGING_DISABLED_CHECK";
-
-/// Wide enough for every listing here to fit one page.
-const ALL: usize = 100_000;
 
 fn configuration(role: Option<&str>, n: i64) -> AuditConfigurationRecord {
     AuditConfigurationRecord {
@@ -111,22 +102,23 @@ async fn task_pages(
     filter: &AuditTaskFilter,
     page: usize,
 ) -> Vec<AuditTaskRecord> {
-    let mut out: Vec<AuditTaskRecord> = Vec::new();
-    loop {
-        let after = out.last().map(|t| AuditTaskKey {
-            started_at_ms: t.started_at_ms,
-            task_id: t.task_id.clone(),
-        });
-        let batch = store
+    let key = |t: &AuditTaskRecord| AuditTaskKey {
+        started_at_ms: t.started_at_ms,
+        task_id: t.task_id.clone(),
+    };
+    all_pages(page, key, async |after| {
+        store
             .list_audit_tasks(scope, filter, after.as_ref(), page)
             .await
-            .expect("list tasks");
-        assert!(batch.len() <= page, "page larger than its limit");
-        let done = batch.len() < page;
-        out.extend(batch);
-        if done {
-            return out;
-        }
+    })
+    .await
+}
+
+/// The key a listing of findings (or of their heads) continues after.
+fn finding_key(time: i64, id: &str) -> AuditFindingKey {
+    AuditFindingKey {
+        finding_time_ms: time,
+        finding_id: id.to_owned(),
     }
 }
 
@@ -137,23 +129,13 @@ async fn finding_pages(
     filter: &AuditFindingFilter,
     page: usize,
 ) -> Vec<AuditFindingRecord> {
-    let mut out: Vec<AuditFindingRecord> = Vec::new();
-    loop {
-        let after = out.last().map(|f| AuditFindingKey {
-            finding_time_ms: f.finding_time_ms,
-            finding_id: f.finding_id.clone(),
-        });
-        let batch = store
+    let key = |f: &AuditFindingRecord| finding_key(f.finding_time_ms, &f.finding_id);
+    all_pages(page, key, async |after| {
+        store
             .list_audit_findings(scope, filter, after.as_ref(), page)
             .await
-            .expect("list findings");
-        assert!(batch.len() <= page, "page larger than its limit");
-        let done = batch.len() < page;
-        out.extend(batch);
-        if done {
-            return out;
-        }
-    }
+    })
+    .await
 }
 
 /// What `list_audit_tasks` must return for `filter`, from the tasks written.
@@ -914,23 +896,13 @@ async fn head_pages(
     task_id: &str,
     page: usize,
 ) -> Vec<AuditFindingHead> {
-    let mut out: Vec<AuditFindingHead> = Vec::new();
-    loop {
-        let after = out.last().map(|f| AuditFindingKey {
-            finding_time_ms: f.finding_time_ms,
-            finding_id: f.finding_id.clone(),
-        });
-        let batch = store
+    let key = |f: &AuditFindingHead| finding_key(f.finding_time_ms, &f.finding_id);
+    all_pages(page, key, async |after| {
+        store
             .list_audit_finding_heads(scope, task_id, after.as_ref(), page)
             .await
-            .expect("list finding heads");
-        assert!(batch.len() <= page, "page larger than its limit");
-        let done = batch.len() < page;
-        out.extend(batch);
-        if done {
-            return out;
-        }
-    }
+    })
+    .await
 }
 
 pub async fn audit_purge_removes_old_finished_history(store: Arc<dyn Store>) {
@@ -1108,10 +1080,7 @@ pub async fn audit_state_isolated_between_accounts(store: Arc<dyn Store>) {
 
 pub async fn audit_task_limit_race_across_handles(db: &dyn Database) {
     const LIMIT: usize = 10;
-    let mut handles = Vec::new();
-    for _ in 0..4 {
-        handles.push(db.open().await.expect("open"));
-    }
+    let handles = open_handles(db, 4).await;
     let scope = fresh_scope();
     let mut racers = JoinSet::new();
     for i in 0..2 * LIMIT {

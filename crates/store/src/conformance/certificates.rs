@@ -6,207 +6,23 @@ use std::sync::Arc;
 use futures_util::TryStreamExt;
 use tokio::task::JoinSet;
 
+use super::fixtures::{
+    add_thing, ca_record as ca, cert_record, create_group, create_policy, facts, group_arn, hex_id,
+    new_policy, open_handles, register,
+};
 use super::{all_tags, assert_already_exists, fresh_scope, scope, tag, unique, Database, NO_LIMIT};
 use crate::{
-    Attributes, CaCertificateRecord, CaCertificateUpdate, CertificateFacts, CertificateInUse,
-    CertificateRecord, CertificateRefusal, IssuingCaRecord, NewPolicy, PolicyRefusal, PolicyTarget,
-    PrincipalRefusal, RegistrationConfigChange, RegistrationConfigRecord, Scope, Store, StoreError,
-    ThingGroupRecord, ThingRecord, ThingRefusal,
+    CaCertificateUpdate, CertificateInUse, CertificateRecord, CertificateRefusal, IssuingCaRecord,
+    PolicyRefusal, PolicyTarget, PrincipalRefusal, RegistrationConfigChange,
+    RegistrationConfigRecord, Scope, Store, StoreError, ThingRefusal,
 };
 
-/// Generates a `#[tokio::test]` per certificates case, like `conformance_tests!`.
-#[macro_export]
-macro_rules! certificates_conformance_tests {
-    ($fresh:path) => {
-        $crate::certificates_conformance_tests!(@store $fresh;
-            certificate_crud_and_facts_round_trip,
-            certificate_status_rules,
-            certificate_delete_rules,
-            certificate_duplicates_and_refusals_write_nothing,
-            certificate_listing_pages_both_directions,
-            certificates_in_use_in_creation_order,
-            ca_certificate_crud_tags_and_subject_limit,
-            certificates_isolated_by_account_and_region,
-            registration_code_and_issuing_ca_first_one_stays,
-            thing_principal_rules,
-            policy_attachment_rules,
-            concurrent_registrations_of_one_certificate_exactly_one_wins,
-            concurrent_attach_and_delete_certificate_stay_consistent,
-            concurrent_attach_and_delete_thing_stay_consistent,
-            concurrent_attach_policy_and_delete_policy_stay_consistent,
-            concurrent_issuing_ca_creation_agrees,
-        );
-        $crate::certificates_conformance_tests!(@database $fresh;
-            certificate_registration_races_across_handles,
-        );
-    };
-    (@store $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            let store = $crate::conformance::Database::open(&db)
-                .await
-                .expect("open store");
-            $crate::conformance::certificates::$case(store).await;
-        }
-    )*};
-    (@database $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            $crate::conformance::certificates::$case(&db).await;
-        }
-    )*};
-}
-
-fn facts(subject: &[u8]) -> CertificateFacts {
-    CertificateFacts {
-        subject: format!("CN={}", String::from_utf8_lossy(subject)),
-        issuer: "CN=issuer, O=Palisade".into(),
-        subject_der: subject.to_vec(),
-        issuer_der: vec![0x30, 0x00, 0xff],
-        serial_number: "00ff10".into(),
-        not_before_ms: 1_600_000_000_000,
-        not_after_ms: 2_524_607_999_000,
-        key_algorithm: "RSA".into(),
-        key_bits: Some(2048),
-        key_curve: None,
-        public_key_der: vec![0x30, 0x82, 0x01, 0x22, 0x00, 0x01],
-        crl_distribution_points: vec!["http://crl.example/a.crl".into(), "ldap://b".into()],
-    }
-}
-
-fn hex_id() -> String {
-    format!(
-        "{:016x}{:016x}{:016x}{:016x}",
-        rand::random::<u64>(),
-        rand::random::<u64>(),
-        rand::random::<u64>(),
-        rand::random::<u64>()
-    )
-}
-
 fn cert(scope: &Scope, id: &str, created_at_ms: i64, ca: Option<&str>) -> CertificateRecord {
-    CertificateRecord {
-        id: id.to_owned(),
-        arn: format!(
-            "arn:aws:iot:{}:{}:cert/{id}",
-            scope.region, scope.account_id
-        ),
-        pem: format!("-----BEGIN CERTIFICATE-----\n{id}\n-----END CERTIFICATE-----\n"),
-        status: "INACTIVE".into(),
-        certificate_mode: "DEFAULT".into(),
-        ca_certificate_id: ca.map(str::to_owned),
-        issuer_certificate_id: ca.map(str::to_owned),
-        owned_by: scope.account_id.clone(),
-        previous_owned_by: None,
-        generation_id: unique("gen-"),
-        customer_version: 1,
-        facts: CertificateFacts {
-            key_algorithm: "EC".into(),
-            key_bits: Some(256),
-            key_curve: Some("P-256".into()),
-            crl_distribution_points: Vec::new(),
-            ..facts(id.as_bytes())
-        },
-        created_at_ms,
-        updated_at_ms: created_at_ms,
-    }
-}
-
-fn ca(scope: &Scope, id: &str, subject: &[u8], created_at_ms: i64) -> CaCertificateRecord {
-    CaCertificateRecord {
-        id: id.to_owned(),
-        arn: format!(
-            "arn:aws:iot:{}:{}:cacert/{id}",
-            scope.region, scope.account_id
-        ),
-        pem: format!("-----BEGIN CERTIFICATE-----\n{id}\n-----END CERTIFICATE-----\n"),
-        status: "ACTIVE".into(),
-        certificate_mode: "DEFAULT".into(),
-        auto_registration_status: "DISABLE".into(),
-        registration_config: RegistrationConfigRecord::default(),
-        owned_by: scope.account_id.clone(),
-        generation_id: unique("gen-"),
-        customer_version: 1,
-        facts: facts(subject),
-        created_at_ms,
-        updated_at_ms: created_at_ms,
-    }
-}
-
-async fn register(store: &dyn Store, scope: &Scope, record: &CertificateRecord) {
-    store
-        .register_certificate(scope, record)
-        .await
-        .expect("register")
-        .expect("not refused");
-}
-
-async fn thing(store: &dyn Store, scope: &Scope, name: &str) {
-    store
-        .create_thing(
-            scope,
-            &ThingRecord {
-                name: name.to_owned(),
-                id: unique("id-"),
-                arn: format!(
-                    "arn:aws:iot:{}:{}:thing/{name}",
-                    scope.region, scope.account_id
-                ),
-                thing_type_name: None,
-                billing_group_name: None,
-                attributes: Attributes::new(),
-                version: 1,
-                created_at_ms: 1,
-                updated_at_ms: 1,
-            },
-        )
-        .await
-        .expect("create thing");
-}
-
-fn group_arn(scope: &Scope, name: &str) -> String {
-    format!(
-        "arn:aws:iot:{}:{}:thinggroup/{name}",
-        scope.region, scope.account_id
-    )
-}
-
-async fn group(store: &dyn Store, scope: &Scope, name: &str, parent: Option<&str>) {
-    let record = ThingGroupRecord {
-        name: name.to_owned(),
-        id: unique("id-"),
-        arn: group_arn(scope, name),
-        parent_name: parent.map(str::to_owned),
-        description: None,
-        attributes: Attributes::new(),
-        version: 1,
-        created_at_ms: 1,
-        updated_at_ms: 1,
-    };
-    store
-        .create_thing_group(scope, &record, &[], 7)
-        .await
-        .expect("create group")
-        .expect("not refused");
+    cert_record(scope, id, "INACTIVE", ca, created_at_ms)
 }
 
 async fn policy(store: &dyn Store, scope: &Scope, name: &str) {
-    let p = NewPolicy {
-        name: name.to_owned(),
-        arn: format!(
-            "arn:aws:iot:{}:{}:policy/{name}",
-            scope.region, scope.account_id
-        ),
-        document: "{}".into(),
-        generation_id: unique("gen-"),
-        created_at_ms: 1,
-    };
-    store
-        .create_policy(scope, &p, &[])
-        .await
-        .expect("create policy");
+    create_policy(store, scope, &new_policy(scope, name, "{}")).await;
 }
 
 fn cert_target(record: &CertificateRecord) -> PolicyTarget {
@@ -319,7 +135,7 @@ pub async fn certificate_delete_rules(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .unwrap();
-    thing(&*store, &s, "t").await;
+    add_thing(&*store, &s, "t").await;
     store
         .attach_thing_principal(&s, "t", &record.id, false, 1)
         .await
@@ -743,7 +559,7 @@ pub async fn certificates_isolated_by_account_and_region(store: Arc<dyn Store>) 
         .await
         .unwrap()
         .unwrap();
-    thing(&*store, &a, "t").await;
+    add_thing(&*store, &a, "t").await;
     store
         .attach_thing_principal(&a, "t", &record.id, false, 1)
         .await
@@ -837,7 +653,7 @@ pub async fn thing_principal_rules(store: Arc<dyn Store>) {
     register(&*store, &s, &c1).await;
     register(&*store, &s, &c2).await;
     for t in ["t1", "t2", "t3"] {
-        thing(&*store, &s, t).await;
+        add_thing(&*store, &s, t).await;
     }
     assert_eq!(
         store
@@ -979,8 +795,8 @@ pub async fn policy_attachment_rules(store: Arc<dyn Store>) {
     let s = fresh_scope();
     let c = cert(&s, &hex_id(), 1, None);
     register(&*store, &s, &c).await;
-    group(&*store, &s, "root", None).await;
-    group(&*store, &s, "child", Some("root")).await;
+    create_group(&*store, &s, "root", None).await;
+    create_group(&*store, &s, "child", Some("root")).await;
     for p in ["a", "b", "c", "d"] {
         policy(&*store, &s, p).await;
     }
@@ -1185,7 +1001,7 @@ pub async fn concurrent_registrations_of_one_certificate_exactly_one_wins(store:
 
 pub async fn concurrent_attach_and_delete_certificate_stay_consistent(store: Arc<dyn Store>) {
     let s = fresh_scope();
-    thing(&*store, &s, "t").await;
+    add_thing(&*store, &s, "t").await;
     policy(&*store, &s, "p").await;
     for _ in 0..8 {
         let c = cert(&s, &hex_id(), 1, None);
@@ -1243,7 +1059,7 @@ pub async fn concurrent_attach_and_delete_thing_stay_consistent(store: Arc<dyn S
     register(&*store, &s, &c).await;
     for i in 0..8 {
         let name = format!("t{i}");
-        thing(&*store, &s, &name).await;
+        add_thing(&*store, &s, &name).await;
         let (st, sc, n, id) = (store.clone(), s.clone(), name.clone(), c.id.clone());
         let attach =
             tokio::spawn(async move { st.attach_thing_principal(&sc, &n, &id, false, 1).await });
@@ -1275,7 +1091,7 @@ pub async fn concurrent_attach_policy_and_delete_policy_stay_consistent(store: A
     let s = fresh_scope();
     let c = cert(&s, &hex_id(), 1, None);
     register(&*store, &s, &c).await;
-    group(&*store, &s, "g", None).await;
+    create_group(&*store, &s, "g", None).await;
     for i in 0..8 {
         let name = format!("p{i}");
         policy(&*store, &s, &name).await;
@@ -1339,7 +1155,7 @@ pub async fn concurrent_issuing_ca_creation_agrees(store: Arc<dyn Store>) {
 }
 
 pub async fn certificate_registration_races_across_handles(db: &dyn Database) {
-    let handles = [db.open().await.unwrap(), db.open().await.unwrap()];
+    let handles = open_handles(db, 2).await;
     let s = fresh_scope();
     let subject = unique("racing-").into_bytes();
     for _ in 0..3 {

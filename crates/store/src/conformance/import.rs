@@ -3,68 +3,18 @@
 
 use std::sync::Arc;
 
-use super::{fresh_scope, unique};
+use super::fixtures::{self, attrs, groups_of, hex_id, new_policy, strings, thing};
+use super::fresh_scope;
 use crate::{
-    Attributes, CertificateFacts, CertificateImport, CertificateRecord, GroupSelection, ImportItem,
-    ImportLimits, ImportOutcome, ImportRefusal, NewPolicy, PolicyTarget, Scope, Store,
-    ThingGroupRecord, ThingRecord,
+    CertificateImport, CertificateRecord, GroupSelection, ImportItem, ImportLimits, ImportOutcome,
+    ImportRefusal, PolicyTarget, Scope, Store, ThingGroupRecord,
 };
-
-/// Generates a `#[tokio::test]` per import case, like `conformance_tests!`.
-#[macro_export]
-macro_rules! import_conformance_tests {
-    ($fresh:path) => {
-        $crate::import_conformance_tests!(@store $fresh;
-            import_creates_resources_and_relations,
-            import_items_see_earlier_items_of_the_batch,
-            import_refusals_write_nothing_of_their_item,
-            import_again_is_unchanged_and_different_is_refused,
-            import_adds_missing_relations_to_identical_resources,
-            import_many_relations_to_existing_things,
-            import_is_isolated_by_scope,
-        );
-    };
-    (@store $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            let store = $crate::conformance::Database::open(&db)
-                .await
-                .expect("open store");
-            $crate::conformance::import::$case(store).await;
-        }
-    )*};
-}
 
 const LIMITS: ImportLimits = ImportLimits {
     max_group_depth: 3,
     max_groups_per_thing: 2,
     max_policies_per_target: 2,
 };
-
-fn attrs(items: &[(&str, &str)]) -> Attributes {
-    items
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn thing(scope: &Scope, name: &str, attributes: &[(&str, &str)]) -> ThingRecord {
-    ThingRecord {
-        name: name.to_owned(),
-        id: unique("id-"),
-        arn: format!(
-            "arn:aws:iot:{}:{}:thing/{name}",
-            scope.region, scope.account_id
-        ),
-        thing_type_name: None,
-        billing_group_name: None,
-        attributes: attrs(attributes),
-        version: 1,
-        created_at_ms: 1_000,
-        updated_at_ms: 1_000,
-    }
-}
 
 fn group(
     scope: &Scope,
@@ -73,77 +23,22 @@ fn group(
     attributes: &[(&str, &str)],
 ) -> ImportItem {
     ImportItem::ThingGroup(ThingGroupRecord {
-        name: name.to_owned(),
-        id: unique("id-"),
-        arn: format!(
-            "arn:aws:iot:{}:{}:thinggroup/{name}",
-            scope.region, scope.account_id
-        ),
-        parent_name: parent.map(str::to_owned),
         description: Some(format!("group {name}")),
         attributes: attrs(attributes),
-        version: 1,
-        created_at_ms: 1_000,
-        updated_at_ms: 1_000,
+        ..fixtures::group(scope, name, parent)
     })
 }
 
 fn policy(scope: &Scope, name: &str, document: &str) -> ImportItem {
-    ImportItem::Policy(NewPolicy {
-        name: name.to_owned(),
-        arn: format!(
-            "arn:aws:iot:{}:{}:policy/{name}",
-            scope.region, scope.account_id
-        ),
-        document: document.to_owned(),
-        generation_id: unique("gen-"),
-        created_at_ms: 1_000,
-    })
-}
-
-fn hex_id() -> String {
-    format!(
-        "{:016x}{:016x}{:016x}{:016x}",
-        rand::random::<u64>(),
-        rand::random::<u64>(),
-        rand::random::<u64>(),
-        rand::random::<u64>()
-    )
+    ImportItem::Policy(new_policy(scope, name, document))
 }
 
 fn cert_record(scope: &Scope, id: &str, ca: Option<&str>) -> CertificateRecord {
-    CertificateRecord {
-        id: id.to_owned(),
-        arn: format!(
-            "arn:aws:iot:{}:{}:cert/{id}",
-            scope.region, scope.account_id
-        ),
-        pem: format!("-----BEGIN CERTIFICATE-----\n{id}\n-----END CERTIFICATE-----\n"),
-        status: "ACTIVE".into(),
-        certificate_mode: "SNI_ONLY".into(),
-        ca_certificate_id: ca.map(str::to_owned),
-        issuer_certificate_id: ca.map(str::to_owned),
-        owned_by: scope.account_id.clone(),
-        previous_owned_by: None,
-        generation_id: unique("gen-"),
-        customer_version: 1,
-        facts: CertificateFacts {
-            subject: format!("CN={id}"),
-            issuer: "CN=issuer".into(),
-            subject_der: id.as_bytes().to_vec(),
-            issuer_der: vec![0x30, 0x00],
-            serial_number: "01".into(),
-            not_before_ms: 1_600_000_000_000,
-            not_after_ms: 2_524_607_999_000,
-            key_algorithm: "EC".into(),
-            key_bits: Some(256),
-            key_curve: Some("P-256".into()),
-            public_key_der: vec![0x30, 0x01, 0x02],
-            crl_distribution_points: vec!["http://crl.example/a.crl".into()],
-        },
-        created_at_ms: 2_000,
-        updated_at_ms: 2_000,
-    }
+    let mut record = fixtures::cert_record(scope, id, "ACTIVE", ca, 2_000);
+    // Not the defaults, so that the import is seen to write them.
+    record.certificate_mode = "SNI_ONLY".into();
+    record.facts.crl_distribution_points = vec!["http://crl.example/a.crl".into()];
+    record
 }
 
 fn cert(scope: &Scope, id: &str, things: &[&str], policies: &[&str]) -> CertificateImport {
@@ -160,10 +55,6 @@ fn thing_item(scope: &Scope, name: &str, groups: &[&str]) -> ImportItem {
         groups: strings(groups),
         certificate: None,
     }
-}
-
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
 }
 
 const DOC: &str =
@@ -183,16 +74,6 @@ async fn import(store: &dyn Store, scope: &Scope, items: Vec<ImportItem>) -> Vec
 
 fn created(n: usize) -> Vec<ImportOutcome> {
     vec![ImportOutcome::Created; n]
-}
-
-async fn groups_of(store: &dyn Store, scope: &Scope, thing: &str) -> Vec<String> {
-    store
-        .list_thing_groups_for_thing(scope, thing, None, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|g| g.name)
-        .collect()
 }
 
 async fn principals(store: &dyn Store, scope: &Scope, thing: &str) -> Vec<String> {

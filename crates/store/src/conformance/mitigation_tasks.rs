@@ -11,31 +11,26 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
+use super::fixtures::{
+    add_thing, ca_record, cert_record, create_group, create_policy, groups_of, hex_id, new_policy,
+    open_handles, register, strings, CANCELED, CHECK_A, CHECK_B, CHECK_C, COMPLETED, FAILED,
+    IN_PROGRESS, T0,
+};
 use super::{fresh_scope, scope, unique, unique_account, Database};
 use crate::{
-    Attributes, AuditFindingKey, AuditFindingRecord, AuditTaskKey, CaCertificateRecord,
-    CertificateFacts, CertificateRecord, CertificateRefusal, EffectRefusal, ExecutionError,
-    FindingRef, MitigationCancelRefusal, MitigationCheckStats, MitigationEffect,
-    MitigationExecutionRecord, MitigationStage, MitigationStep, MitigationTaskCreated,
-    MitigationTaskFilter, MitigationTaskRecord, NewPolicy, NewPolicyVersion, NewWorkItem,
-    PolicyRefusal, RegistrationConfigRecord, Scope, StageOutcome, Store, ThingGroupRecord,
-    ThingRecord, ThingRefusal, V2LoggingOptionsRecord, WorkItem,
+    AuditFindingKey, AuditFindingRecord, AuditTaskKey, CaCertificateRecord, CertificateRecord,
+    CertificateRefusal, EffectRefusal, ExecutionError, FindingRef, MitigationCancelRefusal,
+    MitigationCheckStats, MitigationEffect, MitigationExecutionRecord, MitigationStage,
+    MitigationStep, MitigationTaskCreated, MitigationTaskFilter, MitigationTaskRecord,
+    NewPolicyVersion, NewWorkItem, PolicyRefusal, Scope, StageOutcome, Store, ThingRefusal,
+    V2LoggingOptionsRecord, WorkItem,
 };
 
-const T0: i64 = 1_700_000_000_000;
 /// When stages in these cases end (their `now_ms`).
 const NOW: i64 = T0 + 100;
 const LEASE_MS: i64 = 60_000;
 const LIMIT: usize = 10;
 
-const CHECK_A: &str = "DEVICE_CERTIFICATE_EXPIRING_CHECK";
-const CHECK_B: &str = "CA_CERTIFICATE_EXPIRING_CHECK";
-const CHECK_C: &str = "LOGGING_DISABLED_CHECK";
-
-const IN_PROGRESS: &str = "IN_PROGRESS";
-const COMPLETED: &str = "COMPLETED";
-const FAILED: &str = "FAILED";
-const CANCELED: &str = "CANCELED";
 const SKIPPED: &str = "SKIPPED";
 
 const BLANK_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[]}"#;
@@ -293,86 +288,18 @@ fn assert_failed(e: &MitigationExecutionRecord, code: &str, message: &str) {
 // ---------------------------------------------------------------------------------
 // The registry the effects act on
 
-fn hex_id() -> String {
-    format!(
-        "{:016x}{:016x}{:016x}{:016x}",
-        rand::random::<u64>(),
-        rand::random::<u64>(),
-        rand::random::<u64>(),
-        rand::random::<u64>()
-    )
-}
-
-fn facts(id: &str) -> CertificateFacts {
-    CertificateFacts {
-        subject: format!("CN={id}"),
-        issuer: "CN=issuer".into(),
-        subject_der: id.as_bytes().to_vec(),
-        issuer_der: vec![0x30, 0x00],
-        serial_number: "01".into(),
-        not_before_ms: 1_600_000_000_000,
-        not_after_ms: 2_524_607_999_000,
-        key_algorithm: "EC".into(),
-        key_bits: Some(256),
-        key_curve: Some("P-256".into()),
-        public_key_der: vec![0x30, 0x01],
-        crl_distribution_points: Vec::new(),
-    }
-}
-
-fn cert_arn(scope: &Scope, id: &str) -> String {
-    format!(
-        "arn:aws:iot:{}:{}:cert/{id}",
-        scope.region, scope.account_id
-    )
-}
-
 /// Registers a device certificate with `status`.
 async fn certificate(store: &dyn Store, scope: &Scope, status: &str) -> CertificateRecord {
-    let id = hex_id();
-    let record = CertificateRecord {
-        id: id.clone(),
-        arn: cert_arn(scope, &id),
-        pem: format!("-----BEGIN CERTIFICATE-----\n{id}\n-----END CERTIFICATE-----\n"),
-        status: status.to_owned(),
-        certificate_mode: "DEFAULT".into(),
-        ca_certificate_id: None,
-        issuer_certificate_id: None,
-        owned_by: scope.account_id.clone(),
-        previous_owned_by: None,
-        generation_id: unique("gen-"),
-        customer_version: 1,
-        facts: facts(&id),
-        created_at_ms: T0,
-        updated_at_ms: T0,
-    };
-    store
-        .register_certificate(scope, &record)
-        .await
-        .expect("register")
-        .expect("not refused");
+    let record = cert_record(scope, &hex_id(), status, None, T0);
+    register(store, scope, &record).await;
     record
 }
 
 async fn ca_certificate(store: &dyn Store, scope: &Scope, status: &str) -> CaCertificateRecord {
     let id = hex_id();
     let record = CaCertificateRecord {
-        id: id.clone(),
-        arn: format!(
-            "arn:aws:iot:{}:{}:cacert/{id}",
-            scope.region, scope.account_id
-        ),
-        pem: format!("-----BEGIN CERTIFICATE-----\n{id}\n-----END CERTIFICATE-----\n"),
         status: status.to_owned(),
-        certificate_mode: "DEFAULT".into(),
-        auto_registration_status: "DISABLE".into(),
-        registration_config: RegistrationConfigRecord::default(),
-        owned_by: scope.account_id.clone(),
-        generation_id: unique("gen-"),
-        customer_version: 1,
-        facts: facts(&id),
-        created_at_ms: T0,
-        updated_at_ms: T0,
+        ..ca_record(scope, &id, id.as_bytes(), T0)
     };
     store
         .register_ca_certificate(scope, &record, &[], 10)
@@ -380,49 +307,6 @@ async fn ca_certificate(store: &dyn Store, scope: &Scope, status: &str) -> CaCer
         .expect("register CA")
         .expect("not refused");
     record
-}
-
-async fn thing(store: &dyn Store, scope: &Scope, name: &str) {
-    let record = ThingRecord {
-        name: name.to_owned(),
-        id: unique("id-"),
-        arn: format!(
-            "arn:aws:iot:{}:{}:thing/{name}",
-            scope.region, scope.account_id
-        ),
-        thing_type_name: None,
-        billing_group_name: None,
-        attributes: Attributes::new(),
-        version: 1,
-        created_at_ms: T0,
-        updated_at_ms: T0,
-    };
-    store
-        .create_thing(scope, &record)
-        .await
-        .expect("create thing");
-}
-
-async fn group(store: &dyn Store, scope: &Scope, name: &str, parent: Option<&str>) {
-    let record = ThingGroupRecord {
-        name: name.to_owned(),
-        id: unique("id-"),
-        arn: format!(
-            "arn:aws:iot:{}:{}:thinggroup/{name}",
-            scope.region, scope.account_id
-        ),
-        parent_name: parent.map(str::to_owned),
-        description: None,
-        attributes: Attributes::new(),
-        version: 1,
-        created_at_ms: T0,
-        updated_at_ms: T0,
-    };
-    store
-        .create_thing_group(scope, &record, &[], 7)
-        .await
-        .expect("create group")
-        .expect("not refused");
 }
 
 async fn attach(store: &dyn Store, scope: &Scope, thing: &str, cert: &CertificateRecord) {
@@ -442,31 +326,9 @@ async fn join(store: &dyn Store, scope: &Scope, thing: &str, groups: &[&str]) {
         .expect("not refused");
 }
 
-async fn groups_of(store: &dyn Store, scope: &Scope, thing: &str) -> Vec<String> {
-    store
-        .list_thing_groups_for_thing(scope, thing, None, 100)
-        .await
-        .expect("groups of thing")
-        .into_iter()
-        .map(|g| g.name)
-        .collect()
-}
-
 async fn policy(store: &dyn Store, scope: &Scope, name: &str, versions: usize) {
-    let p = NewPolicy {
-        name: name.to_owned(),
-        arn: format!(
-            "arn:aws:iot:{}:{}:policy/{name}",
-            scope.region, scope.account_id
-        ),
-        document: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}"#.into(),
-        generation_id: unique("gen-"),
-        created_at_ms: T0,
-    };
-    store
-        .create_policy(scope, &p, &[])
-        .await
-        .expect("create policy");
+    let document = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}"#;
+    create_policy(store, scope, &new_policy(scope, name, document)).await;
     for _ in 1..versions {
         store
             .create_policy_version(scope, name, &blank_version(false), 5)
@@ -483,10 +345,6 @@ fn blank_version(set_as_default: bool) -> NewPolicyVersion {
         generation_id: unique("gen-"),
         created_at_ms: NOW,
     }
-}
-
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| (*s).to_owned()).collect()
 }
 
 // ---------------------------------------------------------------------------------
@@ -715,10 +573,7 @@ pub async fn mitigation_task_limit_holds_under_concurrency(store: Arc<dyn Store>
 }
 
 pub async fn mitigation_task_limit_race_across_handles(db: &dyn Database) {
-    let mut handles = Vec::new();
-    for _ in 0..3 {
-        handles.push(db.open().await.expect("open"));
-    }
+    let handles = open_handles(db, 3).await;
     race_to_the_limit(&handles).await;
 }
 
@@ -1127,10 +982,10 @@ pub async fn mitigation_stage_adds_things_to_groups(store: Arc<dyn Store>) {
         ("d", None),
         ("e", None),
     ] {
-        group(&*store, &scope, name, parent).await;
+        create_group(&*store, &scope, name, parent).await;
     }
     for t in ["t1", "t2", "t3", "t4", "t5"] {
-        thing(&*store, &scope, t).await;
+        add_thing(&*store, &scope, t).await;
     }
     let two_things = certificate(&*store, &scope, "ACTIVE").await;
     attach(&*store, &scope, "t2", &two_things).await;
@@ -1334,10 +1189,10 @@ pub async fn mitigation_stage_adds_things_of_many_certificates(store: Arc<dyn St
         ("g", None),
         ("k", None),
     ] {
-        group(&*store, &scope, name, parent).await;
+        create_group(&*store, &scope, name, parent).await;
     }
     for t in ["t1", "t2", "t3", "t4", "t5", "t6"] {
-        thing(&*store, &scope, t).await;
+        add_thing(&*store, &scope, t).await;
     }
     // t2 is attached to both c1 and c2.
     let c1 = certificate(&*store, &scope, "ACTIVE").await;
@@ -1983,10 +1838,7 @@ pub async fn mitigation_purge_removes_old_finished_history(store: Arc<dyn Store>
 pub async fn mitigation_concurrent_stages_across_handles(db: &dyn Database) {
     const CHUNKS: usize = 12;
     const PER_CHUNK: usize = 25;
-    let handles = [
-        db.open().await.expect("open"),
-        db.open().await.expect("open"),
-    ];
+    let handles = open_handles(db, 2).await;
     let scope = fresh_scope();
     let queue = unique("mq-");
     let t = task(&unique("task-"), Some("audit"), &[], T0);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
+use super::fixtures::{create_policy, new_policy, open_handles};
 use super::{all_tags, assert_already_exists, fresh_scope, scope, tag, unique, unique_account};
 use super::{Database, NO_LIMIT};
 use crate::{
@@ -15,54 +16,6 @@ use crate::{
     V2LoggingOptionsRecord,
 };
 
-/// Generates a `#[tokio::test]` per policies case, like `conformance_tests!`.
-#[macro_export]
-macro_rules! policies_conformance_tests {
-    ($fresh:path) => {
-        $crate::policies_conformance_tests!(@store $fresh;
-            policy_crud,
-            policy_versions_lifecycle,
-            policy_duplicate_name_writes_nothing,
-            policy_version_limit_and_ids_never_reused,
-            policy_refusals_write_nothing,
-            creates_are_all_or_nothing,
-            policy_list_paging_both_directions,
-            policy_pages_with_default_versions,
-            policy_account_and_region_isolation,
-            concurrent_policy_versions_respect_limit,
-            concurrent_create_policy_same_name_exactly_one_wins,
-            concurrent_version_writes_keep_policy_consistent,
-            role_alias_crud,
-            role_alias_duplicate_writes_nothing,
-            role_alias_list_paging_both_directions,
-            role_alias_isolation,
-            logging_options_unset_set_replace,
-            logging_options_isolation,
-        );
-        $crate::policies_conformance_tests!(@database $fresh;
-            policy_versions_race_across_handles,
-            policies_visible_across_handles,
-        );
-    };
-    (@store $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            let store = $crate::conformance::Database::open(&db)
-                .await
-                .expect("open store");
-            $crate::conformance::policies::$case(store).await;
-        }
-    )*};
-    (@database $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            $crate::conformance::policies::$case(&db).await;
-        }
-    )*};
-}
-
 const DOC_1: &str = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}}"#;
 
 fn doc(n: i64) -> String {
@@ -70,19 +23,6 @@ fn doc(n: i64) -> String {
     format!(
         "{{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": {{\"Effect\": \"Allow\", \"Action\": \"iot:Publish\", \"Resource\": \"v{n}\"}}\n}}"
     )
-}
-
-fn new_policy(scope: &Scope, name: &str) -> NewPolicy {
-    NewPolicy {
-        name: name.to_owned(),
-        arn: format!(
-            "arn:aws:iot:{}:{}:policy/{name}",
-            scope.region, scope.account_id
-        ),
-        document: DOC_1.to_owned(),
-        generation_id: unique("gen-"),
-        created_at_ms: 1_000,
-    }
 }
 
 /// What `create_policy` must have stored for `p`.
@@ -112,13 +52,6 @@ fn version(n: i64, set_as_default: bool) -> NewPolicyVersion {
         generation_id: unique("gen-"),
         created_at_ms: 1_000 + n,
     }
-}
-
-async fn create(store: &dyn Store, scope: &Scope, p: &NewPolicy) {
-    store
-        .create_policy(scope, p, &[])
-        .await
-        .unwrap_or_else(|e| panic!("create policy {}: {e:?}", p.name));
 }
 
 async fn add_version(
@@ -161,7 +94,7 @@ fn refused<T: std::fmt::Debug>(outcome: PolicyOutcome<T>, expected: PolicyRefusa
 
 pub async fn policy_crud(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let p = new_policy(&scope, "crud");
+    let p = new_policy(&scope, "crud", DOC_1);
     store
         .create_policy(&scope, &p, &[tag("env", "prod")])
         .await
@@ -225,15 +158,15 @@ pub async fn policy_crud(store: Arc<dyn Store>) {
     );
 
     // The name is free again, and the new policy starts over at version 1.
-    let again = new_policy(&scope, "crud");
-    create(&*store, &scope, &again).await;
+    let again = new_policy(&scope, "crud", DOC_1);
+    create_policy(&*store, &scope, &again).await;
     assert_eq!(version_ids(&*store, &scope, "crud").await, vec![1]);
 }
 
 pub async fn policy_versions_lifecycle(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let p = new_policy(&scope, "versions");
-    create(&*store, &scope, &p).await;
+    let p = new_policy(&scope, "versions", DOC_1);
+    create_policy(&*store, &scope, &p).await;
 
     // Not the default: the policy's default and generation stay.
     let v2 = version(2, false);
@@ -401,12 +334,12 @@ pub async fn policy_versions_lifecycle(store: Arc<dyn Store>) {
 
 pub async fn policy_duplicate_name_writes_nothing(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let original = new_policy(&scope, "dup");
+    let original = new_policy(&scope, "dup", DOC_1);
     store
         .create_policy(&scope, &original, &[tag("owner", "first")])
         .await
         .expect("create");
-    let mut duplicate = new_policy(&scope, "dup");
+    let mut duplicate = new_policy(&scope, "dup", DOC_1);
     duplicate.document = doc(9);
     assert_already_exists(
         store
@@ -431,8 +364,8 @@ pub async fn policy_duplicate_name_writes_nothing(store: Arc<dyn Store>) {
 
 pub async fn policy_version_limit_and_ids_never_reused(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let p = new_policy(&scope, "limit");
-    create(&*store, &scope, &p).await;
+    let p = new_policy(&scope, "limit", DOC_1);
+    create_policy(&*store, &scope, &p).await;
     for n in 2..=5 {
         let (_, made) = add_version(&*store, &scope, "limit", &version(n, false))
             .await
@@ -502,7 +435,7 @@ pub async fn policy_version_limit_and_ids_never_reused(store: Arc<dyn Store>) {
 
 pub async fn policy_refusals_write_nothing(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let p = new_policy(&scope, "kept");
+    let p = new_policy(&scope, "kept", DOC_1);
     store
         .create_policy(&scope, &p, &[tag("k", "v")])
         .await
@@ -561,7 +494,7 @@ pub async fn policy_refusals_write_nothing(store: Arc<dyn Store>) {
 /// inserted; SQLite stores them. Either way the outcome is all or nothing.
 pub async fn creates_are_all_or_nothing(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let p = new_policy(&scope, "atomic");
+    let p = new_policy(&scope, "atomic", DOC_1);
     let tags = [tag("ok", "fine"), tag("nul", "a\0b")];
     match store.create_policy(&scope, &p, &tags).await {
         Ok(()) => {
@@ -572,7 +505,7 @@ pub async fn creates_are_all_or_nothing(store: Arc<dyn Store>) {
             assert_eq!(store.get_policy(&scope, "atomic").await.unwrap(), None);
             assert!(all_tags(&*store, &scope, &p.arn).await.is_empty());
             // Nothing half-written holds the name or version 1.
-            create(&*store, &scope, &p).await;
+            create_policy(&*store, &scope, &p).await;
             assert_eq!(version_ids(&*store, &scope, "atomic").await, vec![1]);
         }
     }
@@ -621,10 +554,10 @@ const SORTED: [&str; 6] = ["Beta", "alpha", "delta", "gamma-2", "gamma_1", "zeta
 pub async fn policy_list_paging_both_directions(store: Arc<dyn Store>) {
     let scope = fresh_scope();
     for name in NAMES {
-        create(&*store, &scope, &new_policy(&scope, name)).await;
+        create_policy(&*store, &scope, &new_policy(&scope, name, DOC_1)).await;
     }
     let other = fresh_scope();
-    create(&*store, &other, &new_policy(&other, "beta")).await;
+    create_policy(&*store, &other, &new_policy(&other, "beta", DOC_1)).await;
 
     let mut reversed = SORTED;
     reversed.reverse();
@@ -695,8 +628,8 @@ pub async fn policy_account_and_region_isolation(store: Arc<dyn Store>) {
         ),
         (scope(&account, "eu-west-1"), scope(&account, "us-west-2")),
     ] {
-        let in_a = new_policy(&a, "shared");
-        let in_b = new_policy(&b, "shared");
+        let in_a = new_policy(&a, "shared", DOC_1);
+        let in_b = new_policy(&b, "shared", DOC_1);
         store
             .create_policy(&a, &in_a, &[tag("owner", "a")])
             .await
@@ -750,7 +683,7 @@ pub async fn policy_account_and_region_isolation(store: Arc<dyn Store>) {
 /// holds and every id is issued once.
 async fn race_versions(handles: &[Arc<dyn Store>]) {
     let scope = fresh_scope();
-    create(&*handles[0], &scope, &new_policy(&scope, "raced")).await;
+    create_policy(&*handles[0], &scope, &new_policy(&scope, "raced", DOC_1)).await;
     let mut racers = JoinSet::new();
     for i in 0..12 {
         let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
@@ -794,10 +727,7 @@ pub async fn concurrent_policy_versions_respect_limit(store: Arc<dyn Store>) {
 }
 
 pub async fn policy_versions_race_across_handles(db: &dyn Database) {
-    let handles = vec![
-        db.open().await.expect("open a"),
-        db.open().await.expect("open b"),
-    ];
+    let handles = open_handles(db, 2).await;
     race_versions(&handles).await;
 }
 
@@ -807,7 +737,7 @@ pub async fn concurrent_create_policy_same_name_exactly_one_wins(store: Arc<dyn 
     for i in 0..8 {
         let (store, scope) = (Arc::clone(&store), scope.clone());
         racers.spawn(async move {
-            let mut p = new_policy(&scope, "contested");
+            let mut p = new_policy(&scope, "contested", DOC_1);
             p.document = doc(i);
             let result = store
                 .create_policy(&scope, &p, &[tag("racer", &i.to_string())])
@@ -830,7 +760,7 @@ pub async fn concurrent_create_policy_same_name_exactly_one_wins(store: Arc<dyn 
         .unwrap()
         .expect("policy");
     assert_eq!(version.expect("default").document, doc(winner));
-    let arn = new_policy(&scope, "contested").arn;
+    let arn = new_policy(&scope, "contested", DOC_1).arn;
     assert_eq!(
         all_tags(&*store, &scope, &arn).await,
         vec![tag("racer", &winner.to_string())]
@@ -841,7 +771,7 @@ pub async fn concurrent_create_policy_same_name_exactly_one_wins(store: Arc<dyn 
 /// its default always exists and never more than five versions.
 pub async fn concurrent_version_writes_keep_policy_consistent(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    create(&*store, &scope, &new_policy(&scope, "busy")).await;
+    create_policy(&*store, &scope, &new_policy(&scope, "busy", DOC_1)).await;
     for n in 2..=4 {
         add_version(&*store, &scope, "busy", &version(n, false))
             .await
@@ -895,7 +825,7 @@ pub async fn policies_visible_across_handles(db: &dyn Database) {
     let a = db.open().await.expect("open a");
     let b = db.open().await.expect("open b");
     let scope = fresh_scope();
-    let p = new_policy(&scope, "shared");
+    let p = new_policy(&scope, "shared", DOC_1);
     a.create_policy(&scope, &p, &[]).await.unwrap();
     let (_, made) = add_version(&*b, &scope, "shared", &version(2, true))
         .await
@@ -1254,10 +1184,10 @@ pub async fn logging_options_isolation(store: Arc<dyn Store>) {
 pub async fn policy_pages_with_default_versions(store: Arc<dyn Store>) {
     let scope = fresh_scope();
     for name in NAMES {
-        create(&*store, &scope, &new_policy(&scope, name)).await;
+        create_policy(&*store, &scope, &new_policy(&scope, name, DOC_1)).await;
     }
     let other = fresh_scope();
-    create(&*store, &other, &new_policy(&other, "beta")).await;
+    create_policy(&*store, &other, &new_policy(&other, "beta", DOC_1)).await;
     // "delta" gets a second version as its default, "gamma-2" one that is not.
     for (name, default) in [("delta", true), ("gamma-2", false)] {
         add_version(&*store, &scope, name, &version(2, default))

@@ -9,17 +9,15 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
+use super::fixtures::{open_handles, ALL, T0};
 use super::{fresh_scope, scope, unique, unique_account, Database};
 use crate::{
     AuditTaskRecord, NewWorkItem, ScheduledAuditRecord, ScheduledAuditRefusal,
     ScheduledAuditUpdate, ScheduledRunOutcome, Scope, Store, Tag,
 };
 
-const T0: i64 = 1_700_000_000_000;
 const DAY: i64 = 24 * 60 * 60 * 1000;
 const LIMIT: usize = 5;
-/// Wide enough for every listing here to fit one page.
-const ALL: usize = 100_000;
 
 fn schedule(scope: &Scope, name: &str, next_run_ms: i64) -> ScheduledAuditRecord {
     ScheduledAuditRecord {
@@ -494,10 +492,7 @@ pub async fn scheduled_audits_isolated_between_accounts(store: Arc<dyn Store>) {
 }
 
 pub async fn scheduled_audit_limit_race_across_handles(db: &dyn Database) {
-    let mut handles = Vec::new();
-    for _ in 0..4 {
-        handles.push(db.open().await.expect("open"));
-    }
+    let handles = open_handles(db, 4).await;
     let scope = fresh_scope();
     let mut racers = JoinSet::new();
     for i in 0..3 * LIMIT {
@@ -536,10 +531,7 @@ pub async fn scheduled_audit_limit_race_across_handles(db: &dyn Database) {
 }
 
 pub async fn scheduled_audit_start_race_across_handles(db: &dyn Database) {
-    let mut handles = Vec::new();
-    for _ in 0..4 {
-        handles.push(db.open().await.expect("open"));
-    }
+    let handles = open_handles(db, 4).await;
     let scope = fresh_scope();
     create(&*handles[0], &scope, &schedule(&scope, "raced", T0), &[]).await;
     // Several rounds: each time every handle tries to start the same occurrence.

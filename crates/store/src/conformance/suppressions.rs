@@ -5,19 +5,15 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use super::{fresh_scope, scope, unique, Database};
+use super::fixtures::{all_pages, open_handles, ALL, T0};
+use super::{fresh_scope, scope, unique, Database, NO_LIMIT};
 use crate::{
     AuditSuppressionFilter, AuditSuppressionRecord, AuditSuppressionUpdate, Scope, Store,
     SuppressionCreated, SuppressionRefusal,
 };
 
-const T0: i64 = 1_700_000_000_000;
 const CHECK_A: &str = "DEVICE_CERTIFICATE_EXPIRING_CHECK";
 const CHECK_B: &str = "LOGGING_DISABLED_CHECK";
-/// Large enough never to be the reason a create fails.
-const NO_LIMIT: usize = 10_000;
-/// Wide enough for every listing here to fit one page.
-const ALL: usize = 100_000;
 
 fn suppression(check: &str, key: &str, expiration_ms: Option<i64>) -> AuditSuppressionRecord {
     AuditSuppressionRecord {
@@ -51,20 +47,16 @@ async fn listed(
     ascending: bool,
     page: usize,
 ) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let rows = store
+    let key = AuditSuppressionRecord::listing_key;
+    let rows = all_pages(page, key, async |after| {
+        store
             .list_audit_suppressions(scope, filter, ascending, after.as_ref(), page)
             .await
-            .expect("list");
-        let done = rows.len() < page;
-        after = rows.last().map(AuditSuppressionRecord::listing_key);
-        out.extend(rows.into_iter().map(|r| (r.check_name, r.resource_key)));
-        if done {
-            return out;
-        }
-    }
+    })
+    .await;
+    rows.into_iter()
+        .map(|r| (r.check_name, r.resource_key))
+        .collect()
 }
 
 fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -402,10 +394,7 @@ pub async fn suppressions_isolated_between_accounts(store: Arc<dyn Store>) {
 /// Racing creates of one key on several handles (nodes): exactly one wins, the others
 /// see the key taken.
 pub async fn suppression_create_race_across_handles(db: &dyn Database) {
-    let handles = [
-        db.open().await.expect("open a"),
-        db.open().await.expect("open b"),
-    ];
+    let handles = open_handles(db, 2).await;
     let scope = fresh_scope();
     let mut racers = JoinSet::new();
     for i in 0..8 {

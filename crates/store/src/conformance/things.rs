@@ -6,118 +6,24 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use super::{all_tags, fresh_scope, scope, tag, unique, unique_account, Database};
-use crate::{
-    AttributeChange, AttributeFilter, Attributes, GroupRef, GroupSelection, Scope, Store,
-    StoreError, StoreResult, ThingFilter, ThingGroupRecord, ThingGroupUpdate, ThingRecord,
-    ThingRefusal, ThingUpdate, ValueMatch,
+use super::fixtures::{
+    attrs, create_group, create_thing, group, group_arn, groups_of, open_handles, strings, thing,
+    two_accounts, two_regions, MAX_DEPTH,
 };
-
-/// Generates a `#[tokio::test]` per things case, like `conformance_tests!`.
-#[macro_export]
-macro_rules! things_conformance_tests {
-    ($fresh:path) => {
-        $crate::things_conformance_tests!(@store $fresh;
-            thing_crud,
-            thing_update_attributes,
-            thing_list_paging_and_filters,
-            thing_group_crud_and_hierarchy,
-            thing_group_update,
-            thing_group_listing,
-            thing_membership_rules,
-            thing_membership_listing,
-            thing_deletes_remove_memberships,
-            things_account_isolation,
-            things_region_isolation,
-            things_refused_writes_change_nothing,
-            things_concurrent_create_same_name,
-            thing_groups_concurrent_create_same_name,
-            thing_membership_concurrent_adds_respect_limit,
-            thing_membership_concurrent_adds_one_per_hierarchy,
-        );
-        $crate::things_conformance_tests!(@database $fresh;
-            thing_membership_limit_across_handles,
-            thing_group_delete_races_child_create,
-            thing_group_delete_races_member_add,
-        );
-    };
-    (@store $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            let store = $crate::conformance::Database::open(&db)
-                .await
-                .expect("open store");
-            $crate::conformance::things::$case(store).await;
-        }
-    )*};
-    (@database $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            $crate::conformance::things::$case(&db).await;
-        }
-    )*};
-}
+use super::{all_tags, assert_already_exists, fresh_scope, tag, Database};
+use crate::{
+    AttributeChange, AttributeFilter, GroupRef, GroupSelection, Scope, Store, ThingFilter,
+    ThingGroupUpdate, ThingRecord, ThingRefusal, ThingUpdate, ValueMatch,
+};
 
 const MAX_ATTRIBUTES: usize = 50;
 const MAX_GROUPS: usize = 10;
-const MAX_DEPTH: usize = 7;
-
-fn attrs(items: &[(&str, &str)]) -> Attributes {
-    items
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn thing(scope: &Scope, name: &str, attributes: &[(&str, &str)]) -> ThingRecord {
-    ThingRecord {
-        name: name.to_owned(),
-        id: unique("id-"),
-        arn: format!(
-            "arn:aws:iot:{}:{}:thing/{name}",
-            scope.region, scope.account_id
-        ),
-        thing_type_name: None,
-        billing_group_name: None,
-        attributes: attrs(attributes),
-        version: 1,
-        created_at_ms: 1_000,
-        updated_at_ms: 1_000,
-    }
-}
-
-fn group(scope: &Scope, name: &str, parent: Option<&str>) -> ThingGroupRecord {
-    ThingGroupRecord {
-        name: name.to_owned(),
-        id: unique("id-"),
-        arn: group_arn(scope, name),
-        parent_name: parent.map(str::to_owned),
-        description: None,
-        attributes: Attributes::new(),
-        version: 1,
-        created_at_ms: 1_000,
-        updated_at_ms: 1_000,
-    }
-}
-
-fn group_arn(scope: &Scope, name: &str) -> String {
-    format!(
-        "arn:aws:iot:{}:{}:thinggroup/{name}",
-        scope.region, scope.account_id
-    )
-}
 
 fn group_ref(scope: &Scope, name: &str) -> GroupRef {
     GroupRef {
         name: name.to_owned(),
         arn: group_arn(scope, name),
     }
-}
-
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
 }
 
 fn update(attributes: Option<AttributeChange>, expected: Option<i64>, at: i64) -> ThingUpdate {
@@ -139,21 +45,6 @@ fn merge(items: &[(&str, Option<&str>)]) -> AttributeChange {
     )
 }
 
-async fn create_thing(store: &dyn Store, scope: &Scope, record: &ThingRecord) {
-    store
-        .create_thing(scope, record)
-        .await
-        .expect("create thing");
-}
-
-async fn create_group(store: &dyn Store, scope: &Scope, name: &str, parent: Option<&str>) {
-    store
-        .create_thing_group(scope, &group(scope, name, parent), &[], MAX_DEPTH)
-        .await
-        .expect("create group")
-        .expect("group accepted");
-}
-
 async fn change(
     store: &dyn Store,
     scope: &Scope,
@@ -165,16 +56,6 @@ async fn change(
         .change_thing_groups(scope, thing, &strings(add), &strings(remove), MAX_GROUPS)
         .await
         .expect("change groups")
-}
-
-async fn groups_of(store: &dyn Store, scope: &Scope, thing: &str) -> Vec<String> {
-    store
-        .list_thing_groups_for_thing(scope, thing, None, 1_000)
-        .await
-        .expect("groups of thing")
-        .into_iter()
-        .map(|g| g.name)
-        .collect()
 }
 
 async fn members(store: &dyn Store, scope: &Scope, group: &str, recursive: bool) -> Vec<String> {
@@ -207,13 +88,6 @@ async fn group_names(
         .into_iter()
         .map(|g| g.name)
         .collect()
-}
-
-fn assert_already_exists<T: std::fmt::Debug>(result: StoreResult<T>) {
-    assert!(
-        matches!(result, Err(StoreError::AlreadyExists)),
-        "expected AlreadyExists, got {result:?}"
-    );
 }
 
 pub async fn thing_crud(store: Arc<dyn Store>) {
@@ -883,23 +757,13 @@ pub async fn thing_deletes_remove_memberships(store: Arc<dyn Store>) {
 }
 
 pub async fn things_account_isolation(store: Arc<dyn Store>) {
-    let region = "eu-west-1";
-    isolation(
-        &*store,
-        &scope(&unique_account(), region),
-        &scope(&unique_account(), region),
-    )
-    .await;
+    let (a, b) = two_accounts();
+    isolation(&*store, &a, &b).await;
 }
 
 pub async fn things_region_isolation(store: Arc<dyn Store>) {
-    let account = unique_account();
-    isolation(
-        &*store,
-        &scope(&account, "us-east-1"),
-        &scope(&account, "us-west-2"),
-    )
-    .await;
+    let (a, b) = two_regions();
+    isolation(&*store, &a, &b).await;
 }
 
 /// Two scopes using the same names never see or touch each other's things and groups.
@@ -1141,10 +1005,7 @@ pub async fn thing_membership_concurrent_adds_respect_limit(store: Arc<dyn Store
 }
 
 pub async fn thing_membership_limit_across_handles(db: &dyn Database) {
-    let handles = [
-        db.open().await.expect("open a"),
-        db.open().await.expect("open b"),
-    ];
+    let handles = open_handles(db, 2).await;
     race_to_group_limit(&handles).await;
 }
 
@@ -1181,10 +1042,7 @@ pub async fn thing_membership_concurrent_adds_one_per_hierarchy(store: Arc<dyn S
 
 /// Deleting a group while another node creates a child under it: never both.
 pub async fn thing_group_delete_races_child_create(db: &dyn Database) {
-    let handles = [
-        db.open().await.expect("open a"),
-        db.open().await.expect("open b"),
-    ];
+    let handles = open_handles(db, 2).await;
     let scope = fresh_scope();
     for round in 0..10 {
         let parent = format!("parent-{round}");
@@ -1219,10 +1077,7 @@ pub async fn thing_group_delete_races_child_create(db: &dyn Database) {
 /// Deleting a group while another node adds a thing to it leaves no membership of a
 /// deleted group behind.
 pub async fn thing_group_delete_races_member_add(db: &dyn Database) {
-    let handles = [
-        db.open().await.expect("open a"),
-        db.open().await.expect("open b"),
-    ];
+    let handles = open_handles(db, 2).await;
     let scope = fresh_scope();
     create_thing(&*handles[0], &scope, &thing(&scope, "t", &[])).await;
     for round in 0..10 {
