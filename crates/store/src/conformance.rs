@@ -14,13 +14,12 @@
 //! on a database shared between cases (as a PostgreSQL test server may be). They panic
 //! on the first violation, like any test.
 
+use std::slice;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use fixtures::{all_pages, count_wins, open_handles, race, sole_winner, two_accounts, two_regions};
 use rand::Rng;
-use tokio::task::JoinSet;
-
-use fixtures::{all_pages, open_handles, two_accounts, two_regions};
 // Supertrait methods are callable on `dyn Store` without importing the traits.
 use crate::{
     Credential, MitigationActionRecord, MitigationActionUpdate, NewWorkItem, Scope, Store,
@@ -826,28 +825,19 @@ pub async fn delete_removes_tags(store: Arc<dyn Store>) {
 
 pub async fn concurrent_create_same_name_exactly_one_wins(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let mut racers = JoinSet::new();
-    for i in 0..8 {
-        let (store, scope) = (Arc::clone(&store), scope.clone());
-        racers.spawn(async move {
+    let outcomes = race(slice::from_ref(&store), 8, |i, store| {
+        let scope = scope.clone();
+        async move {
             let record = action(&scope, "contested", CERT_ACTION);
             let tags = [tag("racer", &i.to_string())];
             let result = store
                 .create_mitigation_action(&scope, &record, &tags, NO_LIMIT)
                 .await;
-            (i, record, result)
-        });
-    }
-    let mut winners = Vec::new();
-    while let Some(joined) = racers.join_next().await {
-        let (i, record, result) = joined.expect("racer panicked");
-        match result {
-            Ok(()) => winners.push((i, record)),
-            other => assert_already_exists(other),
+            ((i, record), result)
         }
-    }
-    assert_eq!(winners.len(), 1, "exactly one create must win");
-    let (i, record) = winners.remove(0);
+    })
+    .await;
+    let (i, record) = sole_winner(outcomes);
     assert_eq!(
         store
             .get_mitigation_action(&scope, "contested")
@@ -984,47 +974,41 @@ pub async fn concurrent_creates_across_handles(db: &dyn Database) {
     race_to_limit(&handles, &fresh_scope()).await;
 
     let scope = fresh_scope();
-    let mut racers = JoinSet::new();
-    for i in 0..8 {
-        let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
-        racers.spawn(async move {
+    let outcomes = race(&handles, 8, |_, store| {
+        let scope = scope.clone();
+        async move {
             let record = action(&scope, "contested", CERT_ACTION);
             store
                 .create_mitigation_action(&scope, &record, &[], NO_LIMIT)
                 .await
-        });
-    }
-    let mut wins = 0;
-    while let Some(joined) = racers.join_next().await {
-        match joined.expect("racer panicked") {
-            Ok(()) => wins += 1,
-            other => assert_already_exists(other),
         }
-    }
-    assert_eq!(wins, 1, "exactly one create must win across handles");
+    })
+    .await;
+    assert_eq!(
+        count_wins(outcomes, assert_already_exists),
+        1,
+        "exactly one create must win across handles"
+    );
 }
 
 /// Ten racers with distinct names, spread over `handles`, against a limit of five.
 async fn race_to_limit(handles: &[Arc<dyn Store>], scope: &Scope) {
     const LIMIT: usize = 5;
-    let mut racers = JoinSet::new();
-    for i in 0..2 * LIMIT {
-        let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
-        racers.spawn(async move {
+    let outcomes = race(handles, 2 * LIMIT, |i, store| {
+        let scope = scope.clone();
+        async move {
             let record = action(&scope, &format!("racer-{i:02}"), CERT_ACTION);
             store
                 .create_mitigation_action(&scope, &record, &[tag("k", "v")], LIMIT)
                 .await
-        });
-    }
-    let mut wins = 0;
-    while let Some(joined) = racers.join_next().await {
-        match joined.expect("racer panicked") {
-            Ok(()) => wins += 1,
-            other => assert_limit(other, LIMIT),
         }
-    }
-    assert_eq!(wins, LIMIT, "exactly the limit's worth of creates must win");
+    })
+    .await;
+    assert_eq!(
+        count_wins(outcomes, |loser| assert_limit(loser, LIMIT)),
+        LIMIT,
+        "exactly the limit's worth of creates must win"
+    );
     let names = all_names(&*handles[0], scope, None).await;
     assert_eq!(names.len(), LIMIT);
     for name in names {
@@ -1270,10 +1254,9 @@ pub async fn work_concurrent_claims_are_disjoint(db: &dyn Database) {
         .collect();
     enqueue_all(&*handles[0], &items).await;
 
-    let mut claimers = JoinSet::new();
-    for w in 0..8 {
-        let (store, queue) = (Arc::clone(&handles[w % handles.len()]), queue.clone());
-        claimers.spawn(async move {
+    let claimed = race(&handles, 8, |w, store| {
+        let queue = queue.clone();
+        async move {
             let mut mine = Vec::new();
             loop {
                 let batch = store
@@ -1285,12 +1268,10 @@ pub async fn work_concurrent_claims_are_disjoint(db: &dyn Database) {
                 }
                 mine.extend(batch.into_iter().map(|i| i.id));
             }
-        });
-    }
-    let mut all = Vec::new();
-    while let Some(joined) = claimers.join_next().await {
-        all.extend(joined.expect("claimer panicked"));
-    }
+        }
+    })
+    .await;
+    let mut all = claimed.concat();
     all.sort();
     let mut expected: Vec<String> = items.into_iter().map(|i| i.id).collect();
     expected.sort();
@@ -1300,14 +1281,11 @@ pub async fn work_concurrent_claims_are_disjoint(db: &dyn Database) {
 pub async fn once_marker_race_across_handles(db: &dyn Database) {
     let handles = open_handles(db, 2).await;
     let key = unique("schedule/weekly/");
-    let mut racers = JoinSet::new();
-    for i in 0..8 {
-        let (store, key) = (Arc::clone(&handles[i % handles.len()]), key.clone());
-        racers.spawn(async move { store.mark_once(&key, i as i64).await.expect("mark") });
-    }
-    let mut wins = 0;
-    while let Some(joined) = racers.join_next().await {
-        wins += usize::from(joined.expect("racer panicked"));
-    }
+    let marked = race(&handles, 8, |i, store| {
+        let key = key.clone();
+        async move { store.mark_once(&key, i as i64).await.expect("mark") }
+    })
+    .await;
+    let wins = marked.into_iter().filter(|&won| won).count();
     assert_eq!(wins, 1, "exactly one racer marks the key");
 }

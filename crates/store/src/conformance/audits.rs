@@ -7,10 +7,8 @@
 
 use std::sync::Arc;
 
-use tokio::task::JoinSet;
-
 use super::fixtures::{
-    all_pages, open_handles, ALL, CANCELED, CHECK_A, CHECK_B, CHECK_C, COMPLETED, FAILED,
+    all_pages, open_handles, race, ALL, CANCELED, CHECK_A, CHECK_B, CHECK_C, COMPLETED, FAILED,
     IN_PROGRESS, T0,
 };
 use super::{assert_already_exists, fresh_scope, scope, unique, unique_account, Database};
@@ -84,6 +82,21 @@ async fn create(store: &dyn Store, scope: &Scope, task: &AuditTaskRecord) -> New
         .expect("create task")
         .expect("no limit, no refusal");
     work
+}
+
+/// Creates `task` with a fresh work item under `limit`: the outcome, the task and the item.
+async fn create_limited(
+    store: &dyn Store,
+    scope: &Scope,
+    task: AuditTaskRecord,
+    limit: Option<usize>,
+) -> (Result<(), AuditTaskRefusal>, AuditTaskRecord, NewWorkItem) {
+    let work = work_for(&task.task_id);
+    let outcome = store
+        .create_audit_task(scope, &task, &work, limit)
+        .await
+        .expect("create");
+    (outcome, task, work)
 }
 
 fn all_tasks_filter() -> AuditTaskFilter {
@@ -435,17 +448,9 @@ pub async fn audit_task_duplicate_ids_write_nothing(store: Arc<dyn Store>) {
 
 pub async fn audit_task_in_progress_limit(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let limit = Some(2);
     let attempt = |task: AuditTaskRecord, scope: Scope| {
         let store = Arc::clone(&store);
-        async move {
-            let work = work_for(&task.task_id);
-            let outcome = store
-                .create_audit_task(&scope, &task, &work, limit)
-                .await
-                .expect("create");
-            (outcome, task, work)
-        }
+        async move { create_limited(&*store, &scope, task, Some(2)).await }
     };
     let (a, b) = (
         task(&unique("a-"), ON_DEMAND, IN_PROGRESS, T0),
@@ -1082,35 +1087,19 @@ pub async fn audit_task_limit_race_across_handles(db: &dyn Database) {
     const LIMIT: usize = 10;
     let handles = open_handles(db, 4).await;
     let scope = fresh_scope();
-    let mut racers = JoinSet::new();
-    for i in 0..2 * LIMIT {
-        let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
-        racers.spawn(async move {
-            let t = task(&format!("race-{i:02}"), ON_DEMAND, IN_PROGRESS, T0);
-            let work = work_for(&t.task_id);
-            let outcome = store
-                .create_audit_task(&scope, &t, &work, Some(LIMIT))
-                .await
-                .expect("create");
-            (outcome, t, work)
-        });
-    }
-    // Scheduled tasks racing alongside count against their own limit only.
-    for i in 0..3 {
-        let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
-        racers.spawn(async move {
-            let t = task(&format!("sched-{i:02}"), SCHEDULED, IN_PROGRESS, T0);
-            let work = work_for(&t.task_id);
-            let outcome = store
-                .create_audit_task(&scope, &t, &work, Some(LIMIT))
-                .await
-                .expect("create");
-            (outcome, t, work)
-        });
-    }
+    // The last three racers start scheduled tasks, which count against their own limit
+    // only.
+    let outcomes = race(&handles, 2 * LIMIT + 3, |i, store| {
+        let scope = scope.clone();
+        let t = match i.checked_sub(2 * LIMIT) {
+            None => task(&format!("race-{i:02}"), ON_DEMAND, IN_PROGRESS, T0),
+            Some(i) => task(&format!("sched-{i:02}"), SCHEDULED, IN_PROGRESS, T0),
+        };
+        async move { create_limited(&*store, &scope, t, Some(LIMIT)).await }
+    })
+    .await;
     let (mut won, mut refused) = (Vec::new(), Vec::new());
-    while let Some(joined) = racers.join_next().await {
-        let (outcome, t, work) = joined.expect("racer panicked");
+    for (outcome, t, work) in outcomes {
         match outcome {
             Ok(()) => won.push((t, work)),
             Err(AuditTaskRefusal::TooManyInProgress) => refused.push((t, work)),

@@ -1,14 +1,14 @@
 //! Conformance cases for certificates, principals and policy attachments; instantiated by
 //! [`certificates_conformance_tests!`](crate::certificates_conformance_tests).
 
+use std::slice;
 use std::sync::Arc;
 
 use futures_util::TryStreamExt;
-use tokio::task::JoinSet;
 
 use super::fixtures::{
     add_thing, ca_record as ca, cert_record, create_group, create_policy, facts, group_arn, hex_id,
-    new_policy, open_handles, register,
+    new_policy, open_handles, race, register,
 };
 use super::{all_tags, assert_already_exists, fresh_scope, scope, tag, unique, Database, NO_LIMIT};
 use crate::{
@@ -976,25 +976,36 @@ pub async fn policy_attachment_rules(store: Arc<dyn Store>) {
     );
 }
 
+/// Registers `records` (versions of one certificate) at once, record `i` on
+/// `handles[i % handles.len()]`: exactly one registration wins.
+async fn race_registrations(handles: &[Arc<dyn Store>], s: &Scope, records: &[CertificateRecord]) {
+    let outcomes = race(handles, records.len(), |i, store| {
+        let (s, record) = (s.clone(), records[i].clone());
+        async move { store.register_certificate(&s, &record).await }
+    })
+    .await;
+    let mut won = 0;
+    for outcome in outcomes {
+        match outcome {
+            Ok(Ok(())) => won += 1,
+            Err(StoreError::AlreadyExists) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+}
+
 pub async fn concurrent_registrations_of_one_certificate_exactly_one_wins(store: Arc<dyn Store>) {
     let s = fresh_scope();
     for _ in 0..3 {
         let id = hex_id();
-        let mut set = JoinSet::new();
-        for i in 0..6 {
-            let (store, s, mut record) = (store.clone(), s.clone(), cert(&s, &id, 1, None));
-            record.generation_id = format!("gen-{i}");
-            set.spawn(async move { store.register_certificate(&s, &record).await });
-        }
-        let mut won = 0;
-        while let Some(result) = set.join_next().await {
-            match result.expect("task") {
-                Ok(Ok(())) => won += 1,
-                Err(StoreError::AlreadyExists) => {}
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        assert_eq!(won, 1);
+        let records: Vec<CertificateRecord> = (0..6)
+            .map(|i| CertificateRecord {
+                generation_id: format!("gen-{i}"),
+                ..cert(&s, &id, 1, None)
+            })
+            .collect();
+        race_registrations(slice::from_ref(&store), &s, &records).await;
     }
     assert_eq!(ids(&*store, &s, None).await.len(), 3);
 }
@@ -1126,27 +1137,23 @@ pub async fn concurrent_attach_policy_and_delete_policy_stay_consistent(store: A
 
 pub async fn concurrent_issuing_ca_creation_agrees(store: Arc<dyn Store>) {
     let s = fresh_scope();
-    let mut set = JoinSet::new();
-    for i in 0..6 {
-        let (store, s) = (store.clone(), s.clone());
-        set.spawn(async move {
+    let seen = race(slice::from_ref(&store), 6, |i, store| {
+        let s = s.clone();
+        async move {
             let candidate = IssuingCaRecord {
                 id: format!("ca-{i}"),
                 certificate_pem: format!("pem-{i}"),
                 private_key_pem: format!("key-{i}"),
-                created_at_ms: i,
+                created_at_ms: i as i64,
             };
             let code = store
                 .registration_code(&s, &format!("code-{i}"))
                 .await
                 .unwrap();
             (store.put_issuing_ca(&s, &candidate).await.unwrap(), code)
-        });
-    }
-    let mut seen = Vec::new();
-    while let Some(result) = set.join_next().await {
-        seen.push(result.expect("task"));
-    }
+        }
+    })
+    .await;
     assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
     assert_eq!(
         store.get_issuing_ca(&s).await.unwrap(),
@@ -1160,32 +1167,20 @@ pub async fn certificate_registration_races_across_handles(db: &dyn Database) {
     let subject = unique("racing-").into_bytes();
     for _ in 0..3 {
         let id = hex_id();
-        let mut set = JoinSet::new();
-        for (i, store) in handles.iter().enumerate() {
-            let (store, s, record) = (store.clone(), s.clone(), cert(&s, &id, i as i64, None));
-            set.spawn(async move { store.register_certificate(&s, &record).await });
-        }
-        let mut won = 0;
-        while let Some(result) = set.join_next().await {
-            match result.expect("task") {
-                Ok(Ok(())) => won += 1,
-                Err(StoreError::AlreadyExists) => {}
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        assert_eq!(won, 1);
+        let records: Vec<CertificateRecord> = (0..handles.len())
+            .map(|i| cert(&s, &id, i as i64, None))
+            .collect();
+        race_registrations(&handles, &s, &records).await;
     }
     // The per-subject CA limit holds across handles.
-    let mut set = JoinSet::new();
-    for i in 0..6 {
-        let store = handles[i % 2].clone();
-        let record = ca(&s, &hex_id(), &subject, i as i64);
-        let s = s.clone();
-        set.spawn(async move { store.register_ca_certificate(&s, &record, &[], 3).await });
-    }
+    let outcomes = race(&handles, 6, |i, store| {
+        let (s, record) = (s.clone(), ca(&s, &hex_id(), &subject, i as i64));
+        async move { store.register_ca_certificate(&s, &record, &[], 3).await }
+    })
+    .await;
     let mut registered = 0;
-    while let Some(result) = set.join_next().await {
-        match result.expect("task").expect("no failure") {
+    for outcome in outcomes {
+        match outcome.expect("no failure") {
             Ok(()) => registered += 1,
             Err(CertificateRefusal::TooManyWithSubject { limit: 3 }) => {}
             other => panic!("unexpected {other:?}"),

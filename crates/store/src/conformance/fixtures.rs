@@ -5,9 +5,12 @@
 //! Field values here are only ever compared with what a store returns, so one set serves
 //! every case; a case that needs another value overrides that field.
 
+use std::future::Future;
 use std::sync::Arc;
 
-use super::{scope, unique, unique_account, Database};
+use tokio::task::JoinSet;
+
+use super::{assert_already_exists, scope, unique, unique_account, Database};
 use crate::{
     Attributes, CaCertificateRecord, CertificateFacts, CertificateRecord, NewPolicy,
     RegistrationConfigRecord, Scope, Store, StoreResult, ThingGroupRecord, ThingRecord,
@@ -233,6 +236,58 @@ pub(super) async fn open_handles(db: &dyn Database, n: usize) -> Vec<Arc<dyn Sto
         handles.push(db.open().await.expect("open"));
     }
     handles
+}
+
+/// Runs `n` racers at once, racer `i` (built by `racer`) on `handles[i % handles.len()]`;
+/// returns what they returned, in the order they finished.
+pub(super) async fn race<T, F>(
+    handles: &[Arc<dyn Store>],
+    n: usize,
+    racer: impl Fn(usize, Arc<dyn Store>) -> F,
+) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    let mut racers = JoinSet::new();
+    for i in 0..n {
+        racers.spawn(racer(i, Arc::clone(&handles[i % handles.len()])));
+    }
+    let mut finished = Vec::with_capacity(n);
+    while let Some(joined) = racers.join_next().await {
+        finished.push(joined.expect("racer panicked"));
+    }
+    finished
+}
+
+/// How many of `outcomes` succeeded; `check_loser` vets each of the others.
+pub(super) fn count_wins<T, E>(
+    outcomes: Vec<Result<T, E>>,
+    check_loser: impl Fn(Result<T, E>),
+) -> usize {
+    let mut wins = 0;
+    for outcome in outcomes {
+        if outcome.is_ok() {
+            wins += 1;
+        } else {
+            check_loser(outcome);
+        }
+    }
+    wins
+}
+
+/// The value of the one racer whose create won; every other must have found the name
+/// taken.
+pub(super) fn sole_winner<T>(outcomes: Vec<(T, StoreResult<()>)>) -> T {
+    let mut winners = Vec::new();
+    for (value, outcome) in outcomes {
+        match outcome {
+            Ok(()) => winners.push(value),
+            other => assert_already_exists(other),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one create must win");
+    winners.remove(0)
 }
 
 /// Two scopes of different accounts in one region.

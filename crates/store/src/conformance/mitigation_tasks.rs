@@ -7,13 +7,12 @@
 //! own, so claims in one case never see another case's items.
 
 use std::collections::BTreeSet;
+use std::slice;
 use std::sync::Arc;
-
-use tokio::task::JoinSet;
 
 use super::fixtures::{
     add_thing, ca_record, cert_record, create_group, create_policy, groups_of, hex_id, new_policy,
-    open_handles, register, strings, CANCELED, CHECK_A, CHECK_B, CHECK_C, COMPLETED, FAILED,
+    open_handles, race, register, strings, CANCELED, CHECK_A, CHECK_B, CHECK_C, COMPLETED, FAILED,
     IN_PROGRESS, T0,
 };
 use super::{fresh_scope, scope, unique, unique_account, Database};
@@ -488,14 +487,9 @@ pub async fn mitigation_task_in_progress_limit(store: Arc<dyn Store>) {
 async fn race_to_the_limit(handles: &[Arc<dyn Store>]) {
     let scope = fresh_scope();
     let queue = unique("mq-");
-    let mut racers = JoinSet::new();
-    for i in 0..2 * LIMIT {
-        let (store, scope, queue) = (
-            Arc::clone(&handles[i % handles.len()]),
-            scope.clone(),
-            queue.clone(),
-        );
-        racers.spawn(async move {
+    let outcomes = race(handles, 2 * LIMIT, |i, store| {
+        let (scope, queue) = (scope.clone(), queue.clone());
+        async move {
             let t = task(&format!("race-{i:02}"), Some("a"), &[], T0);
             let items = chunks(&queue, &t.task_id, 2);
             let outcome = store
@@ -503,11 +497,11 @@ async fn race_to_the_limit(handles: &[Arc<dyn Store>]) {
                 .await
                 .expect("create");
             (t, items, outcome)
-        });
-    }
+        }
+    })
+    .await;
     let (mut won, mut refused) = (Vec::new(), Vec::new());
-    while let Some(joined) = racers.join_next().await {
-        let (t, items, outcome) = joined.expect("racer panicked");
+    for (t, items, outcome) in outcomes {
         match outcome {
             MitigationTaskCreated::Created => won.push((t, items)),
             MitigationTaskCreated::TooManyInProgress => refused.push((t, items)),
@@ -530,14 +524,9 @@ async fn race_to_the_limit(handles: &[Arc<dyn Store>]) {
 
     // The same new id at once, with different tokens: one creates, the others see it.
     let scope = fresh_scope();
-    let mut racers = JoinSet::new();
-    for i in 0..4 {
-        let (store, scope, queue) = (
-            Arc::clone(&handles[i % handles.len()]),
-            scope.clone(),
-            queue.clone(),
-        );
-        racers.spawn(async move {
+    let outcomes = race(handles, 4, |i, store| {
+        let (scope, queue) = (scope.clone(), queue.clone());
+        async move {
             let mut t = task("same", None, &["f"], T0);
             t.client_request_token = format!("token-{i}");
             let outcome = store
@@ -545,12 +534,13 @@ async fn race_to_the_limit(handles: &[Arc<dyn Store>]) {
                 .await
                 .expect("create");
             (t, outcome)
-        });
-    }
+        }
+    })
+    .await;
     let mut winners = Vec::new();
     let mut seen = Vec::new();
-    while let Some(joined) = racers.join_next().await {
-        match joined.expect("racer panicked") {
+    for outcome in outcomes {
+        match outcome {
             (t, MitigationTaskCreated::Created) => winners.push(t),
             (_, MitigationTaskCreated::Exists(stored)) => seen.push(stored),
             (_, other) => panic!("unexpected {other:?}"),
@@ -1071,16 +1061,11 @@ async fn certificates(
     n: usize,
     status: &str,
 ) -> Vec<String> {
-    let mut set = JoinSet::new();
-    for _ in 0..n {
-        let (store, scope, status) = (Arc::clone(store), scope.clone(), status.to_owned());
-        set.spawn(async move { certificate(&*store, &scope, &status).await.id });
-    }
-    let mut ids = Vec::with_capacity(n);
-    while let Some(id) = set.join_next().await {
-        ids.push(id.expect("registration task"));
-    }
-    ids
+    race(slice::from_ref(store), n, |_, store| {
+        let (scope, status) = (scope.clone(), status.to_owned());
+        async move { certificate(&*store, &scope, &status).await.id }
+    })
+    .await
 }
 
 async fn status_of(store: &dyn Store, scope: &Scope, id: &str) -> String {
@@ -1859,16 +1844,14 @@ pub async fn mitigation_concurrent_stages_across_handles(db: &dyn Database) {
     let certs = Arc::new(certs);
     let fails = |n: usize| n % 7 == 3;
 
-    let mut workers = JoinSet::new();
-    for w in 0..4 {
-        let store = Arc::clone(&handles[w % 2]);
+    race(&handles, 4, |w, store| {
         let (scope, queue, task_id, certs) = (
             scope.clone(),
             queue.clone(),
             t.task_id.clone(),
             Arc::clone(&certs),
         );
-        workers.spawn(async move {
+        async move {
             let worker = format!("worker-{w}");
             loop {
                 let claimed = store
@@ -1947,11 +1930,9 @@ pub async fn mitigation_concurrent_stages_across_handles(db: &dyn Database) {
                     .await
                     .expect("release"));
             }
-        });
-    }
-    while let Some(joined) = workers.join_next().await {
-        joined.expect("worker panicked");
-    }
+        }
+    })
+    .await;
 
     let failed = i64::try_from(
         (0..CHUNKS * PER_CHUNK)

@@ -3,11 +3,10 @@
 //! next to `conformance_tests!`.
 
 use std::collections::BTreeSet;
+use std::slice;
 use std::sync::Arc;
 
-use tokio::task::JoinSet;
-
-use super::fixtures::{create_policy, new_policy, open_handles};
+use super::fixtures::{count_wins, create_policy, new_policy, open_handles, race, sole_winner};
 use super::{all_tags, assert_already_exists, fresh_scope, scope, tag, unique, unique_account};
 use super::{Database, NO_LIMIT};
 use crate::{
@@ -684,19 +683,19 @@ pub async fn policy_account_and_region_isolation(store: Arc<dyn Store>) {
 async fn race_versions(handles: &[Arc<dyn Store>]) {
     let scope = fresh_scope();
     create_policy(&*handles[0], &scope, &new_policy(&scope, "raced", DOC_1)).await;
-    let mut racers = JoinSet::new();
-    for i in 0..12 {
-        let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
-        racers.spawn(async move {
+    let outcomes = race(handles, 12, |i, store| {
+        let scope = scope.clone();
+        async move {
             store
                 .create_policy_version(&scope, "raced", &version(i as i64, i % 2 == 0), 5)
                 .await
-        });
-    }
+        }
+    })
+    .await;
     let mut ids = BTreeSet::new();
     let mut refusals = 0;
-    while let Some(joined) = racers.join_next().await {
-        match joined.expect("racer panicked").expect("store call") {
+    for outcome in outcomes {
+        match outcome.expect("store call") {
             Ok((_, made)) => assert!(
                 ids.insert(made.version_id),
                 "id {} issued twice",
@@ -733,27 +732,19 @@ pub async fn policy_versions_race_across_handles(db: &dyn Database) {
 
 pub async fn concurrent_create_policy_same_name_exactly_one_wins(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let mut racers = JoinSet::new();
-    for i in 0..8 {
-        let (store, scope) = (Arc::clone(&store), scope.clone());
-        racers.spawn(async move {
+    let outcomes = race(slice::from_ref(&store), 8, |i, store| {
+        let scope = scope.clone();
+        async move {
             let mut p = new_policy(&scope, "contested", DOC_1);
-            p.document = doc(i);
+            p.document = doc(i as i64);
             let result = store
                 .create_policy(&scope, &p, &[tag("racer", &i.to_string())])
                 .await;
-            (i, result)
-        });
-    }
-    let mut winners = Vec::new();
-    while let Some(joined) = racers.join_next().await {
-        match joined.expect("racer panicked") {
-            (i, Ok(())) => winners.push(i),
-            (_, other) => assert_already_exists(other),
+            (i as i64, result)
         }
-    }
-    assert_eq!(winners.len(), 1, "exactly one create must win");
-    let winner = winners[0];
+    })
+    .await;
+    let winner = sole_winner(outcomes);
     let (_, version) = store
         .get_policy_version(&scope, "contested", None)
         .await
@@ -777,10 +768,9 @@ pub async fn concurrent_version_writes_keep_policy_consistent(store: Arc<dyn Sto
             .await
             .unwrap();
     }
-    let mut racers = JoinSet::new();
-    for i in 0..24i64 {
-        let (store, scope) = (Arc::clone(&store), scope.clone());
-        racers.spawn(async move {
+    let outcomes = race(slice::from_ref(&store), 24, |i, store| {
+        let (scope, i) = (scope.clone(), i as i64);
+        async move {
             let target = 1 + i % 6;
             match i % 3 {
                 0 => store
@@ -793,10 +783,11 @@ pub async fn concurrent_version_writes_keep_policy_consistent(store: Arc<dyn Sto
                     .await
                     .map(|o| o.map(drop)),
             }
-        });
-    }
-    while let Some(joined) = racers.join_next().await {
-        match joined.expect("racer panicked").expect("store call") {
+        }
+    })
+    .await;
+    for outcome in outcomes {
+        match outcome.expect("store call") {
             Ok(())
             | Err(PolicyRefusal::NoSuchVersion)
             | Err(PolicyRefusal::DefaultVersion)
@@ -947,27 +938,17 @@ pub async fn role_alias_duplicate_writes_nothing(store: Arc<dyn Store>) {
         vec![tag("owner", "first")]
     );
 
-    let mut racers = JoinSet::new();
-    for i in 0..8 {
-        let (store, scope) = (Arc::clone(&store), scope.clone());
-        racers.spawn(async move {
+    let outcomes = race(slice::from_ref(&store), 8, |i, store| {
+        let scope = scope.clone();
+        async move {
+            let alias = role_alias(&scope, "raced");
             store
-                .create_role_alias(
-                    &scope,
-                    &role_alias(&scope, "raced"),
-                    &[tag("i", &i.to_string())],
-                )
+                .create_role_alias(&scope, &alias, &[tag("i", &i.to_string())])
                 .await
-        });
-    }
-    let mut wins = 0;
-    while let Some(joined) = racers.join_next().await {
-        match joined.expect("racer panicked") {
-            Ok(()) => wins += 1,
-            other => assert_already_exists(other),
         }
-    }
-    assert_eq!(wins, 1);
+    })
+    .await;
+    assert_eq!(count_wins(outcomes, assert_already_exists), 1);
     assert_eq!(
         all_tags(&*store, &scope, &role_alias(&scope, "raced").arn)
             .await
@@ -1157,18 +1138,18 @@ pub async fn logging_options_isolation(store: Arc<dyn Store>) {
         Some(v2_options(Some("INFO"), false))
     );
     // Concurrent writers to one account's options: the row stays single and whole.
-    let mut writers = JoinSet::new();
-    for i in 0..8 {
-        let (store, a) = (Arc::clone(&store), a.clone());
-        writers.spawn(async move {
+    let written = race(slice::from_ref(&store), 8, |i, store| {
+        let a = a.clone();
+        async move {
             let level = if i % 2 == 0 { "ERROR" } else { "WARN" };
             store
                 .put_v2_logging_options(&a, &v2_options(Some(level), i % 3 == 0))
                 .await
-        });
-    }
-    while let Some(joined) = writers.join_next().await {
-        joined.expect("writer panicked").expect("put");
+        }
+    })
+    .await;
+    for put in written {
+        put.expect("put");
     }
     let last = store
         .get_v2_logging_options(&a)

@@ -7,9 +7,7 @@
 
 use std::sync::Arc;
 
-use tokio::task::JoinSet;
-
-use super::fixtures::{open_handles, ALL, T0};
+use super::fixtures::{open_handles, race, ALL, T0};
 use super::{fresh_scope, scope, unique, unique_account, Database};
 use crate::{
     AuditTaskRecord, NewWorkItem, ScheduledAuditRecord, ScheduledAuditRefusal,
@@ -494,10 +492,9 @@ pub async fn scheduled_audits_isolated_between_accounts(store: Arc<dyn Store>) {
 pub async fn scheduled_audit_limit_race_across_handles(db: &dyn Database) {
     let handles = open_handles(db, 4).await;
     let scope = fresh_scope();
-    let mut racers = JoinSet::new();
-    for i in 0..3 * LIMIT {
-        let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
-        racers.spawn(async move {
+    let outcomes = race(&handles, 3 * LIMIT, |i, store| {
+        let scope = scope.clone();
+        async move {
             // Every third racer repeats a name, so uniqueness races too.
             let name = format!("race-{:02}", i % (2 * LIMIT));
             let record = schedule(&scope, &name, T0);
@@ -505,14 +502,10 @@ pub async fn scheduled_audit_limit_race_across_handles(db: &dyn Database) {
                 .create_scheduled_audit(&scope, &record, &tags(&[("n", &name)]), LIMIT)
                 .await
                 .expect("create")
-        });
-    }
-    let mut won = 0;
-    while let Some(joined) = racers.join_next().await {
-        if joined.expect("racer panicked").is_ok() {
-            won += 1;
         }
-    }
+    })
+    .await;
+    let won = outcomes.iter().filter(|o| o.is_ok()).count();
     assert_eq!(won, LIMIT, "exactly the limit's worth");
     let listed = handles[0]
         .list_scheduled_audits(&scope, None, ALL)
@@ -537,10 +530,9 @@ pub async fn scheduled_audit_start_race_across_handles(db: &dyn Database) {
     // Several rounds: each time every handle tries to start the same occurrence.
     for round in 0..5 {
         let occurrence = T0 + round * DAY;
-        let mut racers = JoinSet::new();
-        for (i, store) in handles.iter().enumerate() {
-            let (store, scope) = (Arc::clone(store), scope.clone());
-            racers.spawn(async move {
+        let outcomes = race(&handles, handles.len(), |_, store| {
+            let scope = scope.clone();
+            async move {
                 let (task, work) = run("raced", occurrence);
                 let outcome = store
                     .advance_scheduled_audit(
@@ -552,12 +544,12 @@ pub async fn scheduled_audit_start_race_across_handles(db: &dyn Database) {
                     )
                     .await
                     .expect("advance");
-                (i, outcome, task, work)
-            });
-        }
+                (outcome, task, work)
+            }
+        })
+        .await;
         let mut started = Vec::new();
-        while let Some(joined) = racers.join_next().await {
-            let (_, outcome, task, work) = joined.expect("racer panicked");
+        for (outcome, task, work) in outcomes {
             match outcome {
                 ScheduledRunOutcome::Started => started.push((task, work)),
                 ScheduledRunOutcome::Superseded => {

@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use tokio::task::JoinSet;
-
-use super::fixtures::{all_pages, open_handles, ALL, T0};
+use super::fixtures::{all_pages, open_handles, race, ALL, T0};
 use super::{fresh_scope, scope, unique, Database, NO_LIMIT};
 use crate::{
     AuditSuppressionFilter, AuditSuppressionRecord, AuditSuppressionUpdate, Scope, Store,
@@ -396,20 +394,20 @@ pub async fn suppressions_isolated_between_accounts(store: Arc<dyn Store>) {
 pub async fn suppression_create_race_across_handles(db: &dyn Database) {
     let handles = open_handles(db, 2).await;
     let scope = fresh_scope();
-    let mut racers = JoinSet::new();
-    for i in 0..8 {
-        let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
-        racers.spawn(async move {
+    let outcomes = race(&handles, 8, |_, store| {
+        let scope = scope.clone();
+        async move {
             let record = suppression(CHECK_A, "contested", None);
             store
                 .create_audit_suppression(&scope, &record, NO_LIMIT)
                 .await
                 .expect("create")
-        });
-    }
+        }
+    })
+    .await;
     let mut wins = 0;
-    while let Some(joined) = racers.join_next().await {
-        match joined.expect("racer panicked") {
+    for outcome in outcomes {
+        match outcome {
             Ok(SuppressionCreated::Created) => wins += 1,
             other => assert_eq!(other, Err(SuppressionRefusal::KeyExists)),
         }

@@ -2,13 +2,12 @@
 //! [`things_conformance_tests!`](crate::things_conformance_tests) next to `conformance_tests!`.
 
 use std::collections::BTreeMap;
+use std::slice;
 use std::sync::Arc;
 
-use tokio::task::JoinSet;
-
 use super::fixtures::{
-    attrs, create_group, create_thing, group, group_arn, groups_of, open_handles, strings, thing,
-    two_accounts, two_regions, MAX_DEPTH,
+    attrs, count_wins, create_group, create_thing, group, group_arn, groups_of, open_handles, race,
+    sole_winner, strings, thing, two_accounts, two_regions, MAX_DEPTH,
 };
 use super::{all_tags, assert_already_exists, fresh_scope, tag, Database};
 use crate::{
@@ -896,28 +895,19 @@ pub async fn things_refused_writes_change_nothing(store: Arc<dyn Store>) {
 
 pub async fn things_concurrent_create_same_name(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let mut racers = JoinSet::new();
-    for i in 0..8 {
-        let (store, scope) = (Arc::clone(&store), scope.clone());
-        racers.spawn(async move {
+    let outcomes = race(slice::from_ref(&store), 8, |i, store| {
+        let scope = scope.clone();
+        async move {
             let value = i.to_string();
             let record = thing(&scope, "contested", &[("racer", value.as_str())]);
             let result = store.create_thing(&scope, &record).await;
             (record, result)
-        });
-    }
-    let mut winners = Vec::new();
-    while let Some(joined) = racers.join_next().await {
-        let (record, result) = joined.expect("racer panicked");
-        match result {
-            Ok(()) => winners.push(record),
-            other => assert_already_exists(other),
         }
-    }
-    assert_eq!(winners.len(), 1, "exactly one create must win");
+    })
+    .await;
     assert_eq!(
         store.get_thing(&scope, "contested").await.unwrap(),
-        Some(winners.remove(0)),
+        Some(sole_winner(outcomes)),
         "the winner's attributes only"
     );
 }
@@ -925,29 +915,22 @@ pub async fn things_concurrent_create_same_name(store: Arc<dyn Store>) {
 pub async fn thing_groups_concurrent_create_same_name(store: Arc<dyn Store>) {
     let scope = fresh_scope();
     create_group(&*store, &scope, "parent", None).await;
-    let mut racers = JoinSet::new();
-    for i in 0..8 {
-        let (store, scope) = (Arc::clone(&store), scope.clone());
-        racers.spawn(async move {
+    let outcomes = race(slice::from_ref(&store), 8, |i, store| {
+        let scope = scope.clone();
+        async move {
             let parent = (i % 2 == 0).then_some("parent");
             let record = group(&scope, "contested", parent);
             let tags = [tag("racer", &i.to_string())];
             let result = store
                 .create_thing_group(&scope, &record, &tags, MAX_DEPTH)
                 .await;
-            (i, record, result)
-        });
-    }
-    let mut winners = Vec::new();
-    while let Some(joined) = racers.join_next().await {
-        let (i, record, result) = joined.expect("racer panicked");
-        match result {
-            Ok(Ok(())) => winners.push((i, record)),
-            other => assert_already_exists(other),
+            // The parent exists whichever way: only the name can be refused.
+            let result = result.map(|accepted| accepted.expect("no refusal"));
+            ((i, record), result)
         }
-    }
-    assert_eq!(winners.len(), 1, "exactly one create must win");
-    let (i, record) = winners.remove(0);
+    })
+    .await;
+    let (i, record) = sole_winner(outcomes);
     let view = store
         .get_thing_group(&scope, "contested")
         .await
@@ -968,32 +951,40 @@ pub async fn thing_groups_concurrent_create_same_name(store: Arc<dyn Store>) {
     assert_eq!(children.len(), usize::from(record.parent_name.is_some()));
 }
 
+/// Racers each adding `thing` to one of `groups` at once, spread over `handles`.
+async fn race_joins(
+    handles: &[Arc<dyn Store>],
+    scope: &Scope,
+    thing: &str,
+    groups: &[String],
+) -> Vec<Result<(), ThingRefusal>> {
+    race(handles, groups.len(), |i, store| {
+        let (scope, thing, group) = (scope.clone(), thing.to_owned(), groups[i].clone());
+        async move {
+            store
+                .change_thing_groups(&scope, &thing, &[group], &[], MAX_GROUPS)
+                .await
+                .expect("change groups")
+        }
+    })
+    .await
+}
+
 /// Eleven racers each add one thing to a group of its own hierarchy, on `handles`;
 /// exactly ten may win.
 async fn race_to_group_limit(handles: &[Arc<dyn Store>]) {
     let scope = fresh_scope();
     create_thing(&*handles[0], &scope, &thing(&scope, "popular", &[])).await;
-    for i in 0..=MAX_GROUPS {
-        create_group(&*handles[0], &scope, &format!("g{i:02}"), None).await;
+    let groups: Vec<String> = (0..=MAX_GROUPS).map(|i| format!("g{i:02}")).collect();
+    for name in &groups {
+        create_group(&*handles[0], &scope, name, None).await;
     }
-    let mut racers = JoinSet::new();
-    for i in 0..=MAX_GROUPS {
-        let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
-        racers.spawn(async move {
-            store
-                .change_thing_groups(&scope, "popular", &[format!("g{i:02}")], &[], MAX_GROUPS)
-                .await
-                .expect("change groups")
-        });
-    }
-    let mut wins = 0;
-    while let Some(joined) = racers.join_next().await {
-        match joined.expect("racer panicked") {
-            Ok(()) => wins += 1,
-            Err(refusal) => assert_eq!(refusal, ThingRefusal::TooManyGroups { limit: MAX_GROUPS }),
-        }
-    }
-    assert_eq!(wins, MAX_GROUPS);
+    let outcomes = race_joins(handles, &scope, "popular", &groups).await;
+    let too_many = Err(ThingRefusal::TooManyGroups { limit: MAX_GROUPS });
+    assert_eq!(
+        count_wins(outcomes, |loser| assert_eq!(loser, too_many)),
+        MAX_GROUPS
+    );
     assert_eq!(
         groups_of(&*handles[0], &scope, "popular").await.len(),
         MAX_GROUPS
@@ -1013,29 +1004,17 @@ pub async fn thing_membership_concurrent_adds_one_per_hierarchy(store: Arc<dyn S
     let scope = fresh_scope();
     create_thing(&*store, &scope, &thing(&scope, "t", &[])).await;
     create_group(&*store, &scope, "root", None).await;
-    for i in 0..8 {
-        create_group(&*store, &scope, &format!("c{i}"), Some("root")).await;
+    let groups: Vec<String> = (0..8).map(|i| format!("c{i}")).collect();
+    for name in &groups {
+        create_group(&*store, &scope, name, Some("root")).await;
     }
-    let mut racers = JoinSet::new();
-    for i in 0..8 {
-        let (store, scope) = (Arc::clone(&store), scope.clone());
-        racers.spawn(async move {
-            store
-                .change_thing_groups(&scope, "t", &[format!("c{i}")], &[], MAX_GROUPS)
-                .await
-                .expect("change groups")
-        });
-    }
-    let mut wins = 0;
-    while let Some(joined) = racers.join_next().await {
-        match joined.expect("racer panicked") {
-            Ok(()) => wins += 1,
-            Err(refusal) => assert!(
-                matches!(refusal, ThingRefusal::SameHierarchy { .. }),
-                "{refusal:?}"
-            ),
-        }
-    }
+    let outcomes = race_joins(slice::from_ref(&store), &scope, "t", &groups).await;
+    let wins = count_wins(outcomes, |loser| {
+        assert!(
+            matches!(loser, Err(ThingRefusal::SameHierarchy { .. })),
+            "{loser:?}"
+        );
+    });
     assert_eq!(wins, 1, "one group per hierarchy");
     assert_eq!(groups_of(&*store, &scope, "t").await.len(), 1);
 }
