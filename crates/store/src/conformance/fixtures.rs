@@ -229,6 +229,11 @@ pub(super) async fn groups_of(store: &dyn Store, scope: &Scope, thing: &str) -> 
         .collect()
 }
 
+/// Awaits a store call that must not fail.
+pub(super) async fn ok<T>(call: impl Future<Output = StoreResult<T>>) -> T {
+    call.await.expect("store call")
+}
+
 /// `n` handles on `db`, as `n` processes (nodes, the CLI) would have.
 pub(super) async fn open_handles(db: &dyn Database, n: usize) -> Vec<Arc<dyn Store>> {
     let mut handles = Vec::with_capacity(n);
