@@ -18,7 +18,9 @@ use std::slice;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use fixtures::{all_pages, count_wins, open_handles, race, sole_winner, two_accounts, two_regions};
+use fixtures::{
+    all_pages, count_wins, ok, open_handles, race, sole_winner, two_accounts, two_regions,
+};
 use rand::Rng;
 // Supertrait methods are callable on `dyn Store` without importing the traits.
 use crate::{
@@ -316,6 +318,15 @@ fn action(scope: &Scope, name: &str, action_type: &str) -> MitigationActionRecor
     }
 }
 
+/// An update of the role alone.
+fn role_update(role_arn: &str, updated_at_ms: i64) -> MitigationActionUpdate {
+    MitigationActionUpdate {
+        role_arn: Some(role_arn.to_owned()),
+        params: None,
+        updated_at_ms,
+    }
+}
+
 fn tag(key: &str, value: &str) -> Tag {
     Tag {
         key: key.to_owned(),
@@ -332,11 +343,28 @@ fn credential(access_key_id: &str, account_id: &str) -> Credential {
     }
 }
 
+/// The action `name` of `scope` is stored as `expected`, or not at all.
+async fn assert_action(
+    store: &dyn Store,
+    scope: &Scope,
+    name: &str,
+    expected: Option<&MitigationActionRecord>,
+) {
+    let stored = ok(store.get_mitigation_action(scope, name)).await;
+    assert_eq!(stored.as_ref(), expected, "action {name}");
+}
+
 async fn all_tags(store: &dyn Store, scope: &Scope, arn: &str) -> Vec<Tag> {
     store
         .list_tags(scope, arn, None, NO_LIMIT)
         .await
         .expect("list tags")
+}
+
+/// `arn` carries exactly the tags `expected`, in key order.
+async fn assert_tags(store: &dyn Store, scope: &Scope, arn: &str, expected: &[(&str, &str)]) {
+    let expected: Vec<Tag> = expected.iter().map(|(k, v)| tag(k, v)).collect();
+    assert_eq!(all_tags(store, scope, arn).await, expected, "tags of {arn}");
 }
 
 async fn all_names(store: &dyn Store, scope: &Scope, action_type: Option<&str>) -> Vec<String> {
@@ -433,76 +461,44 @@ pub async fn mitigation_action_crud(store: Arc<dyn Store>) {
         .create_mitigation_action(&scope, &record, &[tag("env", "prod")], NO_LIMIT)
         .await
         .expect("create");
-    assert_eq!(
-        store.get_mitigation_action(&scope, "crud").await.unwrap(),
-        Some(record.clone())
-    );
-    assert_eq!(
-        all_tags(&*store, &scope, &record.arn).await,
-        vec![tag("env", "prod")]
-    );
+    assert_action(&*store, &scope, "crud", Some(&record)).await;
+    assert_tags(&*store, &scope, &record.arn, &[("env", "prod")]).await;
 
-    let role_only = MitigationActionUpdate {
-        role_arn: Some("arn:aws:iam::1:role/new".into()),
-        params: None,
-        updated_at_ms: 2_000,
-    };
-    let updated = store
-        .update_mitigation_action(&scope, "crud", &role_only)
-        .await
-        .expect("update role");
-    let expected = MitigationActionRecord {
+    // The role only, then the parameters only: what is not given stays.
+    let role_only = role_update("arn:aws:iam::1:role/new", 2_000);
+    let new_role = MitigationActionRecord {
         role_arn: "arn:aws:iam::1:role/new".into(),
         updated_at_ms: 2_000,
         ..record.clone()
     };
-    assert_eq!(updated, expected);
-    assert_eq!(
-        store.get_mitigation_action(&scope, "crud").await.unwrap(),
-        Some(expected.clone())
-    );
-
     let params_only = MitigationActionUpdate {
         role_arn: None,
         params: Some((LOGGING_ACTION.into(), r#"{"logLevel":"ERROR"}"#.into())),
         updated_at_ms: 3_000,
     };
-    let updated = store
-        .update_mitigation_action(&scope, "crud", &params_only)
-        .await
-        .expect("update params");
-    let expected = MitigationActionRecord {
+    let new_params = MitigationActionRecord {
         action_type: LOGGING_ACTION.into(),
         params_json: r#"{"logLevel":"ERROR"}"#.into(),
         updated_at_ms: 3_000,
-        ..expected
+        ..new_role.clone()
     };
-    assert_eq!(updated, expected);
-    assert_eq!(
-        store.get_mitigation_action(&scope, "crud").await.unwrap(),
-        Some(expected)
-    );
+    for (update, expected) in [(&role_only, new_role), (&params_only, new_params)] {
+        let updated = ok(store.update_mitigation_action(&scope, "crud", update)).await;
+        assert_eq!(updated, expected);
+        assert_action(&*store, &scope, "crud", Some(&expected)).await;
+    }
 
     let missing = store
         .update_mitigation_action(&scope, "missing", &role_only)
         .await;
     assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
-    assert_eq!(
-        store
-            .get_mitigation_action(&scope, "missing")
-            .await
-            .unwrap(),
-        None
-    );
+    assert_action(&*store, &scope, "missing", None).await;
 
     assert!(store
         .delete_mitigation_action(&scope, "crud")
         .await
         .unwrap());
-    assert_eq!(
-        store.get_mitigation_action(&scope, "crud").await.unwrap(),
-        None
-    );
+    assert_action(&*store, &scope, "crud", None).await;
     assert!(!store
         .delete_mitigation_action(&scope, "crud")
         .await
@@ -523,10 +519,7 @@ pub async fn mitigation_action_duplicate_name(store: Arc<dyn Store>) {
             .create_mitigation_action(&scope, &duplicate, &[], NO_LIMIT)
             .await,
     );
-    assert_eq!(
-        store.get_mitigation_action(&scope, "dup").await.unwrap(),
-        Some(original)
-    );
+    assert_action(&*store, &scope, "dup", Some(&original)).await;
     assert_eq!(all_names(&*store, &scope, None).await, vec!["dup"]);
 }
 
@@ -549,10 +542,7 @@ pub async fn mitigation_action_limit(store: Arc<dyn Store>) {
             .await,
         3,
     );
-    assert_eq!(
-        store.get_mitigation_action(&scope, "a3").await.unwrap(),
-        None
-    );
+    assert_action(&*store, &scope, "a3", None).await;
 
     // Deleting frees a slot.
     assert!(store.delete_mitigation_action(&scope, "a0").await.unwrap());
@@ -629,16 +619,11 @@ pub async fn mitigation_action_list_paging_and_filter(store: Arc<dyn Store>) {
         .unwrap();
     let by_name = |name: &str| records.iter().find(|r| r.name == name).cloned().unwrap();
     assert_eq!(from_b, vec![by_name("delta"), by_name("gamma-2")]);
-    assert!(store
-        .list_mitigation_actions(&scope, None, Some("zeta"), 10)
-        .await
-        .unwrap()
-        .is_empty());
-    assert!(store
-        .list_mitigation_actions(&scope, None, None, 0)
-        .await
-        .unwrap()
-        .is_empty());
+    // Nothing after the last name, nothing in a page of none.
+    for (after, limit) in [(Some("zeta"), 10), (None, 0)] {
+        let page = ok(store.list_mitigation_actions(&scope, None, after, limit)).await;
+        assert!(page.is_empty(), "after {after:?}, limit {limit}");
+    }
 }
 
 pub async fn account_isolation(store: Arc<dyn Store>) {
@@ -655,24 +640,18 @@ pub async fn region_isolation(store: Arc<dyn Store>) {
 async fn isolation(store: &dyn Store, a: &Scope, b: &Scope) {
     let in_a = action(a, "shared", CERT_ACTION);
     let in_b = action(b, "shared", LOGGING_ACTION);
-    // A limit of one per scope: b's create succeeds only if a's action is not counted.
-    store
-        .create_mitigation_action(a, &in_a, &[tag("owner", "a")], 1)
-        .await
-        .expect("create in a");
-    store
-        .create_mitigation_action(b, &in_b, &[tag("owner", "b")], 1)
-        .await
-        .expect("create in b: same name in another scope is not a duplicate");
+    // A limit of one per scope: b's create succeeds only if a's action is not counted,
+    // and only if the same name in another scope is not a duplicate.
+    for (scope, record, owner) in [(a, &in_a, "a"), (b, &in_b, "b")] {
+        let tags = [tag("owner", owner)];
+        let created = store
+            .create_mitigation_action(scope, record, &tags, 1)
+            .await;
+        created.unwrap_or_else(|e| panic!("create in {owner}: {e:?}"));
+    }
 
-    assert_eq!(
-        store.get_mitigation_action(a, "shared").await.unwrap(),
-        Some(in_a.clone())
-    );
-    assert_eq!(
-        store.get_mitigation_action(b, "shared").await.unwrap(),
-        Some(in_b.clone())
-    );
+    assert_action(&*store, a, "shared", Some(&in_a)).await;
+    assert_action(&*store, b, "shared", Some(&in_b)).await;
     assert_eq!(
         store
             .list_mitigation_actions(a, None, None, NO_LIMIT)
@@ -695,30 +674,20 @@ async fn isolation(store: &dyn Store, a: &Scope, b: &Scope) {
         .untag_resource(b, &in_a.arn, &["owner".into()])
         .await
         .unwrap();
-    assert_eq!(all_tags(store, a, &arn).await, vec![tag("k", "a")]);
-    assert_eq!(all_tags(store, a, &in_a.arn).await, vec![tag("owner", "a")]);
+    assert_tags(store, a, &arn, &[("k", "a")]).await;
+    assert_tags(store, a, &in_a.arn, &[("owner", "a")]).await;
 
-    let update = MitigationActionUpdate {
-        role_arn: Some("arn:aws:iam::1:role/changed".into()),
-        params: None,
-        updated_at_ms: 5_000,
-    };
+    let update = role_update("arn:aws:iam::1:role/changed", 5_000);
     store
         .update_mitigation_action(a, "shared", &update)
         .await
         .unwrap();
-    assert_eq!(
-        store.get_mitigation_action(b, "shared").await.unwrap(),
-        Some(in_b.clone())
-    );
+    assert_action(&*store, b, "shared", Some(&in_b)).await;
 
     assert!(store.delete_mitigation_action(a, "shared").await.unwrap());
-    assert_eq!(
-        store.get_mitigation_action(b, "shared").await.unwrap(),
-        Some(in_b.clone())
-    );
-    assert_eq!(all_tags(store, b, &in_b.arn).await, vec![tag("owner", "b")]);
-    assert_eq!(all_tags(store, b, &arn).await, vec![tag("k", "b")]);
+    assert_action(&*store, b, "shared", Some(&in_b)).await;
+    assert_tags(store, b, &in_b.arn, &[("owner", "b")]).await;
+    assert_tags(store, b, &arn, &[("k", "b")]).await;
 }
 
 pub async fn tags_upsert_list_untag_limit(store: Arc<dyn Store>) {
@@ -773,14 +742,8 @@ pub async fn tags_upsert_list_untag_limit(store: Arc<dyn Store>) {
         .untag_resource(&scope, &arn, &[])
         .await
         .expect("untag nothing");
-    assert_eq!(
-        all_tags(&*store, &scope, &arn).await,
-        vec![tag("k2", "v2b"), tag("k3", "v3")]
-    );
-    assert_eq!(
-        all_tags(&*store, &scope, &neighbour).await,
-        vec![tag("n", "1")]
-    );
+    assert_tags(&*store, &scope, &arn, &[("k2", "v2b"), ("k3", "v3")]).await;
+    assert_tags(&*store, &scope, &neighbour, &[("n", "1")]).await;
 }
 
 pub async fn delete_removes_tags(store: Arc<dyn Store>) {
@@ -805,10 +768,7 @@ pub async fn delete_removes_tags(store: Arc<dyn Store>) {
         .await
         .unwrap());
     assert!(all_tags(&*store, &scope, &doomed.arn).await.is_empty());
-    assert_eq!(
-        all_tags(&*store, &scope, &kept.arn).await,
-        vec![tag("a", "1")]
-    );
+    assert_tags(&*store, &scope, &kept.arn, &[("a", "1")]).await;
 
     // A new action under the same name (and so the same ARN) starts untagged.
     store
@@ -838,13 +798,7 @@ pub async fn concurrent_create_same_name_exactly_one_wins(store: Arc<dyn Store>)
     })
     .await;
     let (i, record) = sole_winner(outcomes);
-    assert_eq!(
-        store
-            .get_mitigation_action(&scope, "contested")
-            .await
-            .unwrap(),
-        Some(record.clone())
-    );
+    assert_action(&*store, &scope, "contested", Some(&record)).await;
     assert_eq!(
         all_tags(&*store, &scope, &record.arn).await,
         vec![tag("racer", &i.to_string())],
@@ -878,10 +832,7 @@ pub async fn failed_create_writes_nothing(store: Arc<dyn Store>) {
             )
             .await,
     );
-    assert_eq!(
-        all_tags(&*store, &scope, &original.arn).await,
-        vec![tag("owner", "first")]
-    );
+    assert_tags(&*store, &scope, &original.arn, &[("owner", "first")]).await;
 
     let over = action(&scope, "over", CERT_ACTION);
     assert_limit(
@@ -890,10 +841,7 @@ pub async fn failed_create_writes_nothing(store: Arc<dyn Store>) {
             .await,
         1,
     );
-    assert_eq!(
-        store.get_mitigation_action(&scope, "over").await.unwrap(),
-        None
-    );
+    assert_action(&*store, &scope, "over", None).await;
     assert!(all_tags(&*store, &scope, &over.arn).await.is_empty());
     assert_eq!(all_names(&*store, &scope, None).await, vec!["taken"]);
 }
@@ -931,34 +879,18 @@ pub async fn handles_see_each_others_writes(db: &dyn Database) {
     b.create_mitigation_action(&scope, &record, &[tag("k", "v")], NO_LIMIT)
         .await
         .unwrap();
-    assert_eq!(
-        a.get_mitigation_action(&scope, "shared").await.unwrap(),
-        Some(record.clone())
-    );
-    assert_eq!(
-        all_tags(&*a, &scope, &record.arn).await,
-        vec![tag("k", "v")]
-    );
+    assert_action(&*a, &scope, "shared", Some(&record)).await;
+    assert_tags(&*a, &scope, &record.arn, &[("k", "v")]).await;
 
-    let update = MitigationActionUpdate {
-        role_arn: Some("arn:aws:iam::1:role/other".into()),
-        params: None,
-        updated_at_ms: 9_000,
-    };
+    let update = role_update("arn:aws:iam::1:role/other", 9_000);
     let updated = a
         .update_mitigation_action(&scope, "shared", &update)
         .await
         .unwrap();
-    assert_eq!(
-        b.get_mitigation_action(&scope, "shared").await.unwrap(),
-        Some(updated)
-    );
+    assert_action(&*b, &scope, "shared", Some(&updated)).await;
 
     assert!(b.delete_mitigation_action(&scope, "shared").await.unwrap());
-    assert_eq!(
-        a.get_mitigation_action(&scope, "shared").await.unwrap(),
-        None
-    );
+    assert_action(&*a, &scope, "shared", None).await;
     assert!(a.delete_credential(&cred.access_key_id).await.unwrap());
     assert_eq!(b.get_credential(&cred.access_key_id).await.unwrap(), None);
 
@@ -1013,10 +945,7 @@ async fn race_to_limit(handles: &[Arc<dyn Store>], scope: &Scope) {
     assert_eq!(names.len(), LIMIT);
     for name in names {
         let arn = action(scope, &name, CERT_ACTION).arn;
-        assert_eq!(
-            all_tags(&*handles[0], scope, &arn).await,
-            vec![tag("k", "v")]
-        );
+        assert_tags(&*handles[0], scope, &arn, &[("k", "v")]).await;
     }
 }
 
@@ -1033,6 +962,14 @@ async fn enqueue_all(store: &dyn Store, items: &[NewWorkItem]) {
     for item in items {
         store.enqueue_work(item).await.expect("enqueue");
     }
+}
+
+/// Enqueues one item of an id starting `prefix`, due at `run_after_ms`, on a queue of
+/// its own: the queue and the id.
+async fn enqueue_one(store: &dyn Store, prefix: &str, run_after_ms: i64) -> (String, String) {
+    let (queue, id) = (unique("q-"), unique(prefix));
+    enqueue_all(store, &[work(&queue, &id, run_after_ms)]).await;
+    (queue, id)
 }
 
 fn ids(items: &[WorkItem]) -> Vec<&str> {
@@ -1055,10 +992,7 @@ pub async fn work_claim_complete_in_order(store: Arc<dyn Store>) {
     let other_queue = unique("q-");
     enqueue_all(&*store, &[work(&other_queue, &unique("x-"), 0)]).await;
 
-    let first = store
-        .claim_work(&queue, "w1", 2, 1_000, 60_000)
-        .await
-        .expect("claim");
+    let first = ok(store.claim_work(&queue, "w1", 2, 1_000, 60_000)).await;
     assert_eq!(ids(&first), vec![c.as_str(), a.as_str()]);
     for item in &first {
         assert_eq!(item.queue, queue);
@@ -1067,15 +1001,10 @@ pub async fn work_claim_complete_in_order(store: Arc<dyn Store>) {
         assert_eq!(item.lease_expires_at_ms, Some(61_000));
         assert_eq!(item.payload, format!(r#"{{"step":"{}"}}"#, item.id));
     }
-    let second = store
-        .claim_work(&queue, "w2", 5, 1_000, 60_000)
-        .await
-        .expect("claim");
+    let second = ok(store.claim_work(&queue, "w2", 5, 1_000, 60_000)).await;
     assert_eq!(ids(&second), vec![b.as_str()]);
-    assert!(store
-        .claim_work(&queue, "w3", 5, 1_000, 60_000)
+    assert!(ok(store.claim_work(&queue, "w3", 5, 1_000, 60_000))
         .await
-        .expect("claim")
         .is_empty());
 
     assert!(
@@ -1097,12 +1026,7 @@ pub async fn work_claim_complete_in_order(store: Arc<dyn Store>) {
 }
 
 pub async fn work_duplicate_id(store: Arc<dyn Store>) {
-    let queue = unique("q-");
-    let id = unique("dup-");
-    store
-        .enqueue_work(&work(&queue, &id, 0))
-        .await
-        .expect("enqueue");
+    let (queue, id) = enqueue_one(&*store, "dup-", 0).await;
     assert_already_exists(store.enqueue_work(&work(&queue, &id, 5)).await);
     assert_eq!(
         store
@@ -1116,75 +1040,42 @@ pub async fn work_duplicate_id(store: Arc<dyn Store>) {
 }
 
 pub async fn work_not_due_is_not_claimed(store: Arc<dyn Store>) {
-    let queue = unique("q-");
-    let id = unique("later-");
-    store
-        .enqueue_work(&work(&queue, &id, 5_000))
+    let (queue, id) = enqueue_one(&*store, "later-", 5_000).await;
+    assert!(ok(store.claim_work(&queue, "w", 10, 4_999, 1_000))
         .await
-        .expect("enqueue");
-    assert!(store
-        .claim_work(&queue, "w", 10, 4_999, 1_000)
-        .await
-        .expect("claim")
         .is_empty());
-    let claimed = store
-        .claim_work(&queue, "w", 10, 5_000, 1_000)
-        .await
-        .expect("claim");
+    let claimed = ok(store.claim_work(&queue, "w", 10, 5_000, 1_000)).await;
     assert_eq!(ids(&claimed), vec![id.as_str()]);
 }
 
 pub async fn work_expired_lease_is_reclaimed(store: Arc<dyn Store>) {
-    let queue = unique("q-");
-    let id = unique("lease-");
-    store
-        .enqueue_work(&work(&queue, &id, 0))
-        .await
-        .expect("enqueue");
+    let (queue, id) = enqueue_one(&*store, "lease-", 0).await;
     assert_eq!(
-        store
-            .claim_work(&queue, "a", 1, 10_000, 1_000)
+        ok(store.claim_work(&queue, "a", 1, 10_000, 1_000))
             .await
-            .expect("claim")
             .len(),
         1
     );
 
     // While the lease runs, nobody else gets the item; renewing extends it.
-    assert!(store
-        .claim_work(&queue, "b", 1, 10_500, 1_000)
+    assert!(ok(store.claim_work(&queue, "b", 1, 10_500, 1_000))
         .await
-        .expect("claim")
         .is_empty());
-    assert!(store
-        .renew_lease(&id, "a", 10_900, 1_000)
+    assert!(ok(store.renew_lease(&id, "a", 10_900, 1_000)).await);
+    assert!(ok(store.claim_work(&queue, "b", 1, 11_500, 1_000))
         .await
-        .expect("renew"));
-    assert!(store
-        .claim_work(&queue, "b", 1, 11_500, 1_000)
-        .await
-        .expect("claim")
         .is_empty());
     assert!(
-        !store
-            .renew_lease(&id, "b", 11_500, 1_000)
-            .await
-            .expect("renew"),
+        !ok(store.renew_lease(&id, "b", 11_500, 1_000)).await,
         "b holds no lease"
     );
 
     // `a` stalls past expiry: the lease lapses and `b` takes over.
     assert!(
-        !store
-            .renew_lease(&id, "a", 11_900, 1_000)
-            .await
-            .expect("renew"),
+        !ok(store.renew_lease(&id, "a", 11_900, 1_000)).await,
         "expired lease cannot be renewed"
     );
-    let taken = store
-        .claim_work(&queue, "b", 1, 11_900, 1_000)
-        .await
-        .expect("claim");
+    let taken = ok(store.claim_work(&queue, "b", 1, 11_900, 1_000)).await;
     assert_eq!(ids(&taken), vec![id.as_str()]);
     assert_eq!(taken[0].attempts, 2);
     assert!(
@@ -1195,24 +1086,13 @@ pub async fn work_expired_lease_is_reclaimed(store: Arc<dyn Store>) {
         !store.release_work(&id, "a", 0).await.expect("release"),
         "a lost its lease"
     );
-    assert!(store
-        .renew_lease(&id, "b", 12_000, 1_000)
-        .await
-        .expect("renew"));
+    assert!(ok(store.renew_lease(&id, "b", 12_000, 1_000)).await);
     assert!(store.complete_work(&id, "b").await.expect("complete"));
 }
 
 pub async fn work_release_retries_later(store: Arc<dyn Store>) {
-    let queue = unique("q-");
-    let id = unique("retry-");
-    store
-        .enqueue_work(&work(&queue, &id, 0))
-        .await
-        .expect("enqueue");
-    store
-        .claim_work(&queue, "w", 1, 1_000, 60_000)
-        .await
-        .expect("claim");
+    let (queue, id) = enqueue_one(&*store, "retry-", 0).await;
+    ok(store.claim_work(&queue, "w", 1, 1_000, 60_000)).await;
     assert!(store.release_work(&id, "w", 5_000).await.expect("release"));
     let item = store.get_work(&id).await.expect("get").expect("item");
     assert_eq!(
@@ -1223,15 +1103,10 @@ pub async fn work_release_retries_later(store: Arc<dyn Store>) {
         ),
         (None, None, 5_000)
     );
-    assert!(store
-        .claim_work(&queue, "w", 1, 4_000, 60_000)
+    assert!(ok(store.claim_work(&queue, "w", 1, 4_000, 60_000))
         .await
-        .expect("claim")
         .is_empty());
-    let again = store
-        .claim_work(&queue, "w2", 1, 5_000, 60_000)
-        .await
-        .expect("claim");
+    let again = ok(store.claim_work(&queue, "w2", 1, 5_000, 60_000)).await;
     assert_eq!(again[0].attempts, 2);
 }
 

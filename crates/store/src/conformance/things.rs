@@ -5,14 +5,16 @@ use std::collections::BTreeMap;
 use std::slice;
 use std::sync::Arc;
 
+use tokio::task::JoinHandle;
+
 use super::fixtures::{
-    attrs, count_wins, create_group, create_thing, group, group_arn, groups_of, open_handles, race,
-    sole_winner, strings, thing, two_accounts, two_regions, MAX_DEPTH,
+    attrs, count_wins, create_group, create_thing, group, group_arn, groups_of, ok, open_handles,
+    race, sole_winner, strings, thing, two_accounts, two_regions, MAX_DEPTH,
 };
-use super::{all_tags, assert_already_exists, fresh_scope, tag, Database};
+use super::{all_tags, assert_already_exists, assert_tags, fresh_scope, tag, Database};
 use crate::{
-    AttributeChange, AttributeFilter, GroupRef, GroupSelection, Scope, Store, ThingFilter,
-    ThingGroupUpdate, ThingRecord, ThingRefusal, ThingUpdate, ValueMatch,
+    AttributeChange, AttributeFilter, GroupRef, GroupSelection, Scope, Store, StoreResult,
+    ThingFilter, ThingGroupUpdate, ThingRecord, ThingRefusal, ThingUpdate, ValueMatch,
 };
 
 const MAX_ATTRIBUTES: usize = 50;
@@ -361,10 +363,7 @@ pub async fn thing_group_crud_and_hierarchy(store: Arc<dyn Store>) {
         .expect("root");
     assert_eq!(view.group, root);
     assert!(view.root_to_parent.is_empty());
-    assert_eq!(
-        all_tags(&*store, &scope, &root.arn).await,
-        vec![tag("env", "prod")]
-    );
+    assert_tags(&*store, &scope, &root.arn, &[("env", "prod")]).await;
     let leaf = store
         .get_thing_group(&scope, "leaf")
         .await
@@ -864,29 +863,26 @@ pub async fn things_refused_writes_change_nothing(store: Arc<dyn Store>) {
     assert!(view.root_to_parent.is_empty());
 
     // A refused group update leaves attributes, description and version alone.
-    let mut refused = ThingGroupUpdate {
+    let update = |max_attributes, expected_version| ThingGroupUpdate {
         description: Some("changed".into()),
         attributes: Some(merge(&[("x", Some("1")), ("y", Some("2"))])),
-        expected_version: None,
-        max_attributes: 1,
+        expected_version,
+        max_attributes,
         updated_at_ms: 9_000,
     };
-    assert_eq!(
-        store
-            .update_thing_group(&scope, "orphan", &refused)
-            .await
-            .unwrap(),
-        Err(ThingRefusal::TooManyAttributes { limit: 1 })
-    );
-    refused.max_attributes = 2;
-    refused.expected_version = Some(3);
-    assert_eq!(
-        store
-            .update_thing_group(&scope, "orphan", &refused)
-            .await
-            .unwrap(),
-        Err(ThingRefusal::VersionMismatch { current: 1 })
-    );
+    for (refused, refusal) in [
+        (
+            update(1, None),
+            ThingRefusal::TooManyAttributes { limit: 1 },
+        ),
+        (
+            update(2, Some(3)),
+            ThingRefusal::VersionMismatch { current: 1 },
+        ),
+    ] {
+        let outcome = ok(store.update_thing_group(&scope, "orphan", &refused)).await;
+        assert_eq!(outcome, Err(refusal));
+    }
     assert_eq!(
         store.get_thing_group(&scope, "orphan").await.unwrap(),
         Some(view)
@@ -1019,6 +1015,16 @@ pub async fn thing_membership_concurrent_adds_one_per_hierarchy(store: Arc<dyn S
     assert_eq!(groups_of(&*store, &scope, "t").await.len(), 1);
 }
 
+/// Deletes `group` through `store` on a task of its own.
+fn spawn_delete(
+    store: &Arc<dyn Store>,
+    scope: &Scope,
+    group: &str,
+) -> JoinHandle<StoreResult<Result<bool, ThingRefusal>>> {
+    let (store, scope, group) = (Arc::clone(store), scope.clone(), group.to_owned());
+    tokio::spawn(async move { store.delete_thing_group(&scope, &group, None).await })
+}
+
 /// Deleting a group while another node creates a child under it: never both.
 pub async fn thing_group_delete_races_child_create(db: &dyn Database) {
     let handles = open_handles(db, 2).await;
@@ -1027,10 +1033,7 @@ pub async fn thing_group_delete_races_child_create(db: &dyn Database) {
         let parent = format!("parent-{round}");
         let child = format!("child-{round}");
         create_group(&*handles[0], &scope, &parent, None).await;
-        let deleter = {
-            let (store, scope, parent) = (Arc::clone(&handles[0]), scope.clone(), parent.clone());
-            tokio::spawn(async move { store.delete_thing_group(&scope, &parent, None).await })
-        };
+        let deleter = spawn_delete(&handles[0], &scope, &parent);
         let creator = {
             let (store, scope) = (Arc::clone(&handles[1]), scope.clone());
             let record = group(&scope, &child, Some(&parent));
@@ -1062,10 +1065,7 @@ pub async fn thing_group_delete_races_member_add(db: &dyn Database) {
     for round in 0..10 {
         let name = format!("g-{round}");
         create_group(&*handles[0], &scope, &name, None).await;
-        let deleter = {
-            let (store, scope, name) = (Arc::clone(&handles[0]), scope.clone(), name.clone());
-            tokio::spawn(async move { store.delete_thing_group(&scope, &name, None).await })
-        };
+        let deleter = spawn_delete(&handles[0], &scope, &name);
         let adder = {
             let (store, scope, name) = (Arc::clone(&handles[1]), scope.clone(), name.clone());
             tokio::spawn(async move {
