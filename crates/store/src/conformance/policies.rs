@@ -6,8 +6,10 @@ use std::collections::BTreeSet;
 use std::slice;
 use std::sync::Arc;
 
-use super::fixtures::{count_wins, create_policy, new_policy, open_handles, race, sole_winner};
-use super::{all_tags, assert_already_exists, fresh_scope, scope, tag, unique, unique_account};
+use super::fixtures::{count_wins, create_policy, new_policy, ok, open_handles, race, sole_winner};
+use super::{
+    all_tags, assert_already_exists, assert_tags, fresh_scope, scope, tag, unique, unique_account,
+};
 use super::{Database, NO_LIMIT};
 use crate::{
     LoggingOptionsRecord, NewPolicy, NewPolicyVersion, PolicyOutcome, PolicyRecord, PolicyRefusal,
@@ -91,31 +93,55 @@ fn refused<T: std::fmt::Debug>(outcome: PolicyOutcome<T>, expected: PolicyRefusa
     );
 }
 
+/// One write to a policy and its versions, so that a case can try several in a table.
+enum Write<'a> {
+    /// Adds the version under a limit of so many versions.
+    Add(NewPolicyVersion, usize),
+    /// Makes the version the default: version id, new generation id, time.
+    SetDefault(i64, &'a str, i64),
+    /// Deletes the version: version id, time.
+    DeleteVersion(i64, i64),
+    DeletePolicy,
+}
+
+/// Applies `write` to the policy `name`; only the refusal, if any, is kept.
+async fn write(
+    store: &dyn Store,
+    scope: &Scope,
+    name: &str,
+    write: Write<'_>,
+) -> PolicyOutcome<()> {
+    let outcome = match write {
+        Write::Add(version, limit) => store
+            .create_policy_version(scope, name, &version, limit)
+            .await
+            .map(|o| o.map(drop)),
+        Write::SetDefault(id, generation, at) => store
+            .set_default_policy_version(scope, name, id, generation, at)
+            .await
+            .map(|o| o.map(drop)),
+        Write::DeleteVersion(id, at) => store.delete_policy_version(scope, name, id, at).await,
+        Write::DeletePolicy => store.delete_policy(scope, name).await,
+    };
+    outcome.expect("store call")
+}
+
 pub async fn policy_crud(store: Arc<dyn Store>) {
     let scope = fresh_scope();
     let p = new_policy(&scope, "crud", DOC_1);
-    store
-        .create_policy(&scope, &p, &[tag("env", "prod")])
-        .await
-        .expect("create");
+    ok(store.create_policy(&scope, &p, &[tag("env", "prod")])).await;
     assert_eq!(
         store.get_policy(&scope, "crud").await.unwrap(),
         Some(created(&p))
     );
-    assert_eq!(
-        store
-            .get_policy_version(&scope, "crud", None)
-            .await
-            .unwrap(),
-        Some((created(&p), Some(first_version(&p))))
-    );
-    assert_eq!(
-        store
-            .get_policy_version(&scope, "crud", Some(1))
-            .await
-            .unwrap(),
-        Some((created(&p), Some(first_version(&p))))
-    );
+    // The default version, asked for by default or by its id.
+    for id in [None, Some(1)] {
+        assert_eq!(
+            ok(store.get_policy_version(&scope, "crud", id)).await,
+            Some((created(&p), Some(first_version(&p)))),
+            "version {id:?}"
+        );
+    }
     assert_eq!(
         store
             .get_policy_version(&scope, "crud", Some(2))
@@ -139,10 +165,7 @@ pub async fn policy_crud(store: Arc<dyn Store>) {
         store.list_policy_versions(&scope, "missing").await.unwrap(),
         None
     );
-    assert_eq!(
-        all_tags(&*store, &scope, &p.arn).await,
-        vec![tag("env", "prod")]
-    );
+    assert_tags(&*store, &scope, &p.arn, &[("env", "prod")]).await;
 
     assert_eq!(store.delete_policy(&scope, "crud").await.unwrap(), Ok(()));
     assert_eq!(store.get_policy(&scope, "crud").await.unwrap(), None);
@@ -239,63 +262,51 @@ pub async fn policy_versions_lifecycle(store: Arc<dyn Store>) {
         Some(switched)
     );
 
-    refused(
-        store
-            .set_default_policy_version(&scope, "versions", 9, "g", 1)
-            .await
-            .unwrap(),
-        PolicyRefusal::NoSuchVersion,
-    );
-    refused(
-        store
-            .set_default_policy_version(&scope, "missing", 1, "g", 1)
-            .await
-            .unwrap(),
-        PolicyRefusal::NoSuchPolicy,
-    );
+    // Refused: a missing version or policy as the default; deleting the default, a
+    // missing version, one of a missing policy; adding to a missing policy; deleting the
+    // policy while other versions remain.
+    for (name, change, refusal) in [
+        (
+            "versions",
+            Write::SetDefault(9, "g", 1),
+            PolicyRefusal::NoSuchVersion,
+        ),
+        (
+            "missing",
+            Write::SetDefault(1, "g", 1),
+            PolicyRefusal::NoSuchPolicy,
+        ),
+        (
+            "versions",
+            Write::DeleteVersion(1, 9_000),
+            PolicyRefusal::DefaultVersion,
+        ),
+        (
+            "versions",
+            Write::DeleteVersion(9, 9_000),
+            PolicyRefusal::NoSuchVersion,
+        ),
+        (
+            "missing",
+            Write::DeleteVersion(2, 9_000),
+            PolicyRefusal::NoSuchPolicy,
+        ),
+        (
+            "missing",
+            Write::Add(version(1, true), 5),
+            PolicyRefusal::NoSuchPolicy,
+        ),
+        (
+            "versions",
+            Write::DeletePolicy,
+            PolicyRefusal::OtherVersions,
+        ),
+    ] {
+        refused(write(&*store, &scope, name, change).await, refusal);
+    }
 
-    // Deleting: not the default, not a missing one, not on a missing policy.
-    refused(
-        store
-            .delete_policy_version(&scope, "versions", 1, 9_000)
-            .await
-            .unwrap(),
-        PolicyRefusal::DefaultVersion,
-    );
-    refused(
-        store
-            .delete_policy_version(&scope, "versions", 9, 9_000)
-            .await
-            .unwrap(),
-        PolicyRefusal::NoSuchVersion,
-    );
-    refused(
-        store
-            .delete_policy_version(&scope, "missing", 2, 9_000)
-            .await
-            .unwrap(),
-        PolicyRefusal::NoSuchPolicy,
-    );
-    refused(
-        store
-            .create_policy_version(&scope, "missing", &version(1, true), 5)
-            .await
-            .unwrap(),
-        PolicyRefusal::NoSuchPolicy,
-    );
-
-    // The policy cannot go while other versions remain.
-    refused(
-        store.delete_policy(&scope, "versions").await.unwrap(),
-        PolicyRefusal::OtherVersions,
-    );
-    assert_eq!(
-        store
-            .delete_policy_version(&scope, "versions", 3, 9_000)
-            .await
-            .unwrap(),
-        Ok(())
-    );
+    let versions = |change| write(&*store, &scope, "versions", change);
+    assert_eq!(versions(Write::DeleteVersion(3, 9_000)).await, Ok(()));
     assert_eq!(
         store
             .get_policy(&scope, "versions")
@@ -314,30 +325,18 @@ pub async fn policy_versions_lifecycle(store: Arc<dyn Store>) {
         None
     );
     refused(
-        store.delete_policy(&scope, "versions").await.unwrap(),
+        versions(Write::DeletePolicy).await,
         PolicyRefusal::OtherVersions,
     );
-    assert_eq!(
-        store
-            .delete_policy_version(&scope, "versions", 2, 9_500)
-            .await
-            .unwrap(),
-        Ok(())
-    );
-    assert_eq!(
-        store.delete_policy(&scope, "versions").await.unwrap(),
-        Ok(())
-    );
+    assert_eq!(versions(Write::DeleteVersion(2, 9_500)).await, Ok(()));
+    assert_eq!(versions(Write::DeletePolicy).await, Ok(()));
     assert_eq!(store.get_policy(&scope, "versions").await.unwrap(), None);
 }
 
 pub async fn policy_duplicate_name_writes_nothing(store: Arc<dyn Store>) {
     let scope = fresh_scope();
     let original = new_policy(&scope, "dup", DOC_1);
-    store
-        .create_policy(&scope, &original, &[tag("owner", "first")])
-        .await
-        .expect("create");
+    ok(store.create_policy(&scope, &original, &[tag("owner", "first")])).await;
     let mut duplicate = new_policy(&scope, "dup", DOC_1);
     duplicate.document = doc(9);
     assert_already_exists(
@@ -387,31 +386,15 @@ pub async fn policy_version_limit_and_ids_never_reused(store: Arc<dyn Store>) {
     );
 
     // Deleting the newest version frees a slot, but not its id.
-    assert_eq!(
-        store
-            .delete_policy_version(&scope, "limit", 5, 2_000)
-            .await
-            .unwrap(),
-        Ok(())
-    );
+    let limit = |change| write(&*store, &scope, "limit", change);
+    assert_eq!(limit(Write::DeleteVersion(5, 2_000)).await, Ok(()));
     let (_, made) = add_version(&*store, &scope, "limit", &version(6, false))
         .await
         .unwrap();
     assert_eq!(made.version_id, 6);
-    assert_eq!(
-        store
-            .delete_policy_version(&scope, "limit", 6, 2_000)
-            .await
-            .unwrap(),
-        Ok(())
-    );
-    assert_eq!(
-        store
-            .delete_policy_version(&scope, "limit", 2, 2_000)
-            .await
-            .unwrap(),
-        Ok(())
-    );
+    for id in [6, 2] {
+        assert_eq!(limit(Write::DeleteVersion(id, 2_000)).await, Ok(()));
+    }
     let (_, made) = add_version(&*store, &scope, "limit", &version(7, true))
         .await
         .unwrap();
@@ -424,10 +407,7 @@ pub async fn policy_version_limit_and_ids_never_reused(store: Arc<dyn Store>) {
 
     // A limit given by the caller is honoured as given.
     refused(
-        store
-            .create_policy_version(&scope, "limit", &version(8, false), 4)
-            .await
-            .unwrap(),
+        limit(Write::Add(version(8, false), 4)).await,
         PolicyRefusal::TooManyVersions { limit: 4 },
     );
 }
@@ -435,52 +415,35 @@ pub async fn policy_version_limit_and_ids_never_reused(store: Arc<dyn Store>) {
 pub async fn policy_refusals_write_nothing(store: Arc<dyn Store>) {
     let scope = fresh_scope();
     let p = new_policy(&scope, "kept", DOC_1);
-    store
-        .create_policy(&scope, &p, &[tag("k", "v")])
-        .await
-        .unwrap();
+    ok(store.create_policy(&scope, &p, &[tag("k", "v")])).await;
     add_version(&*store, &scope, "kept", &version(2, false))
         .await
         .unwrap();
     let before = store.list_policy_versions(&scope, "kept").await.unwrap();
 
-    refused(
-        store.delete_policy(&scope, "kept").await.unwrap(),
-        PolicyRefusal::OtherVersions,
-    );
-    refused(
-        store
-            .delete_policy_version(&scope, "kept", 1, 5_000)
-            .await
-            .unwrap(),
-        PolicyRefusal::DefaultVersion,
-    );
-    refused(
-        store
-            .delete_policy_version(&scope, "kept", 7, 5_000)
-            .await
-            .unwrap(),
-        PolicyRefusal::NoSuchVersion,
-    );
-    refused(
-        store
-            .set_default_policy_version(&scope, "kept", 7, "g", 5_000)
-            .await
-            .unwrap(),
-        PolicyRefusal::NoSuchVersion,
-    );
-    refused(
-        store
-            .create_policy_version(&scope, "kept", &version(3, true), 2)
-            .await
-            .unwrap(),
-        PolicyRefusal::TooManyVersions { limit: 2 },
-    );
+    for (change, refusal) in [
+        (Write::DeletePolicy, PolicyRefusal::OtherVersions),
+        (
+            Write::DeleteVersion(1, 5_000),
+            PolicyRefusal::DefaultVersion,
+        ),
+        (Write::DeleteVersion(7, 5_000), PolicyRefusal::NoSuchVersion),
+        (
+            Write::SetDefault(7, "g", 5_000),
+            PolicyRefusal::NoSuchVersion,
+        ),
+        (
+            Write::Add(version(3, true), 2),
+            PolicyRefusal::TooManyVersions { limit: 2 },
+        ),
+    ] {
+        refused(write(&*store, &scope, "kept", change).await, refusal);
+    }
     assert_eq!(
         store.list_policy_versions(&scope, "kept").await.unwrap(),
         before
     );
-    assert_eq!(all_tags(&*store, &scope, &p.arn).await, vec![tag("k", "v")]);
+    assert_tags(&*store, &scope, &p.arn, &[("k", "v")]).await;
     // The refused version's id was not consumed either.
     let (_, made) = add_version(&*store, &scope, "kept", &version(3, false))
         .await
@@ -550,13 +513,20 @@ async fn policy_pages(
 const NAMES: [&str; 6] = ["gamma_1", "alpha", "zeta", "Beta", "gamma-2", "delta"];
 const SORTED: [&str; 6] = ["Beta", "alpha", "delta", "gamma-2", "gamma_1", "zeta"];
 
-pub async fn policy_list_paging_both_directions(store: Arc<dyn Store>) {
+/// Creates a policy of each of `NAMES` in a fresh scope, and "beta" in another that
+/// listings must not show; returns the first scope.
+async fn create_named(store: &dyn Store) -> Scope {
     let scope = fresh_scope();
     for name in NAMES {
-        create_policy(&*store, &scope, &new_policy(&scope, name, DOC_1)).await;
+        create_policy(store, &scope, &new_policy(&scope, name, DOC_1)).await;
     }
     let other = fresh_scope();
-    create_policy(&*store, &other, &new_policy(&other, "beta", DOC_1)).await;
+    create_policy(store, &other, &new_policy(&other, "beta", DOC_1)).await;
+    scope
+}
+
+pub async fn policy_list_paging_both_directions(store: Arc<dyn Store>) {
+    let scope = create_named(&*store).await;
 
     let mut reversed = SORTED;
     reversed.reverse();
@@ -583,39 +553,21 @@ pub async fn policy_list_paging_both_directions(store: Arc<dyn Store>) {
     // `after` need not be an existing name, in either direction.
     let names =
         |records: Vec<PolicyRecord>| records.into_iter().map(|p| p.name).collect::<Vec<_>>();
-    assert_eq!(
-        names(
-            store
-                .list_policies(&scope, Some("b"), false, 2)
-                .await
-                .unwrap()
-        ),
-        ["delta", "gamma-2"]
-    );
-    assert_eq!(
-        names(
-            store
-                .list_policies(&scope, Some("b"), true, 10)
-                .await
-                .unwrap()
-        ),
-        ["alpha", "Beta"]
-    );
-    assert!(store
-        .list_policies(&scope, Some("zeta"), false, 10)
-        .await
-        .unwrap()
-        .is_empty());
-    assert!(store
-        .list_policies(&scope, Some("Beta"), true, 10)
-        .await
-        .unwrap()
-        .is_empty());
-    assert!(store
-        .list_policies(&scope, None, false, 0)
-        .await
-        .unwrap()
-        .is_empty());
+    // Nothing past either end, nothing in a page of none.
+    for (after, descending, limit, expected) in [
+        (Some("b"), false, 2, &["delta", "gamma-2"][..]),
+        (Some("b"), true, 10, &["alpha", "Beta"]),
+        (Some("zeta"), false, 10, &[]),
+        (Some("Beta"), true, 10, &[]),
+        (None, false, 0, &[]),
+    ] {
+        let page = ok(store.list_policies(&scope, after, descending, limit)).await;
+        assert_eq!(
+            names(page),
+            expected,
+            "after {after:?}, descending {descending}, limit {limit}"
+        );
+    }
 }
 
 pub async fn policy_account_and_region_isolation(store: Arc<dyn Store>) {
@@ -658,10 +610,7 @@ pub async fn policy_account_and_region_isolation(store: Arc<dyn Store>) {
         assert_eq!(version_ids(&*store, &a, "shared").await, vec![1, 2]);
         assert_eq!(store.delete_policy(&b, "shared").await.unwrap(), Ok(()));
         assert!(store.get_policy(&a, "shared").await.unwrap().is_some());
-        assert_eq!(
-            all_tags(&*store, &a, &in_a.arn).await,
-            vec![tag("owner", "a")]
-        );
+        assert_tags(&*store, &a, &in_a.arn, &[("owner", "a")]).await;
         assert_eq!(
             store
                 .list_policies(&a, None, false, NO_LIMIT)
@@ -771,23 +720,18 @@ pub async fn concurrent_version_writes_keep_policy_consistent(store: Arc<dyn Sto
     let outcomes = race(slice::from_ref(&store), 24, |i, store| {
         let (scope, i) = (scope.clone(), i as i64);
         async move {
-            let target = 1 + i % 6;
-            match i % 3 {
-                0 => store
-                    .create_policy_version(&scope, "busy", &version(i, i % 2 == 0), 5)
-                    .await
-                    .map(|o| o.map(drop)),
-                1 => store.delete_policy_version(&scope, "busy", target, i).await,
-                _ => store
-                    .set_default_policy_version(&scope, "busy", target, &format!("g{i}"), i)
-                    .await
-                    .map(|o| o.map(drop)),
-            }
+            let (target, generation) = (1 + i % 6, format!("g{i}"));
+            let change = match i % 3 {
+                0 => Write::Add(version(i, i % 2 == 0), 5),
+                1 => Write::DeleteVersion(target, i),
+                _ => Write::SetDefault(target, &generation, i),
+            };
+            write(&*store, &scope, "busy", change).await
         }
     })
     .await;
     for outcome in outcomes {
-        match outcome.expect("store call") {
+        match outcome {
             Ok(())
             | Err(PolicyRefusal::NoSuchVersion)
             | Err(PolicyRefusal::DefaultVersion)
@@ -852,18 +796,12 @@ fn role_alias(scope: &Scope, alias: &str) -> RoleAliasRecord {
 pub async fn role_alias_crud(store: Arc<dyn Store>) {
     let scope = fresh_scope();
     let record = role_alias(&scope, "crud");
-    store
-        .create_role_alias(&scope, &record, &[tag("env", "prod")])
-        .await
-        .expect("create");
+    ok(store.create_role_alias(&scope, &record, &[tag("env", "prod")])).await;
     assert_eq!(
         store.get_role_alias(&scope, "crud").await.unwrap(),
         Some(record.clone())
     );
-    assert_eq!(
-        all_tags(&*store, &scope, &record.arn).await,
-        vec![tag("env", "prod")]
-    );
+    assert_tags(&*store, &scope, &record.arn, &[("env", "prod")]).await;
 
     let role_only = RoleAliasUpdate {
         role_arn: Some("arn:aws:iam::1:role/other".into()),
@@ -916,10 +854,7 @@ pub async fn role_alias_crud(store: Arc<dyn Store>) {
 pub async fn role_alias_duplicate_writes_nothing(store: Arc<dyn Store>) {
     let scope = fresh_scope();
     let original = role_alias(&scope, "dup");
-    store
-        .create_role_alias(&scope, &original, &[tag("owner", "first")])
-        .await
-        .unwrap();
+    ok(store.create_role_alias(&scope, &original, &[tag("owner", "first")])).await;
     let duplicate = RoleAliasRecord {
         role_arn: "arn:aws:iam::1:role/second".into(),
         ..role_alias(&scope, "dup")
@@ -933,10 +868,7 @@ pub async fn role_alias_duplicate_writes_nothing(store: Arc<dyn Store>) {
         store.get_role_alias(&scope, "dup").await.unwrap(),
         Some(original.clone())
     );
-    assert_eq!(
-        all_tags(&*store, &scope, &original.arn).await,
-        vec![tag("owner", "first")]
-    );
+    assert_tags(&*store, &scope, &original.arn, &[("owner", "first")]).await;
 
     let outcomes = race(slice::from_ref(&store), 8, |i, store| {
         let scope = scope.clone();
@@ -1033,10 +965,13 @@ pub async fn role_alias_isolation(store: Arc<dyn Store>) {
             .credential_duration_seconds,
         43_200
     );
-    assert_eq!(
-        all_tags(&*store, &a, &role_alias(&a, "shared").arn).await,
-        vec![tag("owner", "us-east-1")]
-    );
+    assert_tags(
+        &*store,
+        &a,
+        &role_alias(&a, "shared").arn,
+        &[("owner", "us-east-1")],
+    )
+    .await;
     assert!(store
         .list_role_aliases(&b, None, false, NO_LIMIT)
         .await
@@ -1092,21 +1027,15 @@ pub async fn logging_options_unset_set_replace(store: Arc<dyn Store>) {
         event_configurations_json: None,
         updated_at_ms: 3_000,
     };
-    store.put_v2_logging_options(&scope, &bare).await.unwrap();
-    assert_eq!(
-        store.get_v2_logging_options(&scope).await.unwrap(),
-        Some(bare)
-    );
     let v1_bare = LoggingOptionsRecord {
         role_arn: "arn:aws:iam::1:role/v1b".into(),
         log_level: None,
         updated_at_ms: 4_000,
     };
-    store.put_logging_options(&scope, &v1_bare).await.unwrap();
-    assert_eq!(
-        store.get_logging_options(&scope).await.unwrap(),
-        Some(v1_bare)
-    );
+    ok(store.put_v2_logging_options(&scope, &bare)).await;
+    ok(store.put_logging_options(&scope, &v1_bare)).await;
+    assert_eq!(ok(store.get_v2_logging_options(&scope)).await, Some(bare));
+    assert_eq!(ok(store.get_logging_options(&scope)).await, Some(v1_bare));
 }
 
 pub async fn logging_options_isolation(store: Arc<dyn Store>) {
@@ -1163,12 +1092,7 @@ pub async fn logging_options_isolation(store: Arc<dyn Store>) {
 }
 
 pub async fn policy_pages_with_default_versions(store: Arc<dyn Store>) {
-    let scope = fresh_scope();
-    for name in NAMES {
-        create_policy(&*store, &scope, &new_policy(&scope, name, DOC_1)).await;
-    }
-    let other = fresh_scope();
-    create_policy(&*store, &other, &new_policy(&other, "beta", DOC_1)).await;
+    let scope = create_named(&*store).await;
     // "delta" gets a second version as its default, "gamma-2" one that is not.
     for (name, default) in [("delta", true), ("gamma-2", false)] {
         add_version(&*store, &scope, name, &version(2, default))
