@@ -5,6 +5,7 @@
 //! Field values here are only ever compared with what a store returns, so one set serves
 //! every case; a case that needs another value overrides that field.
 
+use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -241,6 +242,22 @@ pub(super) async fn open_handles(db: &dyn Database, n: usize) -> Vec<Arc<dyn Sto
         handles.push(db.open().await.expect("open"));
     }
     handles
+}
+
+/// For each of `cases`, what `list` returns at each of the page sizes `pages` is what
+/// `expected` says for the case.
+pub(super) async fn assert_listings<C: Debug, T: PartialEq + Debug>(
+    cases: &[C],
+    pages: &[usize],
+    expected: impl Fn(&C) -> Vec<T>,
+    list: impl AsyncFn(&C, usize) -> Vec<T>,
+) {
+    for case in cases {
+        let expected = expected(case);
+        for &page in pages {
+            assert_eq!(list(case, page).await, expected, "{case:?}, page {page}");
+        }
+    }
 }
 
 /// Runs `n` racers at once, racer `i` (built by `racer`) on `handles[i % handles.len()]`;
