@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fixtures::{
-    all_pages, count_wins, ok, open_handles, race, sole_winner, two_accounts, two_regions,
+    all_pages, count_wins, mapped, ok, open_handles, race, sole_winner, two_accounts, two_regions,
 };
 use rand::Rng;
 // Supertrait methods are callable on `dyn Store` without importing the traits.
@@ -368,13 +368,11 @@ async fn assert_tags(store: &dyn Store, scope: &Scope, arn: &str, expected: &[(&
 }
 
 async fn all_names(store: &dyn Store, scope: &Scope, action_type: Option<&str>) -> Vec<String> {
-    store
-        .list_mitigation_actions(scope, action_type, None, NO_LIMIT)
-        .await
-        .expect("list actions")
-        .into_iter()
-        .map(|a| a.name)
-        .collect()
+    mapped(
+        store.list_mitigation_actions(scope, action_type, None, NO_LIMIT),
+        |a| a.name,
+    )
+    .await
 }
 
 /// Follows `list_mitigation_actions` pages of `page` until a short page.

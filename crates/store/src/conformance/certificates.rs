@@ -7,8 +7,8 @@ use std::sync::Arc;
 use futures_util::TryStreamExt;
 
 use super::fixtures::{
-    add_thing, ca_record as ca, cert_record, create_group, create_policy, facts, group_arn, hex_id,
-    new_policy, ok, open_handles, race, register,
+    add_thing, all_pages, ca_record as ca, cert_record, create_group, create_policy, facts,
+    group_arn, hex_id, mapped, new_policy, ok, open_handles, race, register, status_of,
 };
 use super::{
     all_tags, assert_already_exists, assert_tags, fresh_scope, scope, tag, unique, Database,
@@ -43,13 +43,11 @@ fn cert_target(record: &CertificateRecord) -> PolicyTarget {
 }
 
 async fn ids(store: &dyn Store, scope: &Scope, ca: Option<&str>) -> Vec<String> {
-    store
-        .list_certificates(scope, ca, None, false, NO_LIMIT)
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|c| c.id)
-        .collect()
+    mapped(
+        store.list_certificates(scope, ca, None, false, NO_LIMIT),
+        |c| c.id,
+    )
+    .await
 }
 
 pub async fn certificate_crud_and_facts_round_trip(store: Arc<dyn Store>) {
@@ -103,13 +101,7 @@ pub async fn certificate_status_rules(store: Arc<dyn Store>) {
         ok(store.update_certificate_status(&s, &hex_id(), "ACTIVE", "g", 3)).await,
         Err(CertificateRefusal::NotFound)
     );
-    assert_eq!(
-        ok(store.get_certificate(&s, &record.id))
-            .await
-            .unwrap()
-            .status,
-        "REVOKED"
-    );
+    assert_eq!(status_of(&*store, &s, &record.id).await, "REVOKED");
 }
 
 pub async fn certificate_delete_rules(store: Arc<dyn Store>) {
@@ -216,19 +208,15 @@ pub async fn certificate_listing_pages_both_directions(store: Arc<dyn Store>) {
             if descending {
                 expected.reverse();
             }
-            let mut seen = Vec::new();
-            let mut after = None;
-            loop {
-                let page =
-                    ok(store.list_certificates(&s, ca_filter, after.as_ref(), descending, 3)).await;
-                assert!(page.len() <= 3);
-                let done = page.len() < 3;
-                after = page.last().map(|c| (c.created_at_ms, c.id.clone()));
-                seen.extend(page.into_iter().map(|c| c.id));
-                if done {
-                    break;
-                }
-            }
+            let key = |c: &CertificateRecord| (c.created_at_ms, c.id.clone());
+            let listed = all_pages(3, key, async |after| {
+                let after = after.as_ref();
+                store
+                    .list_certificates(&s, ca_filter, after, descending, 3)
+                    .await
+            })
+            .await;
+            let seen: Vec<String> = listed.into_iter().map(|c| c.id).collect();
             assert_eq!(seen, expected, "descending={descending} ca={ca_filter:?}");
         }
     }

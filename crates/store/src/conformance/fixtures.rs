@@ -219,20 +219,32 @@ pub(super) async fn register(store: &dyn Store, scope: &Scope, record: &Certific
         .expect("not refused");
 }
 
+/// The status of the certificate `id`, which must exist.
+pub(super) async fn status_of(store: &dyn Store, scope: &Scope, id: &str) -> String {
+    let found = ok(store.get_certificate(scope, id)).await;
+    found.expect("certificate exists").status
+}
+
 /// The names of the groups `thing` is a member of, in name order.
 pub(super) async fn groups_of(store: &dyn Store, scope: &Scope, thing: &str) -> Vec<String> {
-    store
-        .list_thing_groups_for_thing(scope, thing, None, 1_000)
-        .await
-        .expect("groups of thing")
-        .into_iter()
-        .map(|g| g.name)
-        .collect()
+    mapped(
+        store.list_thing_groups_for_thing(scope, thing, None, 1_000),
+        |g| g.name,
+    )
+    .await
 }
 
 /// Awaits a store call that must not fail.
 pub(super) async fn ok<T>(call: impl Future<Output = StoreResult<T>>) -> T {
     call.await.expect("store call")
+}
+
+/// Awaits a listing call that must not fail, keeping `field` of each item.
+pub(super) async fn mapped<T, U>(
+    call: impl Future<Output = StoreResult<Vec<T>>>,
+    field: impl FnMut(T) -> U,
+) -> Vec<U> {
+    ok(call).await.into_iter().map(field).collect()
 }
 
 /// `n` handles on `db`, as `n` processes (nodes, the CLI) would have.

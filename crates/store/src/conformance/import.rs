@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::fixtures::{self, attrs, groups_of, hex_id, new_policy, ok, strings, thing};
+use super::fixtures::{self, attrs, groups_of, hex_id, mapped, new_policy, ok, strings, thing};
 use super::fresh_scope;
 use crate::{
     CertificateImport, CertificateRecord, GroupSelection, ImportItem, ImportLimits, ImportOutcome,
@@ -100,13 +100,11 @@ async fn principals(store: &dyn Store, scope: &Scope, thing: &str) -> Vec<String
 }
 
 async fn policies_of(store: &dyn Store, scope: &Scope, cert_arn: &str) -> Vec<String> {
-    store
-        .list_attached_policies(scope, &[cert_arn.to_owned()], None, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| p.name)
-        .collect()
+    mapped(
+        store.list_attached_policies(scope, &[cert_arn.to_owned()], None, 100),
+        |p| p.name,
+    )
+    .await
 }
 
 pub async fn import_creates_resources_and_relations(store: Arc<dyn Store>) {
@@ -141,11 +139,8 @@ pub async fn import_creates_resources_and_relations(store: Arc<dyn Store>) {
         .expect("policy");
     assert_eq!(p.default_version_id, 1);
     assert_eq!(v.expect("version 1").document, DOC);
-    let child = store
-        .get_thing_group(&s, "child")
-        .await
-        .unwrap()
-        .expect("child group");
+    let child = ok(store.get_thing_group(&s, "child")).await;
+    let child = child.expect("child group");
     assert_eq!(child.group.parent_name.as_deref(), Some("root"));
     assert_eq!(
         child

@@ -11,9 +11,9 @@ use std::slice;
 use std::sync::Arc;
 
 use super::fixtures::{
-    add_thing, ca_record, cert_record, create_group, create_policy, groups_of, hex_id, new_policy,
-    ok, open_handles, race, register, strings, CANCELED, CHECK_A, CHECK_B, CHECK_C, COMPLETED,
-    FAILED, IN_PROGRESS, T0,
+    add_thing, all_pages, ca_record, cert_record, create_group, create_policy, groups_of, hex_id,
+    new_policy, ok, open_handles, race, register, status_of, strings, CANCELED, CHECK_A, CHECK_B,
+    CHECK_C, COMPLETED, FAILED, IN_PROGRESS, T0,
 };
 use super::{fresh_scope, scope, unique, unique_account, Database};
 use crate::{
@@ -688,23 +688,17 @@ pub async fn mitigation_task_listing_filters_and_paging(store: Arc<dyn Store>) {
     ];
     for (filter, expected) in cases {
         for page in [1, 2, 100] {
-            let mut got: Vec<MitigationTaskRecord> = Vec::new();
-            loop {
-                let after = got.last().map(|t| AuditTaskKey {
-                    started_at_ms: t.started_at_ms,
-                    task_id: t.task_id.clone(),
-                });
-                let batch = store
-                    .list_mitigation_tasks(&scope, &filter, after.as_ref(), page)
+            let key = |t: &MitigationTaskRecord| AuditTaskKey {
+                started_at_ms: t.started_at_ms,
+                task_id: t.task_id.clone(),
+            };
+            let got = all_pages(page, key, async |after| {
+                let after = after.as_ref();
+                store
+                    .list_mitigation_tasks(&scope, &filter, after, page)
                     .await
-                    .expect("list");
-                assert!(batch.len() <= page);
-                let done = batch.len() < page;
-                got.extend(batch);
-                if done {
-                    break;
-                }
-            }
+            })
+            .await;
             let ids: Vec<&str> = got.iter().map(|t| t.task_id.as_str()).collect();
             assert_eq!(ids, expected, "{filter:?}, page {page}");
             for t in &got {
@@ -1019,15 +1013,6 @@ async fn certificates(
         async move { certificate(&*store, &scope, &status).await.id }
     })
     .await
-}
-
-async fn status_of(store: &dyn Store, scope: &Scope, id: &str) -> String {
-    store
-        .get_certificate(scope, id)
-        .await
-        .expect("get certificate")
-        .expect("certificate exists")
-        .status
 }
 
 pub async fn mitigation_stage_deactivates_many_certificates(store: Arc<dyn Store>) {

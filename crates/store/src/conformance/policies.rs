@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use std::slice;
 use std::sync::Arc;
 
-use super::fixtures::{count_wins, create_policy, new_policy, ok, open_handles, race, sole_winner};
+use super::fixtures::{
+    all_pages, count_wins, create_policy, new_policy, ok, open_handles, race, sole_winner,
+};
 use super::{
     all_tags, assert_already_exists, assert_tags, fresh_scope, scope, tag, unique, unique_account,
 };
@@ -77,12 +79,8 @@ async fn version_ids(store: &dyn Store, scope: &Scope, name: &str) -> Vec<i64> {
 }
 
 async fn default_id(store: &dyn Store, scope: &Scope, name: &str) -> i64 {
-    store
-        .get_policy(scope, name)
-        .await
-        .expect("get policy")
-        .expect("policy exists")
-        .default_version_id
+    let found = ok(store.get_policy(scope, name)).await;
+    found.expect("policy exists").default_version_id
 }
 
 fn refused<T: std::fmt::Debug>(outcome: PolicyOutcome<T>, expected: PolicyRefusal) {
@@ -493,20 +491,13 @@ async fn policy_pages(
     descending: bool,
     page: usize,
 ) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    loop {
-        let after = names.last().map(String::as_str);
-        let batch = store
-            .list_policies(scope, after, descending, page)
-            .await
-            .expect("list page");
-        assert!(batch.len() <= page, "page larger than its limit");
-        let done = batch.len() < page;
-        names.extend(batch.into_iter().map(|p| p.name));
-        if done {
-            return names;
-        }
-    }
+    let key = |p: &PolicyRecord| p.name.clone();
+    let policies = all_pages(page, key, async |after| {
+        let after = after.as_deref();
+        store.list_policies(scope, after, descending, page).await
+    })
+    .await;
+    policies.into_iter().map(|p| p.name).collect()
 }
 
 /// Names created out of order; byte order puts "Beta" before "alpha" and "-" before "_".
@@ -906,19 +897,15 @@ pub async fn role_alias_list_paging_both_directions(store: Arc<dyn Store>) {
     reversed.reverse();
     for descending in [false, true] {
         for page in [1, 2, 5, 6, 100] {
-            let mut aliases: Vec<String> = Vec::new();
-            loop {
-                let batch = store
-                    .list_role_aliases(&scope, aliases.last().map(String::as_str), descending, page)
+            let key = |r: &RoleAliasRecord| r.alias.clone();
+            let listed = all_pages(page, key, async |after| {
+                let after = after.as_deref();
+                store
+                    .list_role_aliases(&scope, after, descending, page)
                     .await
-                    .unwrap();
-                assert!(batch.len() <= page);
-                let done = batch.len() < page;
-                aliases.extend(batch.into_iter().map(|r| r.alias));
-                if done {
-                    break;
-                }
-            }
+            })
+            .await;
+            let aliases: Vec<String> = listed.into_iter().map(|r| r.alias).collect();
             let expected = if descending { reversed } else { SORTED };
             assert_eq!(aliases, expected, "descending {descending}, page {page}");
         }
@@ -1101,33 +1088,29 @@ pub async fn policy_pages_with_default_versions(store: Arc<dyn Store>) {
     }
 
     for page in [1, 2, 4, 100] {
-        let mut seen = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let rows = store
-                .list_policies_with_default_versions(&scope, after.as_deref(), page)
+        let key = |row: &(PolicyRecord, _)| row.0.name.clone();
+        let rows = all_pages(page, key, async |after| {
+            let after = after.as_deref();
+            store
+                .list_policies_with_default_versions(&scope, after, page)
                 .await
-                .unwrap();
-            assert!(rows.len() <= page);
-            for (policy, version) in &rows {
-                let version = version.as_ref().expect("every policy has its default");
-                assert_eq!(
-                    version.version_id, policy.default_version_id,
-                    "{}",
-                    policy.name
-                );
-                let expected = if policy.name == "delta" {
-                    doc(2)
-                } else {
-                    DOC_1.to_owned()
-                };
-                assert_eq!(version.document, expected, "{}", policy.name);
-                seen.push(policy.name.clone());
-            }
-            match rows.last() {
-                Some(last) if rows.len() == page => after = Some(last.0.name.clone()),
-                _ => break,
-            }
+        })
+        .await;
+        let mut seen = Vec::new();
+        for (policy, version) in &rows {
+            let version = version.as_ref().expect("every policy has its default");
+            assert_eq!(
+                version.version_id, policy.default_version_id,
+                "{}",
+                policy.name
+            );
+            let expected = if policy.name == "delta" {
+                doc(2)
+            } else {
+                DOC_1.to_owned()
+            };
+            assert_eq!(version.document, expected, "{}", policy.name);
+            seen.push(policy.name.clone());
         }
         assert_eq!(seen, SORTED, "page {page}");
     }

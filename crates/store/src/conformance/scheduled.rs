@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::fixtures::{ok, open_handles, race, ALL, T0};
+use super::fixtures::{mapped, ok, open_handles, race, ALL, T0};
 use super::{all_tags, fresh_scope, scope, unique, unique_account, Database};
 use crate::{
     AuditTaskRecord, NewWorkItem, ScheduledAuditRecord, ScheduledAuditRefusal,
@@ -75,13 +75,7 @@ async fn assert_stored(store: &dyn Store, scope: &Scope, record: &ScheduledAudit
 }
 
 async fn names(store: &dyn Store, scope: &Scope) -> Vec<String> {
-    store
-        .list_scheduled_audits(scope, None, ALL)
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|r| r.name)
-        .collect()
+    mapped(store.list_scheduled_audits(scope, None, ALL), |r| r.name).await
 }
 
 /// The task and work item a run of `name` at `occurrence` starts, on a queue of its own.

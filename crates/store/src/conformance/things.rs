@@ -8,8 +8,8 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 use super::fixtures::{
-    attrs, count_wins, create_group, create_thing, group, group_arn, groups_of, ok, open_handles,
-    race, sole_winner, strings, thing, two_accounts, two_regions, MAX_DEPTH,
+    all_pages, attrs, count_wins, create_group, create_thing, group, group_arn, groups_of, mapped,
+    ok, open_handles, race, sole_winner, strings, thing, two_accounts, two_regions, MAX_DEPTH,
 };
 use super::{all_tags, assert_already_exists, assert_tags, fresh_scope, tag, Database};
 use crate::{
@@ -67,13 +67,7 @@ async fn members(store: &dyn Store, scope: &Scope, group: &str, recursive: bool)
 }
 
 async fn thing_names(store: &dyn Store, scope: &Scope, filter: &ThingFilter) -> Vec<String> {
-    store
-        .list_things(scope, filter, None, 1_000)
-        .await
-        .expect("list things")
-        .into_iter()
-        .map(|t| t.name)
-        .collect()
+    mapped(store.list_things(scope, filter, None, 1_000), |t| t.name).await
 }
 
 async fn group_names(
@@ -82,13 +76,11 @@ async fn group_names(
     selection: &GroupSelection,
     prefix: Option<&str>,
 ) -> Vec<String> {
-    store
-        .list_thing_groups(scope, selection, prefix, None, 1_000)
-        .await
-        .expect("list groups")
-        .into_iter()
-        .map(|g| g.name)
-        .collect()
+    mapped(
+        store.list_thing_groups(scope, selection, prefix, None, 1_000),
+        |g| g.name,
+    )
+    .await
 }
 
 pub async fn thing_crud(store: Arc<dyn Store>) {
@@ -252,29 +244,20 @@ pub async fn thing_list_paging_and_filters(store: Arc<dyn Store>) {
 
     let sorted = ["Beta", "alpha", "delta", "gamma-2", "gamma_1", "zeta"];
     for page in [1, 2, 4, 6, 100] {
-        let mut names: Vec<String> = Vec::new();
-        loop {
-            let batch = store
-                .list_things(
-                    &scope,
-                    &ThingFilter::default(),
-                    names.last().map(String::as_str),
-                    page,
-                )
+        let key = |t: &ThingRecord| t.name.clone();
+        let listed = all_pages(page, key, async |after| {
+            let all = ThingFilter::default();
+            store
+                .list_things(&scope, &all, after.as_deref(), page)
                 .await
-                .unwrap();
-            assert!(batch.len() <= page);
-            let done = batch.len() < page;
-            for record in &batch {
-                // Every listed thing carries its attributes, whatever the page size.
-                let (_, expected) = things.iter().find(|(n, _)| *n == record.name).unwrap();
-                assert_eq!(record.attributes, attrs(expected), "{}", record.name);
-            }
-            names.extend(batch.into_iter().map(|t| t.name));
-            if done {
-                break;
-            }
+        })
+        .await;
+        for record in &listed {
+            // Every listed thing carries its attributes, whatever the page size.
+            let (_, expected) = things.iter().find(|(n, _)| *n == record.name).unwrap();
+            assert_eq!(record.attributes, attrs(expected), "{}", record.name);
         }
+        let names: Vec<String> = listed.into_iter().map(|t| t.name).collect();
         assert_eq!(names, sorted, "page {page}");
     }
 
@@ -560,23 +543,14 @@ pub async fn thing_group_listing(store: Arc<dyn Store>) {
     .is_empty());
 
     // Paging through descendants one at a time, carrying ARNs.
-    let mut seen: Vec<GroupRef> = Vec::new();
-    loop {
-        let page = store
-            .list_thing_groups(
-                &scope,
-                &descendants,
-                None,
-                seen.last().map(|g| g.name.as_str()),
-                1,
-            )
+    let key = |g: &GroupRef| g.name.clone();
+    let seen = all_pages(1, key, async |after| {
+        let after = after.as_deref();
+        store
+            .list_thing_groups(&scope, &descendants, None, after, 1)
             .await
-            .unwrap();
-        if page.is_empty() {
-            break;
-        }
-        seen.extend(page);
-    }
+    })
+    .await;
     assert_eq!(
         seen,
         vec![
