@@ -18,9 +18,7 @@ use std::slice;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use fixtures::{
-    all_pages, count_wins, mapped, ok, open_handles, race, sole_winner, two_accounts, two_regions,
-};
+use fixtures::{all_pages, count_wins, mapped, ok, open_handles, race, sole_winner};
 use rand::Rng;
 // Supertrait methods are callable on `dyn Store` without importing the traits.
 use crate::{
@@ -60,8 +58,6 @@ macro_rules! conformance_tests {
                 mitigation_action_duplicate_name,
                 mitigation_action_limit,
                 mitigation_action_list_paging_and_filter,
-                account_isolation,
-                region_isolation,
                 tags_upsert_list_untag_limit,
                 delete_removes_tags,
                 concurrent_create_same_name_exactly_one_wins,
@@ -73,6 +69,9 @@ macro_rules! conformance_tests {
                 work_expired_lease_is_reclaimed,
                 work_release_retries_later,
                 once_marker_marks_once;
+            [] (store isolation):
+                account_isolation("eu-west-1", "eu-west-1"),
+                region_isolation("us-east-1", "us-west-2");
             [] database:
                 server_secret_is_stable,
                 handles_see_each_others_writes,
@@ -116,7 +115,6 @@ macro_rules! conformance_tests {
             [mitigation_tasks::] store:
                 mitigation_task_create_get_exists,
                 mitigation_task_in_progress_limit,
-                mitigation_task_limit_holds_under_concurrency,
                 mitigation_task_listing_filters_and_paging,
                 mitigation_task_cancel_counts_the_rest,
                 mitigation_stage_deactivates_certificates,
@@ -131,8 +129,10 @@ macro_rules! conformance_tests {
                 mitigation_chunks_end_the_task,
                 mitigation_audit_finding_counts_and_boundaries,
                 mitigation_purge_removes_old_finished_history;
+            [mitigation_tasks::] (database race_to_the_limit):
+                mitigation_task_limit_holds_under_concurrency(1),
+                mitigation_task_limit_race_across_handles(3);
             [mitigation_tasks::] database:
-                mitigation_task_limit_race_across_handles,
                 mitigation_concurrent_stages_across_handles;
         }
     };
@@ -154,17 +154,19 @@ macro_rules! things_conformance_tests {
                 thing_membership_rules,
                 thing_membership_listing,
                 thing_deletes_remove_memberships,
-                things_account_isolation,
-                things_region_isolation,
                 things_refused_writes_change_nothing,
                 things_concurrent_create_same_name,
                 thing_groups_concurrent_create_same_name,
-                thing_membership_concurrent_adds_respect_limit,
                 thing_membership_concurrent_adds_one_per_hierarchy;
+            [things::] (store isolation):
+                things_account_isolation("eu-west-1", "eu-west-1"),
+                things_region_isolation("us-east-1", "us-west-2");
             [things::] database:
-                thing_membership_limit_across_handles,
                 thing_group_delete_races_child_create,
                 thing_group_delete_races_member_add;
+            [things::] (database race_to_group_limit):
+                thing_membership_concurrent_adds_respect_limit(1),
+                thing_membership_limit_across_handles(2);
         }
     };
 }
@@ -185,7 +187,6 @@ macro_rules! policies_conformance_tests {
                 policy_list_paging_both_directions,
                 policy_pages_with_default_versions,
                 policy_account_and_region_isolation,
-                concurrent_policy_versions_respect_limit,
                 concurrent_create_policy_same_name_exactly_one_wins,
                 concurrent_version_writes_keep_policy_consistent,
                 role_alias_crud,
@@ -194,8 +195,10 @@ macro_rules! policies_conformance_tests {
                 role_alias_isolation,
                 logging_options_unset_set_replace,
                 logging_options_isolation;
+            [policies::] (database race_versions):
+                concurrent_policy_versions_respect_limit(1),
+                policy_versions_race_across_handles(2);
             [policies::] database:
-                policy_versions_race_across_handles,
                 policies_visible_across_handles;
         }
     };
@@ -251,17 +254,28 @@ macro_rules! import_conformance_tests {
 /// Writes the tests of the exported `*conformance_tests!` macros: one `#[tokio::test]`
 /// per case, in groups of cases of one module (`[things::]`, `[]` for this one) that
 /// take either a fresh store (`store`) or the [`Database`] itself (`database`).
+///
+/// In a group `(store function)` or `(database function)`, every case is
+/// `name(arguments)`: the test `name` runs `function` with the store or database and
+/// those arguments, so that one function serves several cases.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! conformance_cases {
-    ($fresh:path; $($module:tt $kind:ident: $($case:ident),+;)*) => {
-        $($($crate::conformance_cases!(@test $kind $module $case $fresh);)+)*
+    ($fresh:path; $($module:tt $kind:tt: $($case:ident $(($($arg:expr),*))?),+;)*) => {
+        $($($crate::conformance_cases!(@test $kind $module $case [$($($arg),*)?] $fresh);)+)*
     };
-    (@test $kind:ident [$($module:ident::)*] $case:ident $fresh:path) => {
+    (@test ($kind:ident $body:ident) $module:tt $case:ident [$($arg:expr),*] $fresh:path) => {
+        $crate::conformance_cases!(@emit $kind $module $case $body [$($arg),*] $fresh);
+    };
+    (@test $kind:ident $module:tt $case:ident [] $fresh:path) => {
+        $crate::conformance_cases!(@emit $kind $module $case $case [] $fresh);
+    };
+    (@emit $kind:ident [$($module:ident::)*] $case:ident $body:ident [$($arg:expr),*] $fresh:path) => {
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $case() {
             let db = $fresh().await;
-            $crate::conformance::$($module::)*$case($crate::conformance_cases!(@arg $kind db)).await;
+            let on = $crate::conformance_cases!(@arg $kind db);
+            $crate::conformance::$($module::)*$body(on $(, $arg)*).await;
         }
     };
     (@arg store $db:ident) => {
@@ -624,18 +638,11 @@ pub async fn mitigation_action_list_paging_and_filter(store: Arc<dyn Store>) {
     }
 }
 
-pub async fn account_isolation(store: Arc<dyn Store>) {
-    let (a, b) = two_accounts();
-    isolation(&*store, &a, &b).await;
-}
-
-pub async fn region_isolation(store: Arc<dyn Store>) {
-    let (a, b) = two_regions();
-    isolation(&*store, &a, &b).await;
-}
-
-/// Two scopes using the same names and the same tagged ARN never see each other.
-async fn isolation(store: &dyn Store, a: &Scope, b: &Scope) {
+/// Two scopes in these regions (see `fixtures::apart`) using the same names and
+/// the same tagged ARN never see each other.
+pub async fn isolation(store: Arc<dyn Store>, region_a: &str, region_b: &str) {
+    let (a, b) = fixtures::apart(region_a, region_b);
+    let (store, a, b) = (&*store, &a, &b);
     let in_a = action(a, "shared", CERT_ACTION);
     let in_b = action(b, "shared", LOGGING_ACTION);
     // A limit of one per scope: b's create succeeds only if a's action is not counted,

@@ -234,6 +234,18 @@ pub(super) async fn groups_of(store: &dyn Store, scope: &Scope, thing: &str) -> 
     .await
 }
 
+/// Two scopes in these regions: of two accounts if the regions are one, else of one
+/// account, so that an isolation case covers accounts and regions alike.
+pub(super) fn apart(region_a: &str, region_b: &str) -> (Scope, Scope) {
+    let account = unique_account();
+    let other = if region_a == region_b {
+        unique_account()
+    } else {
+        account.clone()
+    };
+    (scope(&account, region_a), scope(&other, region_b))
+}
+
 /// Awaits a store call that must not fail.
 pub(super) async fn ok<T>(call: impl Future<Output = StoreResult<T>>) -> T {
     call.await.expect("store call")
@@ -322,21 +334,6 @@ pub(super) fn sole_winner<T>(outcomes: Vec<(T, StoreResult<()>)>) -> T {
     }
     assert_eq!(winners.len(), 1, "exactly one create must win");
     winners.remove(0)
-}
-
-/// Two scopes of different accounts in one region.
-pub(super) fn two_accounts() -> (Scope, Scope) {
-    let region = "eu-west-1";
-    (
-        scope(&unique_account(), region),
-        scope(&unique_account(), region),
-    )
-}
-
-/// Two scopes of one account in different regions.
-pub(super) fn two_regions() -> (Scope, Scope) {
-    let account = unique_account();
-    (scope(&account, "us-east-1"), scope(&account, "us-west-2"))
 }
 
 /// Follows a listing from its start, asking `fetch` for `page` items after the `key` of

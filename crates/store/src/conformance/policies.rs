@@ -618,9 +618,10 @@ pub async fn policy_account_and_region_isolation(store: Arc<dyn Store>) {
     }
 }
 
-/// Racers add versions to one policy at once, spread over `handles`; the limit of five
-/// holds and every id is issued once.
-async fn race_versions(handles: &[Arc<dyn Store>]) {
+/// Racers add versions to one policy at once, spread over so many handles on `db`; the
+/// limit of five holds and every id is issued once.
+pub async fn race_versions(db: &dyn Database, handles: usize) {
+    let handles = &open_handles(db, handles).await;
     let scope = fresh_scope();
     create_policy(&*handles[0], &scope, &new_policy(&scope, "raced", DOC_1)).await;
     let outcomes = race(handles, 12, |i, store| {
@@ -659,15 +660,6 @@ async fn race_versions(handles: &[Arc<dyn Store>]) {
     );
     let default = default_id(&*handles[0], &scope, "raced").await;
     assert!((1..=5).contains(&default));
-}
-
-pub async fn concurrent_policy_versions_respect_limit(store: Arc<dyn Store>) {
-    race_versions(&[store]).await;
-}
-
-pub async fn policy_versions_race_across_handles(db: &dyn Database) {
-    let handles = open_handles(db, 2).await;
-    race_versions(&handles).await;
 }
 
 pub async fn concurrent_create_policy_same_name_exactly_one_wins(store: Arc<dyn Store>) {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 use super::fixtures::{
-    all_pages, attrs, count_wins, create_group, create_thing, group, group_arn, groups_of, mapped,
-    ok, open_handles, race, sole_winner, strings, thing, two_accounts, two_regions, MAX_DEPTH,
+    all_pages, apart, attrs, count_wins, create_group, create_thing, group, group_arn, groups_of,
+    mapped, ok, open_handles, race, sole_winner, strings, thing, MAX_DEPTH,
 };
 use super::{all_tags, assert_already_exists, assert_tags, fresh_scope, tag, Database};
 use crate::{
@@ -728,18 +728,11 @@ pub async fn thing_deletes_remove_memberships(store: Arc<dyn Store>) {
     assert!(members(&*store, &scope, "g", true).await.is_empty());
 }
 
-pub async fn things_account_isolation(store: Arc<dyn Store>) {
-    let (a, b) = two_accounts();
-    isolation(&*store, &a, &b).await;
-}
-
-pub async fn things_region_isolation(store: Arc<dyn Store>) {
-    let (a, b) = two_regions();
-    isolation(&*store, &a, &b).await;
-}
-
-/// Two scopes using the same names never see or touch each other's things and groups.
-async fn isolation(store: &dyn Store, a: &Scope, b: &Scope) {
+/// Two scopes in these regions (see `fixtures::apart`) using the same names never see or touch
+/// each other's things and groups.
+pub async fn isolation(store: Arc<dyn Store>, region_a: &str, region_b: &str) {
+    let (a, b) = apart(region_a, region_b);
+    let (store, a, b) = (&*store, &a, &b);
     let in_a = thing(a, "shared", &[("owner", "a")]);
     create_thing(store, a, &in_a).await;
     create_thing(store, b, &thing(b, "shared", &[("owner", "b")])).await;
@@ -940,9 +933,10 @@ async fn race_joins(
     .await
 }
 
-/// Eleven racers each add one thing to a group of its own hierarchy, on `handles`;
-/// exactly ten may win.
-async fn race_to_group_limit(handles: &[Arc<dyn Store>]) {
+/// Eleven racers each add one thing to a group of its own hierarchy, spread over so many
+/// handles on `db`; exactly ten may win.
+pub async fn race_to_group_limit(db: &dyn Database, handles: usize) {
+    let handles = &open_handles(db, handles).await;
     let scope = fresh_scope();
     create_thing(&*handles[0], &scope, &thing(&scope, "popular", &[])).await;
     let groups: Vec<String> = (0..=MAX_GROUPS).map(|i| format!("g{i:02}")).collect();
@@ -959,15 +953,6 @@ async fn race_to_group_limit(handles: &[Arc<dyn Store>]) {
         groups_of(&*handles[0], &scope, "popular").await.len(),
         MAX_GROUPS
     );
-}
-
-pub async fn thing_membership_concurrent_adds_respect_limit(store: Arc<dyn Store>) {
-    race_to_group_limit(&[store]).await;
-}
-
-pub async fn thing_membership_limit_across_handles(db: &dyn Database) {
-    let handles = open_handles(db, 2).await;
-    race_to_group_limit(&handles).await;
 }
 
 pub async fn thing_membership_concurrent_adds_one_per_hierarchy(store: Arc<dyn Store>) {
