@@ -18,8 +18,9 @@ use std::slice;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use fixtures::{all_pages, count_wins, mapped, ok, open_handles, race, sole_winner};
 use rand::Rng;
+
+use self::fixtures::{all_pages, count_wins, mapped, ok, open_handles, race, sole_winner};
 // Supertrait methods are callable on `dyn Store` without importing the traits.
 use crate::{
     Credential, MitigationActionRecord, MitigationActionUpdate, NewWorkItem, Scope, Store,
