@@ -656,8 +656,8 @@ pub async fn isolation(store: Arc<dyn Store>, region_a: &str, region_b: &str) {
         created.unwrap_or_else(|e| panic!("create in {owner}: {e:?}"));
     }
 
-    assert_action(&*store, a, "shared", Some(&in_a)).await;
-    assert_action(&*store, b, "shared", Some(&in_b)).await;
+    assert_action(store, a, "shared", Some(&in_a)).await;
+    assert_action(store, b, "shared", Some(&in_b)).await;
     assert_eq!(
         store
             .list_mitigation_actions(a, None, None, NO_LIMIT)
@@ -688,10 +688,10 @@ pub async fn isolation(store: Arc<dyn Store>, region_a: &str, region_b: &str) {
         .update_mitigation_action(a, "shared", &update)
         .await
         .unwrap();
-    assert_action(&*store, b, "shared", Some(&in_b)).await;
+    assert_action(store, b, "shared", Some(&in_b)).await;
 
     assert!(store.delete_mitigation_action(a, "shared").await.unwrap());
-    assert_action(&*store, b, "shared", Some(&in_b)).await;
+    assert_action(store, b, "shared", Some(&in_b)).await;
     assert_tags(store, b, &in_b.arn, &[("owner", "b")]).await;
     assert_tags(store, b, &arn, &[("k", "b")]).await;
 }
