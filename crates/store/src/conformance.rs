@@ -14,12 +14,13 @@
 //! on a database shared between cases (as a PostgreSQL test server may be). They panic
 //! on the first violation, like any test.
 
+use std::slice;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use rand::Rng;
-use tokio::task::JoinSet;
 
+use self::fixtures::{all_pages, count_wins, mapped, ok, open_handles, race, sole_winner};
 // Supertrait methods are callable on `dyn Store` without importing the traits.
 use crate::{
     Credential, MitigationActionRecord, MitigationActionUpdate, NewWorkItem, Scope, Store,
@@ -29,6 +30,7 @@ use crate::{
 pub mod audits;
 pub mod certificates;
 pub mod crls;
+mod fixtures;
 pub mod import;
 pub mod mitigation_tasks;
 pub mod policies;
@@ -49,193 +51,242 @@ pub trait Database: Send + Sync {
 #[macro_export]
 macro_rules! conformance_tests {
     ($fresh:path) => {
-        $crate::conformance_tests!(@store $fresh;
-            credentials_crud,
-            mitigation_action_crud,
-            mitigation_action_duplicate_name,
-            mitigation_action_limit,
-            mitigation_action_list_paging_and_filter,
-            account_isolation,
-            region_isolation,
-            tags_upsert_list_untag_limit,
-            delete_removes_tags,
-            concurrent_create_same_name_exactly_one_wins,
-            concurrent_creates_respect_limit,
-            failed_create_writes_nothing,
-            work_claim_complete_in_order,
-            work_duplicate_id,
-            work_not_due_is_not_claimed,
-            work_expired_lease_is_reclaimed,
-            work_release_retries_later,
-            once_marker_marks_once,
-        );
-        $crate::conformance_tests!(@database $fresh;
-            server_secret_is_stable,
-            handles_see_each_others_writes,
-            concurrent_creates_across_handles,
-            work_concurrent_claims_are_disjoint,
-            once_marker_race_across_handles,
-        );
-        $crate::conformance_tests!(@audits_store $fresh;
-            audit_configuration_put_get_replace_delete,
-            audit_task_create_get_update_versions,
-            audit_task_create_enqueues_claimable_work,
-            audit_task_duplicate_ids_write_nothing,
-            audit_task_update_with_work_is_atomic,
-            audit_task_in_progress_limit,
-            audit_task_listing_order_range_filters_paging,
-            audit_findings_insert_get_and_idempotence,
-            audit_findings_listing_filters_and_paging,
-            audit_purge_removes_old_finished_history,
-            audit_state_isolated_between_accounts,
-        );
-        $crate::conformance_tests!(@audits_database $fresh;
-            audit_task_limit_race_across_handles,
-        );
-        $crate::conformance_tests!(@suppressions_store $fresh;
-            suppression_create_get_update_delete,
-            suppression_duplicates_tokens_and_limit,
-            suppression_listing_order_filters_paging,
-            suppression_active_keys,
-            suppressions_isolated_between_accounts,
-        );
-        $crate::conformance_tests!(@suppressions_database $fresh;
-            suppression_create_race_across_handles,
-        );
-        $crate::conformance_tests!(@crls_store $fresh;
-            crl_cache_put_get_newest_wins,
-            related_resources_insert_list_paging_idempotence,
-            related_resources_purged_with_their_task,
-        );
-        $crate::conformance_tests!(@scheduled_store $fresh;
-            scheduled_audit_crud,
-            scheduled_audit_duplicate_and_limit,
-            scheduled_audit_due_and_start,
-            scheduled_audits_isolated_between_accounts,
-        );
-        $crate::conformance_tests!(@scheduled_database $fresh;
-            scheduled_audit_limit_race_across_handles,
-            scheduled_audit_start_race_across_handles,
-        );
-        $crate::conformance_tests!(@mitigation_tasks_store $fresh;
-            mitigation_task_create_get_exists,
-            mitigation_task_in_progress_limit,
-            mitigation_task_limit_holds_under_concurrency,
-            mitigation_task_listing_filters_and_paging,
-            mitigation_task_cancel_counts_the_rest,
-            mitigation_stage_deactivates_certificates,
-            mitigation_stage_deactivates_ca_certificates,
-            mitigation_stage_adds_things_to_groups,
-            mitigation_stage_deactivates_many_certificates,
-            mitigation_stage_adds_things_of_many_certificates,
-            mitigation_stage_replaces_default_policy_versions,
-            mitigation_stage_sets_logging_and_records_outside_outcomes,
-            mitigation_stage_failure_skips_later_actions,
-            mitigation_stage_lease_lost_writes_nothing,
-            mitigation_chunks_end_the_task,
-            mitigation_audit_finding_counts_and_boundaries,
-            mitigation_purge_removes_old_finished_history,
-        );
-        $crate::conformance_tests!(@mitigation_tasks_database $fresh;
-            mitigation_task_limit_race_across_handles,
-            mitigation_concurrent_stages_across_handles,
-        );
+        $crate::conformance_cases! {
+            $fresh;
+            [] store:
+                credentials_crud,
+                mitigation_action_crud,
+                mitigation_action_duplicate_name,
+                mitigation_action_limit,
+                mitigation_action_list_paging_and_filter,
+                tags_upsert_list_untag_limit,
+                delete_removes_tags,
+                concurrent_create_same_name_exactly_one_wins,
+                concurrent_creates_respect_limit,
+                failed_create_writes_nothing,
+                work_claim_complete_in_order,
+                work_duplicate_id,
+                work_not_due_is_not_claimed,
+                work_expired_lease_is_reclaimed,
+                work_release_retries_later,
+                once_marker_marks_once;
+            [] (store isolation):
+                account_isolation("eu-west-1", "eu-west-1"),
+                region_isolation("us-east-1", "us-west-2");
+            [] database:
+                server_secret_is_stable,
+                handles_see_each_others_writes,
+                concurrent_creates_across_handles,
+                work_concurrent_claims_are_disjoint,
+                once_marker_race_across_handles;
+            [audits::] store:
+                audit_configuration_put_get_replace_delete,
+                audit_task_create_get_update_versions,
+                audit_task_create_enqueues_claimable_work,
+                audit_task_duplicate_ids_write_nothing,
+                audit_task_update_with_work_is_atomic,
+                audit_task_in_progress_limit,
+                audit_task_listing_order_range_filters_paging,
+                audit_findings_insert_get_and_idempotence,
+                audit_findings_listing_filters_and_paging,
+                audit_purge_removes_old_finished_history,
+                audit_state_isolated_between_accounts;
+            [audits::] database:
+                audit_task_limit_race_across_handles;
+            [suppressions::] store:
+                suppression_create_get_update_delete,
+                suppression_duplicates_tokens_and_limit,
+                suppression_listing_order_filters_paging,
+                suppression_active_keys,
+                suppressions_isolated_between_accounts;
+            [suppressions::] database:
+                suppression_create_race_across_handles;
+            [crls::] store:
+                crl_cache_put_get_newest_wins,
+                related_resources_insert_list_paging_idempotence,
+                related_resources_purged_with_their_task;
+            [scheduled::] store:
+                scheduled_audit_crud,
+                scheduled_audit_duplicate_and_limit,
+                scheduled_audit_due_and_start,
+                scheduled_audits_isolated_between_accounts;
+            [scheduled::] database:
+                scheduled_audit_limit_race_across_handles,
+                scheduled_audit_start_race_across_handles;
+            [mitigation_tasks::] store:
+                mitigation_task_create_get_exists,
+                mitigation_task_in_progress_limit,
+                mitigation_task_listing_filters_and_paging,
+                mitigation_task_cancel_counts_the_rest,
+                mitigation_stage_deactivates_certificates,
+                mitigation_stage_deactivates_ca_certificates,
+                mitigation_stage_adds_things_to_groups,
+                mitigation_stage_deactivates_many_certificates,
+                mitigation_stage_adds_things_of_many_certificates,
+                mitigation_stage_replaces_default_policy_versions,
+                mitigation_stage_sets_logging_and_records_outside_outcomes,
+                mitigation_stage_failure_skips_later_actions,
+                mitigation_stage_lease_lost_writes_nothing,
+                mitigation_chunks_end_the_task,
+                mitigation_audit_finding_counts_and_boundaries,
+                mitigation_purge_removes_old_finished_history;
+            [mitigation_tasks::] (database race_to_the_limit):
+                mitigation_task_limit_holds_under_concurrency(1),
+                mitigation_task_limit_race_across_handles(3);
+            [mitigation_tasks::] database:
+                mitigation_concurrent_stages_across_handles;
+        }
     };
-    (@store $fresh:path; $($case:ident),* $(,)?) => {$(
+}
+
+/// Generates a `#[tokio::test]` per things case, like `conformance_tests!`.
+#[macro_export]
+macro_rules! things_conformance_tests {
+    ($fresh:path) => {
+        $crate::conformance_cases! {
+            $fresh;
+            [things::] store:
+                thing_crud,
+                thing_update_attributes,
+                thing_list_paging_and_filters,
+                thing_group_crud_and_hierarchy,
+                thing_group_update,
+                thing_group_listing,
+                thing_membership_rules,
+                thing_membership_listing,
+                thing_deletes_remove_memberships,
+                things_refused_writes_change_nothing,
+                things_concurrent_create_same_name,
+                thing_groups_concurrent_create_same_name,
+                thing_membership_concurrent_adds_one_per_hierarchy;
+            [things::] (store isolation):
+                things_account_isolation("eu-west-1", "eu-west-1"),
+                things_region_isolation("us-east-1", "us-west-2");
+            [things::] database:
+                thing_group_delete_races_child_create,
+                thing_group_delete_races_member_add;
+            [things::] (database race_to_group_limit):
+                thing_membership_concurrent_adds_respect_limit(1),
+                thing_membership_limit_across_handles(2);
+        }
+    };
+}
+
+/// Generates a `#[tokio::test]` per policies case, like `conformance_tests!`.
+#[macro_export]
+macro_rules! policies_conformance_tests {
+    ($fresh:path) => {
+        $crate::conformance_cases! {
+            $fresh;
+            [policies::] store:
+                policy_crud,
+                policy_versions_lifecycle,
+                policy_duplicate_name_writes_nothing,
+                policy_version_limit_and_ids_never_reused,
+                policy_refusals_write_nothing,
+                creates_are_all_or_nothing,
+                policy_list_paging_both_directions,
+                policy_pages_with_default_versions,
+                policy_account_and_region_isolation,
+                concurrent_create_policy_same_name_exactly_one_wins,
+                concurrent_version_writes_keep_policy_consistent,
+                role_alias_crud,
+                role_alias_duplicate_writes_nothing,
+                role_alias_list_paging_both_directions,
+                role_alias_isolation,
+                logging_options_unset_set_replace,
+                logging_options_isolation;
+            [policies::] (database race_versions):
+                concurrent_policy_versions_respect_limit(1),
+                policy_versions_race_across_handles(2);
+            [policies::] database:
+                policies_visible_across_handles;
+        }
+    };
+}
+
+/// Generates a `#[tokio::test]` per certificates case, like `conformance_tests!`.
+#[macro_export]
+macro_rules! certificates_conformance_tests {
+    ($fresh:path) => {
+        $crate::conformance_cases! {
+            $fresh;
+            [certificates::] store:
+                certificate_crud_and_facts_round_trip,
+                certificate_status_rules,
+                certificate_delete_rules,
+                certificate_duplicates_and_refusals_write_nothing,
+                certificate_listing_pages_both_directions,
+                certificates_in_use_in_creation_order,
+                ca_certificate_crud_tags_and_subject_limit,
+                certificates_isolated_by_account_and_region,
+                registration_code_and_issuing_ca_first_one_stays,
+                thing_principal_rules,
+                policy_attachment_rules,
+                concurrent_registrations_of_one_certificate_exactly_one_wins,
+                concurrent_attach_and_delete_certificate_stay_consistent,
+                concurrent_attach_and_delete_thing_stay_consistent,
+                concurrent_attach_policy_and_delete_policy_stay_consistent,
+                concurrent_issuing_ca_creation_agrees;
+            [certificates::] database:
+                certificate_registration_races_across_handles;
+        }
+    };
+}
+
+/// Generates a `#[tokio::test]` per import case, like `conformance_tests!`.
+#[macro_export]
+macro_rules! import_conformance_tests {
+    ($fresh:path) => {
+        $crate::conformance_cases! {
+            $fresh;
+            [import::] store:
+                import_creates_resources_and_relations,
+                import_items_see_earlier_items_of_the_batch,
+                import_refusals_write_nothing_of_their_item,
+                import_again_is_unchanged_and_different_is_refused,
+                import_adds_missing_relations_to_identical_resources,
+                import_many_relations_to_existing_things,
+                import_is_isolated_by_scope;
+        }
+    };
+}
+
+/// Writes the tests of the exported `*conformance_tests!` macros: one `#[tokio::test]`
+/// per case, in groups of cases of one module (`[things::]`, `[]` for this one) that
+/// take either a fresh store (`store`) or the [`Database`] itself (`database`).
+///
+/// In a group `(store function)` or `(database function)`, every case is
+/// `name(arguments)`: the test `name` runs `function` with the store or database and
+/// those arguments, so that one function serves several cases.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! conformance_cases {
+    ($fresh:path; $($module:tt $kind:tt: $($case:ident $(($($arg:expr),*))?),+;)*) => {
+        $($($crate::conformance_cases!(@test $kind $module $case [$($($arg),*)?] $fresh);)+)*
+    };
+    (@test ($kind:ident $body:ident) $module:tt $case:ident [$($arg:expr),*] $fresh:path) => {
+        $crate::conformance_cases!(@emit $kind $module $case $body [$($arg),*] $fresh);
+    };
+    (@test $kind:ident $module:tt $case:ident [] $fresh:path) => {
+        $crate::conformance_cases!(@emit $kind $module $case $case [] $fresh);
+    };
+    (@emit $kind:ident [$($module:ident::)*] $case:ident $body:ident [$($arg:expr),*] $fresh:path) => {
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $case() {
             let db = $fresh().await;
-            let store = $crate::conformance::Database::open(&db)
-                .await
-                .expect("open store");
-            $crate::conformance::$case(store).await;
+            let on = $crate::conformance_cases!(@arg $kind db);
+            $crate::conformance::$($module::)*$body(on $(, $arg)*).await;
         }
-    )*};
-    (@database $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            $crate::conformance::$case(&db).await;
-        }
-    )*};
-    (@audits_store $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            let store = $crate::conformance::Database::open(&db)
-                .await
-                .expect("open store");
-            $crate::conformance::audits::$case(store).await;
-        }
-    )*};
-    (@audits_database $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            $crate::conformance::audits::$case(&db).await;
-        }
-    )*};
-    (@suppressions_store $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            let store = $crate::conformance::Database::open(&db)
-                .await
-                .expect("open store");
-            $crate::conformance::suppressions::$case(store).await;
-        }
-    )*};
-    (@crls_store $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            let store = $crate::conformance::Database::open(&db)
-                .await
-                .expect("open store");
-            $crate::conformance::crls::$case(store).await;
-        }
-    )*};
-    (@suppressions_database $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            $crate::conformance::suppressions::$case(&db).await;
-        }
-    )*};
-    (@scheduled_store $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            let store = $crate::conformance::Database::open(&db)
-                .await
-                .expect("open store");
-            $crate::conformance::scheduled::$case(store).await;
-        }
-    )*};
-    (@mitigation_tasks_store $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            let store = $crate::conformance::Database::open(&db)
-                .await
-                .expect("open store");
-            $crate::conformance::mitigation_tasks::$case(store).await;
-        }
-    )*};
-    (@mitigation_tasks_database $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            $crate::conformance::mitigation_tasks::$case(&db).await;
-        }
-    )*};
-    (@scheduled_database $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            $crate::conformance::scheduled::$case(&db).await;
-        }
-    )*};
+    };
+    (@arg store $db:ident) => {
+        $crate::conformance::Database::open(&$db)
+            .await
+            .expect("open store")
+    };
+    (@arg database $db:ident) => {
+        &$db
+    };
 }
 
 /// Large enough never to be the reason a create fails.
@@ -282,6 +333,15 @@ fn action(scope: &Scope, name: &str, action_type: &str) -> MitigationActionRecor
     }
 }
 
+/// An update of the role alone.
+fn role_update(role_arn: &str, updated_at_ms: i64) -> MitigationActionUpdate {
+    MitigationActionUpdate {
+        role_arn: Some(role_arn.to_owned()),
+        params: None,
+        updated_at_ms,
+    }
+}
+
 fn tag(key: &str, value: &str) -> Tag {
     Tag {
         key: key.to_owned(),
@@ -298,6 +358,17 @@ fn credential(access_key_id: &str, account_id: &str) -> Credential {
     }
 }
 
+/// The action `name` of `scope` is stored as `expected`, or not at all.
+async fn assert_action(
+    store: &dyn Store,
+    scope: &Scope,
+    name: &str,
+    expected: Option<&MitigationActionRecord>,
+) {
+    let stored = ok(store.get_mitigation_action(scope, name)).await;
+    assert_eq!(stored.as_ref(), expected, "action {name}");
+}
+
 async fn all_tags(store: &dyn Store, scope: &Scope, arn: &str) -> Vec<Tag> {
     store
         .list_tags(scope, arn, None, NO_LIMIT)
@@ -305,14 +376,18 @@ async fn all_tags(store: &dyn Store, scope: &Scope, arn: &str) -> Vec<Tag> {
         .expect("list tags")
 }
 
+/// `arn` carries exactly the tags `expected`, in key order.
+async fn assert_tags(store: &dyn Store, scope: &Scope, arn: &str, expected: &[(&str, &str)]) {
+    let expected: Vec<Tag> = expected.iter().map(|(k, v)| tag(k, v)).collect();
+    assert_eq!(all_tags(store, scope, arn).await, expected, "tags of {arn}");
+}
+
 async fn all_names(store: &dyn Store, scope: &Scope, action_type: Option<&str>) -> Vec<String> {
-    store
-        .list_mitigation_actions(scope, action_type, None, NO_LIMIT)
-        .await
-        .expect("list actions")
-        .into_iter()
-        .map(|a| a.name)
-        .collect()
+    mapped(
+        store.list_mitigation_actions(scope, action_type, None, NO_LIMIT),
+        |a| a.name,
+    )
+    .await
 }
 
 /// Follows `list_mitigation_actions` pages of `page` until a short page.
@@ -322,20 +397,14 @@ async fn page_through(
     action_type: Option<&str>,
     page: usize,
 ) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    loop {
-        let after = names.last().map(String::as_str);
-        let batch = store
-            .list_mitigation_actions(scope, action_type, after, page)
+    let key = |a: &MitigationActionRecord| a.name.clone();
+    let actions = all_pages(page, key, async |after| {
+        store
+            .list_mitigation_actions(scope, action_type, after.as_deref(), page)
             .await
-            .expect("list page");
-        assert!(batch.len() <= page, "page larger than its limit");
-        let done = batch.len() < page;
-        names.extend(batch.into_iter().map(|a| a.name));
-        if done {
-            return names;
-        }
-    }
+    })
+    .await;
+    actions.into_iter().map(|a| a.name).collect()
 }
 
 fn assert_already_exists<T: std::fmt::Debug>(result: StoreResult<T>) {
@@ -405,76 +474,44 @@ pub async fn mitigation_action_crud(store: Arc<dyn Store>) {
         .create_mitigation_action(&scope, &record, &[tag("env", "prod")], NO_LIMIT)
         .await
         .expect("create");
-    assert_eq!(
-        store.get_mitigation_action(&scope, "crud").await.unwrap(),
-        Some(record.clone())
-    );
-    assert_eq!(
-        all_tags(&*store, &scope, &record.arn).await,
-        vec![tag("env", "prod")]
-    );
+    assert_action(&*store, &scope, "crud", Some(&record)).await;
+    assert_tags(&*store, &scope, &record.arn, &[("env", "prod")]).await;
 
-    let role_only = MitigationActionUpdate {
-        role_arn: Some("arn:aws:iam::1:role/new".into()),
-        params: None,
-        updated_at_ms: 2_000,
-    };
-    let updated = store
-        .update_mitigation_action(&scope, "crud", &role_only)
-        .await
-        .expect("update role");
-    let expected = MitigationActionRecord {
+    // The role only, then the parameters only: what is not given stays.
+    let role_only = role_update("arn:aws:iam::1:role/new", 2_000);
+    let new_role = MitigationActionRecord {
         role_arn: "arn:aws:iam::1:role/new".into(),
         updated_at_ms: 2_000,
         ..record.clone()
     };
-    assert_eq!(updated, expected);
-    assert_eq!(
-        store.get_mitigation_action(&scope, "crud").await.unwrap(),
-        Some(expected.clone())
-    );
-
     let params_only = MitigationActionUpdate {
         role_arn: None,
         params: Some((LOGGING_ACTION.into(), r#"{"logLevel":"ERROR"}"#.into())),
         updated_at_ms: 3_000,
     };
-    let updated = store
-        .update_mitigation_action(&scope, "crud", &params_only)
-        .await
-        .expect("update params");
-    let expected = MitigationActionRecord {
+    let new_params = MitigationActionRecord {
         action_type: LOGGING_ACTION.into(),
         params_json: r#"{"logLevel":"ERROR"}"#.into(),
         updated_at_ms: 3_000,
-        ..expected
+        ..new_role.clone()
     };
-    assert_eq!(updated, expected);
-    assert_eq!(
-        store.get_mitigation_action(&scope, "crud").await.unwrap(),
-        Some(expected)
-    );
+    for (update, expected) in [(&role_only, new_role), (&params_only, new_params)] {
+        let updated = ok(store.update_mitigation_action(&scope, "crud", update)).await;
+        assert_eq!(updated, expected);
+        assert_action(&*store, &scope, "crud", Some(&expected)).await;
+    }
 
     let missing = store
         .update_mitigation_action(&scope, "missing", &role_only)
         .await;
     assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
-    assert_eq!(
-        store
-            .get_mitigation_action(&scope, "missing")
-            .await
-            .unwrap(),
-        None
-    );
+    assert_action(&*store, &scope, "missing", None).await;
 
     assert!(store
         .delete_mitigation_action(&scope, "crud")
         .await
         .unwrap());
-    assert_eq!(
-        store.get_mitigation_action(&scope, "crud").await.unwrap(),
-        None
-    );
+    assert_action(&*store, &scope, "crud", None).await;
     assert!(!store
         .delete_mitigation_action(&scope, "crud")
         .await
@@ -495,10 +532,7 @@ pub async fn mitigation_action_duplicate_name(store: Arc<dyn Store>) {
             .create_mitigation_action(&scope, &duplicate, &[], NO_LIMIT)
             .await,
     );
-    assert_eq!(
-        store.get_mitigation_action(&scope, "dup").await.unwrap(),
-        Some(original)
-    );
+    assert_action(&*store, &scope, "dup", Some(&original)).await;
     assert_eq!(all_names(&*store, &scope, None).await, vec!["dup"]);
 }
 
@@ -521,10 +555,7 @@ pub async fn mitigation_action_limit(store: Arc<dyn Store>) {
             .await,
         3,
     );
-    assert_eq!(
-        store.get_mitigation_action(&scope, "a3").await.unwrap(),
-        None
-    );
+    assert_action(&*store, &scope, "a3", None).await;
 
     // Deleting frees a slot.
     assert!(store.delete_mitigation_action(&scope, "a0").await.unwrap());
@@ -601,60 +632,32 @@ pub async fn mitigation_action_list_paging_and_filter(store: Arc<dyn Store>) {
         .unwrap();
     let by_name = |name: &str| records.iter().find(|r| r.name == name).cloned().unwrap();
     assert_eq!(from_b, vec![by_name("delta"), by_name("gamma-2")]);
-    assert!(store
-        .list_mitigation_actions(&scope, None, Some("zeta"), 10)
-        .await
-        .unwrap()
-        .is_empty());
-    assert!(store
-        .list_mitigation_actions(&scope, None, None, 0)
-        .await
-        .unwrap()
-        .is_empty());
+    // Nothing after the last name, nothing in a page of none.
+    for (after, limit) in [(Some("zeta"), 10), (None, 0)] {
+        let page = ok(store.list_mitigation_actions(&scope, None, after, limit)).await;
+        assert!(page.is_empty(), "after {after:?}, limit {limit}");
+    }
 }
 
-pub async fn account_isolation(store: Arc<dyn Store>) {
-    let region = "eu-west-1";
-    isolation(
-        &*store,
-        &scope(&unique_account(), region),
-        &scope(&unique_account(), region),
-    )
-    .await;
-}
-
-pub async fn region_isolation(store: Arc<dyn Store>) {
-    let account = unique_account();
-    isolation(
-        &*store,
-        &scope(&account, "us-east-1"),
-        &scope(&account, "us-west-2"),
-    )
-    .await;
-}
-
-/// Two scopes using the same names and the same tagged ARN never see each other.
-async fn isolation(store: &dyn Store, a: &Scope, b: &Scope) {
+/// Two scopes in these regions (see `fixtures::apart`) using the same names and
+/// the same tagged ARN never see each other.
+pub async fn isolation(store: Arc<dyn Store>, region_a: &str, region_b: &str) {
+    let (a, b) = fixtures::apart(region_a, region_b);
+    let (store, a, b) = (&*store, &a, &b);
     let in_a = action(a, "shared", CERT_ACTION);
     let in_b = action(b, "shared", LOGGING_ACTION);
-    // A limit of one per scope: b's create succeeds only if a's action is not counted.
-    store
-        .create_mitigation_action(a, &in_a, &[tag("owner", "a")], 1)
-        .await
-        .expect("create in a");
-    store
-        .create_mitigation_action(b, &in_b, &[tag("owner", "b")], 1)
-        .await
-        .expect("create in b: same name in another scope is not a duplicate");
+    // A limit of one per scope: b's create succeeds only if a's action is not counted,
+    // and only if the same name in another scope is not a duplicate.
+    for (scope, record, owner) in [(a, &in_a, "a"), (b, &in_b, "b")] {
+        let tags = [tag("owner", owner)];
+        let created = store
+            .create_mitigation_action(scope, record, &tags, 1)
+            .await;
+        created.unwrap_or_else(|e| panic!("create in {owner}: {e:?}"));
+    }
 
-    assert_eq!(
-        store.get_mitigation_action(a, "shared").await.unwrap(),
-        Some(in_a.clone())
-    );
-    assert_eq!(
-        store.get_mitigation_action(b, "shared").await.unwrap(),
-        Some(in_b.clone())
-    );
+    assert_action(store, a, "shared", Some(&in_a)).await;
+    assert_action(store, b, "shared", Some(&in_b)).await;
     assert_eq!(
         store
             .list_mitigation_actions(a, None, None, NO_LIMIT)
@@ -677,30 +680,20 @@ async fn isolation(store: &dyn Store, a: &Scope, b: &Scope) {
         .untag_resource(b, &in_a.arn, &["owner".into()])
         .await
         .unwrap();
-    assert_eq!(all_tags(store, a, &arn).await, vec![tag("k", "a")]);
-    assert_eq!(all_tags(store, a, &in_a.arn).await, vec![tag("owner", "a")]);
+    assert_tags(store, a, &arn, &[("k", "a")]).await;
+    assert_tags(store, a, &in_a.arn, &[("owner", "a")]).await;
 
-    let update = MitigationActionUpdate {
-        role_arn: Some("arn:aws:iam::1:role/changed".into()),
-        params: None,
-        updated_at_ms: 5_000,
-    };
+    let update = role_update("arn:aws:iam::1:role/changed", 5_000);
     store
         .update_mitigation_action(a, "shared", &update)
         .await
         .unwrap();
-    assert_eq!(
-        store.get_mitigation_action(b, "shared").await.unwrap(),
-        Some(in_b.clone())
-    );
+    assert_action(store, b, "shared", Some(&in_b)).await;
 
     assert!(store.delete_mitigation_action(a, "shared").await.unwrap());
-    assert_eq!(
-        store.get_mitigation_action(b, "shared").await.unwrap(),
-        Some(in_b.clone())
-    );
-    assert_eq!(all_tags(store, b, &in_b.arn).await, vec![tag("owner", "b")]);
-    assert_eq!(all_tags(store, b, &arn).await, vec![tag("k", "b")]);
+    assert_action(store, b, "shared", Some(&in_b)).await;
+    assert_tags(store, b, &in_b.arn, &[("owner", "b")]).await;
+    assert_tags(store, b, &arn, &[("k", "b")]).await;
 }
 
 pub async fn tags_upsert_list_untag_limit(store: Arc<dyn Store>) {
@@ -755,14 +748,8 @@ pub async fn tags_upsert_list_untag_limit(store: Arc<dyn Store>) {
         .untag_resource(&scope, &arn, &[])
         .await
         .expect("untag nothing");
-    assert_eq!(
-        all_tags(&*store, &scope, &arn).await,
-        vec![tag("k2", "v2b"), tag("k3", "v3")]
-    );
-    assert_eq!(
-        all_tags(&*store, &scope, &neighbour).await,
-        vec![tag("n", "1")]
-    );
+    assert_tags(&*store, &scope, &arn, &[("k2", "v2b"), ("k3", "v3")]).await;
+    assert_tags(&*store, &scope, &neighbour, &[("n", "1")]).await;
 }
 
 pub async fn delete_removes_tags(store: Arc<dyn Store>) {
@@ -787,10 +774,7 @@ pub async fn delete_removes_tags(store: Arc<dyn Store>) {
         .await
         .unwrap());
     assert!(all_tags(&*store, &scope, &doomed.arn).await.is_empty());
-    assert_eq!(
-        all_tags(&*store, &scope, &kept.arn).await,
-        vec![tag("a", "1")]
-    );
+    assert_tags(&*store, &scope, &kept.arn, &[("a", "1")]).await;
 
     // A new action under the same name (and so the same ARN) starts untagged.
     store
@@ -807,35 +791,20 @@ pub async fn delete_removes_tags(store: Arc<dyn Store>) {
 
 pub async fn concurrent_create_same_name_exactly_one_wins(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let mut racers = JoinSet::new();
-    for i in 0..8 {
-        let (store, scope) = (Arc::clone(&store), scope.clone());
-        racers.spawn(async move {
+    let outcomes = race(slice::from_ref(&store), 8, |i, store| {
+        let scope = scope.clone();
+        async move {
             let record = action(&scope, "contested", CERT_ACTION);
             let tags = [tag("racer", &i.to_string())];
             let result = store
                 .create_mitigation_action(&scope, &record, &tags, NO_LIMIT)
                 .await;
-            (i, record, result)
-        });
-    }
-    let mut winners = Vec::new();
-    while let Some(joined) = racers.join_next().await {
-        let (i, record, result) = joined.expect("racer panicked");
-        match result {
-            Ok(()) => winners.push((i, record)),
-            other => assert_already_exists(other),
+            ((i, record), result)
         }
-    }
-    assert_eq!(winners.len(), 1, "exactly one create must win");
-    let (i, record) = winners.remove(0);
-    assert_eq!(
-        store
-            .get_mitigation_action(&scope, "contested")
-            .await
-            .unwrap(),
-        Some(record.clone())
-    );
+    })
+    .await;
+    let (i, record) = sole_winner(outcomes);
+    assert_action(&*store, &scope, "contested", Some(&record)).await;
     assert_eq!(
         all_tags(&*store, &scope, &record.arn).await,
         vec![tag("racer", &i.to_string())],
@@ -869,10 +838,7 @@ pub async fn failed_create_writes_nothing(store: Arc<dyn Store>) {
             )
             .await,
     );
-    assert_eq!(
-        all_tags(&*store, &scope, &original.arn).await,
-        vec![tag("owner", "first")]
-    );
+    assert_tags(&*store, &scope, &original.arn, &[("owner", "first")]).await;
 
     let over = action(&scope, "over", CERT_ACTION);
     assert_limit(
@@ -881,10 +847,7 @@ pub async fn failed_create_writes_nothing(store: Arc<dyn Store>) {
             .await,
         1,
     );
-    assert_eq!(
-        store.get_mitigation_action(&scope, "over").await.unwrap(),
-        None
-    );
+    assert_action(&*store, &scope, "over", None).await;
     assert!(all_tags(&*store, &scope, &over.arn).await.is_empty());
     assert_eq!(all_names(&*store, &scope, None).await, vec!["taken"]);
 }
@@ -922,34 +885,18 @@ pub async fn handles_see_each_others_writes(db: &dyn Database) {
     b.create_mitigation_action(&scope, &record, &[tag("k", "v")], NO_LIMIT)
         .await
         .unwrap();
-    assert_eq!(
-        a.get_mitigation_action(&scope, "shared").await.unwrap(),
-        Some(record.clone())
-    );
-    assert_eq!(
-        all_tags(&*a, &scope, &record.arn).await,
-        vec![tag("k", "v")]
-    );
+    assert_action(&*a, &scope, "shared", Some(&record)).await;
+    assert_tags(&*a, &scope, &record.arn, &[("k", "v")]).await;
 
-    let update = MitigationActionUpdate {
-        role_arn: Some("arn:aws:iam::1:role/other".into()),
-        params: None,
-        updated_at_ms: 9_000,
-    };
+    let update = role_update("arn:aws:iam::1:role/other", 9_000);
     let updated = a
         .update_mitigation_action(&scope, "shared", &update)
         .await
         .unwrap();
-    assert_eq!(
-        b.get_mitigation_action(&scope, "shared").await.unwrap(),
-        Some(updated)
-    );
+    assert_action(&*b, &scope, "shared", Some(&updated)).await;
 
     assert!(b.delete_mitigation_action(&scope, "shared").await.unwrap());
-    assert_eq!(
-        a.get_mitigation_action(&scope, "shared").await.unwrap(),
-        None
-    );
+    assert_action(&*a, &scope, "shared", None).await;
     assert!(a.delete_credential(&cred.access_key_id).await.unwrap());
     assert_eq!(b.get_credential(&cred.access_key_id).await.unwrap(), None);
 
@@ -961,62 +908,50 @@ pub async fn handles_see_each_others_writes(db: &dyn Database) {
 
 /// Uniqueness and the scope limit hold across handles (processes), not only within one.
 pub async fn concurrent_creates_across_handles(db: &dyn Database) {
-    let handles = vec![
-        db.open().await.expect("open a"),
-        db.open().await.expect("open b"),
-    ];
+    let handles = open_handles(db, 2).await;
     race_to_limit(&handles, &fresh_scope()).await;
 
     let scope = fresh_scope();
-    let mut racers = JoinSet::new();
-    for i in 0..8 {
-        let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
-        racers.spawn(async move {
+    let outcomes = race(&handles, 8, |_, store| {
+        let scope = scope.clone();
+        async move {
             let record = action(&scope, "contested", CERT_ACTION);
             store
                 .create_mitigation_action(&scope, &record, &[], NO_LIMIT)
                 .await
-        });
-    }
-    let mut wins = 0;
-    while let Some(joined) = racers.join_next().await {
-        match joined.expect("racer panicked") {
-            Ok(()) => wins += 1,
-            other => assert_already_exists(other),
         }
-    }
-    assert_eq!(wins, 1, "exactly one create must win across handles");
+    })
+    .await;
+    assert_eq!(
+        count_wins(outcomes, assert_already_exists),
+        1,
+        "exactly one create must win across handles"
+    );
 }
 
 /// Ten racers with distinct names, spread over `handles`, against a limit of five.
 async fn race_to_limit(handles: &[Arc<dyn Store>], scope: &Scope) {
     const LIMIT: usize = 5;
-    let mut racers = JoinSet::new();
-    for i in 0..2 * LIMIT {
-        let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
-        racers.spawn(async move {
+    let outcomes = race(handles, 2 * LIMIT, |i, store| {
+        let scope = scope.clone();
+        async move {
             let record = action(&scope, &format!("racer-{i:02}"), CERT_ACTION);
             store
                 .create_mitigation_action(&scope, &record, &[tag("k", "v")], LIMIT)
                 .await
-        });
-    }
-    let mut wins = 0;
-    while let Some(joined) = racers.join_next().await {
-        match joined.expect("racer panicked") {
-            Ok(()) => wins += 1,
-            other => assert_limit(other, LIMIT),
         }
-    }
-    assert_eq!(wins, LIMIT, "exactly the limit's worth of creates must win");
+    })
+    .await;
+    assert_eq!(
+        count_wins(outcomes, |loser| assert_limit(loser, LIMIT)),
+        LIMIT,
+        "exactly the limit's worth of creates must win"
+    );
     let names = all_names(&*handles[0], scope, None).await;
     assert_eq!(names.len(), LIMIT);
     for name in names {
         let arn = action(scope, &name, CERT_ACTION).arn;
-        assert_eq!(
-            all_tags(&*handles[0], scope, &arn).await,
-            vec![tag("k", "v")]
-        );
+        assert_tags(&*handles[0], scope, &arn, &[("k", "v")]).await;
     }
 }
 
@@ -1033,6 +968,14 @@ async fn enqueue_all(store: &dyn Store, items: &[NewWorkItem]) {
     for item in items {
         store.enqueue_work(item).await.expect("enqueue");
     }
+}
+
+/// Enqueues one item of an id starting `prefix`, due at `run_after_ms`, on a queue of
+/// its own: the queue and the id.
+async fn enqueue_one(store: &dyn Store, prefix: &str, run_after_ms: i64) -> (String, String) {
+    let (queue, id) = (unique("q-"), unique(prefix));
+    enqueue_all(store, &[work(&queue, &id, run_after_ms)]).await;
+    (queue, id)
 }
 
 fn ids(items: &[WorkItem]) -> Vec<&str> {
@@ -1055,10 +998,7 @@ pub async fn work_claim_complete_in_order(store: Arc<dyn Store>) {
     let other_queue = unique("q-");
     enqueue_all(&*store, &[work(&other_queue, &unique("x-"), 0)]).await;
 
-    let first = store
-        .claim_work(&queue, "w1", 2, 1_000, 60_000)
-        .await
-        .expect("claim");
+    let first = ok(store.claim_work(&queue, "w1", 2, 1_000, 60_000)).await;
     assert_eq!(ids(&first), vec![c.as_str(), a.as_str()]);
     for item in &first {
         assert_eq!(item.queue, queue);
@@ -1067,15 +1007,10 @@ pub async fn work_claim_complete_in_order(store: Arc<dyn Store>) {
         assert_eq!(item.lease_expires_at_ms, Some(61_000));
         assert_eq!(item.payload, format!(r#"{{"step":"{}"}}"#, item.id));
     }
-    let second = store
-        .claim_work(&queue, "w2", 5, 1_000, 60_000)
-        .await
-        .expect("claim");
+    let second = ok(store.claim_work(&queue, "w2", 5, 1_000, 60_000)).await;
     assert_eq!(ids(&second), vec![b.as_str()]);
-    assert!(store
-        .claim_work(&queue, "w3", 5, 1_000, 60_000)
+    assert!(ok(store.claim_work(&queue, "w3", 5, 1_000, 60_000))
         .await
-        .expect("claim")
         .is_empty());
 
     assert!(
@@ -1097,12 +1032,7 @@ pub async fn work_claim_complete_in_order(store: Arc<dyn Store>) {
 }
 
 pub async fn work_duplicate_id(store: Arc<dyn Store>) {
-    let queue = unique("q-");
-    let id = unique("dup-");
-    store
-        .enqueue_work(&work(&queue, &id, 0))
-        .await
-        .expect("enqueue");
+    let (queue, id) = enqueue_one(&*store, "dup-", 0).await;
     assert_already_exists(store.enqueue_work(&work(&queue, &id, 5)).await);
     assert_eq!(
         store
@@ -1116,75 +1046,42 @@ pub async fn work_duplicate_id(store: Arc<dyn Store>) {
 }
 
 pub async fn work_not_due_is_not_claimed(store: Arc<dyn Store>) {
-    let queue = unique("q-");
-    let id = unique("later-");
-    store
-        .enqueue_work(&work(&queue, &id, 5_000))
+    let (queue, id) = enqueue_one(&*store, "later-", 5_000).await;
+    assert!(ok(store.claim_work(&queue, "w", 10, 4_999, 1_000))
         .await
-        .expect("enqueue");
-    assert!(store
-        .claim_work(&queue, "w", 10, 4_999, 1_000)
-        .await
-        .expect("claim")
         .is_empty());
-    let claimed = store
-        .claim_work(&queue, "w", 10, 5_000, 1_000)
-        .await
-        .expect("claim");
+    let claimed = ok(store.claim_work(&queue, "w", 10, 5_000, 1_000)).await;
     assert_eq!(ids(&claimed), vec![id.as_str()]);
 }
 
 pub async fn work_expired_lease_is_reclaimed(store: Arc<dyn Store>) {
-    let queue = unique("q-");
-    let id = unique("lease-");
-    store
-        .enqueue_work(&work(&queue, &id, 0))
-        .await
-        .expect("enqueue");
+    let (queue, id) = enqueue_one(&*store, "lease-", 0).await;
     assert_eq!(
-        store
-            .claim_work(&queue, "a", 1, 10_000, 1_000)
+        ok(store.claim_work(&queue, "a", 1, 10_000, 1_000))
             .await
-            .expect("claim")
             .len(),
         1
     );
 
     // While the lease runs, nobody else gets the item; renewing extends it.
-    assert!(store
-        .claim_work(&queue, "b", 1, 10_500, 1_000)
+    assert!(ok(store.claim_work(&queue, "b", 1, 10_500, 1_000))
         .await
-        .expect("claim")
         .is_empty());
-    assert!(store
-        .renew_lease(&id, "a", 10_900, 1_000)
+    assert!(ok(store.renew_lease(&id, "a", 10_900, 1_000)).await);
+    assert!(ok(store.claim_work(&queue, "b", 1, 11_500, 1_000))
         .await
-        .expect("renew"));
-    assert!(store
-        .claim_work(&queue, "b", 1, 11_500, 1_000)
-        .await
-        .expect("claim")
         .is_empty());
     assert!(
-        !store
-            .renew_lease(&id, "b", 11_500, 1_000)
-            .await
-            .expect("renew"),
+        !ok(store.renew_lease(&id, "b", 11_500, 1_000)).await,
         "b holds no lease"
     );
 
     // `a` stalls past expiry: the lease lapses and `b` takes over.
     assert!(
-        !store
-            .renew_lease(&id, "a", 11_900, 1_000)
-            .await
-            .expect("renew"),
+        !ok(store.renew_lease(&id, "a", 11_900, 1_000)).await,
         "expired lease cannot be renewed"
     );
-    let taken = store
-        .claim_work(&queue, "b", 1, 11_900, 1_000)
-        .await
-        .expect("claim");
+    let taken = ok(store.claim_work(&queue, "b", 1, 11_900, 1_000)).await;
     assert_eq!(ids(&taken), vec![id.as_str()]);
     assert_eq!(taken[0].attempts, 2);
     assert!(
@@ -1195,24 +1092,13 @@ pub async fn work_expired_lease_is_reclaimed(store: Arc<dyn Store>) {
         !store.release_work(&id, "a", 0).await.expect("release"),
         "a lost its lease"
     );
-    assert!(store
-        .renew_lease(&id, "b", 12_000, 1_000)
-        .await
-        .expect("renew"));
+    assert!(ok(store.renew_lease(&id, "b", 12_000, 1_000)).await);
     assert!(store.complete_work(&id, "b").await.expect("complete"));
 }
 
 pub async fn work_release_retries_later(store: Arc<dyn Store>) {
-    let queue = unique("q-");
-    let id = unique("retry-");
-    store
-        .enqueue_work(&work(&queue, &id, 0))
-        .await
-        .expect("enqueue");
-    store
-        .claim_work(&queue, "w", 1, 1_000, 60_000)
-        .await
-        .expect("claim");
+    let (queue, id) = enqueue_one(&*store, "retry-", 0).await;
+    ok(store.claim_work(&queue, "w", 1, 1_000, 60_000)).await;
     assert!(store.release_work(&id, "w", 5_000).await.expect("release"));
     let item = store.get_work(&id).await.expect("get").expect("item");
     assert_eq!(
@@ -1223,15 +1109,10 @@ pub async fn work_release_retries_later(store: Arc<dyn Store>) {
         ),
         (None, None, 5_000)
     );
-    assert!(store
-        .claim_work(&queue, "w", 1, 4_000, 60_000)
+    assert!(ok(store.claim_work(&queue, "w", 1, 4_000, 60_000))
         .await
-        .expect("claim")
         .is_empty());
-    let again = store
-        .claim_work(&queue, "w2", 1, 5_000, 60_000)
-        .await
-        .expect("claim");
+    let again = ok(store.claim_work(&queue, "w2", 1, 5_000, 60_000)).await;
     assert_eq!(again[0].attempts, 2);
 }
 
@@ -1247,20 +1128,16 @@ pub async fn once_marker_marks_once(store: Arc<dyn Store>) {
 
 /// Claimers on several handles (nodes) split the queue: every item goes to exactly one.
 pub async fn work_concurrent_claims_are_disjoint(db: &dyn Database) {
-    let handles = [
-        db.open().await.expect("open a"),
-        db.open().await.expect("open b"),
-    ];
+    let handles = open_handles(db, 2).await;
     let queue = unique("q-");
     let items: Vec<NewWorkItem> = (0..24)
         .map(|i| work(&queue, &format!("item-{i:02}-{}", unique("")), i))
         .collect();
     enqueue_all(&*handles[0], &items).await;
 
-    let mut claimers = JoinSet::new();
-    for w in 0..8 {
-        let (store, queue) = (Arc::clone(&handles[w % handles.len()]), queue.clone());
-        claimers.spawn(async move {
+    let claimed = race(&handles, 8, |w, store| {
+        let queue = queue.clone();
+        async move {
             let mut mine = Vec::new();
             loop {
                 let batch = store
@@ -1272,12 +1149,10 @@ pub async fn work_concurrent_claims_are_disjoint(db: &dyn Database) {
                 }
                 mine.extend(batch.into_iter().map(|i| i.id));
             }
-        });
-    }
-    let mut all = Vec::new();
-    while let Some(joined) = claimers.join_next().await {
-        all.extend(joined.expect("claimer panicked"));
-    }
+        }
+    })
+    .await;
+    let mut all = claimed.concat();
     all.sort();
     let mut expected: Vec<String> = items.into_iter().map(|i| i.id).collect();
     expected.sort();
@@ -1285,19 +1160,13 @@ pub async fn work_concurrent_claims_are_disjoint(db: &dyn Database) {
 }
 
 pub async fn once_marker_race_across_handles(db: &dyn Database) {
-    let handles = [
-        db.open().await.expect("open a"),
-        db.open().await.expect("open b"),
-    ];
+    let handles = open_handles(db, 2).await;
     let key = unique("schedule/weekly/");
-    let mut racers = JoinSet::new();
-    for i in 0..8 {
-        let (store, key) = (Arc::clone(&handles[i % handles.len()]), key.clone());
-        racers.spawn(async move { store.mark_once(&key, i as i64).await.expect("mark") });
-    }
-    let mut wins = 0;
-    while let Some(joined) = racers.join_next().await {
-        wins += usize::from(joined.expect("racer panicked"));
-    }
+    let marked = race(&handles, 8, |i, store| {
+        let key = key.clone();
+        async move { store.mark_once(&key, i as i64).await.expect("mark") }
+    })
+    .await;
+    let wins = marked.into_iter().filter(|&won| won).count();
     assert_eq!(wins, 1, "exactly one racer marks the key");
 }

@@ -7,8 +7,10 @@
 
 use std::sync::Arc;
 
-use tokio::task::JoinSet;
-
+use super::fixtures::{
+    all_pages, assert_listings, ok, open_handles, race, ALL, CANCELED, CHECK_A, CHECK_B, CHECK_C,
+    COMPLETED, FAILED, IN_PROGRESS, T0,
+};
 use super::{assert_already_exists, fresh_scope, scope, unique, unique_account, Database};
 use crate::{
     AuditConfigurationRecord, AuditFindingFilter, AuditFindingHead, AuditFindingKey,
@@ -16,21 +18,8 @@ use crate::{
     NewWorkItem, Scope, Store,
 };
 
-const T0: i64 = 1_700_000_000_000;
-
 const ON_DEMAND: &str = "ON_DEMAND_AUDIT_TASK";
 const SCHEDULED: &str = "SCHEDULED_AUDIT_TASK";
-const IN_PROGRESS: &str = "IN_PROGRESS";
-const COMPLETED: &str = "COMPLETED";
-const FAILED: &str = "FAILED";
-const CANCELED: &str = "CANCELED";
-
-const CHECK_A: &str = "DEVICE_CERTIFICATE_EXPIRING_CHECK";
-const CHECK_B: &str = "CA_CERTIFICATE_EXPIRING_CHECK";
-const CHECK_C: &str = "LOGGING_DISABLED_CHECK";
-
-/// Wide enough for every listing here to fit one page.
-const ALL: usize = 100_000;
 
 fn configuration(role: Option<&str>, n: i64) -> AuditConfigurationRecord {
     AuditConfigurationRecord {
@@ -51,6 +40,23 @@ fn task(task_id: &str, task_type: &str, status: &str, started_at_ms: i64) -> Aud
         finished_at_ms: (status != IN_PROGRESS).then_some(started_at_ms + 500),
         checks_json: format!(r#"{{"{CHECK_A}":{{"status":"{status}"}}}}"#),
         version: 1,
+    }
+}
+
+/// `task` as a writer of `version` stores it.
+fn at_version(task: &AuditTaskRecord, version: i64) -> AuditTaskRecord {
+    AuditTaskRecord {
+        version,
+        ..task.clone()
+    }
+}
+
+/// `task` ended with `status` at `at`, as the writer of `version` stores it.
+fn finish(task: &AuditTaskRecord, status: &str, at: i64, version: i64) -> AuditTaskRecord {
+    AuditTaskRecord {
+        status: status.to_owned(),
+        finished_at_ms: Some(at),
+        ..at_version(task, version)
     }
 }
 
@@ -95,6 +101,21 @@ async fn create(store: &dyn Store, scope: &Scope, task: &AuditTaskRecord) -> New
     work
 }
 
+/// Creates `task` with a fresh work item under `limit`: the outcome, the task and the item.
+async fn create_limited(
+    store: &dyn Store,
+    scope: &Scope,
+    task: AuditTaskRecord,
+    limit: Option<usize>,
+) -> (Result<(), AuditTaskRefusal>, AuditTaskRecord, NewWorkItem) {
+    let work = work_for(&task.task_id);
+    let outcome = store
+        .create_audit_task(scope, &task, &work, limit)
+        .await
+        .expect("create");
+    (outcome, task, work)
+}
+
 fn all_tasks_filter() -> AuditTaskFilter {
     AuditTaskFilter {
         started_from_ms: i64::MIN,
@@ -111,22 +132,23 @@ async fn task_pages(
     filter: &AuditTaskFilter,
     page: usize,
 ) -> Vec<AuditTaskRecord> {
-    let mut out: Vec<AuditTaskRecord> = Vec::new();
-    loop {
-        let after = out.last().map(|t| AuditTaskKey {
-            started_at_ms: t.started_at_ms,
-            task_id: t.task_id.clone(),
-        });
-        let batch = store
+    let key = |t: &AuditTaskRecord| AuditTaskKey {
+        started_at_ms: t.started_at_ms,
+        task_id: t.task_id.clone(),
+    };
+    all_pages(page, key, async |after| {
+        store
             .list_audit_tasks(scope, filter, after.as_ref(), page)
             .await
-            .expect("list tasks");
-        assert!(batch.len() <= page, "page larger than its limit");
-        let done = batch.len() < page;
-        out.extend(batch);
-        if done {
-            return out;
-        }
+    })
+    .await
+}
+
+/// The key a listing of findings (or of their heads) continues after.
+fn finding_key(time: i64, id: &str) -> AuditFindingKey {
+    AuditFindingKey {
+        finding_time_ms: time,
+        finding_id: id.to_owned(),
     }
 }
 
@@ -137,23 +159,13 @@ async fn finding_pages(
     filter: &AuditFindingFilter,
     page: usize,
 ) -> Vec<AuditFindingRecord> {
-    let mut out: Vec<AuditFindingRecord> = Vec::new();
-    loop {
-        let after = out.last().map(|f| AuditFindingKey {
-            finding_time_ms: f.finding_time_ms,
-            finding_id: f.finding_id.clone(),
-        });
-        let batch = store
+    let key = |f: &AuditFindingRecord| finding_key(f.finding_time_ms, &f.finding_id);
+    all_pages(page, key, async |after| {
+        store
             .list_audit_findings(scope, filter, after.as_ref(), page)
             .await
-            .expect("list findings");
-        assert!(batch.len() <= page, "page larger than its limit");
-        let done = batch.len() < page;
-        out.extend(batch);
-        if done {
-            return out;
-        }
-    }
+    })
+    .await
 }
 
 /// What `list_audit_tasks` must return for `filter`, from the tasks written.
@@ -202,48 +214,31 @@ pub async fn audit_configuration_put_get_replace_delete(store: Arc<dyn Store>) {
     let scope = fresh_scope();
     let other_region = self::scope(&scope.account_id, "eu-west-1");
     let other_account = self::scope(&unique_account(), &scope.region);
-    assert_eq!(store.get_audit_configuration(&scope).await.unwrap(), None);
-    assert!(!store.delete_audit_configuration(&scope).await.unwrap());
+    assert_eq!(ok(store.get_audit_configuration(&scope)).await, None);
+    assert!(!ok(store.delete_audit_configuration(&scope)).await);
 
+    // Put, then replaced: every field is replaced, a role included.
     let first = configuration(Some("arn:aws:iam::123456789012:role/audit"), 1);
-    store
-        .put_audit_configuration(&scope, &first)
-        .await
-        .expect("put");
-    assert_eq!(
-        store.get_audit_configuration(&scope).await.unwrap(),
-        Some(first.clone())
-    );
-
-    let replaced = configuration(None, 2);
-    store
-        .put_audit_configuration(&scope, &replaced)
-        .await
-        .expect("replace");
-    assert_eq!(
-        store.get_audit_configuration(&scope).await.unwrap(),
-        Some(replaced.clone()),
-        "every field is replaced, a role included"
-    );
+    for put in [first, configuration(None, 2)] {
+        ok(store.put_audit_configuration(&scope, &put)).await;
+        assert_eq!(ok(store.get_audit_configuration(&scope)).await, Some(put));
+    }
 
     for other in [&other_region, &other_account] {
-        assert_eq!(store.get_audit_configuration(other).await.unwrap(), None);
+        assert_eq!(ok(store.get_audit_configuration(other)).await, None);
     }
     let theirs = configuration(Some("arn:aws:iam::210987654321:role/theirs"), 3);
     store
         .put_audit_configuration(&other_account, &theirs)
         .await
         .expect("put other account");
-    assert!(!store
-        .delete_audit_configuration(&other_region)
-        .await
-        .unwrap());
+    assert!(!ok(store.delete_audit_configuration(&other_region)).await);
 
-    assert!(store.delete_audit_configuration(&scope).await.unwrap());
-    assert!(!store.delete_audit_configuration(&scope).await.unwrap());
-    assert_eq!(store.get_audit_configuration(&scope).await.unwrap(), None);
+    assert!(ok(store.delete_audit_configuration(&scope)).await);
+    assert!(!ok(store.delete_audit_configuration(&scope)).await);
+    assert_eq!(ok(store.get_audit_configuration(&scope)).await, None);
     assert_eq!(
-        store.get_audit_configuration(&other_account).await.unwrap(),
+        ok(store.get_audit_configuration(&other_account)).await,
         Some(theirs),
         "deleting one account's configuration leaves another's"
     );
@@ -253,74 +248,27 @@ pub async fn audit_task_create_get_update_versions(store: Arc<dyn Store>) {
     let scope = fresh_scope();
     let created = task(&unique("task-"), ON_DEMAND, IN_PROGRESS, T0);
     create(&*store, &scope, &created).await;
-    assert_eq!(
-        store
-            .get_audit_task(&scope, &created.task_id)
-            .await
-            .unwrap(),
-        Some(created.clone())
-    );
-    assert_eq!(
-        store
-            .get_audit_task(&scope, &unique("task-"))
-            .await
-            .unwrap(),
-        None
-    );
+    // The task as created; an id never created is no task.
+    for (id, expected) in [(&created.task_id, Some(&created)), (&unique("task-"), None)] {
+        let stored = ok(store.get_audit_task(&scope, id)).await;
+        assert_eq!(stored.as_ref(), expected, "task {id}");
+    }
 
     let progressed = AuditTaskRecord {
         checks_json: r#"{"progress":1}"#.to_owned(),
-        version: 2,
-        ..created.clone()
+        ..at_version(&created, 2)
     };
-    assert!(store.update_audit_task(&scope, &progressed).await.unwrap());
-    assert_eq!(
-        store
-            .get_audit_task(&scope, &created.task_id)
-            .await
-            .unwrap(),
-        Some(progressed.clone())
-    );
-
     // A writer that read version 1 lost the race: nothing of its update lands.
     let stale = AuditTaskRecord {
-        status: CANCELED.to_owned(),
-        finished_at_ms: Some(T0 + 9),
         checks_json: r#"{"stale":true}"#.to_owned(),
-        version: 2,
-        ..created.clone()
+        ..finish(&created, CANCELED, T0 + 9, 2)
     };
-    assert!(!store.update_audit_task(&scope, &stale).await.unwrap());
     // Skipping ahead is as wrong as falling behind.
-    let ahead = AuditTaskRecord {
-        version: 4,
-        ..stale.clone()
-    };
-    assert!(!store.update_audit_task(&scope, &ahead).await.unwrap());
-    assert_eq!(
-        store
-            .get_audit_task(&scope, &created.task_id)
-            .await
-            .unwrap(),
-        Some(progressed.clone())
-    );
-
+    let ahead = at_version(&stale, 4);
     let finished = AuditTaskRecord {
-        status: COMPLETED.to_owned(),
-        finished_at_ms: Some(T0 + 10),
         checks_json: r#"{"done":true}"#.to_owned(),
-        version: 3,
-        ..progressed.clone()
+        ..finish(&progressed, COMPLETED, T0 + 10, 3)
     };
-    assert!(store.update_audit_task(&scope, &finished).await.unwrap());
-    assert_eq!(
-        store
-            .get_audit_task(&scope, &created.task_id)
-            .await
-            .unwrap(),
-        Some(finished.clone())
-    );
-
     // Only status, finish time, checks and version change; the rest is as created.
     let rewrite = AuditTaskRecord {
         task_type: SCHEDULED.to_owned(),
@@ -329,39 +277,28 @@ pub async fn audit_task_create_get_update_versions(store: Arc<dyn Store>) {
         version: 4,
         ..finished.clone()
     };
-    assert!(store.update_audit_task(&scope, &rewrite).await.unwrap());
-    let stored = store
-        .get_audit_task(&scope, &created.task_id)
-        .await
-        .unwrap()
-        .expect("task");
-    assert_eq!(
-        stored,
-        AuditTaskRecord {
-            version: 4,
-            ..finished.clone()
-        }
-    );
+    let rewritten = at_version(&finished, 4);
+    // Each update in turn: whether it applies, and the task stored after it.
+    for (update, applies, after) in [
+        (&progressed, true, &progressed),
+        (&stale, false, &progressed),
+        (&ahead, false, &progressed),
+        (&finished, true, &finished),
+        (&rewrite, true, &rewritten),
+    ] {
+        let applied = ok(store.update_audit_task(&scope, update)).await;
+        assert_eq!(applied, applies, "update to version {}", update.version);
+        let stored = ok(store.get_audit_task(&scope, &created.task_id)).await;
+        assert_eq!(stored.as_ref(), Some(after));
+    }
 
     let missing = task(&unique("task-"), ON_DEMAND, COMPLETED, T0);
     assert!(
-        !store
-            .update_audit_task(
-                &scope,
-                &AuditTaskRecord {
-                    version: 2,
-                    ..missing.clone()
-                }
-            )
-            .await
-            .unwrap(),
+        !ok(store.update_audit_task(&scope, &at_version(&missing, 2))).await,
         "updating a task that does not exist"
     );
     assert_eq!(
-        store
-            .get_audit_task(&scope, &missing.task_id)
-            .await
-            .unwrap(),
+        ok(store.get_audit_task(&scope, &missing.task_id)).await,
         None,
         "an update never creates"
     );
@@ -372,10 +309,8 @@ pub async fn audit_task_create_enqueues_claimable_work(store: Arc<dyn Store>) {
     let created = task(&unique("task-"), ON_DEMAND, IN_PROGRESS, T0);
     let work = create(&*store, &scope, &created).await;
 
-    let stored = store
-        .get_work(&work.id)
+    let stored = ok(store.get_work(&work.id))
         .await
-        .unwrap()
         .expect("work item enqueued with the task");
     assert_eq!(
         (&stored.queue, &stored.payload, stored.run_after_ms),
@@ -383,15 +318,12 @@ pub async fn audit_task_create_enqueues_claimable_work(store: Arc<dyn Store>) {
     );
     assert_eq!((stored.attempts, stored.lease_owner), (0, None));
 
-    assert!(store
-        .claim_work(&work.queue, "runner", 10, T0 - 1, 60_000)
-        .await
-        .unwrap()
-        .is_empty());
-    let claimed = store
-        .claim_work(&work.queue, "runner", 10, T0, 60_000)
-        .await
-        .unwrap();
+    assert!(
+        ok(store.claim_work(&work.queue, "runner", 10, T0 - 1, 60_000))
+            .await
+            .is_empty()
+    );
+    let claimed = ok(store.claim_work(&work.queue, "runner", 10, T0, 60_000)).await;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].id, work.id);
     assert_eq!(claimed[0].payload, work.payload);
@@ -417,14 +349,11 @@ pub async fn audit_task_duplicate_ids_write_nothing(store: Arc<dyn Store>) {
             .await,
     );
     assert_eq!(
-        store
-            .get_audit_task(&scope, &original.task_id)
-            .await
-            .unwrap(),
+        ok(store.get_audit_task(&scope, &original.task_id)).await,
         Some(original.clone()),
         "a rejected duplicate must not overwrite"
     );
-    assert_eq!(store.get_work(&other_work.id).await.unwrap(), None);
+    assert_eq!(ok(store.get_work(&other_work.id)).await, None);
 
     // The work id is taken: the new task must not be created either.
     let fresh = task(&unique("task-"), ON_DEMAND, IN_PROGRESS, T0 + 1);
@@ -433,12 +362,9 @@ pub async fn audit_task_duplicate_ids_write_nothing(store: Arc<dyn Store>) {
         ..work.clone()
     };
     assert_already_exists(store.create_audit_task(&scope, &fresh, &reused, None).await);
+    assert_eq!(ok(store.get_audit_task(&scope, &fresh.task_id)).await, None);
     assert_eq!(
-        store.get_audit_task(&scope, &fresh.task_id).await.unwrap(),
-        None
-    );
-    assert_eq!(
-        store.get_work(&work.id).await.unwrap().map(|w| w.payload),
+        ok(store.get_work(&work.id)).await.map(|w| w.payload),
         Some(work.payload.clone())
     );
 
@@ -453,17 +379,9 @@ pub async fn audit_task_duplicate_ids_write_nothing(store: Arc<dyn Store>) {
 
 pub async fn audit_task_in_progress_limit(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let limit = Some(2);
     let attempt = |task: AuditTaskRecord, scope: Scope| {
         let store = Arc::clone(&store);
-        async move {
-            let work = work_for(&task.task_id);
-            let outcome = store
-                .create_audit_task(&scope, &task, &work, limit)
-                .await
-                .expect("create");
-            (outcome, task, work)
-        }
+        async move { create_limited(&*store, &scope, task, Some(2)).await }
     };
     let (a, b) = (
         task(&unique("a-"), ON_DEMAND, IN_PROGRESS, T0),
@@ -478,11 +396,8 @@ pub async fn audit_task_in_progress_limit(store: Arc<dyn Store>) {
     )
     .await;
     assert_eq!(refused, Err(AuditTaskRefusal::TooManyInProgress));
-    assert_eq!(
-        store.get_audit_task(&scope, &c.task_id).await.unwrap(),
-        None
-    );
-    assert_eq!(store.get_work(&c_work.id).await.unwrap(), None);
+    assert_eq!(ok(store.get_audit_task(&scope, &c.task_id)).await, None);
+    assert_eq!(ok(store.get_work(&c_work.id)).await, None);
 
     // Other types, other scopes and unlimited creates are not held back.
     let scheduled = task(&unique("s-"), SCHEDULED, IN_PROGRESS, T0 + 3);
@@ -506,13 +421,8 @@ pub async fn audit_task_in_progress_limit(store: Arc<dyn Store>) {
 
     // Only tasks in progress count: finish two and there is room for one again.
     for t in [&a, &b] {
-        let done = AuditTaskRecord {
-            status: COMPLETED.to_owned(),
-            finished_at_ms: Some(T0 + 6),
-            version: 2,
-            ..t.clone()
-        };
-        assert!(store.update_audit_task(&scope, &done).await.unwrap());
+        let done = finish(t, COMPLETED, T0 + 6, 2);
+        assert!(ok(store.update_audit_task(&scope, &done)).await);
     }
     let finished_already = task(&unique("f-"), ON_DEMAND, COMPLETED, T0 + 6);
     assert_eq!(attempt(finished_already, scope.clone()).await.0, Ok(()));
@@ -591,16 +501,10 @@ pub async fn audit_task_listing_order_range_filters_paging(store: Arc<dyn Store>
             }
         }
     }
-    for filter in &filters {
-        let expected = expected_tasks(&tasks, filter);
-        for page in [1, 3, ALL] {
-            assert_eq!(
-                task_pages(&*store, &scope, filter, page).await,
-                expected,
-                "filter {filter:?}, page {page}"
-            );
-        }
-    }
+    let expected = |filter: &AuditTaskFilter| expected_tasks(&tasks, filter);
+    let listed =
+        async |filter: &AuditTaskFilter, page| task_pages(&*store, &scope, filter, page).await;
+    assert_listings(&filters, &[1, 3, ALL], expected, listed).await;
     // Both bounds are inclusive.
     let exact = AuditTaskFilter {
         started_from_ms: T0 + 2_000,
@@ -614,10 +518,7 @@ pub async fn audit_task_listing_order_range_filters_paging(store: Arc<dyn Store>
         started_at_ms: whole[5].started_at_ms,
         task_id: whole[5].task_id.clone(),
     };
-    let next = store
-        .list_audit_tasks(&scope, &all_tasks_filter(), Some(&key), 2)
-        .await
-        .unwrap();
+    let next = ok(store.list_audit_tasks(&scope, &all_tasks_filter(), Some(&key), 2)).await;
     assert_eq!(next, whole[6..8].to_vec());
     // Just above whole[6] in (start, id) order: "!" sorts below every id character.
     let between = AuditTaskKey {
@@ -625,17 +526,14 @@ pub async fn audit_task_listing_order_range_filters_paging(store: Arc<dyn Store>
         task_id: format!("{}!", whole[6].task_id),
     };
     assert_eq!(
-        store
-            .list_audit_tasks(&scope, &all_tasks_filter(), Some(&between), 1)
-            .await
-            .unwrap(),
+        ok(store.list_audit_tasks(&scope, &all_tasks_filter(), Some(&between), 1)).await,
         whole[6..7].to_vec()
     );
-    assert!(store
-        .list_audit_tasks(&scope, &all_tasks_filter(), None, 0)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        ok(store.list_audit_tasks(&scope, &all_tasks_filter(), None, 0))
+            .await
+            .is_empty()
+    );
 }
 
 /// Two tasks' findings over three checks, two resources each and both suppression
@@ -669,34 +567,19 @@ pub async fn audit_findings_insert_get_and_idempotence(store: Arc<dyn Store>) {
     let scope = fresh_scope();
     let t = task(&unique("task-"), ON_DEMAND, IN_PROGRESS, T0);
     create(&*store, &scope, &t).await;
-    assert_eq!(store.insert_audit_findings(&scope, &[]).await.unwrap(), 0);
+    assert_eq!(ok(store.insert_audit_findings(&scope, &[])).await, 0);
 
     // Past the engines' batch sizes, with a remainder.
     let findings: Vec<AuditFindingRecord> = (0..150)
         .map(|i| finding(&t, CHECK_A, &format!("cert-{i:04}"), T0 + i / 7, i % 5 == 0))
         .collect();
     assert_eq!(
-        store
-            .insert_audit_findings(&scope, &findings[..100])
-            .await
-            .unwrap(),
+        ok(store.insert_audit_findings(&scope, &findings[..100])).await,
         100
     );
     // A re-run step writes the same findings again, some new ones with them.
-    assert_eq!(
-        store
-            .insert_audit_findings(&scope, &findings)
-            .await
-            .unwrap(),
-        50
-    );
-    assert_eq!(
-        store
-            .insert_audit_findings(&scope, &findings)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(ok(store.insert_audit_findings(&scope, &findings)).await, 50);
+    assert_eq!(ok(store.insert_audit_findings(&scope, &findings)).await, 0);
     // A stored finding is not changed by writing its id again.
     let changed = AuditFindingRecord {
         body_json: r#"{"changed":true}"#.to_owned(),
@@ -705,17 +588,15 @@ pub async fn audit_findings_insert_get_and_idempotence(store: Arc<dyn Store>) {
     };
     let duplicate_in_call = finding(&t, CHECK_B, "cert-new", T0 + 1, false);
     assert_eq!(
-        store
-            .insert_audit_findings(
-                &scope,
-                &[
-                    changed,
-                    duplicate_in_call.clone(),
-                    duplicate_in_call.clone()
-                ]
-            )
-            .await
-            .unwrap(),
+        ok(store.insert_audit_findings(
+            &scope,
+            &[
+                changed,
+                duplicate_in_call.clone(),
+                duplicate_in_call.clone()
+            ]
+        ))
+        .await,
         1,
         "a repeated id within one call is written once"
     );
@@ -727,18 +608,12 @@ pub async fn audit_findings_insert_get_and_idempotence(store: Arc<dyn Store>) {
         &duplicate_in_call,
     ] {
         assert_eq!(
-            store
-                .get_audit_finding(&scope, &f.finding_id)
-                .await
-                .unwrap(),
+            ok(store.get_audit_finding(&scope, &f.finding_id)).await,
             Some(f.clone())
         );
     }
     assert_eq!(
-        store
-            .get_audit_finding(&scope, &unique("finding-"))
-            .await
-            .unwrap(),
+        ok(store.get_audit_finding(&scope, &unique("finding-"))).await,
         None
     );
     let by_task = AuditFindingFilter {
@@ -756,10 +631,7 @@ pub async fn audit_findings_insert_get_and_idempotence(store: Arc<dyn Store>) {
     let bulk: Vec<AuditFindingRecord> = (0..3_000)
         .map(|i| finding(&bulk_task, CHECK_C, &format!("r{i:05}"), T0 + i % 97, false))
         .collect();
-    assert_eq!(
-        store.insert_audit_findings(&scope, &bulk).await.unwrap(),
-        3_000
-    );
+    assert_eq!(ok(store.insert_audit_findings(&scope, &bulk)).await, 3_000);
     let by_bulk_task = AuditFindingFilter {
         task_id: Some(bulk_task.task_id.clone()),
         ..AuditFindingFilter::default()
@@ -778,25 +650,16 @@ pub async fn audit_findings_listing_filters_and_paging(store: Arc<dyn Store>) {
     create(&*store, &scope, &t2).await;
     let findings = sample_findings(&t1, &t2);
     assert_eq!(
-        store
-            .insert_audit_findings(&scope, &findings)
-            .await
-            .unwrap(),
+        ok(store.insert_audit_findings(&scope, &findings)).await,
         u64::try_from(findings.len()).unwrap()
     );
     // Noise in another account and region, with the same task id and times.
     let other = fresh_scope();
     let noise = finding(&t1, CHECK_A, "res-0", T0, false);
-    store
-        .insert_audit_findings(&other, std::slice::from_ref(&noise))
-        .await
-        .unwrap();
+    ok(store.insert_audit_findings(&other, std::slice::from_ref(&noise))).await;
     let other_region = self::scope(&scope.account_id, "eu-west-1");
     let noise_region = finding(&t1, CHECK_B, "res-9", T0 + 5, true);
-    store
-        .insert_audit_findings(&other_region, &[noise_region])
-        .await
-        .unwrap();
+    ok(store.insert_audit_findings(&other_region, &[noise_region])).await;
 
     let mut filters = Vec::new();
     for task_id in [None, Some(&t1.task_id), Some(&t2.task_id)] {
@@ -826,16 +689,11 @@ pub async fn audit_findings_listing_filters_and_paging(store: Arc<dyn Store>) {
             }
         }
     }
-    for filter in &filters {
-        let expected = expected_findings(&findings, filter);
-        for page in [1, 4, ALL] {
-            assert_eq!(
-                finding_pages(&*store, &scope, filter, page).await,
-                expected,
-                "filter {filter:?}, page {page}"
-            );
-        }
-    }
+    let expected = |filter: &AuditFindingFilter| expected_findings(&findings, filter);
+    let listed = async |filter: &AuditFindingFilter, page| {
+        finding_pages(&*store, &scope, filter, page).await
+    };
+    assert_listings(&filters, &[1, 4, ALL], expected, listed).await;
     let everything = finding_pages(&*store, &scope, &AuditFindingFilter::default(), ALL).await;
     assert_eq!(everything.len(), findings.len());
     assert!(
@@ -851,25 +709,23 @@ pub async fn audit_findings_listing_filters_and_paging(store: Arc<dyn Store>) {
         finding_time_ms: everything[9].finding_time_ms,
         finding_id: format!("{}!", everything[9].finding_id),
     };
-    let next = store
-        .list_audit_findings(&scope, &AuditFindingFilter::default(), Some(&key), 3)
-        .await
-        .unwrap();
+    let next =
+        ok(store.list_audit_findings(&scope, &AuditFindingFilter::default(), Some(&key), 3)).await;
     assert_eq!(next, everything[10..13].to_vec());
-    assert!(store
-        .list_audit_findings(&scope, &AuditFindingFilter::default(), None, 0)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        ok(store.list_audit_findings(&scope, &AuditFindingFilter::default(), None, 0))
+            .await
+            .is_empty()
+    );
     assert_eq!(
         finding_pages(&*store, &other, &AuditFindingFilter::default(), ALL).await,
         vec![noise]
     );
 
     // Heads list a task's findings as the listing does, without their bodies.
-    for task_id in [&t1.task_id, &t2.task_id] {
+    let expected = |task_id: &&String| {
         let filter = AuditFindingFilter {
-            task_id: Some(task_id.clone()),
+            task_id: Some(task_id.to_string()),
             ..AuditFindingFilter::default()
         };
         let expected: Vec<AuditFindingHead> = expected_findings(&findings, &filter)
@@ -877,18 +733,21 @@ pub async fn audit_findings_listing_filters_and_paging(store: Arc<dyn Store>) {
             .map(AuditFindingHead::from)
             .collect();
         assert!(expected.iter().any(|h| h.is_suppressed) && expected.len() > 4);
-        for page in [1, 4, ALL] {
-            assert_eq!(
-                head_pages(&*store, &scope, task_id, page).await,
-                expected,
-                "task {task_id}, page {page}"
-            );
-        }
-    }
-    let heads = store
-        .list_audit_finding_heads(&scope, &t1.task_id, Some(&key), 2)
-        .await
-        .unwrap();
+        expected
+    };
+    let heads = async |task_id: &&String, page| {
+        let key = |h: &AuditFindingHead| finding_key(h.finding_time_ms, &h.finding_id);
+        let fetch = async |after: Option<AuditFindingKey>| {
+            let after = after.as_ref();
+            store
+                .list_audit_finding_heads(&scope, task_id, after, page)
+                .await
+        };
+        all_pages(page, key, fetch).await
+    };
+    let task_ids = [&t1.task_id, &t2.task_id];
+    assert_listings(&task_ids, &[1, 4, ALL], expected, heads).await;
+    let heads = ok(store.list_audit_finding_heads(&scope, &t1.task_id, Some(&key), 2)).await;
     let after_key: Vec<AuditFindingHead> = everything
         .iter()
         .filter(|f| {
@@ -900,37 +759,11 @@ pub async fn audit_findings_listing_filters_and_paging(store: Arc<dyn Store>) {
         .map(AuditFindingHead::from)
         .collect();
     assert_eq!(heads, after_key);
-    assert!(store
-        .list_audit_finding_heads(&other, &t2.task_id, None, ALL)
-        .await
-        .unwrap()
-        .is_empty());
-}
-
-/// Follows `list_audit_finding_heads` pages of `page` until a short page.
-async fn head_pages(
-    store: &dyn Store,
-    scope: &Scope,
-    task_id: &str,
-    page: usize,
-) -> Vec<AuditFindingHead> {
-    let mut out: Vec<AuditFindingHead> = Vec::new();
-    loop {
-        let after = out.last().map(|f| AuditFindingKey {
-            finding_time_ms: f.finding_time_ms,
-            finding_id: f.finding_id.clone(),
-        });
-        let batch = store
-            .list_audit_finding_heads(scope, task_id, after.as_ref(), page)
+    assert!(
+        ok(store.list_audit_finding_heads(&other, &t2.task_id, None, ALL))
             .await
-            .expect("list finding heads");
-        assert!(batch.len() <= page, "page larger than its limit");
-        let done = batch.len() < page;
-        out.extend(batch);
-        if done {
-            return out;
-        }
-    }
+            .is_empty()
+    );
 }
 
 pub async fn audit_purge_removes_old_finished_history(store: Arc<dyn Store>) {
@@ -957,7 +790,7 @@ pub async fn audit_purge_removes_old_finished_history(store: Arc<dyn Store>) {
     // Enough for the purge to take several chunks on any engine.
     let big = findings_of(&old_done, 4_500);
     for chunk in big.chunks(1_500) {
-        store.insert_audit_findings(&scope_a, chunk).await.unwrap();
+        ok(store.insert_audit_findings(&scope_a, chunk)).await;
     }
     let mut kept = Vec::new();
     for (scope, t, n) in [
@@ -968,7 +801,7 @@ pub async fn audit_purge_removes_old_finished_history(store: Arc<dyn Store>) {
         (&scope_b, &old_other, 7),
     ] {
         let fs = findings_of(t, n);
-        store.insert_audit_findings(scope, &fs).await.unwrap();
+        ok(store.insert_audit_findings(scope, &fs)).await;
         if [&old_running, &at_cutoff, &recent].contains(&t) {
             kept.extend(fs);
         }
@@ -977,18 +810,18 @@ pub async fn audit_purge_removes_old_finished_history(store: Arc<dyn Store>) {
     // Findings: 4500 + 3 + 7; tasks: done, failed, other.
     let purged = store.purge_audit_history(BEFORE).await.expect("purge");
     assert_eq!(purged, 4_500 + 3 + 7 + 3);
-    assert_eq!(store.purge_audit_history(BEFORE).await.unwrap(), 0);
+    assert_eq!(ok(store.purge_audit_history(BEFORE)).await, 0);
 
     for (scope, t) in [
         (&scope_a, &old_done),
         (&scope_a, &old_failed),
         (&scope_b, &old_other),
     ] {
-        assert_eq!(store.get_audit_task(scope, &t.task_id).await.unwrap(), None);
+        assert_eq!(ok(store.get_audit_task(scope, &t.task_id)).await, None);
     }
     for t in [&old_running, &at_cutoff, &recent] {
         assert_eq!(
-            store.get_audit_task(&scope_a, &t.task_id).await.unwrap(),
+            ok(store.get_audit_task(&scope_a, &t.task_id)).await,
             Some(t.clone())
         );
     }
@@ -1003,19 +836,11 @@ pub async fn audit_purge_removes_old_finished_history(store: Arc<dyn Store>) {
     assert_eq!(left, kept, "a running task's findings and recent ones stay");
 
     // Once it finishes, a long-running task goes with its findings.
-    let finished = AuditTaskRecord {
-        status: COMPLETED.to_owned(),
-        finished_at_ms: Some(T0),
-        version: 2,
-        ..old_running.clone()
-    };
-    assert!(store.update_audit_task(&scope_a, &finished).await.unwrap());
-    assert_eq!(store.purge_audit_history(BEFORE).await.unwrap(), 4 + 1);
+    let finished = finish(&old_running, COMPLETED, T0, 2);
+    assert!(ok(store.update_audit_task(&scope_a, &finished)).await);
+    assert_eq!(ok(store.purge_audit_history(BEFORE)).await, 4 + 1);
     assert_eq!(
-        store
-            .get_audit_task(&scope_a, &old_running.task_id)
-            .await
-            .unwrap(),
+        ok(store.get_audit_task(&scope_a, &old_running.task_id)).await,
         None
     );
 }
@@ -1041,10 +866,7 @@ pub async fn audit_state_isolated_between_accounts(store: Arc<dyn Store>) {
             ..finding(&t, CHECK_A, "res", T0 + n, false)
         };
         assert_eq!(
-            store
-                .insert_audit_findings(s, std::slice::from_ref(&f))
-                .await
-                .unwrap(),
+            ok(store.insert_audit_findings(s, std::slice::from_ref(&f))).await,
             1
         );
         store
@@ -1057,15 +879,14 @@ pub async fn audit_state_isolated_between_accounts(store: Arc<dyn Store>) {
     let (mine_task, mine_finding) = (&seen[0].1, &seen[0].2);
     let updated = AuditTaskRecord {
         status: CANCELED.to_owned(),
-        version: 2,
-        ..mine_task.clone()
+        ..at_version(mine_task, 2)
     };
-    assert!(store.update_audit_task(&mine, &updated).await.unwrap());
+    assert!(ok(store.update_audit_task(&mine, &updated)).await);
     // Only our scope's task moved to version 2; the others are as created.
     for (n, (s, t, f)) in seen.iter().enumerate() {
         let expected_task = if n == 0 { updated.clone() } else { t.clone() };
         assert_eq!(
-            store.get_audit_task(s, &task_id).await.unwrap(),
+            ok(store.get_audit_task(s, &task_id)).await,
             Some(expected_task.clone())
         );
         assert_eq!(
@@ -1073,7 +894,7 @@ pub async fn audit_state_isolated_between_accounts(store: Arc<dyn Store>) {
             vec![expected_task]
         );
         assert_eq!(
-            store.get_audit_finding(s, &f.finding_id).await.unwrap(),
+            ok(store.get_audit_finding(s, &f.finding_id)).await,
             Some(f.clone())
         );
         let by_task = AuditFindingFilter {
@@ -1085,7 +906,7 @@ pub async fn audit_state_isolated_between_accounts(store: Arc<dyn Store>) {
             vec![f.clone()]
         );
         assert_eq!(
-            store.get_audit_configuration(s).await.unwrap(),
+            ok(store.get_audit_configuration(s)).await,
             Some(configuration(None, i64::try_from(n).unwrap()))
         );
     }
@@ -1094,13 +915,10 @@ pub async fn audit_state_isolated_between_accounts(store: Arc<dyn Store>) {
         "the same ids in every scope"
     );
     // A stale version in our scope cannot reach their row either.
-    assert!(!store.update_audit_task(&mine, mine_task).await.unwrap());
+    assert!(!ok(store.update_audit_task(&mine, mine_task)).await);
     let unknown = scope(&unique_account(), &mine.region);
-    assert_eq!(
-        store.get_audit_task(&unknown, &task_id).await.unwrap(),
-        None
-    );
-    assert!(!store.update_audit_task(&unknown, &updated).await.unwrap());
+    assert_eq!(ok(store.get_audit_task(&unknown, &task_id)).await, None);
+    assert!(!ok(store.update_audit_task(&unknown, &updated)).await);
     assert!(task_pages(&*store, &unknown, &all_tasks_filter(), ALL)
         .await
         .is_empty());
@@ -1108,40 +926,21 @@ pub async fn audit_state_isolated_between_accounts(store: Arc<dyn Store>) {
 
 pub async fn audit_task_limit_race_across_handles(db: &dyn Database) {
     const LIMIT: usize = 10;
-    let mut handles = Vec::new();
-    for _ in 0..4 {
-        handles.push(db.open().await.expect("open"));
-    }
+    let handles = open_handles(db, 4).await;
     let scope = fresh_scope();
-    let mut racers = JoinSet::new();
-    for i in 0..2 * LIMIT {
-        let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
-        racers.spawn(async move {
-            let t = task(&format!("race-{i:02}"), ON_DEMAND, IN_PROGRESS, T0);
-            let work = work_for(&t.task_id);
-            let outcome = store
-                .create_audit_task(&scope, &t, &work, Some(LIMIT))
-                .await
-                .expect("create");
-            (outcome, t, work)
-        });
-    }
-    // Scheduled tasks racing alongside count against their own limit only.
-    for i in 0..3 {
-        let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
-        racers.spawn(async move {
-            let t = task(&format!("sched-{i:02}"), SCHEDULED, IN_PROGRESS, T0);
-            let work = work_for(&t.task_id);
-            let outcome = store
-                .create_audit_task(&scope, &t, &work, Some(LIMIT))
-                .await
-                .expect("create");
-            (outcome, t, work)
-        });
-    }
+    // The last three racers start scheduled tasks, which count against their own limit
+    // only.
+    let outcomes = race(&handles, 2 * LIMIT + 3, |i, store| {
+        let scope = scope.clone();
+        let t = match i.checked_sub(2 * LIMIT) {
+            None => task(&format!("race-{i:02}"), ON_DEMAND, IN_PROGRESS, T0),
+            Some(i) => task(&format!("sched-{i:02}"), SCHEDULED, IN_PROGRESS, T0),
+        };
+        async move { create_limited(&*store, &scope, t, Some(LIMIT)).await }
+    })
+    .await;
     let (mut won, mut refused) = (Vec::new(), Vec::new());
-    while let Some(joined) = racers.join_next().await {
-        let (outcome, t, work) = joined.expect("racer panicked");
+    for (outcome, t, work) in outcomes {
         match outcome {
             Ok(()) => won.push((t, work)),
             Err(AuditTaskRefusal::TooManyInProgress) => refused.push((t, work)),
@@ -1157,17 +956,14 @@ pub async fn audit_task_limit_race_across_handles(db: &dyn Database) {
     let reader = &handles[0];
     for (t, work) in &won {
         assert_eq!(
-            reader.get_audit_task(&scope, &t.task_id).await.unwrap(),
+            ok(reader.get_audit_task(&scope, &t.task_id)).await,
             Some(t.clone())
         );
-        assert!(reader.get_work(&work.id).await.unwrap().is_some());
+        assert!(ok(reader.get_work(&work.id)).await.is_some());
     }
     for (t, work) in &refused {
-        assert_eq!(
-            reader.get_audit_task(&scope, &t.task_id).await.unwrap(),
-            None
-        );
-        assert_eq!(reader.get_work(&work.id).await.unwrap(), None);
+        assert_eq!(ok(reader.get_audit_task(&scope, &t.task_id)).await, None);
+        assert_eq!(ok(reader.get_work(&work.id)).await, None);
     }
     let on_demand = AuditTaskFilter {
         task_type: Some(ON_DEMAND.to_owned()),
@@ -1185,24 +981,15 @@ pub async fn audit_task_update_with_work_is_atomic(store: Arc<dyn Store>) {
     let created = task(&unique("task-"), ON_DEMAND, IN_PROGRESS, T0);
     let runner = create(&*store, &scope, &created).await;
     let ended = AuditTaskRecord {
-        status: COMPLETED.to_owned(),
-        finished_at_ms: Some(T0 + 10),
         checks_json: r#"{"done":true}"#.to_owned(),
-        version: 2,
-        ..created.clone()
+        ..finish(&created, COMPLETED, T0 + 10, 2)
     };
 
     // A stale version: neither the task nor the work changes.
     let stale_work = work_for(&created.task_id);
-    let stale = AuditTaskRecord {
-        version: 3,
-        ..ended.clone()
-    };
-    assert!(!store
-        .update_audit_task_with_work(&scope, &stale, &stale_work)
-        .await
-        .unwrap());
-    assert_eq!(store.get_work(&stale_work.id).await.unwrap(), None);
+    let stale = at_version(&ended, 3);
+    assert!(!ok(store.update_audit_task_with_work(&scope, &stale, &stale_work)).await);
+    assert_eq!(ok(store.get_work(&stale_work.id)).await, None);
 
     // A taken work id: the update is rolled back with the failed insert.
     assert_already_exists(
@@ -1218,29 +1005,17 @@ pub async fn audit_task_update_with_work_is_atomic(store: Arc<dyn Store>) {
             .await,
     );
     assert_eq!(
-        store
-            .get_audit_task(&scope, &created.task_id)
-            .await
-            .unwrap(),
+        ok(store.get_audit_task(&scope, &created.task_id)).await,
         Some(created.clone())
     );
 
     let work = work_for(&created.task_id);
-    assert!(store
-        .update_audit_task_with_work(&scope, &ended, &work)
-        .await
-        .unwrap());
+    assert!(ok(store.update_audit_task_with_work(&scope, &ended, &work)).await);
     assert_eq!(
-        store
-            .get_audit_task(&scope, &created.task_id)
-            .await
-            .unwrap(),
+        ok(store.get_audit_task(&scope, &created.task_id)).await,
         Some(ended.clone())
     );
-    let claimed = store
-        .claim_work(&work.queue, "notifier", 10, T0, 60_000)
-        .await
-        .unwrap();
+    let claimed = ok(store.claim_work(&work.queue, "notifier", 10, T0, 60_000)).await;
     assert_eq!(claimed.len(), 1);
     assert_eq!(
         (&claimed[0].id, &claimed[0].payload),
@@ -1250,9 +1025,6 @@ pub async fn audit_task_update_with_work_is_atomic(store: Arc<dyn Store>) {
     // Once ended, a second end (a racing cancel that read the old version) enqueues
     // nothing.
     let again = work_for(&created.task_id);
-    assert!(!store
-        .update_audit_task_with_work(&scope, &ended, &again)
-        .await
-        .unwrap());
-    assert_eq!(store.get_work(&again.id).await.unwrap(), None);
+    assert!(!ok(store.update_audit_task_with_work(&scope, &ended, &again)).await);
+    assert_eq!(ok(store.get_work(&again.id)).await, None);
 }

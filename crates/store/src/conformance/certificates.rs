@@ -1,212 +1,38 @@
 //! Conformance cases for certificates, principals and policy attachments; instantiated by
 //! [`certificates_conformance_tests!`](crate::certificates_conformance_tests).
 
+use std::slice;
 use std::sync::Arc;
 
 use futures_util::TryStreamExt;
-use tokio::task::JoinSet;
 
-use super::{all_tags, assert_already_exists, fresh_scope, scope, tag, unique, Database, NO_LIMIT};
+use super::fixtures::{
+    add_thing, all_pages, ca_record as ca, cert_record, create_group, create_policy, facts,
+    group_arn, hex_id, mapped, new_policy, ok, open_handles, race, register, status_of,
+};
+use super::{
+    all_tags, assert_already_exists, assert_tags, fresh_scope, scope, tag, unique, Database,
+    NO_LIMIT,
+};
 use crate::{
-    Attributes, CaCertificateRecord, CaCertificateUpdate, CertificateFacts, CertificateInUse,
-    CertificateRecord, CertificateRefusal, IssuingCaRecord, NewPolicy, PolicyRefusal, PolicyTarget,
-    PrincipalRefusal, RegistrationConfigChange, RegistrationConfigRecord, Scope, Store, StoreError,
-    ThingGroupRecord, ThingRecord, ThingRefusal,
+    CaCertificateUpdate, CertificateInUse, CertificateRecord, CertificateRefusal, IssuingCaRecord,
+    PolicyRefusal, PolicyTarget, PrincipalRefusal, RegistrationConfigChange,
+    RegistrationConfigRecord, Scope, Store, StoreError, ThingRefusal,
 };
 
-/// Generates a `#[tokio::test]` per certificates case, like `conformance_tests!`.
-#[macro_export]
-macro_rules! certificates_conformance_tests {
-    ($fresh:path) => {
-        $crate::certificates_conformance_tests!(@store $fresh;
-            certificate_crud_and_facts_round_trip,
-            certificate_status_rules,
-            certificate_delete_rules,
-            certificate_duplicates_and_refusals_write_nothing,
-            certificate_listing_pages_both_directions,
-            certificates_in_use_in_creation_order,
-            ca_certificate_crud_tags_and_subject_limit,
-            certificates_isolated_by_account_and_region,
-            registration_code_and_issuing_ca_first_one_stays,
-            thing_principal_rules,
-            policy_attachment_rules,
-            concurrent_registrations_of_one_certificate_exactly_one_wins,
-            concurrent_attach_and_delete_certificate_stay_consistent,
-            concurrent_attach_and_delete_thing_stay_consistent,
-            concurrent_attach_policy_and_delete_policy_stay_consistent,
-            concurrent_issuing_ca_creation_agrees,
-        );
-        $crate::certificates_conformance_tests!(@database $fresh;
-            certificate_registration_races_across_handles,
-        );
-    };
-    (@store $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            let store = $crate::conformance::Database::open(&db)
-                .await
-                .expect("open store");
-            $crate::conformance::certificates::$case(store).await;
-        }
-    )*};
-    (@database $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            $crate::conformance::certificates::$case(&db).await;
-        }
-    )*};
-}
-
-fn facts(subject: &[u8]) -> CertificateFacts {
-    CertificateFacts {
-        subject: format!("CN={}", String::from_utf8_lossy(subject)),
-        issuer: "CN=issuer, O=Palisade".into(),
-        subject_der: subject.to_vec(),
-        issuer_der: vec![0x30, 0x00, 0xff],
-        serial_number: "00ff10".into(),
-        not_before_ms: 1_600_000_000_000,
-        not_after_ms: 2_524_607_999_000,
-        key_algorithm: "RSA".into(),
-        key_bits: Some(2048),
-        key_curve: None,
-        public_key_der: vec![0x30, 0x82, 0x01, 0x22, 0x00, 0x01],
-        crl_distribution_points: vec!["http://crl.example/a.crl".into(), "ldap://b".into()],
-    }
-}
-
-fn hex_id() -> String {
-    format!(
-        "{:016x}{:016x}{:016x}{:016x}",
-        rand::random::<u64>(),
-        rand::random::<u64>(),
-        rand::random::<u64>(),
-        rand::random::<u64>()
-    )
-}
-
 fn cert(scope: &Scope, id: &str, created_at_ms: i64, ca: Option<&str>) -> CertificateRecord {
-    CertificateRecord {
-        id: id.to_owned(),
-        arn: format!(
-            "arn:aws:iot:{}:{}:cert/{id}",
-            scope.region, scope.account_id
-        ),
-        pem: format!("-----BEGIN CERTIFICATE-----\n{id}\n-----END CERTIFICATE-----\n"),
-        status: "INACTIVE".into(),
-        certificate_mode: "DEFAULT".into(),
-        ca_certificate_id: ca.map(str::to_owned),
-        issuer_certificate_id: ca.map(str::to_owned),
-        owned_by: scope.account_id.clone(),
-        previous_owned_by: None,
-        generation_id: unique("gen-"),
-        customer_version: 1,
-        facts: CertificateFacts {
-            key_algorithm: "EC".into(),
-            key_bits: Some(256),
-            key_curve: Some("P-256".into()),
-            crl_distribution_points: Vec::new(),
-            ..facts(id.as_bytes())
-        },
-        created_at_ms,
-        updated_at_ms: created_at_ms,
-    }
-}
-
-fn ca(scope: &Scope, id: &str, subject: &[u8], created_at_ms: i64) -> CaCertificateRecord {
-    CaCertificateRecord {
-        id: id.to_owned(),
-        arn: format!(
-            "arn:aws:iot:{}:{}:cacert/{id}",
-            scope.region, scope.account_id
-        ),
-        pem: format!("-----BEGIN CERTIFICATE-----\n{id}\n-----END CERTIFICATE-----\n"),
-        status: "ACTIVE".into(),
-        certificate_mode: "DEFAULT".into(),
-        auto_registration_status: "DISABLE".into(),
-        registration_config: RegistrationConfigRecord::default(),
-        owned_by: scope.account_id.clone(),
-        generation_id: unique("gen-"),
-        customer_version: 1,
-        facts: facts(subject),
-        created_at_ms,
-        updated_at_ms: created_at_ms,
-    }
-}
-
-async fn register(store: &dyn Store, scope: &Scope, record: &CertificateRecord) {
-    store
-        .register_certificate(scope, record)
-        .await
-        .expect("register")
-        .expect("not refused");
-}
-
-async fn thing(store: &dyn Store, scope: &Scope, name: &str) {
-    store
-        .create_thing(
-            scope,
-            &ThingRecord {
-                name: name.to_owned(),
-                id: unique("id-"),
-                arn: format!(
-                    "arn:aws:iot:{}:{}:thing/{name}",
-                    scope.region, scope.account_id
-                ),
-                thing_type_name: None,
-                billing_group_name: None,
-                attributes: Attributes::new(),
-                version: 1,
-                created_at_ms: 1,
-                updated_at_ms: 1,
-            },
-        )
-        .await
-        .expect("create thing");
-}
-
-fn group_arn(scope: &Scope, name: &str) -> String {
-    format!(
-        "arn:aws:iot:{}:{}:thinggroup/{name}",
-        scope.region, scope.account_id
-    )
-}
-
-async fn group(store: &dyn Store, scope: &Scope, name: &str, parent: Option<&str>) {
-    let record = ThingGroupRecord {
-        name: name.to_owned(),
-        id: unique("id-"),
-        arn: group_arn(scope, name),
-        parent_name: parent.map(str::to_owned),
-        description: None,
-        attributes: Attributes::new(),
-        version: 1,
-        created_at_ms: 1,
-        updated_at_ms: 1,
-    };
-    store
-        .create_thing_group(scope, &record, &[], 7)
-        .await
-        .expect("create group")
-        .expect("not refused");
+    cert_record(scope, id, "INACTIVE", ca, created_at_ms)
 }
 
 async fn policy(store: &dyn Store, scope: &Scope, name: &str) {
-    let p = NewPolicy {
-        name: name.to_owned(),
-        arn: format!(
-            "arn:aws:iot:{}:{}:policy/{name}",
-            scope.region, scope.account_id
-        ),
-        document: "{}".into(),
-        generation_id: unique("gen-"),
-        created_at_ms: 1,
-    };
-    store
-        .create_policy(scope, &p, &[])
-        .await
-        .expect("create policy");
+    create_policy(store, scope, &new_policy(scope, name, "{}")).await;
+}
+
+/// Creates `thing` with the certificate `id` attached to it.
+async fn thing_holding(store: &dyn Store, scope: &Scope, thing: &str, id: &str) {
+    add_thing(store, scope, thing).await;
+    let attached = ok(store.attach_thing_principal(scope, thing, id, false, 1)).await;
+    attached.expect("attached");
 }
 
 fn cert_target(record: &CertificateRecord) -> PolicyTarget {
@@ -217,13 +43,11 @@ fn cert_target(record: &CertificateRecord) -> PolicyTarget {
 }
 
 async fn ids(store: &dyn Store, scope: &Scope, ca: Option<&str>) -> Vec<String> {
-    store
-        .list_certificates(scope, ca, None, false, NO_LIMIT)
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|c| c.id)
-        .collect()
+    mapped(
+        store.list_certificates(scope, ca, None, false, NO_LIMIT),
+        |c| c.id,
+    )
+    .await
 }
 
 pub async fn certificate_crud_and_facts_round_trip(store: Arc<dyn Store>) {
@@ -232,16 +56,14 @@ pub async fn certificate_crud_and_facts_round_trip(store: Arc<dyn Store>) {
     record.facts = facts(b"device");
     register(&*store, &s, &record).await;
     assert_eq!(
-        store.get_certificate(&s, &record.id).await.unwrap(),
+        ok(store.get_certificate(&s, &record.id)).await,
         Some(record.clone())
     );
-    assert_eq!(store.get_certificate(&s, &hex_id()).await.unwrap(), None);
+    assert_eq!(ok(store.get_certificate(&s, &hex_id())).await, None);
     assert_eq!(ids(&*store, &s, None).await, vec![record.id.clone()]);
 
-    let updated = store
-        .update_certificate_status(&s, &record.id, "ACTIVE", "gen-2", 6_000)
+    let updated = ok(store.update_certificate_status(&s, &record.id, "ACTIVE", "gen-2", 6_000))
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(updated.status, "ACTIVE");
     assert_eq!(updated.generation_id, "gen-2");
@@ -250,7 +72,7 @@ pub async fn certificate_crud_and_facts_round_trip(store: Arc<dyn Store>) {
     assert_eq!(updated.created_at_ms, 5_000);
     assert_eq!(updated.facts, record.facts);
     assert_eq!(
-        store.get_certificate(&s, &record.id).await.unwrap(),
+        ok(store.get_certificate(&s, &record.id)).await,
         Some(updated)
     );
 }
@@ -260,44 +82,26 @@ pub async fn certificate_status_rules(store: Arc<dyn Store>) {
     let record = cert(&s, &hex_id(), 1, None);
     register(&*store, &s, &record).await;
     // The current status again changes nothing.
-    let same = store
-        .update_certificate_status(&s, &record.id, "INACTIVE", "other-gen", 9)
+    let same = ok(store.update_certificate_status(&s, &record.id, "INACTIVE", "other-gen", 9))
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(same, record);
-    store
-        .update_certificate_status(&s, &record.id, "REVOKED", "g", 2)
+    ok(store.update_certificate_status(&s, &record.id, "REVOKED", "g", 2))
         .await
-        .unwrap()
         .unwrap();
     for to in ["ACTIVE", "INACTIVE"] {
         assert_eq!(
-            store
-                .update_certificate_status(&s, &record.id, to, "g", 3)
-                .await
-                .unwrap(),
+            ok(store.update_certificate_status(&s, &record.id, to, "g", 3)).await,
             Err(CertificateRefusal::State {
                 status: "REVOKED".into()
             })
         );
     }
     assert_eq!(
-        store
-            .update_certificate_status(&s, &hex_id(), "ACTIVE", "g", 3)
-            .await
-            .unwrap(),
+        ok(store.update_certificate_status(&s, &hex_id(), "ACTIVE", "g", 3)).await,
         Err(CertificateRefusal::NotFound)
     );
-    assert_eq!(
-        store
-            .get_certificate(&s, &record.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        "REVOKED"
-    );
+    assert_eq!(status_of(&*store, &s, &record.id).await, "REVOKED");
 }
 
 pub async fn certificate_delete_rules(store: Arc<dyn Store>) {
@@ -306,76 +110,44 @@ pub async fn certificate_delete_rules(store: Arc<dyn Store>) {
     record.status = "ACTIVE".into();
     register(&*store, &s, &record).await;
     assert_eq!(
-        store
-            .delete_certificate(&s, &record.id, true)
-            .await
-            .unwrap(),
+        ok(store.delete_certificate(&s, &record.id, true)).await,
         Err(CertificateRefusal::State {
             status: "ACTIVE".into()
         })
     );
-    store
-        .update_certificate_status(&s, &record.id, "INACTIVE", "g", 2)
+    ok(store.update_certificate_status(&s, &record.id, "INACTIVE", "g", 2))
         .await
-        .unwrap()
         .unwrap();
-    thing(&*store, &s, "t").await;
-    store
-        .attach_thing_principal(&s, "t", &record.id, false, 1)
-        .await
-        .unwrap()
-        .unwrap();
+    thing_holding(&*store, &s, "t", &record.id).await;
     assert_eq!(
-        store
-            .delete_certificate(&s, &record.id, true)
-            .await
-            .unwrap(),
+        ok(store.delete_certificate(&s, &record.id, true)).await,
         Err(CertificateRefusal::AttachedToThings)
     );
-    store
-        .detach_thing_principal(&s, "t", &record.id)
+    ok(store.detach_thing_principal(&s, "t", &record.id))
         .await
-        .unwrap()
         .unwrap();
     policy(&*store, &s, "p").await;
-    store
-        .attach_policy(&s, "p", &cert_target(&record), 10, 1)
+    ok(store.attach_policy(&s, "p", &cert_target(&record), 10, 1))
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(
-        store
-            .delete_certificate(&s, &record.id, false)
-            .await
-            .unwrap(),
+        ok(store.delete_certificate(&s, &record.id, false)).await,
         Err(CertificateRefusal::AttachedToPolicies)
     );
-    assert!(store
-        .get_certificate(&s, &record.id)
+    assert!(ok(store.get_certificate(&s, &record.id)).await.is_some());
+    ok(store.delete_certificate(&s, &record.id, true))
         .await
-        .unwrap()
-        .is_some());
-    store
-        .delete_certificate(&s, &record.id, true)
-        .await
-        .unwrap()
         .unwrap();
-    assert_eq!(store.get_certificate(&s, &record.id).await.unwrap(), None);
+    assert_eq!(ok(store.get_certificate(&s, &record.id)).await, None);
     assert_eq!(
-        store
-            .list_targets_for_policy(&s, "p", None, NO_LIMIT)
-            .await
-            .unwrap(),
+        ok(store.list_targets_for_policy(&s, "p", None, NO_LIMIT)).await,
         Some(vec![])
     );
     assert_eq!(
-        store
-            .delete_certificate(&s, &record.id, true)
-            .await
-            .unwrap(),
+        ok(store.delete_certificate(&s, &record.id, true)).await,
         Err(CertificateRefusal::NotFound)
     );
-    store.delete_policy(&s, "p").await.unwrap().unwrap();
+    ok(store.delete_policy(&s, "p")).await.unwrap();
 }
 
 pub async fn certificate_duplicates_and_refusals_write_nothing(store: Arc<dyn Store>) {
@@ -386,43 +158,36 @@ pub async fn certificate_duplicates_and_refusals_write_nothing(store: Arc<dyn St
     again.status = "ACTIVE".into();
     assert_already_exists(store.register_certificate(&s, &again).await);
     assert_eq!(
-        store.get_certificate(&s, &record.id).await.unwrap(),
+        ok(store.get_certificate(&s, &record.id)).await,
         Some(record.clone())
     );
 
     // Under a CA that does not exist.
     let orphan = cert(&s, &hex_id(), 2, Some(&hex_id()));
     assert_eq!(
-        store.register_certificate(&s, &orphan).await.unwrap(),
+        ok(store.register_certificate(&s, &orphan)).await,
         Err(CertificateRefusal::CaNotFound)
     );
     assert_eq!(ids(&*store, &s, None).await, vec![record.id.clone()]);
 
     // A duplicate CA writes neither the CA nor its tags.
     let authority = ca(&s, &hex_id(), b"subject", 1);
-    store
-        .register_ca_certificate(&s, &authority, &[tag("a", "1")], 10)
+    ok(store.register_ca_certificate(&s, &authority, &[tag("a", "1")], 10))
         .await
-        .unwrap()
         .unwrap();
     assert_already_exists(
         store
             .register_ca_certificate(&s, &authority, &[tag("b", "2")], 10)
             .await,
     );
-    assert_eq!(
-        all_tags(&*store, &s, &authority.arn).await,
-        vec![tag("a", "1")]
-    );
+    assert_tags(&*store, &s, &authority.arn, &[("a", "1")]).await;
 }
 
 pub async fn certificate_listing_pages_both_directions(store: Arc<dyn Store>) {
     let s = fresh_scope();
     let authority = ca(&s, &hex_id(), b"ca", 1);
-    store
-        .register_ca_certificate(&s, &authority, &[], 10)
+    ok(store.register_ca_certificate(&s, &authority, &[], 10))
         .await
-        .unwrap()
         .unwrap();
     let mut all = Vec::new();
     for i in 0..7i64 {
@@ -443,21 +208,15 @@ pub async fn certificate_listing_pages_both_directions(store: Arc<dyn Store>) {
             if descending {
                 expected.reverse();
             }
-            let mut seen = Vec::new();
-            let mut after = None;
-            loop {
-                let page = store
-                    .list_certificates(&s, ca_filter, after.as_ref(), descending, 3)
+            let key = |c: &CertificateRecord| (c.created_at_ms, c.id.clone());
+            let listed = all_pages(3, key, async |after| {
+                let after = after.as_ref();
+                store
+                    .list_certificates(&s, ca_filter, after, descending, 3)
                     .await
-                    .unwrap();
-                assert!(page.len() <= 3);
-                let done = page.len() < 3;
-                after = page.last().map(|c| (c.created_at_ms, c.id.clone()));
-                seen.extend(page.into_iter().map(|c| c.id));
-                if done {
-                    break;
-                }
-            }
+            })
+            .await;
+            let seen: Vec<String> = listed.into_iter().map(|c| c.id).collect();
             assert_eq!(seen, expected, "descending={descending} ca={ca_filter:?}");
         }
     }
@@ -465,29 +224,18 @@ pub async fn certificate_listing_pages_both_directions(store: Arc<dyn Store>) {
     // CA listing with a template filter.
     let mut templated = ca(&s, &hex_id(), b"other", 50);
     templated.registration_config.template_name = Some("tmpl".into());
-    store
-        .register_ca_certificate(&s, &templated, &[], 10)
-        .await
-        .unwrap()
-        .unwrap();
-    let listed = store
-        .list_ca_certificates(&s, None, None, false, NO_LIMIT)
+    ok(store.register_ca_certificate(&s, &templated, &[], 10))
         .await
         .unwrap();
+    let listed = ok(store.list_ca_certificates(&s, None, None, false, NO_LIMIT)).await;
     assert_eq!(
         listed.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
         vec![authority.id.clone(), templated.id.clone()]
     );
-    let listed = store
-        .list_ca_certificates(&s, Some("tmpl"), None, false, NO_LIMIT)
-        .await
-        .unwrap();
+    let listed = ok(store.list_ca_certificates(&s, Some("tmpl"), None, false, NO_LIMIT)).await;
     assert_eq!(listed, vec![templated.clone()]);
     let after = (authority.created_at_ms, authority.id.clone());
-    let listed = store
-        .list_ca_certificates(&s, None, Some(&after), false, NO_LIMIT)
-        .await
-        .unwrap();
+    let listed = ok(store.list_ca_certificates(&s, None, Some(&after), false, NO_LIMIT)).await;
     assert_eq!(listed, vec![templated]);
 }
 
@@ -536,11 +284,8 @@ pub async fn certificates_in_use_in_creation_order(store: Arc<dyn Store>) {
     // The caller's clock long after the certificates were created, and at their creation.
     for now in [100, 10_000_000] {
         for page in [1, 2, 100] {
-            let pages: Vec<Vec<CertificateInUse>> = store
-                .certificates_in_use(&s, page, now)
-                .try_collect()
-                .await
-                .unwrap();
+            let pages: Vec<Vec<CertificateInUse>> =
+                ok(store.certificates_in_use(&s, page, now).try_collect()).await;
             assert!(pages.iter().all(|p| p.len() <= page), "page size {page}");
             assert_eq!(
                 pages.concat(),
@@ -552,26 +297,20 @@ pub async fn certificates_in_use_in_creation_order(store: Arc<dyn Store>) {
 
     // A certificate leaves the scan once it is no longer in use.
     let gone = all.iter().position(|c| c.status == "ACTIVE").unwrap();
-    store
-        .update_certificate_status(&s, &all[gone].id, "INACTIVE", "gen-x", 500)
+    ok(store.update_certificate_status(&s, &all[gone].id, "INACTIVE", "gen-x", 500))
         .await
-        .unwrap()
         .unwrap();
     all[gone].status = "INACTIVE".into();
     for now in [100, 10_000_000] {
-        let pages: Vec<Vec<CertificateInUse>> = store
-            .certificates_in_use(&s, 3, now)
-            .try_collect()
-            .await
-            .unwrap();
+        let pages: Vec<Vec<CertificateInUse>> =
+            ok(store.certificates_in_use(&s, 3, now).try_collect()).await;
         assert_eq!(pages.concat(), expected(&all), "now {now}");
     }
 
-    let empty: Vec<Vec<CertificateInUse>> = store
+    let empty: Vec<Vec<CertificateInUse>> = ok(store
         .certificates_in_use(&fresh_scope(), 10, 10_000_000)
-        .try_collect()
-        .await
-        .unwrap();
+        .try_collect())
+    .await;
     assert!(empty.concat().is_empty());
 }
 
@@ -579,40 +318,28 @@ pub async fn ca_certificate_crud_tags_and_subject_limit(store: Arc<dyn Store>) {
     let s = fresh_scope();
     let subject = unique("subject-").into_bytes();
     let first = ca(&s, &hex_id(), &subject, 1);
-    store
-        .register_ca_certificate(&s, &first, &[tag("k", "v")], 2)
+    ok(store.register_ca_certificate(&s, &first, &[tag("k", "v")], 2))
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(
-        store.get_ca_certificate(&s, &first.id).await.unwrap(),
+        ok(store.get_ca_certificate(&s, &first.id)).await,
         Some(first.clone())
     );
     let second = ca(&s, &hex_id(), &subject, 2);
-    store
-        .register_ca_certificate(&s, &second, &[], 2)
+    ok(store.register_ca_certificate(&s, &second, &[], 2))
         .await
-        .unwrap()
         .unwrap();
     let third = ca(&s, &hex_id(), &subject, 3);
     assert_eq!(
-        store
-            .register_ca_certificate(&s, &third, &[tag("x", "y")], 2)
-            .await
-            .unwrap(),
+        ok(store.register_ca_certificate(&s, &third, &[tag("x", "y")], 2)).await,
         Err(CertificateRefusal::TooManyWithSubject { limit: 2 })
     );
-    assert_eq!(store.get_ca_certificate(&s, &third.id).await.unwrap(), None);
+    assert_eq!(ok(store.get_ca_certificate(&s, &third.id)).await, None);
     assert!(all_tags(&*store, &s, &third.arn).await.is_empty());
-    let found = store
-        .find_ca_certificates_by_subject(&s, &subject)
-        .await
-        .unwrap();
+    let found = ok(store.find_ca_certificates_by_subject(&s, &subject)).await;
     assert_eq!(found, vec![first.clone(), second.clone()]);
-    assert!(store
-        .find_ca_certificates_by_subject(&s, b"nobody")
+    assert!(ok(store.find_ca_certificates_by_subject(&s, b"nobody"))
         .await
-        .unwrap()
         .is_empty());
 
     let config = RegistrationConfigRecord {
@@ -620,21 +347,19 @@ pub async fn ca_certificate_crud_tags_and_subject_limit(store: Arc<dyn Store>) {
         template_body: Some("{}".into()),
         template_name: None,
     };
-    let updated = store
-        .update_ca_certificate(
-            &s,
-            &first.id,
-            &CaCertificateUpdate {
-                status: Some("INACTIVE".into()),
-                auto_registration_status: Some("ENABLE".into()),
-                registration_config: RegistrationConfigChange::Replace(config.clone()),
-                generation_id: "g2".into(),
-                updated_at_ms: 10,
-            },
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let updated = ok(store.update_ca_certificate(
+        &s,
+        &first.id,
+        &CaCertificateUpdate {
+            status: Some("INACTIVE".into()),
+            auto_registration_status: Some("ENABLE".into()),
+            registration_config: RegistrationConfigChange::Replace(config.clone()),
+            generation_id: "g2".into(),
+            updated_at_ms: 10,
+        },
+    ))
+    .await
+    .unwrap();
     assert_eq!(
         (
             updated.status.as_str(),
@@ -644,57 +369,51 @@ pub async fn ca_certificate_crud_tags_and_subject_limit(store: Arc<dyn Store>) {
     );
     assert_eq!(updated.registration_config, config);
     assert_eq!((updated.customer_version, updated.updated_at_ms), (2, 10));
-    let kept = store
-        .update_ca_certificate(
-            &s,
-            &first.id,
-            &CaCertificateUpdate {
-                status: None,
-                auto_registration_status: None,
-                registration_config: RegistrationConfigChange::Keep,
-                generation_id: "g3".into(),
-                updated_at_ms: 11,
-            },
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let kept = ok(store.update_ca_certificate(
+        &s,
+        &first.id,
+        &CaCertificateUpdate {
+            status: None,
+            auto_registration_status: None,
+            registration_config: RegistrationConfigChange::Keep,
+            generation_id: "g3".into(),
+            updated_at_ms: 11,
+        },
+    ))
+    .await
+    .unwrap();
     assert_eq!(kept.registration_config, config);
     assert_eq!(kept.status, "INACTIVE");
-    let removed = store
-        .update_ca_certificate(
-            &s,
-            &first.id,
-            &CaCertificateUpdate {
-                status: None,
-                auto_registration_status: None,
-                registration_config: RegistrationConfigChange::Remove,
-                generation_id: "g4".into(),
-                updated_at_ms: 12,
-            },
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let removed = ok(store.update_ca_certificate(
+        &s,
+        &first.id,
+        &CaCertificateUpdate {
+            status: None,
+            auto_registration_status: None,
+            registration_config: RegistrationConfigChange::Remove,
+            generation_id: "g4".into(),
+            updated_at_ms: 12,
+        },
+    ))
+    .await
+    .unwrap();
     assert_eq!(
         removed.registration_config,
         RegistrationConfigRecord::default()
     );
     assert_eq!(
-        store
-            .update_ca_certificate(
-                &s,
-                &hex_id(),
-                &CaCertificateUpdate {
-                    status: None,
-                    auto_registration_status: None,
-                    registration_config: RegistrationConfigChange::Keep,
-                    generation_id: "g".into(),
-                    updated_at_ms: 1,
-                },
-            )
-            .await
-            .unwrap(),
+        ok(store.update_ca_certificate(
+            &s,
+            &hex_id(),
+            &CaCertificateUpdate {
+                status: None,
+                auto_registration_status: None,
+                registration_config: RegistrationConfigChange::Keep,
+                generation_id: "g".into(),
+                updated_at_ms: 1,
+            },
+        ))
+        .await,
         None
     );
 
@@ -702,33 +421,25 @@ pub async fn ca_certificate_crud_tags_and_subject_limit(store: Arc<dyn Store>) {
     let device = cert(&s, &hex_id(), 5, Some(&second.id));
     register(&*store, &s, &device).await;
     assert_eq!(
-        store.delete_ca_certificate(&s, &second.id).await.unwrap(),
+        ok(store.delete_ca_certificate(&s, &second.id)).await,
         Err(CertificateRefusal::State {
             status: "ACTIVE".into()
         })
     );
-    store
-        .delete_ca_certificate(&s, &first.id)
+    ok(store.delete_ca_certificate(&s, &first.id))
         .await
-        .unwrap()
         .unwrap();
     assert!(all_tags(&*store, &s, &first.arn).await.is_empty());
-    assert_eq!(store.get_ca_certificate(&s, &first.id).await.unwrap(), None);
+    assert_eq!(ok(store.get_ca_certificate(&s, &first.id)).await, None);
     assert_eq!(
-        store.delete_ca_certificate(&s, &first.id).await.unwrap(),
+        ok(store.delete_ca_certificate(&s, &first.id)).await,
         Err(CertificateRefusal::NotFound)
     );
     // The subject has room again.
-    store
-        .register_ca_certificate(&s, &third, &[], 2)
+    ok(store.register_ca_certificate(&s, &third, &[], 2))
         .await
-        .unwrap()
         .unwrap();
-    assert!(store
-        .get_certificate(&s, &device.id)
-        .await
-        .unwrap()
-        .is_some());
+    assert!(ok(store.get_certificate(&s, &device.id)).await.is_some());
 }
 
 pub async fn certificates_isolated_by_account_and_region(store: Arc<dyn Store>) {
@@ -738,82 +449,55 @@ pub async fn certificates_isolated_by_account_and_region(store: Arc<dyn Store>) 
     let record = cert(&a, &hex_id(), 1, None);
     register(&*store, &a, &record).await;
     let authority = ca(&a, &hex_id(), b"iso", 1);
-    store
-        .register_ca_certificate(&a, &authority, &[], 10)
+    ok(store.register_ca_certificate(&a, &authority, &[], 10))
         .await
-        .unwrap()
         .unwrap();
-    thing(&*store, &a, "t").await;
-    store
-        .attach_thing_principal(&a, "t", &record.id, false, 1)
-        .await
-        .unwrap()
-        .unwrap();
+    thing_holding(&*store, &a, "t", &record.id).await;
     for other in [&other_account, &other_region] {
+        assert_eq!(ok(store.get_certificate(other, &record.id)).await, None);
         assert_eq!(
-            store.get_certificate(other, &record.id).await.unwrap(),
-            None
-        );
-        assert_eq!(
-            store
-                .get_ca_certificate(other, &authority.id)
-                .await
-                .unwrap(),
+            ok(store.get_ca_certificate(other, &authority.id)).await,
             None
         );
         assert!(ids(&*store, other, None).await.is_empty());
-        assert!(store
-            .list_ca_certificates(other, None, None, false, NO_LIMIT)
+        assert!(
+            ok(store.list_ca_certificates(other, None, None, false, NO_LIMIT))
+                .await
+                .is_empty()
+        );
+        assert!(ok(store.find_ca_certificates_by_subject(other, b"iso"))
             .await
-            .unwrap()
-            .is_empty());
-        assert!(store
-            .find_ca_certificates_by_subject(other, b"iso")
-            .await
-            .unwrap()
             .is_empty());
         assert_eq!(
-            store
-                .delete_certificate(other, &record.id, true)
-                .await
-                .unwrap(),
+            ok(store.delete_certificate(other, &record.id, true)).await,
             Err(CertificateRefusal::NotFound)
         );
-        assert!(store
-            .list_principal_things(other, &record.id, None, NO_LIMIT)
-            .await
-            .unwrap()
-            .is_empty());
+        assert!(
+            ok(store.list_principal_things(other, &record.id, None, NO_LIMIT))
+                .await
+                .is_empty()
+        );
         // The same id can be registered there on its own.
         register(&*store, other, &cert(other, &record.id, 1, None)).await;
     }
     assert_eq!(
-        store.get_certificate(&a, &record.id).await.unwrap(),
+        ok(store.get_certificate(&a, &record.id)).await,
         Some(record)
     );
 }
 
 pub async fn registration_code_and_issuing_ca_first_one_stays(store: Arc<dyn Store>) {
     let s = fresh_scope();
-    assert_eq!(store.get_registration_code(&s).await.unwrap(), None);
+    assert_eq!(ok(store.get_registration_code(&s)).await, None);
+    assert_eq!(ok(store.registration_code(&s, "code-1")).await, "code-1");
+    assert_eq!(ok(store.registration_code(&s, "code-2")).await, "code-1");
     assert_eq!(
-        store.registration_code(&s, "code-1").await.unwrap(),
-        "code-1"
-    );
-    assert_eq!(
-        store.registration_code(&s, "code-2").await.unwrap(),
-        "code-1"
-    );
-    assert_eq!(
-        store.get_registration_code(&s).await.unwrap(),
+        ok(store.get_registration_code(&s)).await,
         Some("code-1".into())
     );
-    assert_eq!(
-        store.get_registration_code(&fresh_scope()).await.unwrap(),
-        None
-    );
+    assert_eq!(ok(store.get_registration_code(&fresh_scope())).await, None);
 
-    assert_eq!(store.get_issuing_ca(&s).await.unwrap(), None);
+    assert_eq!(ok(store.get_issuing_ca(&s)).await, None);
     let first = IssuingCaRecord {
         id: "ca-1".into(),
         certificate_pem: "pem-1".into(),
@@ -824,10 +508,10 @@ pub async fn registration_code_and_issuing_ca_first_one_stays(store: Arc<dyn Sto
         id: "ca-2".into(),
         ..first.clone()
     };
-    assert_eq!(store.put_issuing_ca(&s, &first).await.unwrap(), first);
-    assert_eq!(store.put_issuing_ca(&s, &second).await.unwrap(), first);
-    assert_eq!(store.get_issuing_ca(&s).await.unwrap(), Some(first));
-    assert_eq!(store.get_issuing_ca(&fresh_scope()).await.unwrap(), None);
+    assert_eq!(ok(store.put_issuing_ca(&s, &first)).await, first);
+    assert_eq!(ok(store.put_issuing_ca(&s, &second)).await, first);
+    assert_eq!(ok(store.get_issuing_ca(&s)).await, Some(first));
+    assert_eq!(ok(store.get_issuing_ca(&fresh_scope())).await, None);
 }
 
 pub async fn thing_principal_rules(store: Arc<dyn Store>) {
@@ -837,140 +521,73 @@ pub async fn thing_principal_rules(store: Arc<dyn Store>) {
     register(&*store, &s, &c1).await;
     register(&*store, &s, &c2).await;
     for t in ["t1", "t2", "t3"] {
-        thing(&*store, &s, t).await;
+        add_thing(&*store, &s, t).await;
     }
-    assert_eq!(
-        store
-            .attach_thing_principal(&s, "nope", &c1.id, false, 1)
-            .await
-            .unwrap(),
-        Err(PrincipalRefusal::ThingNotFound)
-    );
-    assert_eq!(
-        store
-            .attach_thing_principal(&s, "t1", &hex_id(), false, 1)
-            .await
-            .unwrap(),
-        Err(PrincipalRefusal::CertificateNotFound)
-    );
-    store
-        .attach_thing_principal(&s, "t1", &c1.id, true, 1)
-        .await
-        .unwrap()
-        .unwrap();
-    store
-        .attach_thing_principal(&s, "t1", &c1.id, true, 1)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        store
-            .attach_thing_principal(&s, "t2", &c1.id, false, 1)
-            .await
-            .unwrap(),
-        Err(PrincipalRefusal::Exclusive { thing: "t1".into() })
-    );
-    store
-        .attach_thing_principal(&s, "t1", &c1.id, false, 1)
-        .await
-        .unwrap()
-        .unwrap();
-    store
-        .attach_thing_principal(&s, "t2", &c1.id, false, 1)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        store
-            .attach_thing_principal(&s, "t3", &c1.id, true, 1)
-            .await
-            .unwrap(),
-        Err(PrincipalRefusal::Exclusive { thing: "t1".into() })
-    );
-    store
-        .attach_thing_principal(&s, "t1", &c2.id, false, 1)
-        .await
-        .unwrap()
-        .unwrap();
+    // Attachments in turn, each with its outcome.
+    let missing = hex_id();
+    let exclusive_to_t1 = Err(PrincipalRefusal::Exclusive { thing: "t1".into() });
+    for (thing, id, exclusive, outcome) in [
+        ("nope", &c1.id, false, Err(PrincipalRefusal::ThingNotFound)),
+        (
+            "t1",
+            &missing,
+            false,
+            Err(PrincipalRefusal::CertificateNotFound),
+        ),
+        ("t1", &c1.id, true, Ok(())),
+        ("t1", &c1.id, true, Ok(())),
+        ("t2", &c1.id, false, exclusive_to_t1.clone()),
+        ("t1", &c1.id, false, Ok(())),
+        ("t2", &c1.id, false, Ok(())),
+        ("t3", &c1.id, true, exclusive_to_t1),
+        ("t1", &c2.id, false, Ok(())),
+    ] {
+        let attached = ok(store.attach_thing_principal(&s, thing, id, exclusive, 1)).await;
+        assert_eq!(attached, outcome, "{id} to {thing}, exclusive {exclusive}");
+    }
 
     let mut both = vec![c1.id.clone(), c2.id.clone()];
     both.sort();
     assert_eq!(
-        store
-            .list_thing_principals(&s, "t1", None, NO_LIMIT)
-            .await
-            .unwrap(),
+        ok(store.list_thing_principals(&s, "t1", None, NO_LIMIT)).await,
         Some(both.clone())
     );
     assert_eq!(
-        store
-            .list_thing_principals(&s, "t1", Some(&both[0]), 1)
-            .await
-            .unwrap(),
+        ok(store.list_thing_principals(&s, "t1", Some(&both[0]), 1)).await,
         Some(vec![both[1].clone()])
     );
     assert_eq!(
-        store
-            .list_thing_principals(&s, "nope", None, 5)
-            .await
-            .unwrap(),
+        ok(store.list_thing_principals(&s, "nope", None, 5)).await,
         None
     );
     assert_eq!(
-        store
-            .list_principal_things(&s, &c1.id, None, NO_LIMIT)
-            .await
-            .unwrap(),
+        ok(store.list_principal_things(&s, &c1.id, None, NO_LIMIT)).await,
         vec!["t1".to_owned(), "t2".to_owned()]
     );
     assert_eq!(
-        store
-            .list_principal_things(&s, &c1.id, Some("t1"), NO_LIMIT)
-            .await
-            .unwrap(),
+        ok(store.list_principal_things(&s, &c1.id, Some("t1"), NO_LIMIT)).await,
         vec!["t2".to_owned()]
     );
 
     // DeleteThing refuses while principals are attached, and writes nothing.
     assert_eq!(
-        store.delete_thing(&s, "t1", None).await.unwrap(),
+        ok(store.delete_thing(&s, "t1", None)).await,
         Err(ThingRefusal::HasPrincipals)
     );
-    assert!(store.get_thing(&s, "t1").await.unwrap().is_some());
+    assert!(ok(store.get_thing(&s, "t1")).await.is_some());
+    // Detachments in turn, each with its outcome.
+    for (thing, id, outcome) in [
+        ("nope", &c1.id, Err(PrincipalRefusal::ThingNotFound)),
+        ("t1", &c1.id, Ok(true)),
+        ("t1", &c1.id, Ok(false)),
+        ("t1", &c2.id, Ok(true)),
+    ] {
+        let detached = ok(store.detach_thing_principal(&s, thing, id)).await;
+        assert_eq!(detached, outcome, "{id} from {thing}");
+    }
+    assert_eq!(ok(store.delete_thing(&s, "t1", None)).await, Ok(true));
     assert_eq!(
-        store
-            .detach_thing_principal(&s, "nope", &c1.id)
-            .await
-            .unwrap(),
-        Err(PrincipalRefusal::ThingNotFound)
-    );
-    assert_eq!(
-        store
-            .detach_thing_principal(&s, "t1", &c1.id)
-            .await
-            .unwrap(),
-        Ok(true)
-    );
-    assert_eq!(
-        store
-            .detach_thing_principal(&s, "t1", &c1.id)
-            .await
-            .unwrap(),
-        Ok(false)
-    );
-    assert_eq!(
-        store
-            .detach_thing_principal(&s, "t1", &c2.id)
-            .await
-            .unwrap(),
-        Ok(true)
-    );
-    assert_eq!(store.delete_thing(&s, "t1", None).await.unwrap(), Ok(true));
-    assert_eq!(
-        store
-            .list_principal_things(&s, &c1.id, None, NO_LIMIT)
-            .await
-            .unwrap(),
+        ok(store.list_principal_things(&s, &c1.id, None, NO_LIMIT)).await,
         vec!["t2".to_owned()]
     );
 }
@@ -979,8 +596,8 @@ pub async fn policy_attachment_rules(store: Arc<dyn Store>) {
     let s = fresh_scope();
     let c = cert(&s, &hex_id(), 1, None);
     register(&*store, &s, &c).await;
-    group(&*store, &s, "root", None).await;
-    group(&*store, &s, "child", Some("root")).await;
+    create_group(&*store, &s, "root", None).await;
+    create_group(&*store, &s, "child", Some("root")).await;
     for p in ["a", "b", "c", "d"] {
         policy(&*store, &s, p).await;
     }
@@ -993,18 +610,12 @@ pub async fn policy_attachment_rules(store: Arc<dyn Store>) {
         arn: group_arn(&s, "child"),
     };
     assert_eq!(
-        store
-            .attach_policy(&s, "nope", &cert_target(&c), 10, 1)
-            .await
-            .unwrap(),
+        ok(store.attach_policy(&s, "nope", &cert_target(&c), 10, 1)).await,
         Err(PrincipalRefusal::PolicyNotFound)
     );
     let missing_cert = cert(&s, &hex_id(), 1, None);
     assert_eq!(
-        store
-            .attach_policy(&s, "a", &cert_target(&missing_cert), 10, 1)
-            .await
-            .unwrap(),
+        ok(store.attach_policy(&s, "a", &cert_target(&missing_cert), 10, 1)).await,
         Err(PrincipalRefusal::CertificateNotFound)
     );
     let missing_group = PolicyTarget::ThingGroup {
@@ -1012,180 +623,142 @@ pub async fn policy_attachment_rules(store: Arc<dyn Store>) {
         arn: group_arn(&s, "nope"),
     };
     assert_eq!(
-        store
-            .attach_policy(&s, "a", &missing_group, 10, 1)
-            .await
-            .unwrap(),
+        ok(store.attach_policy(&s, "a", &missing_group, 10, 1)).await,
         Err(PrincipalRefusal::GroupNotFound)
     );
-    store
-        .attach_policy(&s, "a", &cert_target(&c), 2, 1)
+    ok(store.attach_policy(&s, "a", &cert_target(&c), 2, 1))
         .await
-        .unwrap()
         .unwrap();
-    store
-        .attach_policy(&s, "b", &cert_target(&c), 2, 1)
+    ok(store.attach_policy(&s, "b", &cert_target(&c), 2, 1))
         .await
-        .unwrap()
         .unwrap();
     // Re-attaching one it has is not another.
-    store
-        .attach_policy(&s, "b", &cert_target(&c), 2, 1)
+    ok(store.attach_policy(&s, "b", &cert_target(&c), 2, 1))
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(
-        store
-            .attach_policy(&s, "c", &cert_target(&c), 2, 1)
-            .await
-            .unwrap(),
+        ok(store.attach_policy(&s, "c", &cert_target(&c), 2, 1)).await,
         Err(PrincipalRefusal::TooManyPolicies { limit: 2 })
     );
-    store
-        .attach_policy(&s, "c", &root, 10, 1)
+    ok(store.attach_policy(&s, "c", &root, 10, 1))
         .await
-        .unwrap()
         .unwrap();
-    store
-        .attach_policy(&s, "a", &root, 10, 1)
+    ok(store.attach_policy(&s, "a", &root, 10, 1))
         .await
-        .unwrap()
         .unwrap();
-    store
-        .attach_policy(&s, "d", &child, 10, 1)
+    ok(store.attach_policy(&s, "d", &child, 10, 1))
         .await
-        .unwrap()
         .unwrap();
 
     let names = |v: Vec<crate::PolicyRef>| v.into_iter().map(|p| p.name).collect::<Vec<_>>();
     assert_eq!(
         names(
-            store
-                .list_attached_policies(&s, std::slice::from_ref(&c.arn), None, NO_LIMIT)
+            ok(store.list_attached_policies(&s, std::slice::from_ref(&c.arn), None, NO_LIMIT))
                 .await
-                .unwrap()
         ),
         vec!["a", "b"]
     );
     let both = [child.arn().to_owned(), root.arn().to_owned()];
     assert_eq!(
-        names(
-            store
-                .list_attached_policies(&s, &both, None, NO_LIMIT)
-                .await
-                .unwrap()
-        ),
+        names(ok(store.list_attached_policies(&s, &both, None, NO_LIMIT)).await),
         vec!["a", "c", "d"]
     );
     assert_eq!(
-        names(
-            store
-                .list_attached_policies(&s, &both, Some("a"), 1)
-                .await
-                .unwrap()
-        ),
+        names(ok(store.list_attached_policies(&s, &both, Some("a"), 1)).await),
         vec!["c"]
     );
-    let listed = store
-        .list_attached_policies(&s, &both, None, 1)
-        .await
-        .unwrap();
+    let listed = ok(store.list_attached_policies(&s, &both, None, 1)).await;
     assert_eq!(
         listed[0].arn,
         format!("arn:aws:iot:{}:{}:policy/a", s.region, s.account_id)
     );
-    assert!(store
-        .list_attached_policies(&s, &[], None, 5)
+    assert!(ok(store.list_attached_policies(&s, &[], None, 5))
         .await
-        .unwrap()
         .is_empty());
     let mut targets = vec![c.arn.clone(), root.arn().to_owned()];
     targets.sort();
     assert_eq!(
-        store
-            .list_targets_for_policy(&s, "a", None, NO_LIMIT)
-            .await
-            .unwrap(),
+        ok(store.list_targets_for_policy(&s, "a", None, NO_LIMIT)).await,
         Some(targets)
     );
     assert_eq!(
-        store
-            .list_targets_for_policy(&s, "nope", None, 5)
-            .await
-            .unwrap(),
+        ok(store.list_targets_for_policy(&s, "nope", None, 5)).await,
         None
     );
 
     assert_eq!(
-        store.delete_policy(&s, "d").await.unwrap(),
+        ok(store.delete_policy(&s, "d")).await,
         Err(PolicyRefusal::Attached)
     );
     // Deleting a group detaches its policies.
     assert_eq!(
-        store.delete_thing_group(&s, "child", None).await.unwrap(),
+        ok(store.delete_thing_group(&s, "child", None)).await,
         Ok(true)
     );
     assert_eq!(
-        store
-            .list_targets_for_policy(&s, "d", None, NO_LIMIT)
-            .await
-            .unwrap(),
+        ok(store.list_targets_for_policy(&s, "d", None, NO_LIMIT)).await,
         Some(vec![])
     );
-    store.delete_policy(&s, "d").await.unwrap().unwrap();
-    assert!(store.detach_policy(&s, "a", &c.arn).await.unwrap());
-    assert!(!store.detach_policy(&s, "a", &c.arn).await.unwrap());
+    ok(store.delete_policy(&s, "d")).await.unwrap();
+    assert!(ok(store.detach_policy(&s, "a", &c.arn)).await);
+    assert!(!ok(store.detach_policy(&s, "a", &c.arn)).await);
     assert_eq!(
         names(
-            store
-                .list_attached_policies(&s, std::slice::from_ref(&c.arn), None, NO_LIMIT)
+            ok(store.list_attached_policies(&s, std::slice::from_ref(&c.arn), None, NO_LIMIT))
                 .await
-                .unwrap()
         ),
         vec!["b"]
     );
     // Another account sees nothing.
     let other = fresh_scope();
-    assert!(store
-        .list_attached_policies(&other, std::slice::from_ref(&c.arn), None, NO_LIMIT)
-        .await
-        .unwrap()
-        .is_empty());
-    assert_eq!(
-        store
-            .list_targets_for_policy(&other, "a", None, 5)
+    assert!(
+        ok(store.list_attached_policies(&other, std::slice::from_ref(&c.arn), None, NO_LIMIT))
             .await
-            .unwrap(),
+            .is_empty()
+    );
+    assert_eq!(
+        ok(store.list_targets_for_policy(&other, "a", None, 5)).await,
         None
     );
+}
+
+/// Registers `records` (versions of one certificate) at once, record `i` on
+/// `handles[i % handles.len()]`: exactly one registration wins.
+async fn race_registrations(handles: &[Arc<dyn Store>], s: &Scope, records: &[CertificateRecord]) {
+    let outcomes = race(handles, records.len(), |i, store| {
+        let (s, record) = (s.clone(), records[i].clone());
+        async move { store.register_certificate(&s, &record).await }
+    })
+    .await;
+    let mut won = 0;
+    for outcome in outcomes {
+        match outcome {
+            Ok(Ok(())) => won += 1,
+            Err(StoreError::AlreadyExists) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
 }
 
 pub async fn concurrent_registrations_of_one_certificate_exactly_one_wins(store: Arc<dyn Store>) {
     let s = fresh_scope();
     for _ in 0..3 {
         let id = hex_id();
-        let mut set = JoinSet::new();
-        for i in 0..6 {
-            let (store, s, mut record) = (store.clone(), s.clone(), cert(&s, &id, 1, None));
-            record.generation_id = format!("gen-{i}");
-            set.spawn(async move { store.register_certificate(&s, &record).await });
-        }
-        let mut won = 0;
-        while let Some(result) = set.join_next().await {
-            match result.expect("task") {
-                Ok(Ok(())) => won += 1,
-                Err(StoreError::AlreadyExists) => {}
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        assert_eq!(won, 1);
+        let records: Vec<CertificateRecord> = (0..6)
+            .map(|i| CertificateRecord {
+                generation_id: format!("gen-{i}"),
+                ..cert(&s, &id, 1, None)
+            })
+            .collect();
+        race_registrations(slice::from_ref(&store), &s, &records).await;
     }
     assert_eq!(ids(&*store, &s, None).await.len(), 3);
 }
 
 pub async fn concurrent_attach_and_delete_certificate_stay_consistent(store: Arc<dyn Store>) {
     let s = fresh_scope();
-    thing(&*store, &s, "t").await;
+    add_thing(&*store, &s, "t").await;
     policy(&*store, &s, "p").await;
     for _ in 0..8 {
         let c = cert(&s, &hex_id(), 1, None);
@@ -1206,7 +779,7 @@ pub async fn concurrent_attach_and_delete_certificate_stay_consistent(store: Arc
                 // Whatever attached first would have stopped the delete.
                 assert_eq!(attached, Err(PrincipalRefusal::CertificateNotFound));
                 assert_eq!(policy_attached, Err(PrincipalRefusal::CertificateNotFound));
-                assert!(store.get_certificate(&s, &c.id).await.unwrap().is_none());
+                assert!(ok(store.get_certificate(&s, &c.id)).await.is_none());
             }
             Err(CertificateRefusal::AttachedToThings) => assert_eq!(attached, Ok(())),
             Err(CertificateRefusal::AttachedToPolicies) => {
@@ -1215,23 +788,16 @@ pub async fn concurrent_attach_and_delete_certificate_stay_consistent(store: Arc
             other => panic!("unexpected {other:?}"),
         }
         // Never an attachment to a certificate that is gone.
-        let things = store
-            .list_principal_things(&s, &c.id, None, NO_LIMIT)
-            .await
-            .unwrap();
-        let present = store.get_certificate(&s, &c.id).await.unwrap().is_some();
+        let things = ok(store.list_principal_things(&s, &c.id, None, NO_LIMIT)).await;
+        let present = ok(store.get_certificate(&s, &c.id)).await.is_some();
         assert!(present || things.is_empty());
-        let targets = store
-            .list_targets_for_policy(&s, "p", None, NO_LIMIT)
+        let targets = ok(store.list_targets_for_policy(&s, "p", None, NO_LIMIT))
             .await
-            .unwrap()
             .unwrap();
         assert!(present || !targets.contains(&c.arn));
         if present {
-            store
-                .detach_thing_principal(&s, "t", &c.id)
+            ok(store.detach_thing_principal(&s, "t", &c.id))
                 .await
-                .unwrap()
                 .unwrap();
         }
     }
@@ -1243,7 +809,7 @@ pub async fn concurrent_attach_and_delete_thing_stay_consistent(store: Arc<dyn S
     register(&*store, &s, &c).await;
     for i in 0..8 {
         let name = format!("t{i}");
-        thing(&*store, &s, &name).await;
+        add_thing(&*store, &s, &name).await;
         let (st, sc, n, id) = (store.clone(), s.clone(), name.clone(), c.id.clone());
         let attach =
             tokio::spawn(async move { st.attach_thing_principal(&sc, &n, &id, false, 1).await });
@@ -1253,21 +819,17 @@ pub async fn concurrent_attach_and_delete_thing_stay_consistent(store: Arc<dyn S
         let deleted = delete.await.unwrap().unwrap();
         match (attached, deleted) {
             (Ok(()), Err(ThingRefusal::HasPrincipals)) => {
-                assert!(store.get_thing(&s, &name).await.unwrap().is_some());
+                assert!(ok(store.get_thing(&s, &name)).await.is_some());
             }
             (Err(PrincipalRefusal::ThingNotFound), Ok(true)) => {
-                assert!(store.get_thing(&s, &name).await.unwrap().is_none());
+                assert!(ok(store.get_thing(&s, &name)).await.is_none());
             }
             other => panic!("inconsistent outcome {other:?}"),
         }
     }
     // Every listed thing exists.
-    for t in store
-        .list_principal_things(&s, &c.id, None, NO_LIMIT)
-        .await
-        .unwrap()
-    {
-        assert!(store.get_thing(&s, &t).await.unwrap().is_some());
+    for t in ok(store.list_principal_things(&s, &c.id, None, NO_LIMIT)).await {
+        assert!(ok(store.get_thing(&s, &t)).await.is_some());
     }
 }
 
@@ -1275,7 +837,7 @@ pub async fn concurrent_attach_policy_and_delete_policy_stay_consistent(store: A
     let s = fresh_scope();
     let c = cert(&s, &hex_id(), 1, None);
     register(&*store, &s, &c).await;
-    group(&*store, &s, "g", None).await;
+    create_group(&*store, &s, "g", None).await;
     for i in 0..8 {
         let name = format!("p{i}");
         policy(&*store, &s, &name).await;
@@ -1299,77 +861,54 @@ pub async fn concurrent_attach_policy_and_delete_policy_stay_consistent(store: A
             other => panic!("inconsistent outcome {other:?}"),
         }
     }
-    for p in store
-        .list_attached_policies(&s, &[c.arn.clone(), group_arn(&s, "g")], None, NO_LIMIT)
-        .await
-        .unwrap()
+    for p in
+        ok(store.list_attached_policies(&s, &[c.arn.clone(), group_arn(&s, "g")], None, NO_LIMIT))
+            .await
     {
-        assert!(store.get_policy(&s, &p.name).await.unwrap().is_some());
+        assert!(ok(store.get_policy(&s, &p.name)).await.is_some());
     }
 }
 
 pub async fn concurrent_issuing_ca_creation_agrees(store: Arc<dyn Store>) {
     let s = fresh_scope();
-    let mut set = JoinSet::new();
-    for i in 0..6 {
-        let (store, s) = (store.clone(), s.clone());
-        set.spawn(async move {
+    let seen = race(slice::from_ref(&store), 6, |i, store| {
+        let s = s.clone();
+        async move {
             let candidate = IssuingCaRecord {
                 id: format!("ca-{i}"),
                 certificate_pem: format!("pem-{i}"),
                 private_key_pem: format!("key-{i}"),
-                created_at_ms: i,
+                created_at_ms: i as i64,
             };
-            let code = store
-                .registration_code(&s, &format!("code-{i}"))
-                .await
-                .unwrap();
-            (store.put_issuing_ca(&s, &candidate).await.unwrap(), code)
-        });
-    }
-    let mut seen = Vec::new();
-    while let Some(result) = set.join_next().await {
-        seen.push(result.expect("task"));
-    }
+            let code = ok(store.registration_code(&s, &format!("code-{i}"))).await;
+            (ok(store.put_issuing_ca(&s, &candidate)).await, code)
+        }
+    })
+    .await;
     assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
-    assert_eq!(
-        store.get_issuing_ca(&s).await.unwrap(),
-        Some(seen[0].0.clone())
-    );
+    assert_eq!(ok(store.get_issuing_ca(&s)).await, Some(seen[0].0.clone()));
 }
 
 pub async fn certificate_registration_races_across_handles(db: &dyn Database) {
-    let handles = [db.open().await.unwrap(), db.open().await.unwrap()];
+    let handles = open_handles(db, 2).await;
     let s = fresh_scope();
     let subject = unique("racing-").into_bytes();
     for _ in 0..3 {
         let id = hex_id();
-        let mut set = JoinSet::new();
-        for (i, store) in handles.iter().enumerate() {
-            let (store, s, record) = (store.clone(), s.clone(), cert(&s, &id, i as i64, None));
-            set.spawn(async move { store.register_certificate(&s, &record).await });
-        }
-        let mut won = 0;
-        while let Some(result) = set.join_next().await {
-            match result.expect("task") {
-                Ok(Ok(())) => won += 1,
-                Err(StoreError::AlreadyExists) => {}
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        assert_eq!(won, 1);
+        let records: Vec<CertificateRecord> = (0..handles.len())
+            .map(|i| cert(&s, &id, i as i64, None))
+            .collect();
+        race_registrations(&handles, &s, &records).await;
     }
     // The per-subject CA limit holds across handles.
-    let mut set = JoinSet::new();
-    for i in 0..6 {
-        let store = handles[i % 2].clone();
-        let record = ca(&s, &hex_id(), &subject, i as i64);
-        let s = s.clone();
-        set.spawn(async move { store.register_ca_certificate(&s, &record, &[], 3).await });
-    }
+    let outcomes = race(&handles, 6, |i, store| {
+        let (s, record) = (s.clone(), ca(&s, &hex_id(), &subject, i as i64));
+        async move { store.register_ca_certificate(&s, &record, &[], 3).await }
+    })
+    .await;
     let mut registered = 0;
-    while let Some(result) = set.join_next().await {
-        match result.expect("task").expect("no failure") {
+    for outcome in outcomes {
+        match outcome.expect("no failure") {
             Ok(()) => registered += 1,
             Err(CertificateRefusal::TooManyWithSubject { limit: 3 }) => {}
             other => panic!("unexpected {other:?}"),
@@ -1377,10 +916,8 @@ pub async fn certificate_registration_races_across_handles(db: &dyn Database) {
     }
     assert_eq!(registered, 3);
     assert_eq!(
-        handles[0]
-            .find_ca_certificates_by_subject(&s, &subject)
+        ok(handles[0].find_ca_certificates_by_subject(&s, &subject))
             .await
-            .unwrap()
             .len(),
         3
     );

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::fixtures::all_pages;
 use super::{fresh_scope, scope, unique, unique_account};
 use crate::{
     AuditFindingRecord, AuditTaskRecord, CrlRecord, NewWorkItem, RelatedResourceRecord, Store,
@@ -71,19 +72,13 @@ async fn pages(
     finding_id: &str,
     page: usize,
 ) -> Vec<RelatedResourceRecord> {
-    let mut out: Vec<RelatedResourceRecord> = Vec::new();
-    loop {
-        let after = out.last().map(|r| r.sort_key.clone());
-        let got = store
+    let key = |r: &RelatedResourceRecord| r.sort_key.clone();
+    all_pages(page, key, async |after| {
+        store
             .list_related_resources(scope, finding_id, after.as_deref(), page)
             .await
-            .expect("list");
-        let short = got.len() < page;
-        out.extend(got);
-        if short {
-            return out;
-        }
-    }
+    })
+    .await
 }
 
 pub async fn related_resources_insert_list_paging_idempotence(store: Arc<dyn Store>) {

@@ -3,68 +3,18 @@
 
 use std::sync::Arc;
 
-use super::{fresh_scope, unique};
+use super::fixtures::{self, attrs, groups_of, hex_id, mapped, new_policy, ok, strings, thing};
+use super::fresh_scope;
 use crate::{
-    Attributes, CertificateFacts, CertificateImport, CertificateRecord, GroupSelection, ImportItem,
-    ImportLimits, ImportOutcome, ImportRefusal, NewPolicy, PolicyTarget, Scope, Store,
-    ThingGroupRecord, ThingRecord,
+    CertificateImport, CertificateRecord, GroupSelection, ImportItem, ImportLimits, ImportOutcome,
+    ImportRefusal, PolicyTarget, Scope, Store, ThingGroupRecord,
 };
-
-/// Generates a `#[tokio::test]` per import case, like `conformance_tests!`.
-#[macro_export]
-macro_rules! import_conformance_tests {
-    ($fresh:path) => {
-        $crate::import_conformance_tests!(@store $fresh;
-            import_creates_resources_and_relations,
-            import_items_see_earlier_items_of_the_batch,
-            import_refusals_write_nothing_of_their_item,
-            import_again_is_unchanged_and_different_is_refused,
-            import_adds_missing_relations_to_identical_resources,
-            import_many_relations_to_existing_things,
-            import_is_isolated_by_scope,
-        );
-    };
-    (@store $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            let store = $crate::conformance::Database::open(&db)
-                .await
-                .expect("open store");
-            $crate::conformance::import::$case(store).await;
-        }
-    )*};
-}
 
 const LIMITS: ImportLimits = ImportLimits {
     max_group_depth: 3,
     max_groups_per_thing: 2,
     max_policies_per_target: 2,
 };
-
-fn attrs(items: &[(&str, &str)]) -> Attributes {
-    items
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn thing(scope: &Scope, name: &str, attributes: &[(&str, &str)]) -> ThingRecord {
-    ThingRecord {
-        name: name.to_owned(),
-        id: unique("id-"),
-        arn: format!(
-            "arn:aws:iot:{}:{}:thing/{name}",
-            scope.region, scope.account_id
-        ),
-        thing_type_name: None,
-        billing_group_name: None,
-        attributes: attrs(attributes),
-        version: 1,
-        created_at_ms: 1_000,
-        updated_at_ms: 1_000,
-    }
-}
 
 fn group(
     scope: &Scope,
@@ -73,77 +23,32 @@ fn group(
     attributes: &[(&str, &str)],
 ) -> ImportItem {
     ImportItem::ThingGroup(ThingGroupRecord {
-        name: name.to_owned(),
-        id: unique("id-"),
-        arn: format!(
-            "arn:aws:iot:{}:{}:thinggroup/{name}",
-            scope.region, scope.account_id
-        ),
-        parent_name: parent.map(str::to_owned),
         description: Some(format!("group {name}")),
         attributes: attrs(attributes),
-        version: 1,
-        created_at_ms: 1_000,
-        updated_at_ms: 1_000,
+        ..fixtures::group(scope, name, parent)
     })
+}
+
+/// A hierarchy of groups without attributes, each the child of the one before.
+fn hierarchy(scope: &Scope, names: &[&str]) -> Vec<ImportItem> {
+    let parents = [None].into_iter().chain(names.iter().copied().map(Some));
+    names
+        .iter()
+        .zip(parents)
+        .map(|(name, parent)| group(scope, name, parent, &[]))
+        .collect()
 }
 
 fn policy(scope: &Scope, name: &str, document: &str) -> ImportItem {
-    ImportItem::Policy(NewPolicy {
-        name: name.to_owned(),
-        arn: format!(
-            "arn:aws:iot:{}:{}:policy/{name}",
-            scope.region, scope.account_id
-        ),
-        document: document.to_owned(),
-        generation_id: unique("gen-"),
-        created_at_ms: 1_000,
-    })
-}
-
-fn hex_id() -> String {
-    format!(
-        "{:016x}{:016x}{:016x}{:016x}",
-        rand::random::<u64>(),
-        rand::random::<u64>(),
-        rand::random::<u64>(),
-        rand::random::<u64>()
-    )
+    ImportItem::Policy(new_policy(scope, name, document))
 }
 
 fn cert_record(scope: &Scope, id: &str, ca: Option<&str>) -> CertificateRecord {
-    CertificateRecord {
-        id: id.to_owned(),
-        arn: format!(
-            "arn:aws:iot:{}:{}:cert/{id}",
-            scope.region, scope.account_id
-        ),
-        pem: format!("-----BEGIN CERTIFICATE-----\n{id}\n-----END CERTIFICATE-----\n"),
-        status: "ACTIVE".into(),
-        certificate_mode: "SNI_ONLY".into(),
-        ca_certificate_id: ca.map(str::to_owned),
-        issuer_certificate_id: ca.map(str::to_owned),
-        owned_by: scope.account_id.clone(),
-        previous_owned_by: None,
-        generation_id: unique("gen-"),
-        customer_version: 1,
-        facts: CertificateFacts {
-            subject: format!("CN={id}"),
-            issuer: "CN=issuer".into(),
-            subject_der: id.as_bytes().to_vec(),
-            issuer_der: vec![0x30, 0x00],
-            serial_number: "01".into(),
-            not_before_ms: 1_600_000_000_000,
-            not_after_ms: 2_524_607_999_000,
-            key_algorithm: "EC".into(),
-            key_bits: Some(256),
-            key_curve: Some("P-256".into()),
-            public_key_der: vec![0x30, 0x01, 0x02],
-            crl_distribution_points: vec!["http://crl.example/a.crl".into()],
-        },
-        created_at_ms: 2_000,
-        updated_at_ms: 2_000,
-    }
+    let mut record = fixtures::cert_record(scope, id, "ACTIVE", ca, 2_000);
+    // Not the defaults, so that the import is seen to write them.
+    record.certificate_mode = "SNI_ONLY".into();
+    record.facts.crl_distribution_points = vec!["http://crl.example/a.crl".into()];
+    record
 }
 
 fn cert(scope: &Scope, id: &str, things: &[&str], policies: &[&str]) -> CertificateImport {
@@ -160,10 +65,6 @@ fn thing_item(scope: &Scope, name: &str, groups: &[&str]) -> ImportItem {
         groups: strings(groups),
         certificate: None,
     }
-}
-
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
 }
 
 const DOC: &str =
@@ -185,14 +86,9 @@ fn created(n: usize) -> Vec<ImportOutcome> {
     vec![ImportOutcome::Created; n]
 }
 
-async fn groups_of(store: &dyn Store, scope: &Scope, thing: &str) -> Vec<String> {
-    store
-        .list_thing_groups_for_thing(scope, thing, None, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|g| g.name)
-        .collect()
+/// The things in `group` and the groups below it.
+async fn members(store: &dyn Store, scope: &Scope, group: &str) -> Vec<String> {
+    ok(store.list_things_in_thing_group(scope, group, true, None, 10)).await
 }
 
 async fn principals(store: &dyn Store, scope: &Scope, thing: &str) -> Vec<String> {
@@ -204,36 +100,30 @@ async fn principals(store: &dyn Store, scope: &Scope, thing: &str) -> Vec<String
 }
 
 async fn policies_of(store: &dyn Store, scope: &Scope, cert_arn: &str) -> Vec<String> {
-    store
-        .list_attached_policies(scope, &[cert_arn.to_owned()], None, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| p.name)
-        .collect()
+    mapped(
+        store.list_attached_policies(scope, &[cert_arn.to_owned()], None, 100),
+        |p| p.name,
+    )
+    .await
 }
 
 pub async fn import_creates_resources_and_relations(store: Arc<dyn Store>) {
     let s = fresh_scope();
     let (c1, c2) = (hex_id(), hex_id());
-    let outcomes = import(
-        &*store,
-        &s,
-        vec![
-            policy(&s, "p1", DOC),
-            policy(&s, "p2", DOC2),
-            group(&s, "root", None, &[("floor", "1")]),
-            group(&s, "child", Some("root"), &[]),
-            thing_item(&s, "t1", &["child"]),
-            ImportItem::Thing {
-                record: thing(&s, "t2", &[]),
-                groups: Vec::new(),
-                certificate: Some(cert(&s, &c1, &["t2"], &["p1"])),
-            },
-            ImportItem::Certificate(cert(&s, &c2, &["t1", "t2"], &["p1", "p2"])),
-        ],
-    )
-    .await;
+    let items = vec![
+        policy(&s, "p1", DOC),
+        policy(&s, "p2", DOC2),
+        group(&s, "root", None, &[("floor", "1")]),
+        group(&s, "child", Some("root"), &[]),
+        thing_item(&s, "t1", &["child"]),
+        ImportItem::Thing {
+            record: thing(&s, "t2", &[]),
+            groups: Vec::new(),
+            certificate: Some(cert(&s, &c1, &["t2"], &["p1"])),
+        },
+        ImportItem::Certificate(cert(&s, &c2, &["t1", "t2"], &["p1", "p2"])),
+    ];
+    let outcomes = import(&*store, &s, items).await;
     let mut expected = created(5);
     expected.push(ImportOutcome::ThingAndCertificate {
         thing_created: true,
@@ -249,11 +139,8 @@ pub async fn import_creates_resources_and_relations(store: Arc<dyn Store>) {
         .expect("policy");
     assert_eq!(p.default_version_id, 1);
     assert_eq!(v.expect("version 1").document, DOC);
-    let child = store
-        .get_thing_group(&s, "child")
-        .await
-        .unwrap()
-        .expect("child group");
+    let child = ok(store.get_thing_group(&s, "child")).await;
+    let child = child.expect("child group");
     assert_eq!(child.group.parent_name.as_deref(), Some("root"));
     assert_eq!(
         child
@@ -280,13 +167,7 @@ pub async fn import_creates_resources_and_relations(store: Arc<dyn Store>) {
     let t1 = store.get_thing(&s, "t1").await.unwrap().expect("t1");
     assert_eq!(t1.attributes, attrs(&[("k", "v")]));
     assert_eq!(groups_of(&*store, &s, "t1").await, ["child"]);
-    assert_eq!(
-        store
-            .list_things_in_thing_group(&s, "root", true, None, 10)
-            .await
-            .unwrap(),
-        ["t1"]
-    );
+    assert_eq!(members(&*store, &s, "root").await, ["t1"]);
     let mut t2_certs = principals(&*store, &s, "t2").await;
     t2_certs.sort();
     let mut both = vec![c1.clone(), c2.clone()];
@@ -322,32 +203,20 @@ pub async fn import_items_see_earlier_items_of_the_batch(store: Arc<dyn Store>) 
     let s = fresh_scope();
     let c = hex_id();
     // Each item depends on the one before it, all in one batch.
-    let outcomes = import(
-        &*store,
-        &s,
-        vec![
-            group(&s, "a", None, &[]),
-            group(&s, "b", Some("a"), &[]),
-            group(&s, "c", Some("b"), &[]),
-            thing_item(&s, "t", &["c"]),
-            policy(&s, "p", DOC),
-            ImportItem::Certificate(cert(&s, &c, &["t"], &["p"])),
-            // The same certificate again in the batch: already there now.
-            ImportItem::Certificate(cert(&s, &c, &["t"], &["p"])),
-        ],
-    )
-    .await;
+    let mut items = hierarchy(&s, &["a", "b", "c"]);
+    items.extend([
+        thing_item(&s, "t", &["c"]),
+        policy(&s, "p", DOC),
+        ImportItem::Certificate(cert(&s, &c, &["t"], &["p"])),
+        // The same certificate again in the batch: already there now.
+        ImportItem::Certificate(cert(&s, &c, &["t"], &["p"])),
+    ]);
+    let outcomes = import(&*store, &s, items).await;
     let mut expected = created(6);
     expected.push(ImportOutcome::Unchanged);
     assert_eq!(outcomes, expected);
     assert_eq!(principals(&*store, &s, "t").await, [c]);
-    assert_eq!(
-        store
-            .list_things_in_thing_group(&s, "a", true, None, 10)
-            .await
-            .unwrap(),
-        ["t"]
-    );
+    assert_eq!(members(&*store, &s, "a").await, ["t"]);
 }
 
 pub async fn import_refusals_write_nothing_of_their_item(store: Arc<dyn Store>) {
@@ -357,59 +226,49 @@ pub async fn import_refusals_write_nothing_of_their_item(store: Arc<dyn Store>) 
     let exclusive = hex_id();
     // Setup: a hierarchy at the depth limit, two roots, a thing exclusively holding a
     // certificate, three policies.
-    import(
-        &*store,
-        &s,
-        vec![
-            group(&s, "l1", None, &[]),
-            group(&s, "l2", Some("l1"), &[]),
-            group(&s, "l3", Some("l2"), &[]),
-            group(&s, "other", None, &[]),
-            group(&s, "third", None, &[]),
-            thing_item(&s, "holder", &[]),
-            policy(&s, "p1", DOC),
-            policy(&s, "p2", DOC),
-            policy(&s, "p3", DOC),
-            ImportItem::Certificate(cert(&s, &exclusive, &[], &[])),
-        ],
-    )
-    .await;
+    let mut items = hierarchy(&s, &["l1", "l2", "l3"]);
+    items.extend([
+        group(&s, "other", None, &[]),
+        group(&s, "third", None, &[]),
+        thing_item(&s, "holder", &[]),
+        policy(&s, "p1", DOC),
+        policy(&s, "p2", DOC),
+        policy(&s, "p3", DOC),
+        ImportItem::Certificate(cert(&s, &exclusive, &[], &[])),
+    ]);
+    import(&*store, &s, items).await;
     store
         .attach_thing_principal(&s, "holder", &exclusive, true, 5)
         .await
         .unwrap()
         .unwrap();
 
-    let outcomes = import(
-        &*store,
-        &s,
-        vec![
-            group(&s, "l4", Some("l3"), &[]),
-            group(&s, "orphan", Some("nowhere"), &[]),
-            thing_item(&s, "t-bad-group", &["nowhere"]),
-            thing_item(&s, "t-same-hierarchy", &["l1", "l2"]),
-            thing_item(&s, "t-too-many", &["l1", "other", "third"]),
-            ImportItem::Certificate(cert(&s, &missing_thing, &["holder", "ghost"], &[])),
-            ImportItem::Certificate(cert(&s, &missing_policy, &["holder"], &["ghost"])),
-            ImportItem::Certificate(CertificateImport {
-                record: cert_record(&s, &missing_ca, Some(&hex_id())),
-                things: Vec::new(),
-                policies: Vec::new(),
-            }),
-            ImportItem::Certificate(cert(&s, &too_many, &[], &["p1", "p2", "p3"])),
-            ImportItem::Certificate(cert(&s, &exclusive, &["t-ok"], &[])),
-            // A thing whose certificate is refused is not created either.
-            ImportItem::Thing {
-                record: thing(&s, "t-cert-refused", &[]),
-                groups: Vec::new(),
-                certificate: Some(cert(&s, &hex_id(), &["t-cert-refused"], &["ghost"])),
-            },
-            // And what is fine still goes in.
-            thing_item(&s, "t-ok", &["l3"]),
-            ImportItem::Certificate(cert(&s, &ok_cert, &["t-ok"], &["p1"])),
-        ],
-    )
-    .await;
+    let items = vec![
+        group(&s, "l4", Some("l3"), &[]),
+        group(&s, "orphan", Some("nowhere"), &[]),
+        thing_item(&s, "t-bad-group", &["nowhere"]),
+        thing_item(&s, "t-same-hierarchy", &["l1", "l2"]),
+        thing_item(&s, "t-too-many", &["l1", "other", "third"]),
+        ImportItem::Certificate(cert(&s, &missing_thing, &["holder", "ghost"], &[])),
+        ImportItem::Certificate(cert(&s, &missing_policy, &["holder"], &["ghost"])),
+        ImportItem::Certificate(CertificateImport {
+            record: cert_record(&s, &missing_ca, Some(&hex_id())),
+            things: Vec::new(),
+            policies: Vec::new(),
+        }),
+        ImportItem::Certificate(cert(&s, &too_many, &[], &["p1", "p2", "p3"])),
+        ImportItem::Certificate(cert(&s, &exclusive, &["t-ok"], &[])),
+        // A thing whose certificate is refused is not created either.
+        ImportItem::Thing {
+            record: thing(&s, "t-cert-refused", &[]),
+            groups: Vec::new(),
+            certificate: Some(cert(&s, &hex_id(), &["t-cert-refused"], &["ghost"])),
+        },
+        // And what is fine still goes in.
+        thing_item(&s, "t-ok", &["l3"]),
+        ImportItem::Certificate(cert(&s, &ok_cert, &["t-ok"], &["p1"])),
+    ];
+    let outcomes = import(&*store, &s, items).await;
     assert_eq!(
         outcomes,
         vec![
@@ -502,20 +361,16 @@ pub async fn import_again_is_unchanged_and_different_is_refused(store: Arc<dyn S
     assert_eq!(principals(&*store, &s, "t").await, vec![c.clone()]);
     assert_eq!(groups_of(&*store, &s, "t").await, ["g"]);
 
-    let outcomes = import(
-        &*store,
-        &s,
-        vec![
-            policy(&s, "p", DOC2),
-            group(&s, "g", None, &[("a", "2")]),
-            ImportItem::Thing {
-                record: thing(&s, "t", &[("k", "other")]),
-                groups: Vec::new(),
-                certificate: None,
-            },
-        ],
-    )
-    .await;
+    let items = vec![
+        policy(&s, "p", DOC2),
+        group(&s, "g", None, &[("a", "2")]),
+        ImportItem::Thing {
+            record: thing(&s, "t", &[("k", "other")]),
+            groups: Vec::new(),
+            certificate: None,
+        },
+    ];
+    let outcomes = import(&*store, &s, items).await;
     assert_eq!(
         outcomes,
         vec![ImportOutcome::Refused(ImportRefusal::AlreadyExists); 3]
@@ -532,27 +387,19 @@ pub async fn import_again_is_unchanged_and_different_is_refused(store: Arc<dyn S
 pub async fn import_adds_missing_relations_to_identical_resources(store: Arc<dyn Store>) {
     let s = fresh_scope();
     let c = hex_id();
-    import(
-        &*store,
-        &s,
-        vec![
-            policy(&s, "p", DOC),
-            group(&s, "g", None, &[]),
-            thing_item(&s, "t", &[]),
-            thing_item(&s, "u", &[]),
-            ImportItem::Certificate(cert(&s, &c, &["t"], &[])),
-        ],
-    )
-    .await;
-    let outcomes = import(
-        &*store,
-        &s,
-        vec![
-            thing_item(&s, "t", &["g"]),
-            ImportItem::Certificate(cert(&s, &c, &["t", "u"], &["p"])),
-        ],
-    )
-    .await;
+    let items = vec![
+        policy(&s, "p", DOC),
+        group(&s, "g", None, &[]),
+        thing_item(&s, "t", &[]),
+        thing_item(&s, "u", &[]),
+        ImportItem::Certificate(cert(&s, &c, &["t"], &[])),
+    ];
+    import(&*store, &s, items).await;
+    let items = vec![
+        thing_item(&s, "t", &["g"]),
+        ImportItem::Certificate(cert(&s, &c, &["t", "u"], &["p"])),
+    ];
+    let outcomes = import(&*store, &s, items).await;
     assert_eq!(outcomes, vec![ImportOutcome::Unchanged; 2]);
     assert_eq!(groups_of(&*store, &s, "t").await, ["g"]);
     assert_eq!(principals(&*store, &s, "u").await, vec![c.clone()]);
@@ -620,28 +467,20 @@ pub async fn import_many_relations_to_existing_things(store: Arc<dyn Store>) {
 pub async fn import_is_isolated_by_scope(store: Arc<dyn Store>) {
     let (a, b) = (fresh_scope(), fresh_scope());
     let c = hex_id();
-    import(
-        &*store,
-        &a,
-        vec![
-            policy(&a, "p", DOC),
-            group(&a, "g", None, &[]),
-            thing_item(&a, "t", &["g"]),
-        ],
-    )
-    .await;
+    let items = vec![
+        policy(&a, "p", DOC),
+        group(&a, "g", None, &[]),
+        thing_item(&a, "t", &["g"]),
+    ];
+    import(&*store, &a, items).await;
     // Nothing of account a is visible to b's import.
-    let outcomes = import(
-        &*store,
-        &b,
-        vec![
-            thing_item(&b, "t2", &["g"]),
-            ImportItem::Certificate(cert(&b, &c, &["t"], &[])),
-            ImportItem::Certificate(cert(&b, &hex_id(), &[], &["p"])),
-            thing_item(&b, "t", &[]),
-        ],
-    )
-    .await;
+    let items = vec![
+        thing_item(&b, "t2", &["g"]),
+        ImportItem::Certificate(cert(&b, &c, &["t"], &[])),
+        ImportItem::Certificate(cert(&b, &hex_id(), &[], &["p"])),
+        thing_item(&b, "t", &[]),
+    ];
+    let outcomes = import(&*store, &b, items).await;
     assert_eq!(
         outcomes,
         vec![

@@ -7,35 +7,29 @@
 //! own, so claims in one case never see another case's items.
 
 use std::collections::BTreeSet;
+use std::slice;
 use std::sync::Arc;
 
-use tokio::task::JoinSet;
-
+use super::fixtures::{
+    add_thing, all_pages, ca_record, cert_record, create_group, create_policy, groups_of, hex_id,
+    new_policy, ok, open_handles, race, register, status_of, strings, CANCELED, CHECK_A, CHECK_B,
+    CHECK_C, COMPLETED, FAILED, IN_PROGRESS, T0,
+};
 use super::{fresh_scope, scope, unique, unique_account, Database};
 use crate::{
-    Attributes, AuditFindingKey, AuditFindingRecord, AuditTaskKey, CaCertificateRecord,
-    CertificateFacts, CertificateRecord, CertificateRefusal, EffectRefusal, ExecutionError,
-    FindingRef, MitigationCancelRefusal, MitigationCheckStats, MitigationEffect,
-    MitigationExecutionRecord, MitigationStage, MitigationStep, MitigationTaskCreated,
-    MitigationTaskFilter, MitigationTaskRecord, NewPolicy, NewPolicyVersion, NewWorkItem,
-    PolicyRefusal, RegistrationConfigRecord, Scope, StageOutcome, Store, ThingGroupRecord,
-    ThingRecord, ThingRefusal, V2LoggingOptionsRecord, WorkItem,
+    AuditFindingKey, AuditFindingRecord, AuditTaskKey, CaCertificateRecord, CertificateRecord,
+    CertificateRefusal, EffectRefusal, ExecutionError, FindingRef, MitigationCancelRefusal,
+    MitigationCheckStats, MitigationEffect, MitigationExecutionRecord, MitigationStage,
+    MitigationStep, MitigationTaskCreated, MitigationTaskFilter, MitigationTaskRecord,
+    NewPolicyVersion, NewWorkItem, PolicyRefusal, Scope, StageOutcome, Store, ThingRefusal,
+    V2LoggingOptionsRecord, WorkItem,
 };
 
-const T0: i64 = 1_700_000_000_000;
 /// When stages in these cases end (their `now_ms`).
 const NOW: i64 = T0 + 100;
 const LEASE_MS: i64 = 60_000;
 const LIMIT: usize = 10;
 
-const CHECK_A: &str = "DEVICE_CERTIFICATE_EXPIRING_CHECK";
-const CHECK_B: &str = "CA_CERTIFICATE_EXPIRING_CHECK";
-const CHECK_C: &str = "LOGGING_DISABLED_CHECK";
-
-const IN_PROGRESS: &str = "IN_PROGRESS";
-const COMPLETED: &str = "COMPLETED";
-const FAILED: &str = "FAILED";
-const CANCELED: &str = "CANCELED";
 const SKIPPED: &str = "SKIPPED";
 
 const BLANK_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[]}"#;
@@ -138,10 +132,7 @@ fn stage(
 }
 
 async fn apply(store: &dyn Store, scope: &Scope, stage: &MitigationStage) -> StageOutcome {
-    store
-        .apply_mitigation_stage(scope, stage, explain)
-        .await
-        .expect("apply stage")
+    ok(store.apply_mitigation_stage(scope, stage, explain)).await
 }
 
 async fn executions(
@@ -150,10 +141,7 @@ async fn executions(
     task_id: &str,
     finding: &str,
 ) -> Vec<MitigationExecutionRecord> {
-    store
-        .get_mitigation_executions(scope, task_id, finding)
-        .await
-        .expect("executions")
+    ok(store.get_mitigation_executions(scope, task_id, finding)).await
 }
 
 async fn get(
@@ -161,11 +149,21 @@ async fn get(
     scope: &Scope,
     task_id: &str,
 ) -> (MitigationTaskRecord, Vec<MitigationCheckStats>) {
-    store
-        .get_mitigation_task(scope, task_id)
-        .await
-        .expect("get task")
-        .expect("task exists")
+    let found = ok(store.get_mitigation_task(scope, task_id)).await;
+    found.expect("task exists")
+}
+
+/// Starts an audit's task with `stats` and one chunk on a queue of its own: the task and
+/// the queue.
+async fn start_single(
+    store: &dyn Store,
+    scope: &Scope,
+    stats: &[MitigationCheckStats],
+) -> (MitigationTaskRecord, String) {
+    let queue = unique("mq-");
+    let t = task(&unique("task-"), Some("audit"), &[], T0);
+    start(store, scope, &t, stats, &chunks(&queue, &t.task_id, 1)).await;
+    (t, queue)
 }
 
 /// One check's statistics as stored.
@@ -190,17 +188,9 @@ async fn run_effects(
     scope: &Scope,
     effects: Vec<MitigationEffect>,
 ) -> (String, Vec<MitigationExecutionRecord>) {
-    let task_id = unique("task-");
-    let queue = unique("mq-");
     let n = i64::try_from(effects.len()).unwrap();
-    start(
-        store,
-        scope,
-        &task(&task_id, Some("audit"), &[], T0),
-        &[stats(CHECK_A, n)],
-        &chunks(&queue, &task_id, 1),
-    )
-    .await;
+    let (t, queue) = start_single(store, scope, &[stats(CHECK_A, n)]).await;
+    let task_id = t.task_id;
     let item = claim(store, &queue, "w").await.remove(0);
     let steps: Vec<MitigationStep> = effects
         .into_iter()
@@ -253,8 +243,28 @@ fn explain(refusal: &EffectRefusal) -> ExecutionError {
     }
 }
 
-fn assert_refused(e: &MitigationExecutionRecord, refusal: EffectRefusal) {
-    assert_failed(e, "Refused", &explain(&refusal).message);
+fn assert_refused(e: &MitigationExecutionRecord, refusal: &EffectRefusal) {
+    assert_failed(e, "Refused", &explain(refusal).message);
+}
+
+/// Each of `got` completed (`None`), or failed with the refusal given.
+fn assert_executions(got: &[MitigationExecutionRecord], expected: &[Option<EffectRefusal>]) {
+    assert_eq!(got.len(), expected.len());
+    for (e, refusal) in got.iter().zip(expected) {
+        match refusal {
+            None => assert_completed(e),
+            Some(refusal) => assert_refused(e, refusal),
+        }
+    }
+}
+
+/// Deactivated as UpdateCertificate would have done it, at the stage's time.
+fn assert_deactivated(status: &str, customer_version: i64, updated_at_ms: i64) {
+    assert_eq!(
+        (status, customer_version, updated_at_ms),
+        ("INACTIVE", 2, NOW),
+        "changed as UpdateCertificate would"
+    );
 }
 
 fn refused_certificate(id: &str, status: Option<&str>) -> EffectRefusal {
@@ -293,86 +303,18 @@ fn assert_failed(e: &MitigationExecutionRecord, code: &str, message: &str) {
 // ---------------------------------------------------------------------------------
 // The registry the effects act on
 
-fn hex_id() -> String {
-    format!(
-        "{:016x}{:016x}{:016x}{:016x}",
-        rand::random::<u64>(),
-        rand::random::<u64>(),
-        rand::random::<u64>(),
-        rand::random::<u64>()
-    )
-}
-
-fn facts(id: &str) -> CertificateFacts {
-    CertificateFacts {
-        subject: format!("CN={id}"),
-        issuer: "CN=issuer".into(),
-        subject_der: id.as_bytes().to_vec(),
-        issuer_der: vec![0x30, 0x00],
-        serial_number: "01".into(),
-        not_before_ms: 1_600_000_000_000,
-        not_after_ms: 2_524_607_999_000,
-        key_algorithm: "EC".into(),
-        key_bits: Some(256),
-        key_curve: Some("P-256".into()),
-        public_key_der: vec![0x30, 0x01],
-        crl_distribution_points: Vec::new(),
-    }
-}
-
-fn cert_arn(scope: &Scope, id: &str) -> String {
-    format!(
-        "arn:aws:iot:{}:{}:cert/{id}",
-        scope.region, scope.account_id
-    )
-}
-
 /// Registers a device certificate with `status`.
 async fn certificate(store: &dyn Store, scope: &Scope, status: &str) -> CertificateRecord {
-    let id = hex_id();
-    let record = CertificateRecord {
-        id: id.clone(),
-        arn: cert_arn(scope, &id),
-        pem: format!("-----BEGIN CERTIFICATE-----\n{id}\n-----END CERTIFICATE-----\n"),
-        status: status.to_owned(),
-        certificate_mode: "DEFAULT".into(),
-        ca_certificate_id: None,
-        issuer_certificate_id: None,
-        owned_by: scope.account_id.clone(),
-        previous_owned_by: None,
-        generation_id: unique("gen-"),
-        customer_version: 1,
-        facts: facts(&id),
-        created_at_ms: T0,
-        updated_at_ms: T0,
-    };
-    store
-        .register_certificate(scope, &record)
-        .await
-        .expect("register")
-        .expect("not refused");
+    let record = cert_record(scope, &hex_id(), status, None, T0);
+    register(store, scope, &record).await;
     record
 }
 
 async fn ca_certificate(store: &dyn Store, scope: &Scope, status: &str) -> CaCertificateRecord {
     let id = hex_id();
     let record = CaCertificateRecord {
-        id: id.clone(),
-        arn: format!(
-            "arn:aws:iot:{}:{}:cacert/{id}",
-            scope.region, scope.account_id
-        ),
-        pem: format!("-----BEGIN CERTIFICATE-----\n{id}\n-----END CERTIFICATE-----\n"),
         status: status.to_owned(),
-        certificate_mode: "DEFAULT".into(),
-        auto_registration_status: "DISABLE".into(),
-        registration_config: RegistrationConfigRecord::default(),
-        owned_by: scope.account_id.clone(),
-        generation_id: unique("gen-"),
-        customer_version: 1,
-        facts: facts(&id),
-        created_at_ms: T0,
-        updated_at_ms: T0,
+        ..ca_record(scope, &id, id.as_bytes(), T0)
     };
     store
         .register_ca_certificate(scope, &record, &[], 10)
@@ -382,47 +324,39 @@ async fn ca_certificate(store: &dyn Store, scope: &Scope, status: &str) -> CaCer
     record
 }
 
-async fn thing(store: &dyn Store, scope: &Scope, name: &str) {
-    let record = ThingRecord {
-        name: name.to_owned(),
-        id: unique("id-"),
-        arn: format!(
-            "arn:aws:iot:{}:{}:thing/{name}",
-            scope.region, scope.account_id
-        ),
-        thing_type_name: None,
-        billing_group_name: None,
-        attributes: Attributes::new(),
-        version: 1,
-        created_at_ms: T0,
-        updated_at_ms: T0,
-    };
-    store
-        .create_thing(scope, &record)
-        .await
-        .expect("create thing");
+/// Creates the groups, each under its parent if it has one, and the things.
+async fn registry(
+    store: &dyn Store,
+    scope: &Scope,
+    groups: &[(&str, Option<&str>)],
+    things: &[&str],
+) {
+    for (name, parent) in groups {
+        create_group(store, scope, name, *parent).await;
+    }
+    for thing in things {
+        add_thing(store, scope, thing).await;
+    }
 }
 
-async fn group(store: &dyn Store, scope: &Scope, name: &str, parent: Option<&str>) {
-    let record = ThingGroupRecord {
-        name: name.to_owned(),
-        id: unique("id-"),
-        arn: format!(
-            "arn:aws:iot:{}:{}:thinggroup/{name}",
-            scope.region, scope.account_id
-        ),
-        parent_name: parent.map(str::to_owned),
-        description: None,
-        attributes: Attributes::new(),
-        version: 1,
-        created_at_ms: T0,
-        updated_at_ms: T0,
-    };
-    store
-        .create_thing_group(scope, &record, &[], 7)
-        .await
-        .expect("create group")
-        .expect("not refused");
+/// Registers an ACTIVE certificate attached to `things`, in that order.
+async fn certificate_of(store: &dyn Store, scope: &Scope, things: &[&str]) -> CertificateRecord {
+    let cert = certificate(store, scope, "ACTIVE").await;
+    for thing in things {
+        attach(store, scope, thing, &cert).await;
+    }
+    cert
+}
+
+/// Each thing is a member of exactly the groups given.
+async fn assert_memberships(store: &dyn Store, scope: &Scope, expected: &[(&str, &[&str])]) {
+    for (thing, groups) in expected {
+        assert_eq!(
+            groups_of(store, scope, thing).await,
+            strings(groups),
+            "{thing}"
+        );
+    }
 }
 
 async fn attach(store: &dyn Store, scope: &Scope, thing: &str, cert: &CertificateRecord) {
@@ -442,31 +376,9 @@ async fn join(store: &dyn Store, scope: &Scope, thing: &str, groups: &[&str]) {
         .expect("not refused");
 }
 
-async fn groups_of(store: &dyn Store, scope: &Scope, thing: &str) -> Vec<String> {
-    store
-        .list_thing_groups_for_thing(scope, thing, None, 100)
-        .await
-        .expect("groups of thing")
-        .into_iter()
-        .map(|g| g.name)
-        .collect()
-}
-
 async fn policy(store: &dyn Store, scope: &Scope, name: &str, versions: usize) {
-    let p = NewPolicy {
-        name: name.to_owned(),
-        arn: format!(
-            "arn:aws:iot:{}:{}:policy/{name}",
-            scope.region, scope.account_id
-        ),
-        document: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}"#.into(),
-        generation_id: unique("gen-"),
-        created_at_ms: T0,
-    };
-    store
-        .create_policy(scope, &p, &[])
-        .await
-        .expect("create policy");
+    let document = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}"#;
+    create_policy(store, scope, &new_policy(scope, name, document)).await;
     for _ in 1..versions {
         store
             .create_policy_version(scope, name, &blank_version(false), 5)
@@ -483,10 +395,6 @@ fn blank_version(set_as_default: bool) -> NewPolicyVersion {
         generation_id: unique("gen-"),
         created_at_ms: NOW,
     }
-}
-
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| (*s).to_owned()).collect()
 }
 
 // ---------------------------------------------------------------------------------
@@ -508,11 +416,7 @@ pub async fn mitigation_task_create_get_exists(store: Arc<dyn Store>) {
         "statistics by check name"
     );
     for item in &items {
-        let stored = store
-            .get_work(&item.id)
-            .await
-            .unwrap()
-            .expect("chunk queued");
+        let stored = ok(store.get_work(&item.id)).await.expect("chunk queued");
         assert_eq!(
             (stored.queue, stored.payload),
             (queue.clone(), item.payload.clone())
@@ -524,12 +428,11 @@ pub async fn mitigation_task_create_get_exists(store: Arc<dyn Store>) {
     again.client_request_token = "other-token".into();
     again.body_json = "{}".into();
     let again_items = chunks(&queue, &again.task_id, 1);
-    let outcome = store
-        .create_mitigation_task(&scope, &again, &[stats(CHECK_C, 9)], &again_items, LIMIT)
-        .await
-        .unwrap();
+    let outcome =
+        ok(store.create_mitigation_task(&scope, &again, &[stats(CHECK_C, 9)], &again_items, LIMIT))
+            .await;
     assert_eq!(outcome, MitigationTaskCreated::Exists(by_findings.clone()));
-    assert_eq!(store.get_work(&again_items[0].id).await.unwrap(), None);
+    assert_eq!(ok(store.get_work(&again_items[0].id)).await, None);
     assert_eq!(
         get(&*store, &scope, &again.task_id).await.1,
         vec![stats(CHECK_B, 3), stats(CHECK_A, 2)]
@@ -549,19 +452,13 @@ pub async fn mitigation_task_create_get_exists(store: Arc<dyn Store>) {
         (by_audit.clone(), vec![])
     );
 
-    assert_eq!(
-        store.get_mitigation_task(&scope, "missing").await.unwrap(),
-        None
-    );
+    assert_eq!(ok(store.get_mitigation_task(&scope, "missing")).await, None);
     for other in [
         self::scope(&scope.account_id, "eu-west-1"),
         self::scope(&unique_account(), &scope.region),
     ] {
         assert_eq!(
-            store
-                .get_mitigation_task(&other, &by_findings.task_id)
-                .await
-                .unwrap(),
+            ok(store.get_mitigation_task(&other, &by_findings.task_id)).await,
             None
         );
         // Task ids are per scope.
@@ -575,69 +472,49 @@ pub async fn mitigation_task_in_progress_limit(store: Arc<dyn Store>) {
     let mut running = Vec::new();
     for _ in 0..2 {
         let t = task(&unique("task-"), Some("a"), &[], T0);
-        let created = store
-            .create_mitigation_task(&scope, &t, &[], &chunks(&queue, &t.task_id, 1), 2)
-            .await
-            .unwrap();
+        let created =
+            ok(store.create_mitigation_task(&scope, &t, &[], &chunks(&queue, &t.task_id, 1), 2))
+                .await;
         assert_eq!(created, MitigationTaskCreated::Created);
         running.push(t);
     }
     let third = task(&unique("task-"), Some("a"), &[], T0);
     let third_items = chunks(&queue, &third.task_id, 1);
-    let refused = store
-        .create_mitigation_task(&scope, &third, &[stats(CHECK_A, 1)], &third_items, 2)
-        .await
-        .unwrap();
+    let refused =
+        ok(store.create_mitigation_task(&scope, &third, &[stats(CHECK_A, 1)], &third_items, 2))
+            .await;
     assert_eq!(refused, MitigationTaskCreated::TooManyInProgress);
     assert_eq!(
-        store
-            .get_mitigation_task(&scope, &third.task_id)
-            .await
-            .unwrap(),
+        ok(store.get_mitigation_task(&scope, &third.task_id)).await,
         None
     );
-    assert_eq!(store.get_work(&third_items[0].id).await.unwrap(), None);
+    assert_eq!(ok(store.get_work(&third_items[0].id)).await, None);
 
     // An existing id is answered as such even at the limit.
-    let existing = store
-        .create_mitigation_task(&scope, &running[0], &[], &[], 2)
-        .await
-        .unwrap();
+    let existing = ok(store.create_mitigation_task(&scope, &running[0], &[], &[], 2)).await;
     assert_eq!(existing, MitigationTaskCreated::Exists(running[0].clone()));
 
     // Another scope has its own count; a finished task frees its slot.
     let other = fresh_scope();
     let theirs = task(&unique("task-"), None, &["f"], T0);
-    let created = store
-        .create_mitigation_task(&other, &theirs, &[], &[], 2)
-        .await
-        .unwrap();
+    let created = ok(store.create_mitigation_task(&other, &theirs, &[], &[], 2)).await;
     assert_eq!(created, MitigationTaskCreated::Created);
-    store
-        .cancel_mitigation_task(&scope, &running[0].task_id, NOW)
+    ok(store.cancel_mitigation_task(&scope, &running[0].task_id, NOW))
         .await
-        .unwrap()
         .expect("cancel");
-    let created = store
-        .create_mitigation_task(&scope, &third, &[], &third_items, 2)
-        .await
-        .unwrap();
+    let created = ok(store.create_mitigation_task(&scope, &third, &[], &third_items, 2)).await;
     assert_eq!(created, MitigationTaskCreated::Created);
 }
 
-/// Starts `2 * LIMIT` tasks and 4 copies of one more at once over `handles`: exactly
-/// `LIMIT` tasks in progress, and the copies agree on one task.
-async fn race_to_the_limit(handles: &[Arc<dyn Store>]) {
+/// Starts `2 * LIMIT` tasks and 4 copies of one more at once over so many handles on
+/// `db`: exactly `LIMIT` tasks in progress, and the copies agree on one task.
+pub async fn race_to_the_limit(db: &dyn Database, handles: usize) {
+    let handles = &open_handles(db, handles).await;
     let scope = fresh_scope();
     let queue = unique("mq-");
-    let mut racers = JoinSet::new();
-    for i in 0..2 * LIMIT {
-        let (store, scope, queue) = (
-            Arc::clone(&handles[i % handles.len()]),
-            scope.clone(),
-            queue.clone(),
-        );
-        racers.spawn(async move {
+    let outcomes = race(handles, 2 * LIMIT, |i, store| {
+        let (scope, queue) = (scope.clone(), queue.clone());
+        async move {
             let t = task(&format!("race-{i:02}"), Some("a"), &[], T0);
             let items = chunks(&queue, &t.task_id, 2);
             let outcome = store
@@ -645,11 +522,11 @@ async fn race_to_the_limit(handles: &[Arc<dyn Store>]) {
                 .await
                 .expect("create");
             (t, items, outcome)
-        });
-    }
+        }
+    })
+    .await;
     let (mut won, mut refused) = (Vec::new(), Vec::new());
-    while let Some(joined) = racers.join_next().await {
-        let (t, items, outcome) = joined.expect("racer panicked");
+    for (t, items, outcome) in outcomes {
         match outcome {
             MitigationTaskCreated::Created => won.push((t, items)),
             MitigationTaskCreated::TooManyInProgress => refused.push((t, items)),
@@ -660,26 +537,21 @@ async fn race_to_the_limit(handles: &[Arc<dyn Store>]) {
     for (t, items) in &won {
         assert!(store_has(&handles[0], &scope, &t.task_id).await);
         for item in items {
-            assert!(handles[0].get_work(&item.id).await.unwrap().is_some());
+            assert!(ok(handles[0].get_work(&item.id)).await.is_some());
         }
     }
     for (t, items) in &refused {
         assert!(!store_has(&handles[0], &scope, &t.task_id).await);
         for item in items {
-            assert_eq!(handles[0].get_work(&item.id).await.unwrap(), None);
+            assert_eq!(ok(handles[0].get_work(&item.id)).await, None);
         }
     }
 
     // The same new id at once, with different tokens: one creates, the others see it.
     let scope = fresh_scope();
-    let mut racers = JoinSet::new();
-    for i in 0..4 {
-        let (store, scope, queue) = (
-            Arc::clone(&handles[i % handles.len()]),
-            scope.clone(),
-            queue.clone(),
-        );
-        racers.spawn(async move {
+    let outcomes = race(handles, 4, |i, store| {
+        let (scope, queue) = (scope.clone(), queue.clone());
+        async move {
             let mut t = task("same", None, &["f"], T0);
             t.client_request_token = format!("token-{i}");
             let outcome = store
@@ -687,12 +559,13 @@ async fn race_to_the_limit(handles: &[Arc<dyn Store>]) {
                 .await
                 .expect("create");
             (t, outcome)
-        });
-    }
+        }
+    })
+    .await;
     let mut winners = Vec::new();
     let mut seen = Vec::new();
-    while let Some(joined) = racers.join_next().await {
-        match joined.expect("racer panicked") {
+    for outcome in outcomes {
+        match outcome {
             (t, MitigationTaskCreated::Created) => winners.push(t),
             (_, MitigationTaskCreated::Exists(stored)) => seen.push(stored),
             (_, other) => panic!("unexpected {other:?}"),
@@ -703,23 +576,9 @@ async fn race_to_the_limit(handles: &[Arc<dyn Store>]) {
 }
 
 async fn store_has(store: &Arc<dyn Store>, scope: &Scope, task_id: &str) -> bool {
-    store
-        .get_mitigation_task(scope, task_id)
+    ok(store.get_mitigation_task(scope, task_id))
         .await
-        .unwrap()
         .is_some()
-}
-
-pub async fn mitigation_task_limit_holds_under_concurrency(store: Arc<dyn Store>) {
-    race_to_the_limit(&[store]).await;
-}
-
-pub async fn mitigation_task_limit_race_across_handles(db: &dyn Database) {
-    let mut handles = Vec::new();
-    for _ in 0..3 {
-        handles.push(db.open().await.expect("open"));
-    }
-    race_to_the_limit(&handles).await;
 }
 
 pub async fn mitigation_task_listing_filters_and_paging(store: Arc<dyn Store>) {
@@ -735,10 +594,8 @@ pub async fn mitigation_task_listing_filters_and_paging(store: Arc<dyn Store>) {
     for t in &tasks {
         start(&*store, &scope, t, &[], &chunks(&queue, &t.task_id, 1)).await;
     }
-    store
-        .cancel_mitigation_task(&scope, "task-d", NOW)
+    ok(store.cancel_mitigation_task(&scope, "task-d", NOW))
         .await
-        .unwrap()
         .expect("cancel d");
     // Another scope's tasks never show.
     let other = fresh_scope();
@@ -823,23 +680,17 @@ pub async fn mitigation_task_listing_filters_and_paging(store: Arc<dyn Store>) {
     ];
     for (filter, expected) in cases {
         for page in [1, 2, 100] {
-            let mut got: Vec<MitigationTaskRecord> = Vec::new();
-            loop {
-                let after = got.last().map(|t| AuditTaskKey {
-                    started_at_ms: t.started_at_ms,
-                    task_id: t.task_id.clone(),
-                });
-                let batch = store
-                    .list_mitigation_tasks(&scope, &filter, after.as_ref(), page)
+            let key = |t: &MitigationTaskRecord| AuditTaskKey {
+                started_at_ms: t.started_at_ms,
+                task_id: t.task_id.clone(),
+            };
+            let got = all_pages(page, key, async |after| {
+                let after = after.as_ref();
+                store
+                    .list_mitigation_tasks(&scope, &filter, after, page)
                     .await
-                    .expect("list");
-                assert!(batch.len() <= page);
-                let done = batch.len() < page;
-                got.extend(batch);
-                if done {
-                    break;
-                }
-            }
+            })
+            .await;
             let ids: Vec<&str> = got.iter().map(|t| t.task_id.as_str()).collect();
             assert_eq!(ids, expected, "{filter:?}, page {page}");
             for t in &got {
@@ -859,14 +710,10 @@ pub async fn mitigation_task_listing_filters_and_paging(store: Arc<dyn Store>) {
 
 pub async fn mitigation_task_cancel_counts_the_rest(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let queue = unique("mq-");
-    let t = task(&unique("task-"), Some("audit"), &[], T0);
-    start(
+    let (t, queue) = start_single(
         &*store,
         &scope,
-        &t,
         &[stats(CHECK_A, 5), stats(CHECK_B, 3), stats(CHECK_C, 2)],
-        &chunks(&queue, &t.task_id, 1),
     )
     .await;
     let item = claim(&*store, &queue, "w").await.remove(0);
@@ -897,10 +744,8 @@ pub async fn mitigation_task_cancel_counts_the_rest(store: Arc<dyn Store>) {
         }
     );
 
-    store
-        .cancel_mitigation_task(&scope, &t.task_id, T0 + 500)
+    ok(store.cancel_mitigation_task(&scope, &t.task_id, T0 + 500))
         .await
-        .unwrap()
         .expect("cancel");
     let (canceled, got_stats) = get(&*store, &scope, &t.task_id).await;
     assert_eq!(
@@ -916,24 +761,15 @@ pub async fn mitigation_task_cancel_counts_the_rest(store: Arc<dyn Store>) {
     );
 
     assert_eq!(
-        store
-            .cancel_mitigation_task(&scope, &t.task_id, T0 + 600)
-            .await
-            .unwrap(),
+        ok(store.cancel_mitigation_task(&scope, &t.task_id, T0 + 600)).await,
         Err(MitigationCancelRefusal::NotInProgress(CANCELED.into()))
     );
     assert_eq!(
-        store
-            .cancel_mitigation_task(&scope, "missing", T0)
-            .await
-            .unwrap(),
+        ok(store.cancel_mitigation_task(&scope, "missing", T0)).await,
         Err(MitigationCancelRefusal::NotFound)
     );
     assert_eq!(
-        store
-            .cancel_mitigation_task(&fresh_scope(), &t.task_id, T0)
-            .await
-            .unwrap(),
+        ok(store.cancel_mitigation_task(&fresh_scope(), &t.task_id, T0)).await,
         Err(MitigationCancelRefusal::NotFound)
     );
 
@@ -959,12 +795,10 @@ pub async fn mitigation_task_cancel_counts_the_rest(store: Arc<dyn Store>) {
         apply(&*store, &scope, &late).await,
         StageOutcome::TaskNotInProgress
     );
-    assert_eq!(store.get_work(&item.id).await.unwrap(), None);
+    assert_eq!(ok(store.get_work(&item.id)).await, None);
     assert_eq!(
-        store
-            .get_certificate(&scope, &cert.id)
+        ok(store.get_certificate(&scope, &cert.id))
             .await
-            .unwrap()
             .unwrap()
             .status,
         "ACTIVE"
@@ -978,10 +812,7 @@ pub async fn mitigation_task_cancel_counts_the_rest(store: Arc<dyn Store>) {
     // A finished task cannot be canceled.
     let (done, _) = run_effects(&*store, &scope, vec![MitigationEffect::Applied]).await;
     assert_eq!(
-        store
-            .cancel_mitigation_task(&scope, &done, T0)
-            .await
-            .unwrap(),
+        ok(store.cancel_mitigation_task(&scope, &done, T0)).await,
         Err(MitigationCancelRefusal::NotInProgress(COMPLETED.into()))
     );
 }
@@ -1000,45 +831,39 @@ pub async fn mitigation_stage_deactivates_certificates(store: Arc<dyn Store>) {
     let deactivate = |id: &str| MitigationEffect::DeactivateCertificate {
         certificate_id: id.to_owned(),
     };
-    let (task_id, got) = run_effects(
-        &*store,
-        &scope,
-        vec![
-            deactivate(&active.id),
-            deactivate(&inactive.id),
-            deactivate(&revoked.id),
-            deactivate(&transfer.id),
-            deactivate(&missing),
-            deactivate(&twice.id),
-            deactivate(&twice.id),
+    let ids = [
+        &active.id,
+        &inactive.id,
+        &revoked.id,
+        &transfer.id,
+        &missing,
+        &twice.id,
+        &twice.id,
+    ];
+    let (task_id, got) = run_effects(&*store, &scope, ids.map(|id| deactivate(id)).into()).await;
+    assert_executions(
+        &got,
+        &[
+            None,
+            None,
+            Some(refused_certificate(&revoked.id, Some("REVOKED"))),
+            Some(refused_certificate(&transfer.id, Some("PENDING_TRANSFER"))),
+            Some(refused_certificate(&missing, None)),
+            None,
+            None,
         ],
-    )
-    .await;
-    assert_completed(&got[0]);
-    assert_completed(&got[1]);
-    assert_refused(&got[2], refused_certificate(&revoked.id, Some("REVOKED")));
-    assert_refused(
-        &got[3],
-        refused_certificate(&transfer.id, Some("PENDING_TRANSFER")),
     );
-    assert_refused(&got[4], refused_certificate(&missing, None));
-    assert_completed(&got[5]);
-    assert_completed(&got[6]);
 
     let now = |id: &str| {
         let store = Arc::clone(&store);
         let (scope, id) = (scope.clone(), id.to_owned());
-        async move { store.get_certificate(&scope, &id).await.unwrap().unwrap() }
+        async move { ok(store.get_certificate(&scope, &id)).await.unwrap() }
     };
     let changed = now(&active.id).await;
-    assert_eq!(
-        (
-            changed.status.as_str(),
-            changed.customer_version,
-            changed.updated_at_ms
-        ),
-        ("INACTIVE", 2, NOW),
-        "changed as UpdateCertificate would"
+    assert_deactivated(
+        &changed.status,
+        changed.customer_version,
+        changed.updated_at_ms,
     );
     assert_ne!(changed.generation_id, active.generation_id);
     assert_eq!(
@@ -1071,46 +896,26 @@ pub async fn mitigation_stage_deactivates_ca_certificates(store: Arc<dyn Store>)
     let deactivate = |id: &str| MitigationEffect::DeactivateCaCertificate {
         certificate_id: id.to_owned(),
     };
-    let (_, got) = run_effects(
-        &*store,
-        &scope,
-        vec![
-            deactivate(&active.id),
-            deactivate(&inactive.id),
-            deactivate(&missing),
-        ],
-    )
-    .await;
-    assert_completed(&got[0]);
-    assert_completed(&got[1]);
-    assert_refused(
-        &got[2],
-        EffectRefusal::CaCertificateNotFound {
-            id: missing.clone(),
-        },
-    );
-    let changed = store
-        .get_ca_certificate(&scope, &active.id)
+    let ids = [&active.id, &inactive.id, &missing];
+    let (_, got) = run_effects(&*store, &scope, ids.map(|id| deactivate(id)).into()).await;
+    let not_found = EffectRefusal::CaCertificateNotFound {
+        id: missing.clone(),
+    };
+    assert_executions(&got, &[None, None, Some(not_found)]);
+    let changed = ok(store.get_ca_certificate(&scope, &active.id))
         .await
-        .unwrap()
         .unwrap();
-    assert_eq!(
-        (
-            changed.status.as_str(),
-            changed.customer_version,
-            changed.updated_at_ms
-        ),
-        ("INACTIVE", 2, NOW)
+    assert_deactivated(
+        &changed.status,
+        changed.customer_version,
+        changed.updated_at_ms,
     );
     assert_eq!(
         changed.auto_registration_status, active.auto_registration_status,
         "only the status changes"
     );
     assert_eq!(
-        store
-            .get_ca_certificate(&scope, &inactive.id)
-            .await
-            .unwrap(),
+        ok(store.get_ca_certificate(&scope, &inactive.id)).await,
         Some(inactive),
         "already INACTIVE: unchanged"
     );
@@ -1119,29 +924,20 @@ pub async fn mitigation_stage_deactivates_ca_certificates(store: Arc<dyn Store>)
 pub async fn mitigation_stage_adds_things_to_groups(store: Arc<dyn Store>) {
     let scope = fresh_scope();
     // Hierarchies: a (root a, child a1), b, c, d, e.
-    for (name, parent) in [
+    let groups = [
         ("a", None),
         ("a1", Some("a")),
         ("b", None),
         ("c", None),
         ("d", None),
         ("e", None),
-    ] {
-        group(&*store, &scope, name, parent).await;
-    }
-    for t in ["t1", "t2", "t3", "t4", "t5"] {
-        thing(&*store, &scope, t).await;
-    }
-    let two_things = certificate(&*store, &scope, "ACTIVE").await;
-    attach(&*store, &scope, "t2", &two_things).await;
-    attach(&*store, &scope, "t1", &two_things).await;
-    let no_things = certificate(&*store, &scope, "ACTIVE").await;
-    let second_fails = certificate(&*store, &scope, "ACTIVE").await;
-    attach(&*store, &scope, "t3", &second_fails).await;
-    attach(&*store, &scope, "t4", &second_fails).await;
+    ];
+    registry(&*store, &scope, &groups, &["t1", "t2", "t3", "t4", "t5"]).await;
+    let two_things = certificate_of(&*store, &scope, &["t2", "t1"]).await;
+    let no_things = certificate_of(&*store, &scope, &[]).await;
+    let second_fails = certificate_of(&*store, &scope, &["t3", "t4"]).await;
     join(&*store, &scope, "t4", &["a"]).await;
-    let full = certificate(&*store, &scope, "ACTIVE").await;
-    attach(&*store, &scope, "t5", &full).await;
+    let full = certificate_of(&*store, &scope, &["t5"]).await;
     join(&*store, &scope, "t5", &["c", "d"]).await;
 
     let add = |cert: &CertificateRecord, groups: &[&str], max_groups: usize| {
@@ -1167,46 +963,34 @@ pub async fn mitigation_stage_adds_things_to_groups(store: Arc<dyn Store>) {
         ],
     )
     .await;
-    assert_completed(&got[0]);
-    assert_completed(&got[1]);
-    assert_refused(
-        &got[2],
-        refused_membership(
-            "t4",
-            ThingRefusal::SameHierarchy {
-                member_of: "a".into(),
-                requested: "a1".into(),
-            },
-        ),
+    let same_hierarchy = ThingRefusal::SameHierarchy {
+        member_of: "a".into(),
+        requested: "a1".into(),
+    };
+    let too_many = ThingRefusal::TooManyGroups { limit: 2 };
+    assert_executions(
+        &got,
+        &[
+            None,
+            None,
+            Some(refused_membership("t4", same_hierarchy)),
+            Some(refused_group("missing")),
+            Some(refused_membership("t5", too_many)),
+            None,
+            None,
+            None,
+            Some(refused_group("missing")),
+        ],
     );
-    assert_refused(&got[3], refused_group("missing"));
-    assert_refused(
-        &got[4],
-        refused_membership("t5", ThingRefusal::TooManyGroups { limit: 2 }),
-    );
-    assert_completed(&got[5]);
-    assert_completed(&got[6]);
-    assert_completed(&got[7]);
-    assert_refused(&got[8], refused_group("missing"));
-
-    assert_eq!(
-        groups_of(&*store, &scope, "t1").await,
-        strings(&["a1", "b"])
-    );
-    assert_eq!(
-        groups_of(&*store, &scope, "t2").await,
-        strings(&["a1", "b"])
-    );
-    assert_eq!(
-        groups_of(&*store, &scope, "t3").await,
-        Vec::<String>::new(),
-        "t3 joined before t4 failed: the savepoint took it back"
-    );
-    assert_eq!(groups_of(&*store, &scope, "t4").await, strings(&["a"]));
-    assert_eq!(
-        groups_of(&*store, &scope, "t5").await,
-        strings(&["a", "b", "c", "d"])
-    );
+    // t3 joined before t4 failed: the savepoint took it back.
+    let expected: [(&str, &[&str]); 5] = [
+        ("t1", &["a1", "b"]),
+        ("t2", &["a1", "b"]),
+        ("t3", &[]),
+        ("t4", &["a"]),
+        ("t5", &["a", "b", "c", "d"]),
+    ];
+    assert_memberships(&*store, &scope, &expected).await;
 }
 
 /// Registers `n` device certificates with `status` at once.
@@ -1216,25 +1000,11 @@ async fn certificates(
     n: usize,
     status: &str,
 ) -> Vec<String> {
-    let mut set = JoinSet::new();
-    for _ in 0..n {
-        let (store, scope, status) = (Arc::clone(store), scope.clone(), status.to_owned());
-        set.spawn(async move { certificate(&*store, &scope, &status).await.id });
-    }
-    let mut ids = Vec::with_capacity(n);
-    while let Some(id) = set.join_next().await {
-        ids.push(id.expect("registration task"));
-    }
-    ids
-}
-
-async fn status_of(store: &dyn Store, scope: &Scope, id: &str) -> String {
-    store
-        .get_certificate(scope, id)
-        .await
-        .expect("get certificate")
-        .expect("certificate exists")
-        .status
+    race(slice::from_ref(store), n, |_, store| {
+        let (scope, status) = (scope.clone(), status.to_owned());
+        async move { certificate(&*store, &scope, &status).await.id }
+    })
+    .await
 }
 
 pub async fn mitigation_stage_deactivates_many_certificates(store: Arc<dyn Store>) {
@@ -1274,30 +1044,29 @@ pub async fn mitigation_stage_deactivates_many_certificates(store: Arc<dyn Store
         ],
     )
     .await;
-    assert_completed(&got[0]);
-    assert_refused(&got[1], refused_certificate(&revoked.id, Some("REVOKED")));
-    assert_refused(
-        &got[2],
-        refused_certificate(&transfer.id, Some("PENDING_TRANSFER")),
+    let revoked_refusal = refused_certificate(&revoked.id, Some("REVOKED"));
+    assert_executions(
+        &got,
+        &[
+            None,
+            Some(revoked_refusal.clone()),
+            Some(refused_certificate(&transfer.id, Some("PENDING_TRANSFER"))),
+            Some(refused_certificate(&missing, None)),
+            Some(revoked_refusal),
+            None,
+        ],
     );
-    assert_refused(&got[3], refused_certificate(&missing, None));
-    assert_refused(&got[4], refused_certificate(&revoked.id, Some("REVOKED")));
-    assert_completed(&got[5]);
 
     for id in &active {
-        let changed = store.get_certificate(&scope, id).await.unwrap().unwrap();
-        assert_eq!(
-            (
-                changed.status.as_str(),
-                changed.customer_version,
-                changed.updated_at_ms
-            ),
-            ("INACTIVE", 2, NOW),
-            "changed as UpdateCertificate would"
+        let changed = ok(store.get_certificate(&scope, id)).await.unwrap();
+        assert_deactivated(
+            &changed.status,
+            changed.customer_version,
+            changed.updated_at_ms,
         );
     }
     assert_eq!(
-        store.get_certificate(&scope, &inactive.id).await.unwrap(),
+        ok(store.get_certificate(&scope, &inactive.id)).await,
         Some(inactive),
         "already INACTIVE: unchanged"
     );
@@ -1327,34 +1096,24 @@ pub async fn mitigation_stage_deactivates_many_certificates(store: Arc<dyn Store
 pub async fn mitigation_stage_adds_things_of_many_certificates(store: Arc<dyn Store>) {
     let scope = fresh_scope();
     // Hierarchies: h (root h, children h1, h2), g, k.
-    for (name, parent) in [
+    let groups = [
         ("h", None),
         ("h1", Some("h")),
         ("h2", Some("h")),
         ("g", None),
         ("k", None),
-    ] {
-        group(&*store, &scope, name, parent).await;
-    }
-    for t in ["t1", "t2", "t3", "t4", "t5", "t6"] {
-        thing(&*store, &scope, t).await;
-    }
+    ];
+    let things = ["t1", "t2", "t3", "t4", "t5", "t6"];
+    registry(&*store, &scope, &groups, &things).await;
     // t2 is attached to both c1 and c2.
-    let c1 = certificate(&*store, &scope, "ACTIVE").await;
-    attach(&*store, &scope, "t1", &c1).await;
-    attach(&*store, &scope, "t2", &c1).await;
-    let c2 = certificate(&*store, &scope, "ACTIVE").await;
-    attach(&*store, &scope, "t2", &c2).await;
-    attach(&*store, &scope, "t3", &c2).await;
-    let bare = certificate(&*store, &scope, "ACTIVE").await;
+    let c1 = certificate_of(&*store, &scope, &["t1", "t2"]).await;
+    let c2 = certificate_of(&*store, &scope, &["t2", "t3"]).await;
+    let bare = certificate_of(&*store, &scope, &[]).await;
     // c4's thing could move; c5's is already in h2, so h1 is refused.
-    let c4 = certificate(&*store, &scope, "ACTIVE").await;
-    attach(&*store, &scope, "t4", &c4).await;
-    let c5 = certificate(&*store, &scope, "ACTIVE").await;
-    attach(&*store, &scope, "t5", &c5).await;
+    let c4 = certificate_of(&*store, &scope, &["t4"]).await;
+    let c5 = certificate_of(&*store, &scope, &["t5"]).await;
     join(&*store, &scope, "t5", &["h2"]).await;
-    let c6 = certificate(&*store, &scope, "ACTIVE").await;
-    attach(&*store, &scope, "t6", &c6).await;
+    let c6 = certificate_of(&*store, &scope, &["t6"]).await;
 
     let add = |certs: &[&CertificateRecord], groups: &[&str]| {
         MitigationEffect::AddThingsOfCertificatesToGroups {
@@ -1376,40 +1135,32 @@ pub async fn mitigation_stage_adds_things_of_many_certificates(store: Arc<dyn St
         ],
     )
     .await;
-    assert_completed(&got[0]);
-    assert_refused(
-        &got[1],
-        refused_membership(
-            "t5",
-            ThingRefusal::SameHierarchy {
-                member_of: "h2".into(),
-                requested: "h1".into(),
-            },
-        ),
+    let same_hierarchy = ThingRefusal::SameHierarchy {
+        member_of: "h2".into(),
+        requested: "h1".into(),
+    };
+    assert_executions(
+        &got,
+        &[
+            None,
+            Some(refused_membership("t5", same_hierarchy)),
+            Some(refused_group("missing")),
+            Some(refused_group("gone")),
+            None,
+            Some(refused_group("missing")),
+        ],
     );
-    assert_refused(&got[2], refused_group("missing"));
-    assert_refused(&got[3], refused_group("gone"));
-    assert_completed(&got[4]);
-    assert_refused(&got[5], refused_group("missing"));
-
-    for t in ["t1", "t2", "t3"] {
-        assert_eq!(
-            groups_of(&*store, &scope, t).await,
-            strings(&["g", "h1"]),
-            "{t}"
-        );
-    }
-    assert_eq!(
-        groups_of(&*store, &scope, "t4").await,
-        Vec::<String>::new(),
-        "t4 joined before t5 failed: the savepoint took it back"
-    );
-    assert_eq!(groups_of(&*store, &scope, "t5").await, strings(&["h2"]));
-    assert_eq!(
-        groups_of(&*store, &scope, "t6").await,
-        Vec::<String>::new(),
-        "nothing joined when a group is missing"
-    );
+    // t4 joined before t5 failed: the savepoint took it back; nothing joined when a
+    // group is missing.
+    let expected: [(&str, &[&str]); 6] = [
+        ("t1", &["g", "h1"]),
+        ("t2", &["g", "h1"]),
+        ("t3", &["g", "h1"]),
+        ("t4", &[]),
+        ("t5", &["h2"]),
+        ("t6", &[]),
+    ];
+    assert_memberships(&*store, &scope, &expected).await;
     let s = check_stats(&*store, &scope, &task_id, CHECK_A).await;
     assert_eq!((s.total, s.succeeded, s.failed), (6, 2, 4));
 }
@@ -1418,7 +1169,7 @@ pub async fn mitigation_stage_replaces_default_policy_versions(store: Arc<dyn St
     let scope = fresh_scope();
     policy(&*store, &scope, "p1", 1).await;
     policy(&*store, &scope, "p5", 5).await;
-    let before = store.list_policy_versions(&scope, "p5").await.unwrap();
+    let before = ok(store.list_policy_versions(&scope, "p5")).await;
     let replace =
         |name: &str, version: &NewPolicyVersion| MitigationEffect::ReplaceDefaultPolicyVersion {
             policy_name: name.to_owned(),
@@ -1436,26 +1187,19 @@ pub async fn mitigation_stage_replaces_default_policy_versions(store: Arc<dyn St
         ],
     )
     .await;
-    assert_completed(&got[0]);
-    assert_refused(
-        &got[1],
-        EffectRefusal::Policy {
-            name: "p5".into(),
-            refusal: PolicyRefusal::TooManyVersions { limit: 5 },
-        },
+    let refused = |name: &str, refusal| EffectRefusal::Policy {
+        name: name.into(),
+        refusal,
+    };
+    assert_executions(
+        &got,
+        &[
+            None,
+            Some(refused("p5", PolicyRefusal::TooManyVersions { limit: 5 })),
+            Some(refused("missing", PolicyRefusal::NoSuchPolicy)),
+        ],
     );
-    assert_refused(
-        &got[2],
-        EffectRefusal::Policy {
-            name: "missing".into(),
-            refusal: PolicyRefusal::NoSuchPolicy,
-        },
-    );
-    let (p1, versions) = store
-        .list_policy_versions(&scope, "p1")
-        .await
-        .unwrap()
-        .unwrap();
+    let (p1, versions) = ok(store.list_policy_versions(&scope, "p1")).await.unwrap();
     assert_eq!(
         (p1.default_version_id, p1.generation_id, p1.updated_at_ms),
         (2, new_default.generation_id.clone(), NOW),
@@ -1464,7 +1208,7 @@ pub async fn mitigation_stage_replaces_default_policy_versions(store: Arc<dyn St
     assert_eq!(versions.len(), 2);
     assert_eq!(versions[1].document, BLANK_POLICY);
     assert_eq!(
-        store.list_policy_versions(&scope, "p5").await.unwrap(),
+        ok(store.list_policy_versions(&scope, "p5")).await,
         before,
         "refused: nothing written"
     );
@@ -1502,7 +1246,7 @@ pub async fn mitigation_stage_sets_logging_and_records_outside_outcomes(store: A
         "The finding names no device certificate.",
     );
     assert_eq!(
-        store.get_v2_logging_options(&scope).await.unwrap(),
+        ok(store.get_v2_logging_options(&scope)).await,
         Some(options)
     );
     let s = check_stats(&*store, &scope, &task_id, CHECK_A).await;
@@ -1514,16 +1258,7 @@ pub async fn mitigation_stage_sets_logging_and_records_outside_outcomes(store: A
 
 pub async fn mitigation_stage_failure_skips_later_actions(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let queue = unique("mq-");
-    let t = task(&unique("task-"), Some("audit"), &[], T0);
-    start(
-        &*store,
-        &scope,
-        &t,
-        &[stats(CHECK_A, 2)],
-        &chunks(&queue, &t.task_id, 1),
-    )
-    .await;
+    let (t, queue) = start_single(&*store, &scope, &[stats(CHECK_A, 2)]).await;
     let item = claim(&*store, &queue, "w").await.remove(0);
     let fail = MitigationEffect::Failed {
         error_code: "CertificateStateException".into(),
@@ -1564,48 +1299,36 @@ pub async fn mitigation_stage_failure_skips_later_actions(store: Arc<dyn Store>)
     let both = strings(&["f1", "f2"]);
     for index in [1, 2] {
         assert_eq!(
-            store
-                .findings_with_execution(&scope, &t.task_id, &both, index)
-                .await
-                .unwrap(),
+            ok(store.findings_with_execution(&scope, &t.task_id, &both, index)).await,
             strings(&["f1"]),
             "f1 is done at {index}"
         );
     }
-    let mut at_zero = store
-        .findings_with_execution(&scope, &t.task_id, &both, 0)
-        .await
-        .unwrap();
+    let mut at_zero = ok(store.findings_with_execution(&scope, &t.task_id, &both, 0)).await;
     at_zero.sort();
     assert_eq!(at_zero, both);
-    assert!(store
-        .findings_with_execution(&scope, &t.task_id, &[], 0)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        ok(store.findings_with_execution(&scope, &t.task_id, &[], 0))
+            .await
+            .is_empty()
+    );
 
-    // The later stages act on f2 only; its last action completes it.
-    let second = stage(
-        &t.task_id,
-        &item,
-        "w",
-        vec![step("f2", CHECK_A, 1, 1, MitigationEffect::Applied)],
-        Some("stage-2"),
-    );
-    apply(&*store, &scope, &second).await;
-    let third = stage(
-        &t.task_id,
-        &item,
-        "w",
-        vec![step("f2", CHECK_A, 2, 0, MitigationEffect::Applied)],
-        None,
-    );
-    assert_eq!(
-        apply(&*store, &scope, &third).await,
-        StageOutcome::Applied {
-            task_finished: true
-        }
-    );
+    // The later stages act on f2 only; its last action completes it, and the task.
+    for (index, next) in [(1, Some("stage-2")), (2, None)] {
+        let steps = vec![step(
+            "f2",
+            CHECK_A,
+            index,
+            2 - index,
+            MitigationEffect::Applied,
+        )];
+        let later = stage(&t.task_id, &item, "w", steps, next);
+        let task_finished = next.is_none();
+        assert_eq!(
+            apply(&*store, &scope, &later).await,
+            StageOutcome::Applied { task_finished }
+        );
+    }
     let f2: Vec<_> = executions(&*store, &scope, &t.task_id, "f2")
         .await
         .iter()
@@ -1624,32 +1347,16 @@ pub async fn mitigation_stage_failure_skips_later_actions(store: Arc<dyn Store>)
     assert_eq!(done.status, FAILED, "one finding failed");
 
     // Recording an execution twice is refused, and the stage writes nothing.
-    let other = task(&unique("task-"), Some("audit"), &[], T0);
-    start(
-        &*store,
-        &scope,
-        &other,
-        &[stats(CHECK_A, 1)],
-        &chunks(&queue, &other.task_id, 1),
-    )
-    .await;
+    let (other, queue) = start_single(&*store, &scope, &[stats(CHECK_A, 1)]).await;
     let item = claim(&*store, &queue, "w").await.remove(0);
-    let once = stage(
-        &other.task_id,
-        &item,
-        "w",
-        vec![step("f", CHECK_A, 0, 1, MitigationEffect::Applied)],
-        Some("again"),
-    );
+    let steps = vec![step("f", CHECK_A, 0, 1, MitigationEffect::Applied)];
+    let once = stage(&other.task_id, &item, "w", steps, Some("again"));
     apply(&*store, &scope, &once).await;
     assert!(store
         .apply_mitigation_stage(&scope, &once, explain)
         .await
         .is_err());
-    assert_eq!(
-        store.get_work(&item.id).await.unwrap().unwrap().payload,
-        "again"
-    );
+    assert_eq!(ok(store.get_work(&item.id)).await.unwrap().payload, "again");
     assert_eq!(
         executions(&*store, &scope, &other.task_id, "f").await.len(),
         1
@@ -1658,26 +1365,13 @@ pub async fn mitigation_stage_failure_skips_later_actions(store: Arc<dyn Store>)
 
 pub async fn mitigation_stage_lease_lost_writes_nothing(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let queue = unique("mq-");
-    let t = task(&unique("task-"), Some("audit"), &[], T0);
-    start(
-        &*store,
-        &scope,
-        &t,
-        &[stats(CHECK_A, 1)],
-        &chunks(&queue, &t.task_id, 1),
-    )
-    .await;
-    let mine = store
-        .claim_work(&queue, "slow", 1, T0, 1_000)
+    let (t, queue) = start_single(&*store, &scope, &[stats(CHECK_A, 1)]).await;
+    let mine = ok(store.claim_work(&queue, "slow", 1, T0, 1_000))
         .await
-        .unwrap()
         .remove(0);
     // The lease ran out and another worker took the chunk over.
-    let theirs = store
-        .claim_work(&queue, "fast", 1, T0 + 5_000, LEASE_MS)
+    let theirs = ok(store.claim_work(&queue, "fast", 1, T0 + 5_000, LEASE_MS))
         .await
-        .unwrap()
         .remove(0);
     assert_eq!(theirs.id, mine.id);
     let cert = certificate(&*store, &scope, "ACTIVE").await;
@@ -1693,7 +1387,7 @@ pub async fn mitigation_stage_lease_lost_writes_nothing(store: Arc<dyn Store>) {
     let late = stage(&t.task_id, &mine, "slow", steps.clone(), None);
     assert_eq!(apply(&*store, &scope, &late).await, StageOutcome::LeaseLost);
     assert_eq!(
-        store.get_certificate(&scope, &cert.id).await.unwrap(),
+        ok(store.get_certificate(&scope, &cert.id)).await,
         Some(cert.clone())
     );
     assert!(executions(&*store, &scope, &t.task_id, "f")
@@ -1703,7 +1397,7 @@ pub async fn mitigation_stage_lease_lost_writes_nothing(store: Arc<dyn Store>) {
         get(&*store, &scope, &t.task_id).await.1,
         vec![stats(CHECK_A, 1)]
     );
-    let item = store.get_work(&mine.id).await.unwrap().expect("chunk kept");
+    let item = ok(store.get_work(&mine.id)).await.expect("chunk kept");
     assert_eq!(
         (item.lease_owner.as_deref(), item.payload.as_str()),
         (Some("fast"), "chunk-0")
@@ -1760,7 +1454,7 @@ pub async fn mitigation_chunks_end_the_task(store: Arc<dyn Store>) {
                 task_finished: false
             }
         );
-        let kept = store.get_work(&items[0].id).await.unwrap().expect("kept");
+        let kept = ok(store.get_work(&items[0].id)).await.expect("kept");
         assert_eq!(
             (kept.payload.as_str(), kept.lease_owner.as_deref()),
             ("chunk-0 stage-1", Some("w")),
@@ -1780,7 +1474,7 @@ pub async fn mitigation_chunks_end_the_task(store: Arc<dyn Store>) {
                 task_finished: false
             }
         );
-        assert_eq!(store.get_work(&items[0].id).await.unwrap(), None);
+        assert_eq!(ok(store.get_work(&items[0].id)).await, None);
         assert_eq!(get(&*store, &scope, &t.task_id).await.0.status, IN_PROGRESS);
 
         // The second chunk's last stage ends the task.
@@ -1799,7 +1493,7 @@ pub async fn mitigation_chunks_end_the_task(store: Arc<dyn Store>) {
                 task_finished: true
             }
         );
-        assert_eq!(store.get_work(&items[1].id).await.unwrap(), None);
+        assert_eq!(ok(store.get_work(&items[1].id)).await, None);
         let (done, s) = get(&*store, &scope, &t.task_id).await;
         let status = if fail { FAILED } else { COMPLETED };
         assert_eq!(
@@ -1873,19 +1567,13 @@ pub async fn mitigation_audit_finding_counts_and_boundaries(store: Arc<dyn Store
     ] {
         let expected: Vec<_> = positions.iter().map(|p| listed[p - 1].clone()).collect();
         assert_eq!(
-            store
-                .audit_finding_boundaries(&scope, &audit, every)
-                .await
-                .unwrap(),
+            ok(store.audit_finding_boundaries(&scope, &audit, every)).await,
             expected,
             "every {every}"
         );
     }
     assert_eq!(
-        store
-            .count_audit_findings_by_check(&scope, &audit)
-            .await
-            .unwrap(),
+        ok(store.count_audit_findings_by_check(&scope, &audit)).await,
         vec![(CHECK_B.to_owned(), 4), (CHECK_A.to_owned(), 6)]
             .into_iter()
             .collect::<BTreeSet<_>>()
@@ -1893,21 +1581,17 @@ pub async fn mitigation_audit_finding_counts_and_boundaries(store: Arc<dyn Store
             .collect::<Vec<_>>(),
         "by check name"
     );
-    assert!(store
-        .count_audit_findings_by_check(&scope, "missing")
+    assert!(ok(store.count_audit_findings_by_check(&scope, "missing"))
         .await
-        .unwrap()
         .is_empty());
-    assert!(store
-        .audit_finding_boundaries(&scope, "missing", 2)
+    assert!(ok(store.audit_finding_boundaries(&scope, "missing", 2))
         .await
-        .unwrap()
         .is_empty());
-    assert!(store
-        .count_audit_findings_by_check(&fresh_scope(), &audit)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        ok(store.count_audit_findings_by_check(&fresh_scope(), &audit))
+            .await
+            .is_empty()
+    );
 }
 
 pub async fn mitigation_purge_removes_old_finished_history(store: Arc<dyn Store>) {
@@ -1938,30 +1622,23 @@ pub async fn mitigation_purge_removes_old_finished_history(store: Arc<dyn Store>
         ),
     )
     .await;
-    store
-        .cancel_mitigation_task(&scope, &old.task_id, OLD + 10)
+    ok(store.cancel_mitigation_task(&scope, &old.task_id, OLD + 10))
         .await
-        .unwrap()
         .expect("cancel");
     // Old but still running; and finished but recent.
     let running = task(&unique("running-"), Some("a"), &[], OLD);
     start(&*store, &scope, &running, &[stats(CHECK_A, 1)], &[]).await;
     let recent = task(&unique("recent-"), Some("a"), &[], CUTOFF + 1);
     start(&*store, &scope, &recent, &[stats(CHECK_A, 1)], &[]).await;
-    store
-        .cancel_mitigation_task(&scope, &recent.task_id, CUTOFF + 2)
+    ok(store.cancel_mitigation_task(&scope, &recent.task_id, CUTOFF + 2))
         .await
-        .unwrap()
         .expect("cancel");
 
     let purged = store.purge_mitigation_history(CUTOFF).await.expect("purge");
     // The task, its statistics row, its two finding ids and its execution.
     assert!(purged >= 5, "purged {purged}");
     assert_eq!(
-        store
-            .get_mitigation_task(&scope, &old.task_id)
-            .await
-            .unwrap(),
+        ok(store.get_mitigation_task(&scope, &old.task_id)).await,
         None
     );
     assert!(executions(&*store, &scope, &old.task_id, "f1")
@@ -1983,10 +1660,7 @@ pub async fn mitigation_purge_removes_old_finished_history(store: Arc<dyn Store>
 pub async fn mitigation_concurrent_stages_across_handles(db: &dyn Database) {
     const CHUNKS: usize = 12;
     const PER_CHUNK: usize = 25;
-    let handles = [
-        db.open().await.expect("open"),
-        db.open().await.expect("open"),
-    ];
+    let handles = open_handles(db, 2).await;
     let scope = fresh_scope();
     let queue = unique("mq-");
     let t = task(&unique("task-"), Some("audit"), &[], T0);
@@ -2007,16 +1681,14 @@ pub async fn mitigation_concurrent_stages_across_handles(db: &dyn Database) {
     let certs = Arc::new(certs);
     let fails = |n: usize| n % 7 == 3;
 
-    let mut workers = JoinSet::new();
-    for w in 0..4 {
-        let store = Arc::clone(&handles[w % 2]);
+    race(&handles, 4, |w, store| {
         let (scope, queue, task_id, certs) = (
             scope.clone(),
             queue.clone(),
             t.task_id.clone(),
             Arc::clone(&certs),
         );
-        workers.spawn(async move {
+        async move {
             let worker = format!("worker-{w}");
             loop {
                 let claimed = store
@@ -2095,11 +1767,9 @@ pub async fn mitigation_concurrent_stages_across_handles(db: &dyn Database) {
                     .await
                     .expect("release"));
             }
-        });
-    }
-    while let Some(joined) = workers.join_next().await {
-        joined.expect("worker panicked");
-    }
+        }
+    })
+    .await;
 
     let failed = i64::try_from(
         (0..CHUNKS * PER_CHUNK)
@@ -2123,11 +1793,7 @@ pub async fn mitigation_concurrent_stages_across_handles(db: &dyn Database) {
     assert_eq!(done.status, FAILED);
     assert_eq!(done.finished_at_ms, Some(NOW));
     for (chunk, cert) in certs.iter().enumerate() {
-        let c = handles[1]
-            .get_certificate(&scope, cert)
-            .await
-            .unwrap()
-            .unwrap();
+        let c = ok(handles[1].get_certificate(&scope, cert)).await.unwrap();
         assert_eq!(
             (c.status.as_str(), c.customer_version),
             ("INACTIVE", 2),

@@ -3,65 +3,21 @@
 //! next to `conformance_tests!`.
 
 use std::collections::BTreeSet;
+use std::slice;
 use std::sync::Arc;
 
-use tokio::task::JoinSet;
-
-use super::{all_tags, assert_already_exists, fresh_scope, scope, tag, unique, unique_account};
+use super::fixtures::{
+    all_pages, count_wins, create_policy, new_policy, ok, open_handles, race, sole_winner,
+};
+use super::{
+    all_tags, assert_already_exists, assert_tags, fresh_scope, scope, tag, unique, unique_account,
+};
 use super::{Database, NO_LIMIT};
 use crate::{
     LoggingOptionsRecord, NewPolicy, NewPolicyVersion, PolicyOutcome, PolicyRecord, PolicyRefusal,
     PolicyVersionRecord, RoleAliasRecord, RoleAliasUpdate, Scope, Store, StoreError,
     V2LoggingOptionsRecord,
 };
-
-/// Generates a `#[tokio::test]` per policies case, like `conformance_tests!`.
-#[macro_export]
-macro_rules! policies_conformance_tests {
-    ($fresh:path) => {
-        $crate::policies_conformance_tests!(@store $fresh;
-            policy_crud,
-            policy_versions_lifecycle,
-            policy_duplicate_name_writes_nothing,
-            policy_version_limit_and_ids_never_reused,
-            policy_refusals_write_nothing,
-            creates_are_all_or_nothing,
-            policy_list_paging_both_directions,
-            policy_pages_with_default_versions,
-            policy_account_and_region_isolation,
-            concurrent_policy_versions_respect_limit,
-            concurrent_create_policy_same_name_exactly_one_wins,
-            concurrent_version_writes_keep_policy_consistent,
-            role_alias_crud,
-            role_alias_duplicate_writes_nothing,
-            role_alias_list_paging_both_directions,
-            role_alias_isolation,
-            logging_options_unset_set_replace,
-            logging_options_isolation,
-        );
-        $crate::policies_conformance_tests!(@database $fresh;
-            policy_versions_race_across_handles,
-            policies_visible_across_handles,
-        );
-    };
-    (@store $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            let store = $crate::conformance::Database::open(&db)
-                .await
-                .expect("open store");
-            $crate::conformance::policies::$case(store).await;
-        }
-    )*};
-    (@database $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            $crate::conformance::policies::$case(&db).await;
-        }
-    )*};
-}
 
 const DOC_1: &str = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}}"#;
 
@@ -70,19 +26,6 @@ fn doc(n: i64) -> String {
     format!(
         "{{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": {{\"Effect\": \"Allow\", \"Action\": \"iot:Publish\", \"Resource\": \"v{n}\"}}\n}}"
     )
-}
-
-fn new_policy(scope: &Scope, name: &str) -> NewPolicy {
-    NewPolicy {
-        name: name.to_owned(),
-        arn: format!(
-            "arn:aws:iot:{}:{}:policy/{name}",
-            scope.region, scope.account_id
-        ),
-        document: DOC_1.to_owned(),
-        generation_id: unique("gen-"),
-        created_at_ms: 1_000,
-    }
 }
 
 /// What `create_policy` must have stored for `p`.
@@ -114,13 +57,6 @@ fn version(n: i64, set_as_default: bool) -> NewPolicyVersion {
     }
 }
 
-async fn create(store: &dyn Store, scope: &Scope, p: &NewPolicy) {
-    store
-        .create_policy(scope, p, &[])
-        .await
-        .unwrap_or_else(|e| panic!("create policy {}: {e:?}", p.name));
-}
-
 async fn add_version(
     store: &dyn Store,
     scope: &Scope,
@@ -143,12 +79,8 @@ async fn version_ids(store: &dyn Store, scope: &Scope, name: &str) -> Vec<i64> {
 }
 
 async fn default_id(store: &dyn Store, scope: &Scope, name: &str) -> i64 {
-    store
-        .get_policy(scope, name)
-        .await
-        .expect("get policy")
-        .expect("policy exists")
-        .default_version_id
+    let found = ok(store.get_policy(scope, name)).await;
+    found.expect("policy exists").default_version_id
 }
 
 fn refused<T: std::fmt::Debug>(outcome: PolicyOutcome<T>, expected: PolicyRefusal) {
@@ -159,31 +91,55 @@ fn refused<T: std::fmt::Debug>(outcome: PolicyOutcome<T>, expected: PolicyRefusa
     );
 }
 
+/// One write to a policy and its versions, so that a case can try several in a table.
+enum Write<'a> {
+    /// Adds the version under a limit of so many versions.
+    Add(NewPolicyVersion, usize),
+    /// Makes the version the default: version id, new generation id, time.
+    SetDefault(i64, &'a str, i64),
+    /// Deletes the version: version id, time.
+    DeleteVersion(i64, i64),
+    DeletePolicy,
+}
+
+/// Applies `write` to the policy `name`; only the refusal, if any, is kept.
+async fn write(
+    store: &dyn Store,
+    scope: &Scope,
+    name: &str,
+    write: Write<'_>,
+) -> PolicyOutcome<()> {
+    let outcome = match write {
+        Write::Add(version, limit) => store
+            .create_policy_version(scope, name, &version, limit)
+            .await
+            .map(|o| o.map(drop)),
+        Write::SetDefault(id, generation, at) => store
+            .set_default_policy_version(scope, name, id, generation, at)
+            .await
+            .map(|o| o.map(drop)),
+        Write::DeleteVersion(id, at) => store.delete_policy_version(scope, name, id, at).await,
+        Write::DeletePolicy => store.delete_policy(scope, name).await,
+    };
+    outcome.expect("store call")
+}
+
 pub async fn policy_crud(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let p = new_policy(&scope, "crud");
-    store
-        .create_policy(&scope, &p, &[tag("env", "prod")])
-        .await
-        .expect("create");
+    let p = new_policy(&scope, "crud", DOC_1);
+    ok(store.create_policy(&scope, &p, &[tag("env", "prod")])).await;
     assert_eq!(
         store.get_policy(&scope, "crud").await.unwrap(),
         Some(created(&p))
     );
-    assert_eq!(
-        store
-            .get_policy_version(&scope, "crud", None)
-            .await
-            .unwrap(),
-        Some((created(&p), Some(first_version(&p))))
-    );
-    assert_eq!(
-        store
-            .get_policy_version(&scope, "crud", Some(1))
-            .await
-            .unwrap(),
-        Some((created(&p), Some(first_version(&p))))
-    );
+    // The default version, asked for by default or by its id.
+    for id in [None, Some(1)] {
+        assert_eq!(
+            ok(store.get_policy_version(&scope, "crud", id)).await,
+            Some((created(&p), Some(first_version(&p)))),
+            "version {id:?}"
+        );
+    }
     assert_eq!(
         store
             .get_policy_version(&scope, "crud", Some(2))
@@ -207,10 +163,7 @@ pub async fn policy_crud(store: Arc<dyn Store>) {
         store.list_policy_versions(&scope, "missing").await.unwrap(),
         None
     );
-    assert_eq!(
-        all_tags(&*store, &scope, &p.arn).await,
-        vec![tag("env", "prod")]
-    );
+    assert_tags(&*store, &scope, &p.arn, &[("env", "prod")]).await;
 
     assert_eq!(store.delete_policy(&scope, "crud").await.unwrap(), Ok(()));
     assert_eq!(store.get_policy(&scope, "crud").await.unwrap(), None);
@@ -225,15 +178,15 @@ pub async fn policy_crud(store: Arc<dyn Store>) {
     );
 
     // The name is free again, and the new policy starts over at version 1.
-    let again = new_policy(&scope, "crud");
-    create(&*store, &scope, &again).await;
+    let again = new_policy(&scope, "crud", DOC_1);
+    create_policy(&*store, &scope, &again).await;
     assert_eq!(version_ids(&*store, &scope, "crud").await, vec![1]);
 }
 
 pub async fn policy_versions_lifecycle(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let p = new_policy(&scope, "versions");
-    create(&*store, &scope, &p).await;
+    let p = new_policy(&scope, "versions", DOC_1);
+    create_policy(&*store, &scope, &p).await;
 
     // Not the default: the policy's default and generation stay.
     let v2 = version(2, false);
@@ -307,63 +260,51 @@ pub async fn policy_versions_lifecycle(store: Arc<dyn Store>) {
         Some(switched)
     );
 
-    refused(
-        store
-            .set_default_policy_version(&scope, "versions", 9, "g", 1)
-            .await
-            .unwrap(),
-        PolicyRefusal::NoSuchVersion,
-    );
-    refused(
-        store
-            .set_default_policy_version(&scope, "missing", 1, "g", 1)
-            .await
-            .unwrap(),
-        PolicyRefusal::NoSuchPolicy,
-    );
+    // Refused: a missing version or policy as the default; deleting the default, a
+    // missing version, one of a missing policy; adding to a missing policy; deleting the
+    // policy while other versions remain.
+    for (name, change, refusal) in [
+        (
+            "versions",
+            Write::SetDefault(9, "g", 1),
+            PolicyRefusal::NoSuchVersion,
+        ),
+        (
+            "missing",
+            Write::SetDefault(1, "g", 1),
+            PolicyRefusal::NoSuchPolicy,
+        ),
+        (
+            "versions",
+            Write::DeleteVersion(1, 9_000),
+            PolicyRefusal::DefaultVersion,
+        ),
+        (
+            "versions",
+            Write::DeleteVersion(9, 9_000),
+            PolicyRefusal::NoSuchVersion,
+        ),
+        (
+            "missing",
+            Write::DeleteVersion(2, 9_000),
+            PolicyRefusal::NoSuchPolicy,
+        ),
+        (
+            "missing",
+            Write::Add(version(1, true), 5),
+            PolicyRefusal::NoSuchPolicy,
+        ),
+        (
+            "versions",
+            Write::DeletePolicy,
+            PolicyRefusal::OtherVersions,
+        ),
+    ] {
+        refused(write(&*store, &scope, name, change).await, refusal);
+    }
 
-    // Deleting: not the default, not a missing one, not on a missing policy.
-    refused(
-        store
-            .delete_policy_version(&scope, "versions", 1, 9_000)
-            .await
-            .unwrap(),
-        PolicyRefusal::DefaultVersion,
-    );
-    refused(
-        store
-            .delete_policy_version(&scope, "versions", 9, 9_000)
-            .await
-            .unwrap(),
-        PolicyRefusal::NoSuchVersion,
-    );
-    refused(
-        store
-            .delete_policy_version(&scope, "missing", 2, 9_000)
-            .await
-            .unwrap(),
-        PolicyRefusal::NoSuchPolicy,
-    );
-    refused(
-        store
-            .create_policy_version(&scope, "missing", &version(1, true), 5)
-            .await
-            .unwrap(),
-        PolicyRefusal::NoSuchPolicy,
-    );
-
-    // The policy cannot go while other versions remain.
-    refused(
-        store.delete_policy(&scope, "versions").await.unwrap(),
-        PolicyRefusal::OtherVersions,
-    );
-    assert_eq!(
-        store
-            .delete_policy_version(&scope, "versions", 3, 9_000)
-            .await
-            .unwrap(),
-        Ok(())
-    );
+    let versions = |change| write(&*store, &scope, "versions", change);
+    assert_eq!(versions(Write::DeleteVersion(3, 9_000)).await, Ok(()));
     assert_eq!(
         store
             .get_policy(&scope, "versions")
@@ -382,31 +323,19 @@ pub async fn policy_versions_lifecycle(store: Arc<dyn Store>) {
         None
     );
     refused(
-        store.delete_policy(&scope, "versions").await.unwrap(),
+        versions(Write::DeletePolicy).await,
         PolicyRefusal::OtherVersions,
     );
-    assert_eq!(
-        store
-            .delete_policy_version(&scope, "versions", 2, 9_500)
-            .await
-            .unwrap(),
-        Ok(())
-    );
-    assert_eq!(
-        store.delete_policy(&scope, "versions").await.unwrap(),
-        Ok(())
-    );
+    assert_eq!(versions(Write::DeleteVersion(2, 9_500)).await, Ok(()));
+    assert_eq!(versions(Write::DeletePolicy).await, Ok(()));
     assert_eq!(store.get_policy(&scope, "versions").await.unwrap(), None);
 }
 
 pub async fn policy_duplicate_name_writes_nothing(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let original = new_policy(&scope, "dup");
-    store
-        .create_policy(&scope, &original, &[tag("owner", "first")])
-        .await
-        .expect("create");
-    let mut duplicate = new_policy(&scope, "dup");
+    let original = new_policy(&scope, "dup", DOC_1);
+    ok(store.create_policy(&scope, &original, &[tag("owner", "first")])).await;
+    let mut duplicate = new_policy(&scope, "dup", DOC_1);
     duplicate.document = doc(9);
     assert_already_exists(
         store
@@ -431,8 +360,8 @@ pub async fn policy_duplicate_name_writes_nothing(store: Arc<dyn Store>) {
 
 pub async fn policy_version_limit_and_ids_never_reused(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let p = new_policy(&scope, "limit");
-    create(&*store, &scope, &p).await;
+    let p = new_policy(&scope, "limit", DOC_1);
+    create_policy(&*store, &scope, &p).await;
     for n in 2..=5 {
         let (_, made) = add_version(&*store, &scope, "limit", &version(n, false))
             .await
@@ -455,31 +384,15 @@ pub async fn policy_version_limit_and_ids_never_reused(store: Arc<dyn Store>) {
     );
 
     // Deleting the newest version frees a slot, but not its id.
-    assert_eq!(
-        store
-            .delete_policy_version(&scope, "limit", 5, 2_000)
-            .await
-            .unwrap(),
-        Ok(())
-    );
+    let limit = |change| write(&*store, &scope, "limit", change);
+    assert_eq!(limit(Write::DeleteVersion(5, 2_000)).await, Ok(()));
     let (_, made) = add_version(&*store, &scope, "limit", &version(6, false))
         .await
         .unwrap();
     assert_eq!(made.version_id, 6);
-    assert_eq!(
-        store
-            .delete_policy_version(&scope, "limit", 6, 2_000)
-            .await
-            .unwrap(),
-        Ok(())
-    );
-    assert_eq!(
-        store
-            .delete_policy_version(&scope, "limit", 2, 2_000)
-            .await
-            .unwrap(),
-        Ok(())
-    );
+    for id in [6, 2] {
+        assert_eq!(limit(Write::DeleteVersion(id, 2_000)).await, Ok(()));
+    }
     let (_, made) = add_version(&*store, &scope, "limit", &version(7, true))
         .await
         .unwrap();
@@ -492,63 +405,43 @@ pub async fn policy_version_limit_and_ids_never_reused(store: Arc<dyn Store>) {
 
     // A limit given by the caller is honoured as given.
     refused(
-        store
-            .create_policy_version(&scope, "limit", &version(8, false), 4)
-            .await
-            .unwrap(),
+        limit(Write::Add(version(8, false), 4)).await,
         PolicyRefusal::TooManyVersions { limit: 4 },
     );
 }
 
 pub async fn policy_refusals_write_nothing(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let p = new_policy(&scope, "kept");
-    store
-        .create_policy(&scope, &p, &[tag("k", "v")])
-        .await
-        .unwrap();
+    let p = new_policy(&scope, "kept", DOC_1);
+    ok(store.create_policy(&scope, &p, &[tag("k", "v")])).await;
     add_version(&*store, &scope, "kept", &version(2, false))
         .await
         .unwrap();
     let before = store.list_policy_versions(&scope, "kept").await.unwrap();
 
-    refused(
-        store.delete_policy(&scope, "kept").await.unwrap(),
-        PolicyRefusal::OtherVersions,
-    );
-    refused(
-        store
-            .delete_policy_version(&scope, "kept", 1, 5_000)
-            .await
-            .unwrap(),
-        PolicyRefusal::DefaultVersion,
-    );
-    refused(
-        store
-            .delete_policy_version(&scope, "kept", 7, 5_000)
-            .await
-            .unwrap(),
-        PolicyRefusal::NoSuchVersion,
-    );
-    refused(
-        store
-            .set_default_policy_version(&scope, "kept", 7, "g", 5_000)
-            .await
-            .unwrap(),
-        PolicyRefusal::NoSuchVersion,
-    );
-    refused(
-        store
-            .create_policy_version(&scope, "kept", &version(3, true), 2)
-            .await
-            .unwrap(),
-        PolicyRefusal::TooManyVersions { limit: 2 },
-    );
+    for (change, refusal) in [
+        (Write::DeletePolicy, PolicyRefusal::OtherVersions),
+        (
+            Write::DeleteVersion(1, 5_000),
+            PolicyRefusal::DefaultVersion,
+        ),
+        (Write::DeleteVersion(7, 5_000), PolicyRefusal::NoSuchVersion),
+        (
+            Write::SetDefault(7, "g", 5_000),
+            PolicyRefusal::NoSuchVersion,
+        ),
+        (
+            Write::Add(version(3, true), 2),
+            PolicyRefusal::TooManyVersions { limit: 2 },
+        ),
+    ] {
+        refused(write(&*store, &scope, "kept", change).await, refusal);
+    }
     assert_eq!(
         store.list_policy_versions(&scope, "kept").await.unwrap(),
         before
     );
-    assert_eq!(all_tags(&*store, &scope, &p.arn).await, vec![tag("k", "v")]);
+    assert_tags(&*store, &scope, &p.arn, &[("k", "v")]).await;
     // The refused version's id was not consumed either.
     let (_, made) = add_version(&*store, &scope, "kept", &version(3, false))
         .await
@@ -561,7 +454,7 @@ pub async fn policy_refusals_write_nothing(store: Arc<dyn Store>) {
 /// inserted; SQLite stores them. Either way the outcome is all or nothing.
 pub async fn creates_are_all_or_nothing(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let p = new_policy(&scope, "atomic");
+    let p = new_policy(&scope, "atomic", DOC_1);
     let tags = [tag("ok", "fine"), tag("nul", "a\0b")];
     match store.create_policy(&scope, &p, &tags).await {
         Ok(()) => {
@@ -572,7 +465,7 @@ pub async fn creates_are_all_or_nothing(store: Arc<dyn Store>) {
             assert_eq!(store.get_policy(&scope, "atomic").await.unwrap(), None);
             assert!(all_tags(&*store, &scope, &p.arn).await.is_empty());
             // Nothing half-written holds the name or version 1.
-            create(&*store, &scope, &p).await;
+            create_policy(&*store, &scope, &p).await;
             assert_eq!(version_ids(&*store, &scope, "atomic").await, vec![1]);
         }
     }
@@ -598,33 +491,33 @@ async fn policy_pages(
     descending: bool,
     page: usize,
 ) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    loop {
-        let after = names.last().map(String::as_str);
-        let batch = store
-            .list_policies(scope, after, descending, page)
-            .await
-            .expect("list page");
-        assert!(batch.len() <= page, "page larger than its limit");
-        let done = batch.len() < page;
-        names.extend(batch.into_iter().map(|p| p.name));
-        if done {
-            return names;
-        }
-    }
+    let key = |p: &PolicyRecord| p.name.clone();
+    let policies = all_pages(page, key, async |after| {
+        let after = after.as_deref();
+        store.list_policies(scope, after, descending, page).await
+    })
+    .await;
+    policies.into_iter().map(|p| p.name).collect()
 }
 
 /// Names created out of order; byte order puts "Beta" before "alpha" and "-" before "_".
 const NAMES: [&str; 6] = ["gamma_1", "alpha", "zeta", "Beta", "gamma-2", "delta"];
 const SORTED: [&str; 6] = ["Beta", "alpha", "delta", "gamma-2", "gamma_1", "zeta"];
 
-pub async fn policy_list_paging_both_directions(store: Arc<dyn Store>) {
+/// Creates a policy of each of `NAMES` in a fresh scope, and "beta" in another that
+/// listings must not show; returns the first scope.
+async fn create_named(store: &dyn Store) -> Scope {
     let scope = fresh_scope();
     for name in NAMES {
-        create(&*store, &scope, &new_policy(&scope, name)).await;
+        create_policy(store, &scope, &new_policy(&scope, name, DOC_1)).await;
     }
     let other = fresh_scope();
-    create(&*store, &other, &new_policy(&other, "beta")).await;
+    create_policy(store, &other, &new_policy(&other, "beta", DOC_1)).await;
+    scope
+}
+
+pub async fn policy_list_paging_both_directions(store: Arc<dyn Store>) {
+    let scope = create_named(&*store).await;
 
     let mut reversed = SORTED;
     reversed.reverse();
@@ -651,39 +544,21 @@ pub async fn policy_list_paging_both_directions(store: Arc<dyn Store>) {
     // `after` need not be an existing name, in either direction.
     let names =
         |records: Vec<PolicyRecord>| records.into_iter().map(|p| p.name).collect::<Vec<_>>();
-    assert_eq!(
-        names(
-            store
-                .list_policies(&scope, Some("b"), false, 2)
-                .await
-                .unwrap()
-        ),
-        ["delta", "gamma-2"]
-    );
-    assert_eq!(
-        names(
-            store
-                .list_policies(&scope, Some("b"), true, 10)
-                .await
-                .unwrap()
-        ),
-        ["alpha", "Beta"]
-    );
-    assert!(store
-        .list_policies(&scope, Some("zeta"), false, 10)
-        .await
-        .unwrap()
-        .is_empty());
-    assert!(store
-        .list_policies(&scope, Some("Beta"), true, 10)
-        .await
-        .unwrap()
-        .is_empty());
-    assert!(store
-        .list_policies(&scope, None, false, 0)
-        .await
-        .unwrap()
-        .is_empty());
+    // Nothing past either end, nothing in a page of none.
+    for (after, descending, limit, expected) in [
+        (Some("b"), false, 2, &["delta", "gamma-2"][..]),
+        (Some("b"), true, 10, &["alpha", "Beta"]),
+        (Some("zeta"), false, 10, &[]),
+        (Some("Beta"), true, 10, &[]),
+        (None, false, 0, &[]),
+    ] {
+        let page = ok(store.list_policies(&scope, after, descending, limit)).await;
+        assert_eq!(
+            names(page),
+            expected,
+            "after {after:?}, descending {descending}, limit {limit}"
+        );
+    }
 }
 
 pub async fn policy_account_and_region_isolation(store: Arc<dyn Store>) {
@@ -695,8 +570,8 @@ pub async fn policy_account_and_region_isolation(store: Arc<dyn Store>) {
         ),
         (scope(&account, "eu-west-1"), scope(&account, "us-west-2")),
     ] {
-        let in_a = new_policy(&a, "shared");
-        let in_b = new_policy(&b, "shared");
+        let in_a = new_policy(&a, "shared", DOC_1);
+        let in_b = new_policy(&b, "shared", DOC_1);
         store
             .create_policy(&a, &in_a, &[tag("owner", "a")])
             .await
@@ -726,10 +601,7 @@ pub async fn policy_account_and_region_isolation(store: Arc<dyn Store>) {
         assert_eq!(version_ids(&*store, &a, "shared").await, vec![1, 2]);
         assert_eq!(store.delete_policy(&b, "shared").await.unwrap(), Ok(()));
         assert!(store.get_policy(&a, "shared").await.unwrap().is_some());
-        assert_eq!(
-            all_tags(&*store, &a, &in_a.arn).await,
-            vec![tag("owner", "a")]
-        );
+        assert_tags(&*store, &a, &in_a.arn, &[("owner", "a")]).await;
         assert_eq!(
             store
                 .list_policies(&a, None, false, NO_LIMIT)
@@ -746,24 +618,25 @@ pub async fn policy_account_and_region_isolation(store: Arc<dyn Store>) {
     }
 }
 
-/// Racers add versions to one policy at once, spread over `handles`; the limit of five
-/// holds and every id is issued once.
-async fn race_versions(handles: &[Arc<dyn Store>]) {
+/// Racers add versions to one policy at once, spread over so many handles on `db`; the
+/// limit of five holds and every id is issued once.
+pub async fn race_versions(db: &dyn Database, handles: usize) {
+    let handles = &open_handles(db, handles).await;
     let scope = fresh_scope();
-    create(&*handles[0], &scope, &new_policy(&scope, "raced")).await;
-    let mut racers = JoinSet::new();
-    for i in 0..12 {
-        let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
-        racers.spawn(async move {
+    create_policy(&*handles[0], &scope, &new_policy(&scope, "raced", DOC_1)).await;
+    let outcomes = race(handles, 12, |i, store| {
+        let scope = scope.clone();
+        async move {
             store
                 .create_policy_version(&scope, "raced", &version(i as i64, i % 2 == 0), 5)
                 .await
-        });
-    }
+        }
+    })
+    .await;
     let mut ids = BTreeSet::new();
     let mut refusals = 0;
-    while let Some(joined) = racers.join_next().await {
-        match joined.expect("racer panicked").expect("store call") {
+    for outcome in outcomes {
+        match outcome.expect("store call") {
             Ok((_, made)) => assert!(
                 ids.insert(made.version_id),
                 "id {} issued twice",
@@ -789,48 +662,28 @@ async fn race_versions(handles: &[Arc<dyn Store>]) {
     assert!((1..=5).contains(&default));
 }
 
-pub async fn concurrent_policy_versions_respect_limit(store: Arc<dyn Store>) {
-    race_versions(&[store]).await;
-}
-
-pub async fn policy_versions_race_across_handles(db: &dyn Database) {
-    let handles = vec![
-        db.open().await.expect("open a"),
-        db.open().await.expect("open b"),
-    ];
-    race_versions(&handles).await;
-}
-
 pub async fn concurrent_create_policy_same_name_exactly_one_wins(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let mut racers = JoinSet::new();
-    for i in 0..8 {
-        let (store, scope) = (Arc::clone(&store), scope.clone());
-        racers.spawn(async move {
-            let mut p = new_policy(&scope, "contested");
-            p.document = doc(i);
+    let outcomes = race(slice::from_ref(&store), 8, |i, store| {
+        let scope = scope.clone();
+        async move {
+            let mut p = new_policy(&scope, "contested", DOC_1);
+            p.document = doc(i as i64);
             let result = store
                 .create_policy(&scope, &p, &[tag("racer", &i.to_string())])
                 .await;
-            (i, result)
-        });
-    }
-    let mut winners = Vec::new();
-    while let Some(joined) = racers.join_next().await {
-        match joined.expect("racer panicked") {
-            (i, Ok(())) => winners.push(i),
-            (_, other) => assert_already_exists(other),
+            (i as i64, result)
         }
-    }
-    assert_eq!(winners.len(), 1, "exactly one create must win");
-    let winner = winners[0];
+    })
+    .await;
+    let winner = sole_winner(outcomes);
     let (_, version) = store
         .get_policy_version(&scope, "contested", None)
         .await
         .unwrap()
         .expect("policy");
     assert_eq!(version.expect("default").document, doc(winner));
-    let arn = new_policy(&scope, "contested").arn;
+    let arn = new_policy(&scope, "contested", DOC_1).arn;
     assert_eq!(
         all_tags(&*store, &scope, &arn).await,
         vec![tag("racer", &winner.to_string())]
@@ -841,32 +694,27 @@ pub async fn concurrent_create_policy_same_name_exactly_one_wins(store: Arc<dyn 
 /// its default always exists and never more than five versions.
 pub async fn concurrent_version_writes_keep_policy_consistent(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    create(&*store, &scope, &new_policy(&scope, "busy")).await;
+    create_policy(&*store, &scope, &new_policy(&scope, "busy", DOC_1)).await;
     for n in 2..=4 {
         add_version(&*store, &scope, "busy", &version(n, false))
             .await
             .unwrap();
     }
-    let mut racers = JoinSet::new();
-    for i in 0..24i64 {
-        let (store, scope) = (Arc::clone(&store), scope.clone());
-        racers.spawn(async move {
-            let target = 1 + i % 6;
-            match i % 3 {
-                0 => store
-                    .create_policy_version(&scope, "busy", &version(i, i % 2 == 0), 5)
-                    .await
-                    .map(|o| o.map(drop)),
-                1 => store.delete_policy_version(&scope, "busy", target, i).await,
-                _ => store
-                    .set_default_policy_version(&scope, "busy", target, &format!("g{i}"), i)
-                    .await
-                    .map(|o| o.map(drop)),
-            }
-        });
-    }
-    while let Some(joined) = racers.join_next().await {
-        match joined.expect("racer panicked").expect("store call") {
+    let outcomes = race(slice::from_ref(&store), 24, |i, store| {
+        let (scope, i) = (scope.clone(), i as i64);
+        async move {
+            let (target, generation) = (1 + i % 6, format!("g{i}"));
+            let change = match i % 3 {
+                0 => Write::Add(version(i, i % 2 == 0), 5),
+                1 => Write::DeleteVersion(target, i),
+                _ => Write::SetDefault(target, &generation, i),
+            };
+            write(&*store, &scope, "busy", change).await
+        }
+    })
+    .await;
+    for outcome in outcomes {
+        match outcome {
             Ok(())
             | Err(PolicyRefusal::NoSuchVersion)
             | Err(PolicyRefusal::DefaultVersion)
@@ -895,7 +743,7 @@ pub async fn policies_visible_across_handles(db: &dyn Database) {
     let a = db.open().await.expect("open a");
     let b = db.open().await.expect("open b");
     let scope = fresh_scope();
-    let p = new_policy(&scope, "shared");
+    let p = new_policy(&scope, "shared", DOC_1);
     a.create_policy(&scope, &p, &[]).await.unwrap();
     let (_, made) = add_version(&*b, &scope, "shared", &version(2, true))
         .await
@@ -931,18 +779,12 @@ fn role_alias(scope: &Scope, alias: &str) -> RoleAliasRecord {
 pub async fn role_alias_crud(store: Arc<dyn Store>) {
     let scope = fresh_scope();
     let record = role_alias(&scope, "crud");
-    store
-        .create_role_alias(&scope, &record, &[tag("env", "prod")])
-        .await
-        .expect("create");
+    ok(store.create_role_alias(&scope, &record, &[tag("env", "prod")])).await;
     assert_eq!(
         store.get_role_alias(&scope, "crud").await.unwrap(),
         Some(record.clone())
     );
-    assert_eq!(
-        all_tags(&*store, &scope, &record.arn).await,
-        vec![tag("env", "prod")]
-    );
+    assert_tags(&*store, &scope, &record.arn, &[("env", "prod")]).await;
 
     let role_only = RoleAliasUpdate {
         role_arn: Some("arn:aws:iam::1:role/other".into()),
@@ -995,10 +837,7 @@ pub async fn role_alias_crud(store: Arc<dyn Store>) {
 pub async fn role_alias_duplicate_writes_nothing(store: Arc<dyn Store>) {
     let scope = fresh_scope();
     let original = role_alias(&scope, "dup");
-    store
-        .create_role_alias(&scope, &original, &[tag("owner", "first")])
-        .await
-        .unwrap();
+    ok(store.create_role_alias(&scope, &original, &[tag("owner", "first")])).await;
     let duplicate = RoleAliasRecord {
         role_arn: "arn:aws:iam::1:role/second".into(),
         ..role_alias(&scope, "dup")
@@ -1012,32 +851,19 @@ pub async fn role_alias_duplicate_writes_nothing(store: Arc<dyn Store>) {
         store.get_role_alias(&scope, "dup").await.unwrap(),
         Some(original.clone())
     );
-    assert_eq!(
-        all_tags(&*store, &scope, &original.arn).await,
-        vec![tag("owner", "first")]
-    );
+    assert_tags(&*store, &scope, &original.arn, &[("owner", "first")]).await;
 
-    let mut racers = JoinSet::new();
-    for i in 0..8 {
-        let (store, scope) = (Arc::clone(&store), scope.clone());
-        racers.spawn(async move {
+    let outcomes = race(slice::from_ref(&store), 8, |i, store| {
+        let scope = scope.clone();
+        async move {
+            let alias = role_alias(&scope, "raced");
             store
-                .create_role_alias(
-                    &scope,
-                    &role_alias(&scope, "raced"),
-                    &[tag("i", &i.to_string())],
-                )
+                .create_role_alias(&scope, &alias, &[tag("i", &i.to_string())])
                 .await
-        });
-    }
-    let mut wins = 0;
-    while let Some(joined) = racers.join_next().await {
-        match joined.expect("racer panicked") {
-            Ok(()) => wins += 1,
-            other => assert_already_exists(other),
         }
-    }
-    assert_eq!(wins, 1);
+    })
+    .await;
+    assert_eq!(count_wins(outcomes, assert_already_exists), 1);
     assert_eq!(
         all_tags(&*store, &scope, &role_alias(&scope, "raced").arn)
             .await
@@ -1063,19 +889,15 @@ pub async fn role_alias_list_paging_both_directions(store: Arc<dyn Store>) {
     reversed.reverse();
     for descending in [false, true] {
         for page in [1, 2, 5, 6, 100] {
-            let mut aliases: Vec<String> = Vec::new();
-            loop {
-                let batch = store
-                    .list_role_aliases(&scope, aliases.last().map(String::as_str), descending, page)
+            let key = |r: &RoleAliasRecord| r.alias.clone();
+            let listed = all_pages(page, key, async |after| {
+                let after = after.as_deref();
+                store
+                    .list_role_aliases(&scope, after, descending, page)
                     .await
-                    .unwrap();
-                assert!(batch.len() <= page);
-                let done = batch.len() < page;
-                aliases.extend(batch.into_iter().map(|r| r.alias));
-                if done {
-                    break;
-                }
-            }
+            })
+            .await;
+            let aliases: Vec<String> = listed.into_iter().map(|r| r.alias).collect();
             let expected = if descending { reversed } else { SORTED };
             assert_eq!(aliases, expected, "descending {descending}, page {page}");
         }
@@ -1122,10 +944,13 @@ pub async fn role_alias_isolation(store: Arc<dyn Store>) {
             .credential_duration_seconds,
         43_200
     );
-    assert_eq!(
-        all_tags(&*store, &a, &role_alias(&a, "shared").arn).await,
-        vec![tag("owner", "us-east-1")]
-    );
+    assert_tags(
+        &*store,
+        &a,
+        &role_alias(&a, "shared").arn,
+        &[("owner", "us-east-1")],
+    )
+    .await;
     assert!(store
         .list_role_aliases(&b, None, false, NO_LIMIT)
         .await
@@ -1181,21 +1006,15 @@ pub async fn logging_options_unset_set_replace(store: Arc<dyn Store>) {
         event_configurations_json: None,
         updated_at_ms: 3_000,
     };
-    store.put_v2_logging_options(&scope, &bare).await.unwrap();
-    assert_eq!(
-        store.get_v2_logging_options(&scope).await.unwrap(),
-        Some(bare)
-    );
     let v1_bare = LoggingOptionsRecord {
         role_arn: "arn:aws:iam::1:role/v1b".into(),
         log_level: None,
         updated_at_ms: 4_000,
     };
-    store.put_logging_options(&scope, &v1_bare).await.unwrap();
-    assert_eq!(
-        store.get_logging_options(&scope).await.unwrap(),
-        Some(v1_bare)
-    );
+    ok(store.put_v2_logging_options(&scope, &bare)).await;
+    ok(store.put_logging_options(&scope, &v1_bare)).await;
+    assert_eq!(ok(store.get_v2_logging_options(&scope)).await, Some(bare));
+    assert_eq!(ok(store.get_logging_options(&scope)).await, Some(v1_bare));
 }
 
 pub async fn logging_options_isolation(store: Arc<dyn Store>) {
@@ -1227,18 +1046,18 @@ pub async fn logging_options_isolation(store: Arc<dyn Store>) {
         Some(v2_options(Some("INFO"), false))
     );
     // Concurrent writers to one account's options: the row stays single and whole.
-    let mut writers = JoinSet::new();
-    for i in 0..8 {
-        let (store, a) = (Arc::clone(&store), a.clone());
-        writers.spawn(async move {
+    let written = race(slice::from_ref(&store), 8, |i, store| {
+        let a = a.clone();
+        async move {
             let level = if i % 2 == 0 { "ERROR" } else { "WARN" };
             store
                 .put_v2_logging_options(&a, &v2_options(Some(level), i % 3 == 0))
                 .await
-        });
-    }
-    while let Some(joined) = writers.join_next().await {
-        joined.expect("writer panicked").expect("put");
+        }
+    })
+    .await;
+    for put in written {
+        put.expect("put");
     }
     let last = store
         .get_v2_logging_options(&a)
@@ -1252,12 +1071,7 @@ pub async fn logging_options_isolation(store: Arc<dyn Store>) {
 }
 
 pub async fn policy_pages_with_default_versions(store: Arc<dyn Store>) {
-    let scope = fresh_scope();
-    for name in NAMES {
-        create(&*store, &scope, &new_policy(&scope, name)).await;
-    }
-    let other = fresh_scope();
-    create(&*store, &other, &new_policy(&other, "beta")).await;
+    let scope = create_named(&*store).await;
     // "delta" gets a second version as its default, "gamma-2" one that is not.
     for (name, default) in [("delta", true), ("gamma-2", false)] {
         add_version(&*store, &scope, name, &version(2, default))
@@ -1266,33 +1080,29 @@ pub async fn policy_pages_with_default_versions(store: Arc<dyn Store>) {
     }
 
     for page in [1, 2, 4, 100] {
-        let mut seen = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let rows = store
-                .list_policies_with_default_versions(&scope, after.as_deref(), page)
+        let key = |row: &(PolicyRecord, _)| row.0.name.clone();
+        let rows = all_pages(page, key, async |after| {
+            let after = after.as_deref();
+            store
+                .list_policies_with_default_versions(&scope, after, page)
                 .await
-                .unwrap();
-            assert!(rows.len() <= page);
-            for (policy, version) in &rows {
-                let version = version.as_ref().expect("every policy has its default");
-                assert_eq!(
-                    version.version_id, policy.default_version_id,
-                    "{}",
-                    policy.name
-                );
-                let expected = if policy.name == "delta" {
-                    doc(2)
-                } else {
-                    DOC_1.to_owned()
-                };
-                assert_eq!(version.document, expected, "{}", policy.name);
-                seen.push(policy.name.clone());
-            }
-            match rows.last() {
-                Some(last) if rows.len() == page => after = Some(last.0.name.clone()),
-                _ => break,
-            }
+        })
+        .await;
+        let mut seen = Vec::new();
+        for (policy, version) in &rows {
+            let version = version.as_ref().expect("every policy has its default");
+            assert_eq!(
+                version.version_id, policy.default_version_id,
+                "{}",
+                policy.name
+            );
+            let expected = if policy.name == "delta" {
+                doc(2)
+            } else {
+                DOC_1.to_owned()
+            };
+            assert_eq!(version.document, expected, "{}", policy.name);
+            seen.push(policy.name.clone());
         }
         assert_eq!(seen, SORTED, "page {page}");
     }

@@ -7,19 +7,15 @@
 
 use std::sync::Arc;
 
-use tokio::task::JoinSet;
-
-use super::{fresh_scope, scope, unique, unique_account, Database};
+use super::fixtures::{mapped, ok, open_handles, race, ALL, T0};
+use super::{all_tags, fresh_scope, scope, unique, unique_account, Database};
 use crate::{
     AuditTaskRecord, NewWorkItem, ScheduledAuditRecord, ScheduledAuditRefusal,
     ScheduledAuditUpdate, ScheduledRunOutcome, Scope, Store, Tag,
 };
 
-const T0: i64 = 1_700_000_000_000;
 const DAY: i64 = 24 * 60 * 60 * 1000;
 const LIMIT: usize = 5;
-/// Wide enough for every listing here to fit one page.
-const ALL: usize = 100_000;
 
 fn schedule(scope: &Scope, name: &str, next_run_ms: i64) -> ScheduledAuditRecord {
     ScheduledAuditRecord {
@@ -50,23 +46,36 @@ fn tags(pairs: &[(&str, &str)]) -> Vec<Tag> {
 }
 
 async fn create(store: &dyn Store, scope: &Scope, record: &ScheduledAuditRecord, t: &[Tag]) {
+    let created = ok(store.create_scheduled_audit(scope, record, t, LIMIT)).await;
+    assert_eq!(created, Ok(()));
+}
+
+/// Moves `name`'s next run from `expected_ms` to `next_ms`, starting `run` with it.
+async fn advance(
+    store: &dyn Store,
+    scope: &Scope,
+    name: &str,
+    (expected_ms, next_ms): (i64, i64),
+    run: Option<&(AuditTaskRecord, NewWorkItem)>,
+) -> ScheduledRunOutcome {
+    let run = run.map(|(task, work)| (task, work));
+    ok(store.advance_scheduled_audit(scope, name, expected_ms, next_ms, run)).await
+}
+
+/// `record` is stored as it is, with exactly the tags `t`.
+async fn assert_stored(store: &dyn Store, scope: &Scope, record: &ScheduledAuditRecord, t: &[Tag]) {
     assert_eq!(
         store
-            .create_scheduled_audit(scope, record, t, LIMIT)
+            .get_scheduled_audit(scope, &record.name)
             .await
-            .expect("create"),
-        Ok(())
+            .unwrap(),
+        Some(record.clone())
     );
+    assert_eq!(all_tags(store, scope, &record.arn).await, t);
 }
 
 async fn names(store: &dyn Store, scope: &Scope) -> Vec<String> {
-    store
-        .list_scheduled_audits(scope, None, ALL)
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|r| r.name)
-        .collect()
+    mapped(store.list_scheduled_audits(scope, None, ALL), |r| r.name).await
 }
 
 /// The task and work item a run of `name` at `occurrence` starts, on a queue of its own.
@@ -98,24 +107,11 @@ pub async fn scheduled_audit_crud(store: Arc<dyn Store>) {
         store.get_scheduled_audit(&scope, "weekly").await.unwrap(),
         None
     );
-    create(
-        &*store,
-        &scope,
-        &weekly,
-        &tags(&[("team", "sec"), ("env", "prod")]),
-    )
-    .await;
-    assert_eq!(
-        store.get_scheduled_audit(&scope, "weekly").await.unwrap(),
-        Some(weekly.clone())
-    );
-    assert_eq!(
-        store
-            .list_tags(&scope, &weekly.arn, None, ALL)
-            .await
-            .unwrap(),
-        tags(&[("env", "prod"), ("team", "sec")])
-    );
+    let given = tags(&[("team", "sec"), ("env", "prod")]);
+    create(&*store, &scope, &weekly, &given).await;
+    // Tags list in key order.
+    let listed = tags(&[("env", "prod"), ("team", "sec")]);
+    assert_stored(&*store, &scope, &weekly, &listed).await;
 
     // Checks only: the timing stays.
     let update = ScheduledAuditUpdate {
@@ -126,10 +122,8 @@ pub async fn scheduled_audit_crud(store: Arc<dyn Store>) {
         timing: None,
         updated_at_ms: T0 + 5,
     };
-    let updated = store
-        .update_scheduled_audit(&scope, "weekly", &update)
+    let updated = ok(store.update_scheduled_audit(&scope, "weekly", &update))
         .await
-        .unwrap()
         .expect("updated");
     let expected = ScheduledAuditRecord {
         checks_json: update.checks_json.clone(),
@@ -146,10 +140,8 @@ pub async fn scheduled_audit_crud(store: Arc<dyn Store>) {
         timing: Some((T0 + 6, T0 + 30 * DAY)),
         updated_at_ms: T0 + 6,
     };
-    let updated = store
-        .update_scheduled_audit(&scope, "weekly", &update)
+    let updated = ok(store.update_scheduled_audit(&scope, "weekly", &update))
         .await
-        .unwrap()
         .expect("updated");
     let expected = ScheduledAuditRecord {
         frequency: "MONTHLY".into(),
@@ -166,10 +158,7 @@ pub async fn scheduled_audit_crud(store: Arc<dyn Store>) {
         Some(expected.clone())
     );
     assert_eq!(
-        store
-            .update_scheduled_audit(&scope, "missing", &update)
-            .await
-            .unwrap(),
+        ok(store.update_scheduled_audit(&scope, "missing", &update)).await,
         None
     );
 
@@ -208,18 +197,10 @@ pub async fn scheduled_audit_crud(store: Arc<dyn Store>) {
         store.get_scheduled_audit(&scope, "weekly").await.unwrap(),
         None
     );
-    assert!(store
-        .list_tags(&scope, &weekly.arn, None, ALL)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(all_tags(&*store, &scope, &weekly.arn).await.is_empty());
     // Recreated under the same name, it starts without the old tags.
     create(&*store, &scope, &weekly, &[]).await;
-    assert!(store
-        .list_tags(&scope, &weekly.arn, None, ALL)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(all_tags(&*store, &scope, &weekly.arn).await.is_empty());
 
     // Delete-all removes every schedule of the scope and their tags, nothing else.
     store
@@ -236,16 +217,12 @@ pub async fn scheduled_audit_crud(store: Arc<dyn Store>) {
     .await;
     assert_eq!(store.delete_all_scheduled_audits(&scope).await.unwrap(), 5);
     assert!(names(&*store, &scope).await.is_empty());
-    assert!(store
-        .list_tags(&scope, &weekly.arn, None, ALL)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(all_tags(&*store, &scope, &weekly.arn).await.is_empty());
     assert_eq!(store.delete_all_scheduled_audits(&scope).await.unwrap(), 0);
     assert_eq!(names(&*store, &other).await, ["kept"]);
     let kept_arn = schedule(&other, "kept", T0).arn;
     assert_eq!(
-        store.list_tags(&other, &kept_arn, None, ALL).await.unwrap(),
+        all_tags(&*store, &other, &kept_arn).await,
         tags(&[("k", "v")])
     );
 }
@@ -260,24 +237,11 @@ pub async fn scheduled_audit_duplicate_and_limit(store: Arc<dyn Store>) {
         ..first.clone()
     };
     assert_eq!(
-        store
-            .create_scheduled_audit(&scope, &dup, &tags(&[("b", "2")]), LIMIT)
-            .await
-            .unwrap(),
+        ok(store.create_scheduled_audit(&scope, &dup, &tags(&[("b", "2")]), LIMIT)).await,
         Err(ScheduledAuditRefusal::NameExists)
     );
     // The refused create changed neither the schedule nor its tags.
-    assert_eq!(
-        store.get_scheduled_audit(&scope, "s0").await.unwrap(),
-        Some(first.clone())
-    );
-    assert_eq!(
-        store
-            .list_tags(&scope, &first.arn, None, ALL)
-            .await
-            .unwrap(),
-        tags(&[("a", "1")])
-    );
+    assert_stored(&*store, &scope, &first, &tags(&[("a", "1")])).await;
 
     for i in 1..LIMIT {
         create(
@@ -290,24 +254,14 @@ pub async fn scheduled_audit_duplicate_and_limit(store: Arc<dyn Store>) {
     }
     let sixth = schedule(&scope, "s5", T0);
     assert_eq!(
-        store
-            .create_scheduled_audit(&scope, &sixth, &tags(&[("c", "3")]), LIMIT)
-            .await
-            .unwrap(),
+        ok(store.create_scheduled_audit(&scope, &sixth, &tags(&[("c", "3")]), LIMIT)).await,
         Err(ScheduledAuditRefusal::LimitReached)
     );
     assert_eq!(store.get_scheduled_audit(&scope, "s5").await.unwrap(), None);
-    assert!(store
-        .list_tags(&scope, &sixth.arn, None, ALL)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(all_tags(&*store, &scope, &sixth.arn).await.is_empty());
     // A duplicate name is reported as such even at the limit.
     assert_eq!(
-        store
-            .create_scheduled_audit(&scope, &first, &[], LIMIT)
-            .await
-            .unwrap(),
+        ok(store.create_scheduled_audit(&scope, &first, &[], LIMIT)).await,
         Err(ScheduledAuditRefusal::NameExists)
     );
     // Deleting one makes room again.
@@ -354,12 +308,10 @@ pub async fn scheduled_audit_due_and_start(store: Arc<dyn Store>) {
     assert_eq!(due(3_000, 1).await.len(), 1);
 
     // Start s1/early's run: the schedule moves on, the task and its work are there.
-    let (task, work) = run("early", 1_000);
+    let started = run("early", 1_000);
+    let (task, work) = &started;
     assert_eq!(
-        store
-            .advance_scheduled_audit(&s1, "early", 1_000, 8_000, Some((&task, &work)))
-            .await
-            .unwrap(),
+        advance(&*store, &s1, "early", (1_000, 8_000), Some(&started)).await,
         ScheduledRunOutcome::Started
     );
     assert_eq!(
@@ -383,19 +335,16 @@ pub async fn scheduled_audit_due_and_start(store: Arc<dyn Store>) {
         [work.id.as_str()]
     );
     // A second start with the same expectation (another node) changes nothing.
-    let (again, again_work) = run("early", 1_000);
+    let again = run("early", 1_000);
     assert_eq!(
-        store
-            .advance_scheduled_audit(&s1, "early", 1_000, 8_000, Some((&again, &again_work)))
-            .await
-            .unwrap(),
+        advance(&*store, &s1, "early", (1_000, 8_000), Some(&again)).await,
         ScheduledRunOutcome::Superseded
     );
     assert_eq!(
-        store.get_audit_task(&s1, &again.task_id).await.unwrap(),
+        store.get_audit_task(&s1, &again.0.task_id).await.unwrap(),
         None
     );
-    assert_eq!(store.get_work(&again_work.id).await.unwrap(), None);
+    assert_eq!(store.get_work(&again.1.id).await.unwrap(), None);
     assert_eq!(
         due(3_000, ALL).await,
         [
@@ -405,28 +354,19 @@ pub async fn scheduled_audit_due_and_start(store: Arc<dyn Store>) {
     );
 
     // A task id that exists already: the schedule still advances, nothing is enqueued.
-    let (_, fresh_work) = run("late", 3_000);
+    let taken = (task.clone(), run("late", 3_000).1);
     assert_eq!(
-        store
-            .advance_scheduled_audit(&s1, "late", 3_000, 10_000, Some((&task, &fresh_work)))
-            .await
-            .unwrap(),
+        advance(&*store, &s1, "late", (3_000, 10_000), Some(&taken)).await,
         ScheduledRunOutcome::Advanced
     );
-    assert_eq!(store.get_work(&fresh_work.id).await.unwrap(), None);
+    assert_eq!(store.get_work(&taken.1.id).await.unwrap(), None);
     // Advancing without a task; then a missing schedule is superseded.
     assert_eq!(
-        store
-            .advance_scheduled_audit(&s2, "early", 1_000, 8_000, None)
-            .await
-            .unwrap(),
+        advance(&*store, &s2, "early", (1_000, 8_000), None).await,
         ScheduledRunOutcome::Advanced
     );
     assert_eq!(
-        store
-            .advance_scheduled_audit(&s2, "missing", 1_000, 8_000, None)
-            .await
-            .unwrap(),
+        advance(&*store, &s2, "missing", (1_000, 8_000), None).await,
         ScheduledRunOutcome::Superseded
     );
     assert_eq!(due(7_999, ALL).await, []);
@@ -447,22 +387,17 @@ pub async fn scheduled_audits_isolated_between_accounts(store: Arc<dyn Store>) {
             .unwrap(),
         None
     );
+    let update = ScheduledAuditUpdate {
+        frequency: "DAILY".into(),
+        day_of_week: None,
+        day_of_month: None,
+        checks_json: "[]".into(),
+        timing: Some((0, 0)),
+        updated_at_ms: 0,
+    };
+    let there = &b_other_region;
     assert_eq!(
-        store
-            .update_scheduled_audit(
-                &b_other_region,
-                "same-name",
-                &ScheduledAuditUpdate {
-                    frequency: "DAILY".into(),
-                    day_of_week: None,
-                    day_of_month: None,
-                    checks_json: "[]".into(),
-                    timing: Some((0, 0)),
-                    updated_at_ms: 0,
-                }
-            )
-            .await
-            .unwrap(),
+        ok(store.update_scheduled_audit(there, "same-name", &update)).await,
         None
     );
     assert!(!store
@@ -470,10 +405,7 @@ pub async fn scheduled_audits_isolated_between_accounts(store: Arc<dyn Store>) {
         .await
         .unwrap());
     assert_eq!(
-        store
-            .advance_scheduled_audit(&b_other_region, "same-name", T0, T0 + DAY, None)
-            .await
-            .unwrap(),
+        advance(&*store, &b_other_region, "same-name", (T0, T0 + DAY), None).await,
         ScheduledRunOutcome::Superseded
     );
     // Each account's limit counts its own schedules only.
@@ -482,27 +414,16 @@ pub async fn scheduled_audits_isolated_between_accounts(store: Arc<dyn Store>) {
     }
     create(&*store, &a, &schedule(&a, "a1", T0), &[]).await;
     assert_eq!(store.delete_all_scheduled_audits(&b).await.unwrap(), 5);
-    assert_eq!(
-        store.get_scheduled_audit(&a, "same-name").await.unwrap(),
-        Some(record.clone())
-    );
-    assert_eq!(
-        store.list_tags(&a, &record.arn, None, ALL).await.unwrap(),
-        tags(&[("k", "a")])
-    );
+    assert_stored(&*store, &a, &record, &tags(&[("k", "a")])).await;
     assert_eq!(names(&*store, &a).await, ["a1", "same-name"]);
 }
 
 pub async fn scheduled_audit_limit_race_across_handles(db: &dyn Database) {
-    let mut handles = Vec::new();
-    for _ in 0..4 {
-        handles.push(db.open().await.expect("open"));
-    }
+    let handles = open_handles(db, 4).await;
     let scope = fresh_scope();
-    let mut racers = JoinSet::new();
-    for i in 0..3 * LIMIT {
-        let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
-        racers.spawn(async move {
+    let outcomes = race(&handles, 3 * LIMIT, |i, store| {
+        let scope = scope.clone();
+        async move {
             // Every third racer repeats a name, so uniqueness races too.
             let name = format!("race-{:02}", i % (2 * LIMIT));
             let record = schedule(&scope, &name, T0);
@@ -510,14 +431,10 @@ pub async fn scheduled_audit_limit_race_across_handles(db: &dyn Database) {
                 .create_scheduled_audit(&scope, &record, &tags(&[("n", &name)]), LIMIT)
                 .await
                 .expect("create")
-        });
-    }
-    let mut won = 0;
-    while let Some(joined) = racers.join_next().await {
-        if joined.expect("racer panicked").is_ok() {
-            won += 1;
         }
-    }
+    })
+    .await;
+    let won = outcomes.iter().filter(|o| o.is_ok()).count();
     assert_eq!(won, LIMIT, "exactly the limit's worth");
     let listed = handles[0]
         .list_scheduled_audits(&scope, None, ALL)
@@ -526,46 +443,32 @@ pub async fn scheduled_audit_limit_race_across_handles(db: &dyn Database) {
     assert_eq!(listed.len(), LIMIT);
     for r in &listed {
         assert_eq!(
-            handles[1]
-                .list_tags(&scope, &r.arn, None, ALL)
-                .await
-                .unwrap(),
+            all_tags(&*handles[1], &scope, &r.arn).await,
             tags(&[("n", &r.name)])
         );
     }
 }
 
 pub async fn scheduled_audit_start_race_across_handles(db: &dyn Database) {
-    let mut handles = Vec::new();
-    for _ in 0..4 {
-        handles.push(db.open().await.expect("open"));
-    }
+    let handles = open_handles(db, 4).await;
     let scope = fresh_scope();
     create(&*handles[0], &scope, &schedule(&scope, "raced", T0), &[]).await;
     // Several rounds: each time every handle tries to start the same occurrence.
     for round in 0..5 {
         let occurrence = T0 + round * DAY;
-        let mut racers = JoinSet::new();
-        for (i, store) in handles.iter().enumerate() {
-            let (store, scope) = (Arc::clone(store), scope.clone());
-            racers.spawn(async move {
-                let (task, work) = run("raced", occurrence);
-                let outcome = store
-                    .advance_scheduled_audit(
-                        &scope,
-                        "raced",
-                        occurrence,
-                        occurrence + DAY,
-                        Some((&task, &work)),
-                    )
-                    .await
-                    .expect("advance");
-                (i, outcome, task, work)
-            });
-        }
+        let outcomes = race(&handles, handles.len(), |_, store| {
+            let scope = scope.clone();
+            async move {
+                let started = run("raced", occurrence);
+                let next = (occurrence, occurrence + DAY);
+                let outcome = advance(&*store, &scope, "raced", next, Some(&started)).await;
+                let (task, work) = started;
+                (outcome, task, work)
+            }
+        })
+        .await;
         let mut started = Vec::new();
-        while let Some(joined) = racers.join_next().await {
-            let (_, outcome, task, work) = joined.expect("racer panicked");
+        for (outcome, task, work) in outcomes {
             match outcome {
                 ScheduledRunOutcome::Started => started.push((task, work)),
                 ScheduledRunOutcome::Superseded => {

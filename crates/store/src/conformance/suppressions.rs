@@ -3,21 +3,15 @@
 
 use std::sync::Arc;
 
-use tokio::task::JoinSet;
-
-use super::{fresh_scope, scope, unique, Database};
+use super::fixtures::{all_pages, ok, open_handles, race, ALL, T0};
+use super::{fresh_scope, scope, unique, Database, NO_LIMIT};
 use crate::{
     AuditSuppressionFilter, AuditSuppressionRecord, AuditSuppressionUpdate, Scope, Store,
     SuppressionCreated, SuppressionRefusal,
 };
 
-const T0: i64 = 1_700_000_000_000;
 const CHECK_A: &str = "DEVICE_CERTIFICATE_EXPIRING_CHECK";
 const CHECK_B: &str = "LOGGING_DISABLED_CHECK";
-/// Large enough never to be the reason a create fails.
-const NO_LIMIT: usize = 10_000;
-/// Wide enough for every listing here to fit one page.
-const ALL: usize = 100_000;
 
 fn suppression(check: &str, key: &str, expiration_ms: Option<i64>) -> AuditSuppressionRecord {
     AuditSuppressionRecord {
@@ -34,13 +28,8 @@ fn suppression(check: &str, key: &str, expiration_ms: Option<i64>) -> AuditSuppr
 }
 
 async fn create(store: &dyn Store, scope: &Scope, record: &AuditSuppressionRecord) {
-    assert_eq!(
-        store
-            .create_audit_suppression(scope, record, NO_LIMIT)
-            .await
-            .expect("create"),
-        Ok(SuppressionCreated::Created)
-    );
+    let created = ok(store.create_audit_suppression(scope, record, NO_LIMIT)).await;
+    assert_eq!(created, Ok(SuppressionCreated::Created));
 }
 
 /// Every suppression of the listing, paging `page` at a time; as (check, key) pairs.
@@ -51,20 +40,22 @@ async fn listed(
     ascending: bool,
     page: usize,
 ) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let rows = store
+    let key = AuditSuppressionRecord::listing_key;
+    let rows = all_pages(page, key, async |after| {
+        store
             .list_audit_suppressions(scope, filter, ascending, after.as_ref(), page)
             .await
-            .expect("list");
-        let done = rows.len() < page;
-        after = rows.last().map(AuditSuppressionRecord::listing_key);
-        out.extend(rows.into_iter().map(|r| (r.check_name, r.resource_key)));
-        if done {
-            return out;
-        }
-    }
+    })
+    .await;
+    rows.into_iter()
+        .map(|r| (r.check_name, r.resource_key))
+        .collect()
+}
+
+/// Every suppression of `scope`, in ascending order.
+async fn listed_all(store: &dyn Store, scope: &Scope) -> Vec<(String, String)> {
+    let all = AuditSuppressionFilter::default();
+    listed(store, scope, &all, true, ALL).await
 }
 
 fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -78,26 +69,17 @@ pub async fn suppression_create_get_update_delete(store: Arc<dyn Store>) {
     let scope = fresh_scope();
     let record = suppression(CHECK_A, "deviceCertificateId=abc", Some(T0 + 1_000));
     assert_eq!(
-        store
-            .get_audit_suppression(&scope, CHECK_A, &record.resource_key)
-            .await
-            .unwrap(),
+        ok(store.get_audit_suppression(&scope, CHECK_A, &record.resource_key)).await,
         None
     );
     create(&*store, &scope, &record).await;
     assert_eq!(
-        store
-            .get_audit_suppression(&scope, CHECK_A, &record.resource_key)
-            .await
-            .unwrap(),
+        ok(store.get_audit_suppression(&scope, CHECK_A, &record.resource_key)).await,
         Some(record.clone())
     );
     // Same key under another check is another suppression.
     assert_eq!(
-        store
-            .get_audit_suppression(&scope, CHECK_B, &record.resource_key)
-            .await
-            .unwrap(),
+        ok(store.get_audit_suppression(&scope, CHECK_B, &record.resource_key)).await,
         None
     );
 
@@ -107,11 +89,10 @@ pub async fn suppression_create_get_update_delete(store: Arc<dyn Store>) {
         description: Some("new".into()),
         updated_at_ms: T0 + 5,
     };
-    let updated = store
-        .update_audit_suppression(&scope, CHECK_A, &record.resource_key, &update)
-        .await
-        .unwrap()
-        .expect("updated");
+    let updated =
+        ok(store.update_audit_suppression(&scope, CHECK_A, &record.resource_key, &update))
+            .await
+            .expect("updated");
     let expected = AuditSuppressionRecord {
         description: Some("new".into()),
         updated_at_ms: T0 + 5,
@@ -119,54 +100,32 @@ pub async fn suppression_create_get_update_delete(store: Arc<dyn Store>) {
     };
     assert_eq!(updated, expected);
     // Lifetime: indefinite, then a date again; the description stays.
-    let update = AuditSuppressionUpdate {
-        lifetime: Some((None, true)),
+    let lifetime = |lifetime, updated_at_ms| AuditSuppressionUpdate {
+        lifetime: Some(lifetime),
         description: None,
-        updated_at_ms: T0 + 6,
+        updated_at_ms,
     };
-    let updated = store
-        .update_audit_suppression(&scope, CHECK_A, &record.resource_key, &update)
-        .await
-        .unwrap()
-        .expect("updated");
-    assert_eq!(
-        (
-            updated.expiration_ms,
-            updated.suppress_indefinitely,
-            updated.description.as_deref()
-        ),
-        (None, true, Some("new"))
-    );
-    let update = AuditSuppressionUpdate {
-        lifetime: Some((Some(T0 + 9), false)),
-        description: None,
-        updated_at_ms: T0 + 7,
-    };
-    let updated = store
-        .update_audit_suppression(&scope, CHECK_A, &record.resource_key, &update)
-        .await
-        .unwrap()
-        .expect("updated");
-    assert_eq!(
-        (
-            updated.expiration_ms,
-            updated.suppress_indefinitely,
-            updated.updated_at_ms
-        ),
-        (Some(T0 + 9), false, T0 + 7)
-    );
-    assert_eq!(
-        store
-            .get_audit_suppression(&scope, CHECK_A, &record.resource_key)
+    let key = record.resource_key.as_str();
+    let mut updated = expected;
+    for (given, at) in [((None, true), T0 + 6), ((Some(T0 + 9), false), T0 + 7)] {
+        updated = ok(store.update_audit_suppression(&scope, CHECK_A, key, &lifetime(given, at)))
             .await
-            .unwrap(),
+            .expect("updated");
+        let got = (
+            updated.expiration_ms,
+            updated.suppress_indefinitely,
+            updated.description.as_deref(),
+            updated.updated_at_ms,
+        );
+        assert_eq!(got, (given.0, given.1, Some("new"), at));
+    }
+    assert_eq!(
+        ok(store.get_audit_suppression(&scope, CHECK_A, key)).await,
         Some(updated)
     );
+    let update = lifetime((Some(T0 + 9), false), T0 + 7);
     assert_eq!(
-        store
-            .update_audit_suppression(&scope, CHECK_B, &record.resource_key, &update)
-            .await
-            .unwrap(),
+        ok(store.update_audit_suppression(&scope, CHECK_B, key, &update)).await,
         None
     );
 
@@ -179,10 +138,7 @@ pub async fn suppression_create_get_update_delete(store: Arc<dyn Store>) {
         .await
         .unwrap());
     assert_eq!(
-        store
-            .get_audit_suppression(&scope, CHECK_A, &record.resource_key)
-            .await
-            .unwrap(),
+        ok(store.get_audit_suppression(&scope, CHECK_A, &record.resource_key)).await,
         None
     );
     // Its token is free again once it is gone.
@@ -202,19 +158,13 @@ pub async fn suppression_duplicates_tokens_and_limit(store: Arc<dyn Store>) {
         ..first.clone()
     };
     assert_eq!(
-        store
-            .create_audit_suppression(&scope, &retry, NO_LIMIT)
-            .await
-            .unwrap(),
+        ok(store.create_audit_suppression(&scope, &retry, NO_LIMIT)).await,
         Ok(SuppressionCreated::Replayed(first.clone()))
     );
     // The same key under a new token.
     let again = suppression(CHECK_A, "k1", Some(T0));
     assert_eq!(
-        store
-            .create_audit_suppression(&scope, &again, NO_LIMIT)
-            .await
-            .unwrap(),
+        ok(store.create_audit_suppression(&scope, &again, NO_LIMIT)).await,
         Err(SuppressionRefusal::KeyExists)
     );
     // The token of `first` for another key.
@@ -223,10 +173,7 @@ pub async fn suppression_duplicates_tokens_and_limit(store: Arc<dyn Store>) {
         ..suppression(CHECK_A, "k2", None)
     };
     assert_eq!(
-        store
-            .create_audit_suppression(&scope, &reused, NO_LIMIT)
-            .await
-            .unwrap(),
+        ok(store.create_audit_suppression(&scope, &reused, NO_LIMIT)).await,
         Err(SuppressionRefusal::TokenInUse)
     );
     // A token is the scope's: another account may use it.
@@ -236,21 +183,11 @@ pub async fn suppression_duplicates_tokens_and_limit(store: Arc<dyn Store>) {
     let second = suppression(CHECK_B, "k1", None);
     create(&*store, &scope, &second).await;
     assert_eq!(
-        store
-            .create_audit_suppression(&scope, &suppression(CHECK_B, "k3", None), 2)
-            .await
-            .unwrap(),
+        ok(store.create_audit_suppression(&scope, &suppression(CHECK_B, "k3", None), 2)).await,
         Err(SuppressionRefusal::LimitReached)
     );
     assert_eq!(
-        listed(
-            &*store,
-            &scope,
-            &AuditSuppressionFilter::default(),
-            true,
-            ALL
-        )
-        .await,
+        listed_all(&*store, &scope).await,
         pairs(&[(CHECK_A, "k1"), (CHECK_B, "k1")])
     );
 }
@@ -329,18 +266,7 @@ pub async fn suppression_active_keys(store: Arc<dyn Store>) {
     // Expiring at the instant counts as expired.
     assert_eq!(keys, vec!["forever", "later"]);
     // Expired ones are still there until deleted.
-    assert_eq!(
-        listed(
-            &*store,
-            &scope,
-            &AuditSuppressionFilter::default(),
-            true,
-            ALL
-        )
-        .await
-        .len(),
-        5
-    );
+    assert_eq!(listed_all(&*store, &scope).await.len(), 5);
 }
 
 pub async fn suppressions_isolated_between_accounts(store: Arc<dyn Store>) {
@@ -351,21 +277,10 @@ pub async fn suppressions_isolated_between_accounts(store: Arc<dyn Store>) {
     create(&*store, &a, &record).await;
     for other in [&b, &other_region] {
         assert_eq!(
-            store
-                .get_audit_suppression(other, CHECK_A, "shared")
-                .await
-                .unwrap(),
+            ok(store.get_audit_suppression(other, CHECK_A, "shared")).await,
             None
         );
-        assert!(listed(
-            &*store,
-            other,
-            &AuditSuppressionFilter::default(),
-            true,
-            ALL
-        )
-        .await
-        .is_empty());
+        assert!(listed_all(&*store, other).await.is_empty());
         assert!(store
             .active_audit_suppression_keys(other, CHECK_A, T0)
             .await
@@ -377,10 +292,7 @@ pub async fn suppressions_isolated_between_accounts(store: Arc<dyn Store>) {
             updated_at_ms: T0,
         };
         assert_eq!(
-            store
-                .update_audit_suppression(other, CHECK_A, "shared", &update)
-                .await
-                .unwrap(),
+            ok(store.update_audit_suppression(other, CHECK_A, "shared", &update)).await,
             None
         );
         assert!(!store
@@ -391,10 +303,7 @@ pub async fn suppressions_isolated_between_accounts(store: Arc<dyn Store>) {
         create(&*store, other, &record).await;
     }
     assert_eq!(
-        store
-            .get_audit_suppression(&a, CHECK_A, "shared")
-            .await
-            .unwrap(),
+        ok(store.get_audit_suppression(&a, CHECK_A, "shared")).await,
         Some(record)
     );
 }
@@ -402,25 +311,22 @@ pub async fn suppressions_isolated_between_accounts(store: Arc<dyn Store>) {
 /// Racing creates of one key on several handles (nodes): exactly one wins, the others
 /// see the key taken.
 pub async fn suppression_create_race_across_handles(db: &dyn Database) {
-    let handles = [
-        db.open().await.expect("open a"),
-        db.open().await.expect("open b"),
-    ];
+    let handles = open_handles(db, 2).await;
     let scope = fresh_scope();
-    let mut racers = JoinSet::new();
-    for i in 0..8 {
-        let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
-        racers.spawn(async move {
+    let outcomes = race(&handles, 8, |_, store| {
+        let scope = scope.clone();
+        async move {
             let record = suppression(CHECK_A, "contested", None);
             store
                 .create_audit_suppression(&scope, &record, NO_LIMIT)
                 .await
                 .expect("create")
-        });
-    }
+        }
+    })
+    .await;
     let mut wins = 0;
-    while let Some(joined) = racers.join_next().await {
-        match joined.expect("racer panicked") {
+    for outcome in outcomes {
+        match outcome {
             Ok(SuppressionCreated::Created) => wins += 1,
             other => assert_eq!(other, Err(SuppressionRefusal::KeyExists)),
         }

@@ -2,122 +2,29 @@
 //! [`things_conformance_tests!`](crate::things_conformance_tests) next to `conformance_tests!`.
 
 use std::collections::BTreeMap;
+use std::slice;
 use std::sync::Arc;
 
-use tokio::task::JoinSet;
+use tokio::task::JoinHandle;
 
-use super::{all_tags, fresh_scope, scope, tag, unique, unique_account, Database};
-use crate::{
-    AttributeChange, AttributeFilter, Attributes, GroupRef, GroupSelection, Scope, Store,
-    StoreError, StoreResult, ThingFilter, ThingGroupRecord, ThingGroupUpdate, ThingRecord,
-    ThingRefusal, ThingUpdate, ValueMatch,
+use super::fixtures::{
+    all_pages, apart, attrs, count_wins, create_group, create_thing, group, group_arn, groups_of,
+    mapped, ok, open_handles, race, sole_winner, strings, thing, MAX_DEPTH,
 };
-
-/// Generates a `#[tokio::test]` per things case, like `conformance_tests!`.
-#[macro_export]
-macro_rules! things_conformance_tests {
-    ($fresh:path) => {
-        $crate::things_conformance_tests!(@store $fresh;
-            thing_crud,
-            thing_update_attributes,
-            thing_list_paging_and_filters,
-            thing_group_crud_and_hierarchy,
-            thing_group_update,
-            thing_group_listing,
-            thing_membership_rules,
-            thing_membership_listing,
-            thing_deletes_remove_memberships,
-            things_account_isolation,
-            things_region_isolation,
-            things_refused_writes_change_nothing,
-            things_concurrent_create_same_name,
-            thing_groups_concurrent_create_same_name,
-            thing_membership_concurrent_adds_respect_limit,
-            thing_membership_concurrent_adds_one_per_hierarchy,
-        );
-        $crate::things_conformance_tests!(@database $fresh;
-            thing_membership_limit_across_handles,
-            thing_group_delete_races_child_create,
-            thing_group_delete_races_member_add,
-        );
-    };
-    (@store $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            let store = $crate::conformance::Database::open(&db)
-                .await
-                .expect("open store");
-            $crate::conformance::things::$case(store).await;
-        }
-    )*};
-    (@database $fresh:path; $($case:ident),* $(,)?) => {$(
-        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
-            let db = $fresh().await;
-            $crate::conformance::things::$case(&db).await;
-        }
-    )*};
-}
+use super::{all_tags, assert_already_exists, assert_tags, fresh_scope, tag, Database};
+use crate::{
+    AttributeChange, AttributeFilter, GroupRef, GroupSelection, Scope, Store, StoreResult,
+    ThingFilter, ThingGroupUpdate, ThingRecord, ThingRefusal, ThingUpdate, ValueMatch,
+};
 
 const MAX_ATTRIBUTES: usize = 50;
 const MAX_GROUPS: usize = 10;
-const MAX_DEPTH: usize = 7;
-
-fn attrs(items: &[(&str, &str)]) -> Attributes {
-    items
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn thing(scope: &Scope, name: &str, attributes: &[(&str, &str)]) -> ThingRecord {
-    ThingRecord {
-        name: name.to_owned(),
-        id: unique("id-"),
-        arn: format!(
-            "arn:aws:iot:{}:{}:thing/{name}",
-            scope.region, scope.account_id
-        ),
-        thing_type_name: None,
-        billing_group_name: None,
-        attributes: attrs(attributes),
-        version: 1,
-        created_at_ms: 1_000,
-        updated_at_ms: 1_000,
-    }
-}
-
-fn group(scope: &Scope, name: &str, parent: Option<&str>) -> ThingGroupRecord {
-    ThingGroupRecord {
-        name: name.to_owned(),
-        id: unique("id-"),
-        arn: group_arn(scope, name),
-        parent_name: parent.map(str::to_owned),
-        description: None,
-        attributes: Attributes::new(),
-        version: 1,
-        created_at_ms: 1_000,
-        updated_at_ms: 1_000,
-    }
-}
-
-fn group_arn(scope: &Scope, name: &str) -> String {
-    format!(
-        "arn:aws:iot:{}:{}:thinggroup/{name}",
-        scope.region, scope.account_id
-    )
-}
 
 fn group_ref(scope: &Scope, name: &str) -> GroupRef {
     GroupRef {
         name: name.to_owned(),
         arn: group_arn(scope, name),
     }
-}
-
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
 }
 
 fn update(attributes: Option<AttributeChange>, expected: Option<i64>, at: i64) -> ThingUpdate {
@@ -139,21 +46,6 @@ fn merge(items: &[(&str, Option<&str>)]) -> AttributeChange {
     )
 }
 
-async fn create_thing(store: &dyn Store, scope: &Scope, record: &ThingRecord) {
-    store
-        .create_thing(scope, record)
-        .await
-        .expect("create thing");
-}
-
-async fn create_group(store: &dyn Store, scope: &Scope, name: &str, parent: Option<&str>) {
-    store
-        .create_thing_group(scope, &group(scope, name, parent), &[], MAX_DEPTH)
-        .await
-        .expect("create group")
-        .expect("group accepted");
-}
-
 async fn change(
     store: &dyn Store,
     scope: &Scope,
@@ -167,16 +59,6 @@ async fn change(
         .expect("change groups")
 }
 
-async fn groups_of(store: &dyn Store, scope: &Scope, thing: &str) -> Vec<String> {
-    store
-        .list_thing_groups_for_thing(scope, thing, None, 1_000)
-        .await
-        .expect("groups of thing")
-        .into_iter()
-        .map(|g| g.name)
-        .collect()
-}
-
 async fn members(store: &dyn Store, scope: &Scope, group: &str, recursive: bool) -> Vec<String> {
     store
         .list_things_in_thing_group(scope, group, recursive, None, 1_000)
@@ -185,13 +67,7 @@ async fn members(store: &dyn Store, scope: &Scope, group: &str, recursive: bool)
 }
 
 async fn thing_names(store: &dyn Store, scope: &Scope, filter: &ThingFilter) -> Vec<String> {
-    store
-        .list_things(scope, filter, None, 1_000)
-        .await
-        .expect("list things")
-        .into_iter()
-        .map(|t| t.name)
-        .collect()
+    mapped(store.list_things(scope, filter, None, 1_000), |t| t.name).await
 }
 
 async fn group_names(
@@ -200,20 +76,11 @@ async fn group_names(
     selection: &GroupSelection,
     prefix: Option<&str>,
 ) -> Vec<String> {
-    store
-        .list_thing_groups(scope, selection, prefix, None, 1_000)
-        .await
-        .expect("list groups")
-        .into_iter()
-        .map(|g| g.name)
-        .collect()
-}
-
-fn assert_already_exists<T: std::fmt::Debug>(result: StoreResult<T>) {
-    assert!(
-        matches!(result, Err(StoreError::AlreadyExists)),
-        "expected AlreadyExists, got {result:?}"
-    );
+    mapped(
+        store.list_thing_groups(scope, selection, prefix, None, 1_000),
+        |g| g.name,
+    )
+    .await
 }
 
 pub async fn thing_crud(store: Arc<dyn Store>) {
@@ -377,29 +244,20 @@ pub async fn thing_list_paging_and_filters(store: Arc<dyn Store>) {
 
     let sorted = ["Beta", "alpha", "delta", "gamma-2", "gamma_1", "zeta"];
     for page in [1, 2, 4, 6, 100] {
-        let mut names: Vec<String> = Vec::new();
-        loop {
-            let batch = store
-                .list_things(
-                    &scope,
-                    &ThingFilter::default(),
-                    names.last().map(String::as_str),
-                    page,
-                )
+        let key = |t: &ThingRecord| t.name.clone();
+        let listed = all_pages(page, key, async |after| {
+            let all = ThingFilter::default();
+            store
+                .list_things(&scope, &all, after.as_deref(), page)
                 .await
-                .unwrap();
-            assert!(batch.len() <= page);
-            let done = batch.len() < page;
-            for record in &batch {
-                // Every listed thing carries its attributes, whatever the page size.
-                let (_, expected) = things.iter().find(|(n, _)| *n == record.name).unwrap();
-                assert_eq!(record.attributes, attrs(expected), "{}", record.name);
-            }
-            names.extend(batch.into_iter().map(|t| t.name));
-            if done {
-                break;
-            }
+        })
+        .await;
+        for record in &listed {
+            // Every listed thing carries its attributes, whatever the page size.
+            let (_, expected) = things.iter().find(|(n, _)| *n == record.name).unwrap();
+            assert_eq!(record.attributes, attrs(expected), "{}", record.name);
         }
+        let names: Vec<String> = listed.into_iter().map(|t| t.name).collect();
         assert_eq!(names, sorted, "page {page}");
     }
 
@@ -488,10 +346,7 @@ pub async fn thing_group_crud_and_hierarchy(store: Arc<dyn Store>) {
         .expect("root");
     assert_eq!(view.group, root);
     assert!(view.root_to_parent.is_empty());
-    assert_eq!(
-        all_tags(&*store, &scope, &root.arn).await,
-        vec![tag("env", "prod")]
-    );
+    assert_tags(&*store, &scope, &root.arn, &[("env", "prod")]).await;
     let leaf = store
         .get_thing_group(&scope, "leaf")
         .await
@@ -688,23 +543,14 @@ pub async fn thing_group_listing(store: Arc<dyn Store>) {
     .is_empty());
 
     // Paging through descendants one at a time, carrying ARNs.
-    let mut seen: Vec<GroupRef> = Vec::new();
-    loop {
-        let page = store
-            .list_thing_groups(
-                &scope,
-                &descendants,
-                None,
-                seen.last().map(|g| g.name.as_str()),
-                1,
-            )
+    let key = |g: &GroupRef| g.name.clone();
+    let seen = all_pages(1, key, async |after| {
+        let after = after.as_deref();
+        store
+            .list_thing_groups(&scope, &descendants, None, after, 1)
             .await
-            .unwrap();
-        if page.is_empty() {
-            break;
-        }
-        seen.extend(page);
-    }
+    })
+    .await;
     assert_eq!(
         seen,
         vec![
@@ -882,28 +728,11 @@ pub async fn thing_deletes_remove_memberships(store: Arc<dyn Store>) {
     assert!(members(&*store, &scope, "g", true).await.is_empty());
 }
 
-pub async fn things_account_isolation(store: Arc<dyn Store>) {
-    let region = "eu-west-1";
-    isolation(
-        &*store,
-        &scope(&unique_account(), region),
-        &scope(&unique_account(), region),
-    )
-    .await;
-}
-
-pub async fn things_region_isolation(store: Arc<dyn Store>) {
-    let account = unique_account();
-    isolation(
-        &*store,
-        &scope(&account, "us-east-1"),
-        &scope(&account, "us-west-2"),
-    )
-    .await;
-}
-
-/// Two scopes using the same names never see or touch each other's things and groups.
-async fn isolation(store: &dyn Store, a: &Scope, b: &Scope) {
+/// Two scopes in these regions (see `fixtures::apart`) using the same names never see or touch
+/// each other's things and groups.
+pub async fn isolation(store: Arc<dyn Store>, region_a: &str, region_b: &str) {
+    let (a, b) = apart(region_a, region_b);
+    let (store, a, b) = (&*store, &a, &b);
     let in_a = thing(a, "shared", &[("owner", "a")]);
     create_thing(store, a, &in_a).await;
     create_thing(store, b, &thing(b, "shared", &[("owner", "b")])).await;
@@ -1001,29 +830,26 @@ pub async fn things_refused_writes_change_nothing(store: Arc<dyn Store>) {
     assert!(view.root_to_parent.is_empty());
 
     // A refused group update leaves attributes, description and version alone.
-    let mut refused = ThingGroupUpdate {
+    let update = |max_attributes, expected_version| ThingGroupUpdate {
         description: Some("changed".into()),
         attributes: Some(merge(&[("x", Some("1")), ("y", Some("2"))])),
-        expected_version: None,
-        max_attributes: 1,
+        expected_version,
+        max_attributes,
         updated_at_ms: 9_000,
     };
-    assert_eq!(
-        store
-            .update_thing_group(&scope, "orphan", &refused)
-            .await
-            .unwrap(),
-        Err(ThingRefusal::TooManyAttributes { limit: 1 })
-    );
-    refused.max_attributes = 2;
-    refused.expected_version = Some(3);
-    assert_eq!(
-        store
-            .update_thing_group(&scope, "orphan", &refused)
-            .await
-            .unwrap(),
-        Err(ThingRefusal::VersionMismatch { current: 1 })
-    );
+    for (refused, refusal) in [
+        (
+            update(1, None),
+            ThingRefusal::TooManyAttributes { limit: 1 },
+        ),
+        (
+            update(2, Some(3)),
+            ThingRefusal::VersionMismatch { current: 1 },
+        ),
+    ] {
+        let outcome = ok(store.update_thing_group(&scope, "orphan", &refused)).await;
+        assert_eq!(outcome, Err(refusal));
+    }
     assert_eq!(
         store.get_thing_group(&scope, "orphan").await.unwrap(),
         Some(view)
@@ -1032,28 +858,19 @@ pub async fn things_refused_writes_change_nothing(store: Arc<dyn Store>) {
 
 pub async fn things_concurrent_create_same_name(store: Arc<dyn Store>) {
     let scope = fresh_scope();
-    let mut racers = JoinSet::new();
-    for i in 0..8 {
-        let (store, scope) = (Arc::clone(&store), scope.clone());
-        racers.spawn(async move {
+    let outcomes = race(slice::from_ref(&store), 8, |i, store| {
+        let scope = scope.clone();
+        async move {
             let value = i.to_string();
             let record = thing(&scope, "contested", &[("racer", value.as_str())]);
             let result = store.create_thing(&scope, &record).await;
             (record, result)
-        });
-    }
-    let mut winners = Vec::new();
-    while let Some(joined) = racers.join_next().await {
-        let (record, result) = joined.expect("racer panicked");
-        match result {
-            Ok(()) => winners.push(record),
-            other => assert_already_exists(other),
         }
-    }
-    assert_eq!(winners.len(), 1, "exactly one create must win");
+    })
+    .await;
     assert_eq!(
         store.get_thing(&scope, "contested").await.unwrap(),
-        Some(winners.remove(0)),
+        Some(sole_winner(outcomes)),
         "the winner's attributes only"
     );
 }
@@ -1061,29 +878,22 @@ pub async fn things_concurrent_create_same_name(store: Arc<dyn Store>) {
 pub async fn thing_groups_concurrent_create_same_name(store: Arc<dyn Store>) {
     let scope = fresh_scope();
     create_group(&*store, &scope, "parent", None).await;
-    let mut racers = JoinSet::new();
-    for i in 0..8 {
-        let (store, scope) = (Arc::clone(&store), scope.clone());
-        racers.spawn(async move {
+    let outcomes = race(slice::from_ref(&store), 8, |i, store| {
+        let scope = scope.clone();
+        async move {
             let parent = (i % 2 == 0).then_some("parent");
             let record = group(&scope, "contested", parent);
             let tags = [tag("racer", &i.to_string())];
             let result = store
                 .create_thing_group(&scope, &record, &tags, MAX_DEPTH)
                 .await;
-            (i, record, result)
-        });
-    }
-    let mut winners = Vec::new();
-    while let Some(joined) = racers.join_next().await {
-        let (i, record, result) = joined.expect("racer panicked");
-        match result {
-            Ok(Ok(())) => winners.push((i, record)),
-            other => assert_already_exists(other),
+            // The parent exists whichever way: only the name can be refused.
+            let result = result.map(|accepted| accepted.expect("no refusal"));
+            ((i, record), result)
         }
-    }
-    assert_eq!(winners.len(), 1, "exactly one create must win");
-    let (i, record) = winners.remove(0);
+    })
+    .await;
+    let (i, record) = sole_winner(outcomes);
     let view = store
         .get_thing_group(&scope, "contested")
         .await
@@ -1104,96 +914,85 @@ pub async fn thing_groups_concurrent_create_same_name(store: Arc<dyn Store>) {
     assert_eq!(children.len(), usize::from(record.parent_name.is_some()));
 }
 
-/// Eleven racers each add one thing to a group of its own hierarchy, on `handles`;
-/// exactly ten may win.
-async fn race_to_group_limit(handles: &[Arc<dyn Store>]) {
-    let scope = fresh_scope();
-    create_thing(&*handles[0], &scope, &thing(&scope, "popular", &[])).await;
-    for i in 0..=MAX_GROUPS {
-        create_group(&*handles[0], &scope, &format!("g{i:02}"), None).await;
-    }
-    let mut racers = JoinSet::new();
-    for i in 0..=MAX_GROUPS {
-        let (store, scope) = (Arc::clone(&handles[i % handles.len()]), scope.clone());
-        racers.spawn(async move {
+/// Racers each adding `thing` to one of `groups` at once, spread over `handles`.
+async fn race_joins(
+    handles: &[Arc<dyn Store>],
+    scope: &Scope,
+    thing: &str,
+    groups: &[String],
+) -> Vec<Result<(), ThingRefusal>> {
+    race(handles, groups.len(), |i, store| {
+        let (scope, thing, group) = (scope.clone(), thing.to_owned(), groups[i].clone());
+        async move {
             store
-                .change_thing_groups(&scope, "popular", &[format!("g{i:02}")], &[], MAX_GROUPS)
+                .change_thing_groups(&scope, &thing, &[group], &[], MAX_GROUPS)
                 .await
                 .expect("change groups")
-        });
-    }
-    let mut wins = 0;
-    while let Some(joined) = racers.join_next().await {
-        match joined.expect("racer panicked") {
-            Ok(()) => wins += 1,
-            Err(refusal) => assert_eq!(refusal, ThingRefusal::TooManyGroups { limit: MAX_GROUPS }),
         }
+    })
+    .await
+}
+
+/// Eleven racers each add one thing to a group of its own hierarchy, spread over so many
+/// handles on `db`; exactly ten may win.
+pub async fn race_to_group_limit(db: &dyn Database, handles: usize) {
+    let handles = &open_handles(db, handles).await;
+    let scope = fresh_scope();
+    create_thing(&*handles[0], &scope, &thing(&scope, "popular", &[])).await;
+    let groups: Vec<String> = (0..=MAX_GROUPS).map(|i| format!("g{i:02}")).collect();
+    for name in &groups {
+        create_group(&*handles[0], &scope, name, None).await;
     }
-    assert_eq!(wins, MAX_GROUPS);
+    let outcomes = race_joins(handles, &scope, "popular", &groups).await;
+    let too_many = Err(ThingRefusal::TooManyGroups { limit: MAX_GROUPS });
+    assert_eq!(
+        count_wins(outcomes, |loser| assert_eq!(loser, too_many)),
+        MAX_GROUPS
+    );
     assert_eq!(
         groups_of(&*handles[0], &scope, "popular").await.len(),
         MAX_GROUPS
     );
 }
 
-pub async fn thing_membership_concurrent_adds_respect_limit(store: Arc<dyn Store>) {
-    race_to_group_limit(&[store]).await;
-}
-
-pub async fn thing_membership_limit_across_handles(db: &dyn Database) {
-    let handles = [
-        db.open().await.expect("open a"),
-        db.open().await.expect("open b"),
-    ];
-    race_to_group_limit(&handles).await;
-}
-
 pub async fn thing_membership_concurrent_adds_one_per_hierarchy(store: Arc<dyn Store>) {
     let scope = fresh_scope();
     create_thing(&*store, &scope, &thing(&scope, "t", &[])).await;
     create_group(&*store, &scope, "root", None).await;
-    for i in 0..8 {
-        create_group(&*store, &scope, &format!("c{i}"), Some("root")).await;
+    let groups: Vec<String> = (0..8).map(|i| format!("c{i}")).collect();
+    for name in &groups {
+        create_group(&*store, &scope, name, Some("root")).await;
     }
-    let mut racers = JoinSet::new();
-    for i in 0..8 {
-        let (store, scope) = (Arc::clone(&store), scope.clone());
-        racers.spawn(async move {
-            store
-                .change_thing_groups(&scope, "t", &[format!("c{i}")], &[], MAX_GROUPS)
-                .await
-                .expect("change groups")
-        });
-    }
-    let mut wins = 0;
-    while let Some(joined) = racers.join_next().await {
-        match joined.expect("racer panicked") {
-            Ok(()) => wins += 1,
-            Err(refusal) => assert!(
-                matches!(refusal, ThingRefusal::SameHierarchy { .. }),
-                "{refusal:?}"
-            ),
-        }
-    }
+    let outcomes = race_joins(slice::from_ref(&store), &scope, "t", &groups).await;
+    let wins = count_wins(outcomes, |loser| {
+        assert!(
+            matches!(loser, Err(ThingRefusal::SameHierarchy { .. })),
+            "{loser:?}"
+        );
+    });
     assert_eq!(wins, 1, "one group per hierarchy");
     assert_eq!(groups_of(&*store, &scope, "t").await.len(), 1);
 }
 
+/// Deletes `group` through `store` on a task of its own.
+fn spawn_delete(
+    store: &Arc<dyn Store>,
+    scope: &Scope,
+    group: &str,
+) -> JoinHandle<StoreResult<Result<bool, ThingRefusal>>> {
+    let (store, scope, group) = (Arc::clone(store), scope.clone(), group.to_owned());
+    tokio::spawn(async move { store.delete_thing_group(&scope, &group, None).await })
+}
+
 /// Deleting a group while another node creates a child under it: never both.
 pub async fn thing_group_delete_races_child_create(db: &dyn Database) {
-    let handles = [
-        db.open().await.expect("open a"),
-        db.open().await.expect("open b"),
-    ];
+    let handles = open_handles(db, 2).await;
     let scope = fresh_scope();
     for round in 0..10 {
         let parent = format!("parent-{round}");
         let child = format!("child-{round}");
         create_group(&*handles[0], &scope, &parent, None).await;
-        let deleter = {
-            let (store, scope, parent) = (Arc::clone(&handles[0]), scope.clone(), parent.clone());
-            tokio::spawn(async move { store.delete_thing_group(&scope, &parent, None).await })
-        };
+        let deleter = spawn_delete(&handles[0], &scope, &parent);
         let creator = {
             let (store, scope) = (Arc::clone(&handles[1]), scope.clone());
             let record = group(&scope, &child, Some(&parent));
@@ -1219,19 +1018,13 @@ pub async fn thing_group_delete_races_child_create(db: &dyn Database) {
 /// Deleting a group while another node adds a thing to it leaves no membership of a
 /// deleted group behind.
 pub async fn thing_group_delete_races_member_add(db: &dyn Database) {
-    let handles = [
-        db.open().await.expect("open a"),
-        db.open().await.expect("open b"),
-    ];
+    let handles = open_handles(db, 2).await;
     let scope = fresh_scope();
     create_thing(&*handles[0], &scope, &thing(&scope, "t", &[])).await;
     for round in 0..10 {
         let name = format!("g-{round}");
         create_group(&*handles[0], &scope, &name, None).await;
-        let deleter = {
-            let (store, scope, name) = (Arc::clone(&handles[0]), scope.clone(), name.clone());
-            tokio::spawn(async move { store.delete_thing_group(&scope, &name, None).await })
-        };
+        let deleter = spawn_delete(&handles[0], &scope, &name);
         let adder = {
             let (store, scope, name) = (Arc::clone(&handles[1]), scope.clone(), name.clone());
             tokio::spawn(async move {
