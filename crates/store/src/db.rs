@@ -66,8 +66,9 @@ impl<'s> Sql<'s> {
 macro_rules! sql {
     ($($part:tt)+) => {{
         const PG: &str = concat!($($part)+);
-        const LITE: [u8; $crate::db::lite_len(PG)] = $crate::db::lite_bytes(PG);
-        const SQL: $crate::db::Sql<'static> = $crate::db::Sql::translated(PG, &LITE);
+        const LITE: ([u8; PG.len()], usize) = $crate::db::lite_bytes(PG);
+        const SQL: $crate::db::Sql<'static> =
+            $crate::db::Sql::translated(PG, LITE.0.split_at(LITE.1).0);
         &SQL
     }};
 }
@@ -121,24 +122,9 @@ const fn kept_byte(s: &[u8], i: usize) -> u8 {
     }
 }
 
-/// The length of SQLite's text for `pg`.
-pub(crate) const fn lite_len(pg: &str) -> usize {
-    let s = pg.as_bytes();
-    let (mut i, mut n) = (0, 0);
-    while i < s.len() {
-        let skip = dropped_at(s, i);
-        if skip > 0 {
-            i += skip;
-        } else {
-            n += 1;
-            i += 1;
-        }
-    }
-    n
-}
-
-/// SQLite's text for `pg`; `N` is [`lite_len`] of it.
-pub(crate) const fn lite_bytes<const N: usize>(pg: &str) -> [u8; N] {
+/// SQLite's text for `pg` in the first bytes of an array as long as `pg` (the text
+/// only ever shrinks), and how many bytes it takes.
+pub(crate) const fn lite_bytes<const N: usize>(pg: &str) -> ([u8; N], usize) {
     let s = pg.as_bytes();
     let mut out = [0u8; N];
     let (mut i, mut n) = (0, 0);
@@ -152,7 +138,7 @@ pub(crate) const fn lite_bytes<const N: usize>(pg: &str) -> [u8; N] {
             i += 1;
         }
     }
-    out
+    (out, n)
 }
 
 /// SQLite's text for a statement built at run time.
