@@ -84,8 +84,15 @@ const DROPPED: [&[u8]; 5] = [
 ];
 
 /// How many bytes of `s` at `i` SQLite's text leaves out: a `::type` or `::type[]`
-/// cast, or one of [`DROPPED`]; 0 for a byte that is kept.
+/// cast, one of [`DROPPED`], or the `ANY` of `= ANY($n)` (a list, which SQLite's
+/// [`Db::query_any`] binds one item at a time: `= ($n)`); 0 for a byte that is kept.
 const fn dropped_at(s: &[u8], i: usize) -> usize {
+    if s[i] == b'A' && i + 4 < s.len() {
+        let next = [s[i + 1], s[i + 2], s[i + 3], s[i + 4]];
+        if matches!(next, [b'N', b'Y', b'(', b'$']) {
+            return 3;
+        }
+    }
     if s[i] == b':' && i + 1 < s.len() && s[i + 1] == b':' {
         let mut j = i + 2;
         while j < s.len() && (s[j].is_ascii_alphanumeric() || s[j] == b'_') {
@@ -446,6 +453,116 @@ impl Db<'_> {
         }
     }
 
+    /// Every row of `sql` for each item of `list`, which is bound after `params` as
+    /// `= ANY($n::text[])`: PostgreSQL runs the statement once with the list as an
+    /// array; SQLite once per item (a point lookup through the one prepared statement,
+    /// in process), so rows come grouped by item there.
+    pub(crate) async fn query_any<T>(
+        &self,
+        sql: &Sql<'_>,
+        params: &[&dyn Param],
+        list: &[&str],
+        mut map: impl FnMut(&Row<'_>) -> DbResult<T>,
+    ) -> DbResult<Vec<T>> {
+        if list.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.dialect() == Dialect::Postgres {
+            let list: &(dyn tokio_postgres::types::ToSql + Sync) = &list;
+            let all: Vec<_> = params.iter().map(|p| p.pg()).chain([list]).collect();
+            return with_pg!(self, c => {
+                let stmt = c.prepare_cached(sql.pg).await?;
+                let rows = c.query_raw(&stmt, all).await?;
+                pin_mut!(rows);
+                let mut out = Vec::new();
+                while let Some(row) = rows.try_next().await? {
+                    out.push(map(&Row::Pg(&row))?);
+                }
+                Ok(out)
+            });
+        }
+        let mut out = Vec::new();
+        let mut all: Vec<&dyn Param> = params.to_vec();
+        for item in list {
+            all.push(item);
+            out.extend(self.query(sql, &all, &mut map).await?);
+            all.pop();
+        }
+        Ok(out)
+    }
+
+    /// Inserts a row per item of `rows` into `into` (`"table (account_id, region,
+    /// ...)"`), with the scope's two keys and then the parameters `params` gives for the
+    /// item. SQLite runs a single-row statement per item, in process; PostgreSQL sends
+    /// statements of many rows each, their sizes powers of two so that a connection
+    /// prepares a handful of texts per table whatever the batch sizes.
+    pub(crate) async fn insert_rows<T, const N: usize>(
+        &self,
+        into: &str,
+        scope: &crate::Scope,
+        rows: &[T],
+        params: impl Fn(&T) -> [&dyn Param; N],
+    ) -> DbResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let keys: [&dyn Param; 2] = [&scope.account_id, &scope.region];
+        if let Db::Lite(conn) = self {
+            let conn = lock(conn);
+            let mut stmt = conn.prepare_cached(&values_text(into, N, 1, '?'))?;
+            for row in rows {
+                let row = params(row);
+                let all = keys.iter().chain(&row).map(|p| p.lite());
+                stmt.execute(rusqlite::params_from_iter(all))?;
+            }
+            return Ok(());
+        }
+        // PostgreSQL takes at most 65,535 parameters in a statement.
+        let most = (u16::MAX as usize / N).min(1024);
+        let most = 1usize << most.ilog2();
+        let mut rest = rows;
+        while !rest.is_empty() {
+            let n = if rest.len() >= most {
+                most
+            } else {
+                1 << rest.len().ilog2()
+            };
+            let (chunk, after) = rest.split_at(n);
+            let chunk: Vec<[&dyn Param; N]> = chunk.iter().map(&params).collect();
+            let all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = keys
+                .iter()
+                .chain(chunk.iter().flatten())
+                .map(|p| p.pg())
+                .collect();
+            let text = values_text(into, N, n, '$');
+            with_pg!(self, c => {
+                let stmt = c.prepare_cached(&text).await?;
+                c.execute(&stmt, &all).await?;
+            });
+            rest = after;
+        }
+        Ok(())
+    }
+
+    /// Takes [`Db::lock`]'s locks on every `(space, key)` of `locks`, in the order given
+    /// (sort it, so two transactions never wait on each other in a cycle), in one round
+    /// trip; whether it took any (never on SQLite).
+    pub(crate) async fn lock_all(&self, locks: &[(i32, String)]) -> DbResult<bool> {
+        if self.dialect() == Dialect::Sqlite || locks.is_empty() {
+            return Ok(false);
+        }
+        let spaces: Vec<i32> = locks.iter().map(|(s, _)| *s).collect();
+        let keys: Vec<&str> = locks.iter().map(|(_, k)| k.as_str()).collect();
+        self.execute_pg(
+            "SELECT pg_advisory_xact_lock(l.space, hashtext(l.key))
+             FROM unnest($1::int4[], $2::text[]) WITH ORDINALITY AS l(space, key, n)
+             ORDER BY l.n",
+            &[&spaces, &keys],
+        )
+        .await?;
+        Ok(true)
+    }
+
     /// Serialises this transaction with every other one that takes the same lock,
     /// until it ends: PostgreSQL's transaction-scoped advisory lock on (`space`, `key`).
     /// Nothing on SQLite, where the writer already has the database to itself.
@@ -460,6 +577,22 @@ impl Db<'_> {
         .await
         .map(drop)
     }
+}
+
+/// `INSERT INTO {into} VALUES` with `rows` rows of the scope's two keys (`$1`, `$2`,
+/// shared) and `width` parameters more each, numbered with `mark`.
+fn values_text(into: &str, width: usize, rows: usize, mark: char) -> String {
+    use std::fmt::Write;
+    let mut text = format!("INSERT INTO {into} VALUES ");
+    for row in 0..rows {
+        text.push_str(if row == 0 { "(" } else { ", (" });
+        let _ = write!(text, "{mark}1, {mark}2");
+        for column in 0..width {
+            let _ = write!(text, ", {mark}{}", 3 + row * width + column);
+        }
+        text.push(')');
+    }
+    text
 }
 
 /// A statement assembled at run time from optional conditions, in PostgreSQL's style,
@@ -554,13 +687,22 @@ mod tests {
         );
         assert_eq!(
             sql.lite,
-            "SELECT a FROM t WHERE x = ?1 AND (?2 IS NULL OR y = ?2) AND z = ANY(?10)"
+            "SELECT a FROM t WHERE x = ?1 AND (?2 IS NULL OR y = ?2) AND z = (?10)"
         );
         assert_eq!(
             lite_text("SELECT 1 FROM t WHERE a = $3 FOR NO KEY UPDATE SKIP LOCKED"),
             "SELECT 1 FROM t WHERE a = ?3"
         );
-        // A `$` not followed by a digit, and a single colon, are kept.
+        // A `$` not followed by a digit, a single colon and other ANYs are kept.
         assert_eq!(lite_text("SELECT '$x', ':a'"), "SELECT '$x', ':a'");
+        assert_eq!(lite_text("a = ANY(ARRAY[1])"), "a = ANY(ARRAY[1])");
+    }
+
+    #[test]
+    fn multi_row_inserts_share_the_scope_keys() {
+        assert_eq!(
+            values_text("t (account_id, region, a, b)", 2, 2, '$'),
+            "INSERT INTO t (account_id, region, a, b) VALUES ($1, $2, $3, $4), ($1, $2, $5, $6)"
+        );
     }
 }

@@ -17,7 +17,6 @@ mod audits;
 mod certificates;
 mod checkpoint;
 mod error;
-mod import;
 mod migrate;
 mod mitigation_tasks;
 
@@ -27,7 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::db::{Db, DbResult};
 use crate::{StoreError, StoreResult};
@@ -170,6 +169,10 @@ impl SqliteStore {
         .await
     }
 
+    /// After a batch of an import: nothing to do on SQLite (PostgreSQL refreshes its
+    /// planner's statistics).
+    pub(crate) async fn imported(&self, _items: &[crate::ImportItem]) {}
+
     /// A write of one statement: on SQLite, the same as [`SqliteStore::write`].
     pub(crate) async fn write_one<T: Send + 'static>(
         &self,
@@ -186,27 +189,6 @@ impl SqliteStore {
     {
         let inner = Arc::clone(&self.inner);
         blocking(move || f(&lock(&inner.reader_turn()))).await
-    }
-
-    /// [`SqliteStore::write`] with a rusqlite transaction.
-    async fn write_tx<T, F>(&self, f: F) -> StoreResult<T>
-    where
-        F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
-        T: Send + 'static,
-    {
-        let inner = Arc::clone(&self.inner);
-        blocking(move || {
-            let turn = inner.writer_turn();
-            let mut conn = lock(&turn);
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql_err)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(sql_err)?;
-            inner.checkpointer.committed();
-            Ok(out)
-        })
-        .await
     }
 }
 

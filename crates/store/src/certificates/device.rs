@@ -92,7 +92,7 @@ macro_rules! certificate_row_columns {
 /// Adds a device certificate: PostgreSQL's whole row (the row's [`row_params`], then
 /// the state's last four [`state_params`]); SQLite's state (the [`state_params`]),
 /// naming the row [`INSERT_ROW`] has just added.
-pub(crate) const INSERT_CERTIFICATE: &Sql<'static> = &Sql::per_dialect(
+const INSERT_CERTIFICATE: &Sql<'static> = &Sql::per_dialect(
     concat!(
         "INSERT INTO certificates (",
         certificate_row_columns!(),
@@ -106,7 +106,7 @@ pub(crate) const INSERT_CERTIFICATE: &Sql<'static> = &Sql::per_dialect(
 );
 
 /// SQLite only: a device certificate's row ([`row_params`]), before its state.
-pub(crate) const INSERT_ROW: &Sql<'static> = sql!(
+const INSERT_ROW: &Sql<'static> = sql!(
     "INSERT INTO certificates (",
     certificate_row_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,",
@@ -114,15 +114,20 @@ pub(crate) const INSERT_ROW: &Sql<'static> = sql!(
 );
 
 /// The parameters of [`INSERT_ROW`]; `crl` is the joined distribution points.
-pub(crate) fn row_params<'a>(
+fn row_params<'a>(
     scope: &'a Scope,
     r: &'a CertificateRecord,
     crl: &'a Option<String>,
 ) -> [&'a dyn Param; 23] {
+    let keys: [&dyn Param; 2] = [&scope.account_id, &scope.region];
+    let row = row_values(r, crl);
+    std::array::from_fn(|i| if i < 2 { keys[i] } else { row[i - 2] })
+}
+
+/// [`row_params`] after the scope's two keys.
+fn row_values<'a>(r: &'a CertificateRecord, crl: &'a Option<String>) -> [&'a dyn Param; 21] {
     let f = &r.facts;
     [
-        &scope.account_id,
-        &scope.region,
         &r.id,
         &r.arn,
         &r.pem,
@@ -148,7 +153,7 @@ pub(crate) fn row_params<'a>(
 }
 
 /// The parameters of SQLite's [`INSERT_CERTIFICATE`]: the key, then the state.
-pub(crate) fn state_params<'a>(scope: &'a Scope, r: &'a CertificateRecord) -> [&'a dyn Param; 7] {
+fn state_params<'a>(scope: &'a Scope, r: &'a CertificateRecord) -> [&'a dyn Param; 7] {
     [
         &scope.account_id,
         &scope.region,
@@ -282,6 +287,47 @@ pub(crate) async fn insert_certificate(
     }
     let all: Vec<&dyn Param> = row.iter().chain(&state[3..]).copied().collect();
     db.insert(INSERT_CERTIFICATE, &all).await.map(drop)
+}
+
+/// Adds device certificates inside the caller's transaction (an import's): SQLite's
+/// rows and states one certificate at a time, PostgreSQL's rows many to a statement.
+pub(crate) async fn insert_certificates(
+    db: &Db<'_>,
+    scope: &Scope,
+    records: &[&CertificateRecord],
+) -> DbResult<()> {
+    if db.dialect() == Dialect::Sqlite {
+        for record in records {
+            insert_certificate(db, scope, record).await?;
+        }
+        return Ok(());
+    }
+    let crls: Vec<Option<String>> = records
+        .iter()
+        .map(|r| join_uris(&r.facts.crl_distribution_points))
+        .collect();
+    let rows: Vec<(&CertificateRecord, &Option<String>)> =
+        records.iter().copied().zip(&crls).collect();
+    db.insert_rows(
+        concat!(
+            "certificates (",
+            certificate_row_columns!(),
+            ", status, generation_id, customer_version, updated_at_ms)"
+        ),
+        scope,
+        &rows,
+        |(r, crl)| {
+            let row = row_values(r, crl);
+            let state: [&dyn Param; 4] = [
+                &r.status,
+                &r.generation_id,
+                &r.customer_version,
+                &r.updated_at_ms,
+            ];
+            std::array::from_fn::<_, 25, _>(|i| if i < 21 { row[i] } else { state[i - 21] })
+        },
+    )
+    .await
 }
 
 pub(super) async fn update_status(

@@ -75,9 +75,7 @@ mod device;
 mod principals;
 mod store;
 
-pub(crate) use device::set_certificate_statuses;
-pub(crate) use device::{row_params, state_params};
-pub(crate) use device::{INSERT_CERTIFICATE, INSERT_ROW};
+pub(crate) use device::{insert_certificates, set_certificate_statuses};
 pub(crate) use principals::principal_things;
 pub(crate) use store::{lock_ca_certificate_status, update_ca_certificate_in};
 

@@ -1,12 +1,9 @@
 //! What stays PostgreSQL's own of certificates: the device certificate pass of an audit
-//! (the trait's default), and what the import, not on the seam yet, takes from
-//! `crate::certificates`.
+//! (the trait's default).
 
 use super::PostgresStore;
 use crate::certificates::{self};
 use crate::{CertificatePages, Scope};
-
-pub(super) use crate::certificates::POLICY_TARGET_LOCK_SPACE;
 
 impl PostgresStore {
     /// `CertificateStore::certificates_in_use`: the trait's default, page by page over

@@ -1,21 +1,13 @@
 //! What stays SQLite's own of certificates: the device certificate pass of an audit
-//! (`CertificateStore::certificates_in_use`, tuned for this engine), and the helpers the
-//! import and the mitigation stages, not on the seam yet, still run on their own
-//! rusqlite transaction: the shared statements and row mapping of `crate::certificates`,
-//! bound here. Inside the writer's IMMEDIATE transaction nothing else changes a
-//! certificate between the checks and the writes.
+//! (`CertificateStore::certificates_in_use`, tuned for this engine).
 
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Connection};
 
 use super::error::{fail_err, sql_err};
 use super::{sql_limit, SqliteStore};
-use crate::certificates::{
-    facts, facts_columns, join_uris, row_params, state_params, INSERT_CERTIFICATE, INSERT_ROW,
-};
-use crate::db::{DbResult, Param, Row, Sql};
-use crate::{
-    CertificateInUse, CertificateKey, CertificatePages, CertificateRecord, Scope, StoreResult,
-};
+use crate::certificates::{facts, facts_columns};
+use crate::db::{DbResult, Row};
+use crate::{CertificateInUse, CertificateKey, CertificatePages, Scope, StoreResult};
 
 /// Past this many certificates not in use, a scan looks up each state instead of
 /// holding their ids (about 100 bytes each) in memory.
@@ -167,27 +159,4 @@ impl SqliteStore {
             rx.recv().await.map(|item| (item, rx))
         }))
     }
-}
-
-/// The shared `insert_certificate` (certificates/device.rs) on the caller's transaction:
-/// the row, then its state naming it.
-pub(super) fn insert_certificate(
-    tx: &Transaction<'_>,
-    scope: &Scope,
-    r: &CertificateRecord,
-) -> rusqlite::Result<()> {
-    let crl = join_uris(&r.facts.crl_distribution_points);
-    execute(tx, INSERT_ROW, &row_params(scope, r, &crl))?;
-    execute(tx, INSERT_CERTIFICATE, &state_params(scope, r)).map(drop)
-}
-
-fn lite_params<'p>(
-    params: &'p [&'p dyn Param],
-) -> rusqlite::ParamsFromIter<impl Iterator<Item = &'p dyn rusqlite::ToSql>> {
-    rusqlite::params_from_iter(params.iter().map(|p| p.lite()))
-}
-
-/// Runs a shared statement; how many rows it changed.
-fn execute(conn: &Connection, sql: &Sql<'_>, params: &[&dyn Param]) -> rusqlite::Result<usize> {
-    conn.prepare_cached(sql.lite)?.execute(lite_params(params))
 }

@@ -1,212 +1,55 @@
-//! Bulk import of registry resources (policies, thing groups, things, certificates and
-//! their relations) in batches: records and the trait; engines in sqlite/import.rs and
-//! postgres/import.rs.
-//!
-//! A batch is written in one transaction. Both engines work the same way: read what the
-//! batch refers to (a few set or point queries), decide every item in order against that
-//! state with the rules below (shared here, so both engines decide alike and the rules of
-//! the single-resource methods are reused, not copied), then write all the rows the
-//! accepted items need with statements prepared once per batch (multi-row inserts on
-//! PostgreSQL). An item is all or nothing: a refused item writes nothing and the items
-//! after it still go in; a [`StoreError`](crate::StoreError) means nothing of the batch
-//! was written.
-//!
-//! Items are decided in order, so an item sees what the items before it in the batch
-//! created (a thing created earlier in the batch can be given a certificate later).
+//! The rules of an import: what a batch refers to ([`Keys`]), what is stored of it
+//! ([`Known`]), and the decision of every item in order ([`plan`]), which yields the
+//! rows to write ([`Writes`], borrowed from the items where it can).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-use async_trait::async_trait;
-
+use super::{CertificateImport, ImportItem, ImportLimits, ImportOutcome, ImportRefusal};
 use crate::certificates::exclusive_conflict;
 use crate::things::plan_membership_change;
-use crate::{
-    Attributes, CertificateRecord, NewPolicy, Scope, StoreResult, ThingGroupRecord, ThingRecord,
-    ThingRefusal,
-};
-
-/// A certificate to register, with the things it is attached to (non-exclusively) and
-/// the policies attached to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertificateImport {
-    pub record: CertificateRecord,
-    pub things: Vec<String>,
-    pub policies: Vec<String>,
-}
-
-/// One line of an import: a resource and its relations, written all or nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImportItem {
-    /// A policy with its first version.
-    Policy(NewPolicy),
-    /// A static thing group under `record.parent_name`, if any.
-    ThingGroup(ThingGroupRecord),
-    /// A thing, the groups it is added to, and optionally a certificate of its own
-    /// (whose `things` should name it).
-    Thing {
-        record: ThingRecord,
-        groups: Vec<String>,
-        certificate: Option<CertificateImport>,
-    },
-    Certificate(CertificateImport),
-}
-
-/// The quotas an import applies, as the single-resource methods take them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImportLimits {
-    /// Levels of a thing group hierarchy (a root is level 1).
-    pub max_group_depth: usize,
-    /// Groups one thing can be in.
-    pub max_groups_per_thing: usize,
-    /// Policies attached to one certificate.
-    pub max_policies_per_target: usize,
-}
-
-/// What became of one item.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImportOutcome {
-    /// The resource was created, with its relations.
-    Created,
-    /// An identical resource existed: it was left as it is, and the relations the item
-    /// names that were missing were added (none removed, none changed).
-    Unchanged,
-    /// A thing item with a certificate was accepted: whether the thing and whether the
-    /// certificate were created (`false`: an identical one existed, as for `Unchanged`).
-    ThingAndCertificate {
-        thing_created: bool,
-        certificate_created: bool,
-    },
-    /// Nothing of the item was written.
-    Refused(ImportRefusal),
-}
-
-/// Why an item was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImportRefusal {
-    /// A resource of that name (or certificate of that id) exists with a different
-    /// configuration (attributes, parent, description, default policy document).
-    AlreadyExists,
-    /// A named thing group does not exist (a parent, or a group to add a thing to).
-    GroupNotFound(String),
-    /// A thing a certificate is to be attached to does not exist.
-    ThingNotFound(String),
-    /// A policy to attach does not exist.
-    PolicyNotFound(String),
-    /// The CA the certificate is registered under does not exist.
-    CaNotFound,
-    /// The new group would sit deeper than `limit` levels.
-    TooDeep { limit: usize },
-    /// The thing would be in more than `limit` groups.
-    TooManyGroups { limit: usize },
-    /// The thing is (or would be) in `member_of`, in the same hierarchy as `requested`.
-    SameHierarchy {
-        member_of: String,
-        requested: String,
-    },
-    /// The certificate is attached exclusively to `thing`.
-    Exclusive { thing: String },
-    /// The certificate would have more than `limit` policies.
-    TooManyPolicies { limit: usize },
-}
-
-impl From<ThingRefusal> for ImportRefusal {
-    fn from(r: ThingRefusal) -> Self {
-        match r {
-            ThingRefusal::GroupNotFound(g) => ImportRefusal::GroupNotFound(g),
-            ThingRefusal::ThingNotFound(t) => ImportRefusal::ThingNotFound(t),
-            ThingRefusal::TooDeep { limit } => ImportRefusal::TooDeep { limit },
-            ThingRefusal::TooManyGroups { limit } => ImportRefusal::TooManyGroups { limit },
-            ThingRefusal::SameHierarchy {
-                member_of,
-                requested,
-            } => ImportRefusal::SameHierarchy {
-                member_of,
-                requested,
-            },
-            // Not produced by an import's rules; the closest meaning.
-            ThingRefusal::VersionMismatch { .. }
-            | ThingRefusal::TooManyAttributes { .. }
-            | ThingRefusal::HasChildGroups
-            | ThingRefusal::HasPrincipals => ImportRefusal::AlreadyExists,
-        }
-    }
-}
-
-/// Bulk writes for imports.
-#[async_trait]
-pub trait ImportStore: Send + Sync {
-    /// Applies `items` in order in one transaction (see the module docs) and returns one
-    /// outcome per item, in order.
-    async fn import_batch(
-        &self,
-        scope: &Scope,
-        items: Vec<ImportItem>,
-        limits: &ImportLimits,
-    ) -> StoreResult<Vec<ImportOutcome>>;
-}
-
-impl ThingRecord {
-    /// Whether `other` asks for exactly this thing (CreateThing is idempotent for such a
-    /// request, and an import leaves such a thing as it is).
-    pub fn same_configuration(&self, other: &ThingRecord) -> bool {
-        self.attributes == other.attributes
-            && self.thing_type_name == other.thing_type_name
-            && self.billing_group_name == other.billing_group_name
-    }
-}
-
-impl ThingGroupRecord {
-    /// Whether `other` asks for exactly this group (as [`ThingRecord::same_configuration`]).
-    pub fn same_configuration(&self, other: &ThingGroupRecord) -> bool {
-        self.parent_name == other.parent_name
-            && self.description == other.description
-            && self.attributes == other.attributes
-    }
-}
-
-// ------------------------------------------------------------------------------------
-// What an engine reads before deciding, and what it writes after.
+use crate::{Attributes, CertificateRecord, NewPolicy, ThingGroupRecord, ThingRecord};
 
 /// The names a batch refers to, each once, in first-seen order.
 #[derive(Debug, Default)]
-pub(crate) struct Keys {
-    pub policies: Vec<String>,
-    pub groups: Vec<String>,
+pub(crate) struct Keys<'a> {
+    pub policies: Vec<&'a str>,
+    pub groups: Vec<&'a str>,
     /// Things of thing items: their record and memberships are needed.
-    pub things: Vec<String>,
+    pub things: Vec<&'a str>,
     /// Other things certificates attach to: only whether they exist.
-    pub thing_refs: Vec<String>,
-    pub certificates: Vec<String>,
-    pub cas: Vec<String>,
+    pub thing_refs: Vec<&'a str>,
+    pub certificates: Vec<&'a str>,
+    pub cas: Vec<&'a str>,
 }
 
 /// A list of names, each once, in first-seen order.
 #[derive(Default)]
-struct Distinct {
-    list: Vec<String>,
-    seen: HashSet<String>,
+struct Distinct<'a> {
+    list: Vec<&'a str>,
+    seen: HashSet<&'a str>,
 }
 
-impl Distinct {
-    fn push(&mut self, name: &str) {
-        if self.seen.insert(name.to_owned()) {
-            self.list.push(name.to_owned());
+impl<'a> Distinct<'a> {
+    fn push(&mut self, name: &'a str) {
+        if self.seen.insert(name) {
+            self.list.push(name);
         }
     }
 }
 
 #[derive(Default)]
-struct Collect {
-    policies: Distinct,
-    groups: Distinct,
-    things: Distinct,
-    thing_refs: Distinct,
-    certificates: Distinct,
-    cas: Distinct,
+struct Collect<'a> {
+    policies: Distinct<'a>,
+    groups: Distinct<'a>,
+    things: Distinct<'a>,
+    thing_refs: Distinct<'a>,
+    certificates: Distinct<'a>,
+    cas: Distinct<'a>,
 }
 
-impl Collect {
-    fn certificate(&mut self, c: &CertificateImport) {
+impl<'a> Collect<'a> {
+    fn certificate(&mut self, c: &'a CertificateImport) {
         self.certificates.push(&c.record.id);
         if let Some(ca) = &c.record.ca_certificate_id {
             self.cas.push(ca);
@@ -220,8 +63,8 @@ impl Collect {
     }
 }
 
-impl Keys {
-    pub fn of(items: &[ImportItem]) -> Keys {
+impl<'a> Keys<'a> {
+    pub fn of(items: &'a [ImportItem]) -> Keys<'a> {
         let mut c = Collect::default();
         for item in items {
             match item {
@@ -265,18 +108,18 @@ impl Keys {
 
 /// A group as the rules need it.
 #[derive(Debug, Clone)]
-pub(crate) struct KnownGroup {
-    pub record: ThingGroupRecord,
+pub(crate) struct KnownGroup<'a> {
+    pub record: Cow<'a, ThingGroupRecord>,
     pub root: String,
     /// `(ancestor, depth)`, the group itself at depth 0 included.
-    pub ancestors: Vec<(String, i64)>,
+    pub ancestors: Vec<(String, i32)>,
 }
 
 /// A thing as the rules need it.
 #[derive(Debug, Clone)]
-pub(crate) struct KnownThing {
+pub(crate) struct KnownThing<'a> {
     /// `None` when only its existence was read.
-    pub record: Option<ThingRecord>,
+    pub record: Option<Cow<'a, ThingRecord>>,
     /// `(group, root)` of its memberships; read with the record.
     pub groups: Vec<(String, String)>,
 }
@@ -293,58 +136,60 @@ pub(crate) struct KnownCertificate {
 /// The stored state a batch refers to (only what exists is present), updated as items
 /// are decided.
 #[derive(Debug, Default)]
-pub(crate) struct Known {
+pub(crate) struct Known<'a> {
     /// Name to default version document.
-    pub policies: HashMap<String, String>,
-    pub groups: HashMap<String, KnownGroup>,
-    pub things: HashMap<String, KnownThing>,
+    pub policies: HashMap<String, Cow<'a, str>>,
+    pub groups: HashMap<String, KnownGroup<'a>>,
+    pub things: HashMap<String, KnownThing<'a>>,
     pub certificates: HashMap<String, KnownCertificate>,
     pub cas: HashSet<String>,
 }
 
 /// The rows a batch writes, in an order the foreign keys accept.
 #[derive(Debug, Default)]
-pub(crate) struct Writes {
-    pub policies: Vec<NewPolicy>,
+pub(crate) struct Writes<'a> {
+    pub policies: Vec<&'a NewPolicy>,
     /// `(group, root)`, parents before children.
-    pub groups: Vec<(ThingGroupRecord, String)>,
+    pub groups: Vec<(&'a ThingGroupRecord, String)>,
     /// `(group, attribute, value)`.
-    pub group_attributes: Vec<(String, String, String)>,
+    pub group_attributes: Vec<(&'a str, &'a str, &'a str)>,
     /// `(ancestor, group, depth)`.
-    pub group_tree: Vec<(String, String, i64)>,
-    pub things: Vec<ThingRecord>,
+    pub group_tree: Vec<(String, &'a str, i32)>,
+    pub things: Vec<&'a ThingRecord>,
     /// `(thing, attribute, value)`.
-    pub thing_attributes: Vec<(String, String, String)>,
+    pub thing_attributes: Vec<(&'a str, &'a str, &'a str)>,
     /// `(thing, group, root)`.
-    pub memberships: Vec<(String, String, String)>,
-    pub certificates: Vec<CertificateRecord>,
+    pub memberships: Vec<(&'a str, String, String)>,
+    pub certificates: Vec<&'a CertificateRecord>,
     /// `(thing, certificate, attached_at_ms)`, all non-exclusive.
-    pub principals: Vec<(String, String, i64)>,
+    pub principals: Vec<(&'a str, &'a str, i64)>,
     /// `(policy, target ARN, attached_at_ms)`.
-    pub attachments: Vec<(String, String, i64)>,
+    pub attachments: Vec<(&'a str, &'a str, i64)>,
 }
 
-fn attribute_rows(owner: &str, attributes: &Attributes) -> Vec<(String, String, String)> {
+fn attribute_rows<'a>(
+    owner: &'a str,
+    attributes: &'a Attributes,
+) -> impl Iterator<Item = (&'a str, &'a str, &'a str)> {
     attributes
         .iter()
-        .map(|(k, v)| (owner.to_owned(), k.clone(), v.clone()))
-        .collect()
+        .map(move |(k, v)| (owner, k.as_str(), v.as_str()))
 }
 
 /// What accepting a certificate adds.
-struct CertificatePlan {
+struct CertificatePlan<'a> {
     create: bool,
-    principals: Vec<String>,
-    policies: Vec<String>,
+    principals: Vec<&'a str>,
+    policies: Vec<&'a str>,
 }
 
 /// Decides every item in order against `known` (updated as it goes) and returns the
 /// outcomes and the rows to write.
-pub(crate) fn plan(
-    items: &[ImportItem],
+pub(crate) fn plan<'a>(
+    items: &'a [ImportItem],
     limits: &ImportLimits,
-    known: &mut Known,
-) -> (Vec<ImportOutcome>, Writes) {
+    known: &mut Known<'a>,
+) -> (Vec<ImportOutcome>, Writes<'a>) {
     let mut writes = Writes::default();
     let outcomes = items
         .iter()
@@ -356,11 +201,11 @@ pub(crate) fn plan(
     (outcomes, writes)
 }
 
-fn decide(
-    item: &ImportItem,
+fn decide<'a>(
+    item: &'a ImportItem,
     limits: &ImportLimits,
-    known: &mut Known,
-    writes: &mut Writes,
+    known: &mut Known<'a>,
+    writes: &mut Writes<'a>,
 ) -> Result<ImportOutcome, ImportRefusal> {
     match item {
         ImportItem::Policy(p) => {
@@ -371,8 +216,10 @@ fn decide(
                     Err(ImportRefusal::AlreadyExists)
                 };
             }
-            known.policies.insert(p.name.clone(), p.document.clone());
-            writes.policies.push(p.clone());
+            known
+                .policies
+                .insert(p.name.clone(), Cow::Borrowed(&p.document));
+            writes.policies.push(p);
             Ok(ImportOutcome::Created)
         }
         ImportItem::ThingGroup(g) => {
@@ -407,13 +254,13 @@ fn decide(
             writes.group_tree.extend(
                 ancestors
                     .iter()
-                    .map(|(a, d)| (a.clone(), g.name.clone(), *d)),
+                    .map(|(a, d)| (a.clone(), g.name.as_str(), *d)),
             );
-            writes.groups.push((g.clone(), root.clone()));
+            writes.groups.push((g, root.clone()));
             known.groups.insert(
                 g.name.clone(),
                 KnownGroup {
-                    record: g.clone(),
+                    record: Cow::Borrowed(g),
                     root,
                     ancestors,
                 },
@@ -461,7 +308,7 @@ fn decide(
             };
             // Accepted: record it all.
             if create {
-                writes.things.push(record.clone());
+                writes.things.push(record);
                 writes
                     .thing_attributes
                     .extend(attribute_rows(&record.name, &record.attributes));
@@ -470,13 +317,13 @@ fn decide(
                 .things
                 .entry(record.name.clone())
                 .or_insert_with(|| KnownThing {
-                    record: Some(record.clone()),
+                    record: Some(Cow::Borrowed(record)),
                     groups: Vec::new(),
                 });
             for (group, root) in inserts {
                 writes
                     .memberships
-                    .push((record.name.clone(), group.clone(), root.clone()));
+                    .push((&record.name, group.clone(), root.clone()));
                 entry.groups.push((group, root));
             }
             if let (Some(c), Some(p)) = (certificate, cert_plan) {
@@ -508,12 +355,12 @@ fn decide(
 
 /// The rules of register_certificate, attach_thing_principal and attach_policy, for a
 /// certificate and its relations; `pending_thing` is a thing the same item creates.
-fn check_certificate(
-    c: &CertificateImport,
+fn check_certificate<'a>(
+    c: &'a CertificateImport,
     limits: &ImportLimits,
-    known: &Known,
+    known: &Known<'_>,
     pending_thing: Option<&str>,
-) -> Result<CertificatePlan, ImportRefusal> {
+) -> Result<CertificatePlan<'a>, ImportRefusal> {
     let r = &c.record;
     let stored = known.certificates.get(&r.id);
     if stored.is_none() {
@@ -542,7 +389,7 @@ fn check_certificate(
             return Err(ImportRefusal::Exclusive { thing });
         }
         attached.push((thing.clone(), false));
-        principals.push(thing.clone());
+        principals.push(thing.as_str());
     }
     let mut policies_now: Vec<&str> = current.policies.iter().map(String::as_str).collect();
     let mut policies = Vec::new();
@@ -559,7 +406,7 @@ fn check_certificate(
             });
         }
         policies_now.push(policy);
-        policies.push(policy.clone());
+        policies.push(policy.as_str());
     }
     Ok(CertificatePlan {
         create: stored.is_none(),
@@ -568,24 +415,24 @@ fn check_certificate(
     })
 }
 
-fn apply_certificate(
-    c: &CertificateImport,
-    p: CertificatePlan,
-    known: &mut Known,
-    writes: &mut Writes,
+fn apply_certificate<'a>(
+    c: &'a CertificateImport,
+    p: CertificatePlan<'a>,
+    known: &mut Known<'a>,
+    writes: &mut Writes<'a>,
 ) {
     let r = &c.record;
     let at = r.created_at_ms;
     if p.create {
-        writes.certificates.push(r.clone());
+        writes.certificates.push(r);
     }
     let entry = known.certificates.entry(r.id.clone()).or_default();
     for thing in p.principals {
-        writes.principals.push((thing.clone(), r.id.clone(), at));
-        entry.things.push((thing, false));
+        writes.principals.push((thing, &r.id, at));
+        entry.things.push((thing.to_owned(), false));
     }
     for policy in p.policies {
-        writes.attachments.push((policy.clone(), r.arn.clone(), at));
-        entry.policies.push(policy);
+        writes.attachments.push((policy, &r.arn, at));
+        entry.policies.push(policy.to_owned());
     }
 }
