@@ -28,42 +28,6 @@ pub struct MitigationActionUpdate {
     pub updated_at_ms: i64,
 }
 
-#[async_trait::async_trait]
-pub trait MitigationActionStore: Send + Sync {
-    /// Inserts the action and its tags atomically. `AlreadyExists` if the name is taken
-    /// in the scope; `LimitExceeded { limit }` if the scope already holds `limit` actions.
-    async fn create_mitigation_action(
-        &self,
-        scope: &Scope,
-        record: &MitigationActionRecord,
-        tags: &[Tag],
-        limit: usize,
-    ) -> StoreResult<()>;
-    async fn get_mitigation_action(
-        &self,
-        scope: &Scope,
-        name: &str,
-    ) -> StoreResult<Option<MitigationActionRecord>>;
-    /// Applies the update and returns the record as it is afterwards; `NotFound` if absent.
-    async fn update_mitigation_action(
-        &self,
-        scope: &Scope,
-        name: &str,
-        update: &MitigationActionUpdate,
-    ) -> StoreResult<MitigationActionRecord>;
-    /// Deletes the action and the tags on its ARN; returns whether it existed.
-    async fn delete_mitigation_action(&self, scope: &Scope, name: &str) -> StoreResult<bool>;
-    /// Up to `limit` actions ordered by name, with names strictly greater than `after`,
-    /// optionally only those of `action_type`.
-    async fn list_mitigation_actions(
-        &self,
-        scope: &Scope,
-        action_type: Option<&str>,
-        after: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Vec<MitigationActionRecord>>;
-}
-
 /// First key of the advisory locks that serialise action creation per scope.
 const SCOPE_LOCK_SPACE: i32 = 1;
 
@@ -80,7 +44,9 @@ fn action(row: &Row<'_>) -> DbResult<MitigationActionRecord> {
 }
 
 #[engines]
-impl MitigationActionStore for Engine {
+pub trait MitigationActionStore: Send + Sync {
+    /// Inserts the action and its tags atomically. `AlreadyExists` if the name is taken
+    /// in the scope; `LimitExceeded { limit }` if the scope already holds `limit` actions.
     async fn create_mitigation_action(
         &self,
         scope: &Scope,
@@ -114,6 +80,7 @@ impl MitigationActionStore for Engine {
         .await
     }
 
+    /// Applies the update and returns the record as it is afterwards; `NotFound` if absent.
     async fn update_mitigation_action(
         &self,
         scope: &Scope,
@@ -151,6 +118,7 @@ impl MitigationActionStore for Engine {
         .await
     }
 
+    /// Deletes the action and the tags on its ARN; returns whether it existed.
     async fn delete_mitigation_action(&self, scope: &Scope, name: &str) -> StoreResult<bool> {
         let (scope, name) = (scope.clone(), name.to_owned());
         self.write(async move |db| {
@@ -168,6 +136,8 @@ impl MitigationActionStore for Engine {
         .await
     }
 
+    /// Up to `limit` actions ordered by name, with names strictly greater than `after`,
+    /// optionally only those of `action_type`.
     async fn list_mitigation_actions(
         &self,
         scope: &Scope,

@@ -11,7 +11,6 @@
 //! IMMEDIATE transaction already excludes every other writer, in any process).
 //! Uniqueness of task and work ids is the primary keys' job.
 
-use async_trait::async_trait;
 use palisade_store_macros::engines;
 
 use crate::db::{DbResult, Row};
@@ -136,105 +135,6 @@ pub enum AuditTaskRefusal {
     TooManyInProgress,
 }
 
-#[async_trait]
-pub trait AuditStore: Send + Sync {
-    async fn get_audit_configuration(
-        &self,
-        scope: &Scope,
-    ) -> StoreResult<Option<AuditConfigurationRecord>>;
-    /// Creates or replaces the scope's configuration.
-    async fn put_audit_configuration(
-        &self,
-        scope: &Scope,
-        record: &AuditConfigurationRecord,
-    ) -> StoreResult<()>;
-    /// Deletes the scope's configuration; returns whether there was one.
-    async fn delete_audit_configuration(&self, scope: &Scope) -> StoreResult<bool>;
-
-    /// Inserts the task and enqueues `work` (the item that runs it) in one transaction,
-    /// unless `max_in_progress` is given and that many tasks of the same `task_type` are
-    /// already `IN_PROGRESS` in the scope (checked atomically with the insert).
-    /// `AlreadyExists` if the task id is taken.
-    async fn create_audit_task(
-        &self,
-        scope: &Scope,
-        task: &AuditTaskRecord,
-        work: &NewWorkItem,
-        max_in_progress: Option<usize>,
-    ) -> StoreResult<Result<(), AuditTaskRefusal>>;
-    async fn get_audit_task(
-        &self,
-        scope: &Scope,
-        task_id: &str,
-    ) -> StoreResult<Option<AuditTaskRecord>>;
-    /// Replaces status, finished time and checks of the task if its version is still
-    /// `task.version - 1`, storing `task.version`; returns whether it did (false: the
-    /// task changed meanwhile, or does not exist).
-    async fn update_audit_task(&self, scope: &Scope, task: &AuditTaskRecord) -> StoreResult<bool>;
-    /// [`update_audit_task`](Self::update_audit_task), enqueueing `work` in the same
-    /// transaction if the update lands (a task's end and the notification it owes are
-    /// written together or not at all). A taken work id fails the whole call.
-    async fn update_audit_task_with_work(
-        &self,
-        scope: &Scope,
-        task: &AuditTaskRecord,
-        work: &NewWorkItem,
-    ) -> StoreResult<bool>;
-    /// Newest first (start time descending, then task id descending), after `after`.
-    async fn list_audit_tasks(
-        &self,
-        scope: &Scope,
-        filter: &AuditTaskFilter,
-        after: Option<&AuditTaskKey>,
-        limit: usize,
-    ) -> StoreResult<Vec<AuditTaskRecord>>;
-
-    /// Inserts the findings, skipping any whose id exists already; returns how many were
-    /// new. Callers pass at most a few thousand at a time.
-    async fn insert_audit_findings(
-        &self,
-        scope: &Scope,
-        findings: &[AuditFindingRecord],
-    ) -> StoreResult<u64>;
-    async fn get_audit_finding(
-        &self,
-        scope: &Scope,
-        finding_id: &str,
-    ) -> StoreResult<Option<AuditFindingRecord>>;
-    /// Ascending by (finding time, finding id), after `after`.
-    async fn list_audit_findings(
-        &self,
-        scope: &Scope,
-        filter: &AuditFindingFilter,
-        after: Option<&AuditFindingKey>,
-        limit: usize,
-    ) -> StoreResult<Vec<AuditFindingRecord>>;
-    /// The audit task's findings as [`list_audit_findings`](Self::list_audit_findings)
-    /// lists them, without their bodies: what acting on a finding needs when neither its
-    /// reason nor the whole finding is wanted. On SQLite they come from an index alone,
-    /// not from rows scattered in the order the audit judged its resources.
-    async fn list_audit_finding_heads(
-        &self,
-        scope: &Scope,
-        audit_task_id: &str,
-        after: Option<&AuditFindingKey>,
-        limit: usize,
-    ) -> StoreResult<Vec<AuditFindingHead>> {
-        let filter = AuditFindingFilter {
-            task_id: Some(audit_task_id.to_owned()),
-            ..AuditFindingFilter::default()
-        };
-        let findings = self
-            .list_audit_findings(scope, &filter, after, limit)
-            .await?;
-        Ok(findings.into_iter().map(AuditFindingHead::from).collect())
-    }
-
-    /// Deletes, in every scope, tasks that finished and findings whose task started
-    /// before `before_ms` (the retention); returns how many rows went.
-    async fn purge_audit_history(&self, before_ms: i64) -> StoreResult<u64>;
-}
-
 macro_rules! audit_configuration_columns {
     () => {
         "role_arn, checks_json, notifications_json, updated_at_ms"
@@ -295,7 +195,7 @@ use tasks::{create_task, list_tasks, update_task};
 pub(crate) use tasks::{insert_task, IfTaken};
 
 #[engines]
-impl AuditStore for Engine {
+pub trait AuditStore: Send + Sync {
     async fn get_audit_configuration(
         &self,
         scope: &Scope,
@@ -315,6 +215,7 @@ impl AuditStore for Engine {
         .await
     }
 
+    /// Creates or replaces the scope's configuration.
     async fn put_audit_configuration(
         &self,
         scope: &Scope,
@@ -347,6 +248,7 @@ impl AuditStore for Engine {
         .await
     }
 
+    /// Deletes the scope's configuration; returns whether there was one.
     async fn delete_audit_configuration(&self, scope: &Scope) -> StoreResult<bool> {
         let scope = scope.clone();
         self.write_one(async move |db| {
@@ -361,6 +263,10 @@ impl AuditStore for Engine {
         .await
     }
 
+    /// Inserts the task and enqueues `work` (the item that runs it) in one transaction,
+    /// unless `max_in_progress` is given and that many tasks of the same `task_type` are
+    /// already `IN_PROGRESS` in the scope (checked atomically with the insert).
+    /// `AlreadyExists` if the task id is taken.
     async fn create_audit_task(
         &self,
         scope: &Scope,
@@ -393,6 +299,9 @@ impl AuditStore for Engine {
         .await
     }
 
+    /// Replaces status, finished time and checks of the task if its version is still
+    /// `task.version - 1`, storing `task.version`; returns whether it did (false: the
+    /// task changed meanwhile, or does not exist).
     async fn update_audit_task(&self, scope: &Scope, task: &AuditTaskRecord) -> StoreResult<bool> {
         // No version precedes i64::MIN, so nothing can match it.
         let Some(previous) = task.version.checked_sub(1) else {
@@ -403,6 +312,9 @@ impl AuditStore for Engine {
             .await
     }
 
+    /// [`update_audit_task`](Self::update_audit_task), enqueueing `work` in the same
+    /// transaction if the update lands (a task's end and the notification it owes are
+    /// written together or not at all). A taken work id fails the whole call.
     async fn update_audit_task_with_work(
         &self,
         scope: &Scope,
@@ -424,6 +336,7 @@ impl AuditStore for Engine {
         .await
     }
 
+    /// Newest first (start time descending, then task id descending), after `after`.
     async fn list_audit_tasks(
         &self,
         scope: &Scope,
@@ -435,6 +348,8 @@ impl AuditStore for Engine {
             .await
     }
 
+    /// Inserts the findings, skipping any whose id exists already; returns how many were
+    /// new. Callers pass at most a few thousand at a time.
     async fn insert_audit_findings(
         &self,
         scope: &Scope,
@@ -472,6 +387,7 @@ impl AuditStore for Engine {
         .await
     }
 
+    /// Ascending by (finding time, finding id), after `after`.
     async fn list_audit_findings(
         &self,
         scope: &Scope,
@@ -483,6 +399,10 @@ impl AuditStore for Engine {
             .await
     }
 
+    /// The audit task's findings as [`list_audit_findings`](Self::list_audit_findings)
+    /// lists them, without their bodies: what acting on a finding needs when neither its
+    /// reason nor the whole finding is wanted. On SQLite they come from an index alone,
+    /// not from rows scattered in the order the audit judged its resources.
     async fn list_audit_finding_heads(
         &self,
         scope: &Scope,
@@ -494,6 +414,8 @@ impl AuditStore for Engine {
             .await
     }
 
+    /// Deletes, in every scope, tasks that finished and findings whose task started
+    /// before `before_ms` (the retention); returns how many rows went.
     async fn purge_audit_history(&self, before_ms: i64) -> StoreResult<u64> {
         purge::all(|| {
             self.write(async move |db| purge::chunk(db, &HISTORY, before_ms, purge::CHUNK).await)

@@ -4,17 +4,6 @@ use crate::db::{Db, DbResult, Row};
 use crate::{Credential, StoreResult};
 use palisade_store_macros::engines;
 
-#[async_trait::async_trait]
-pub trait CredentialStore: Send + Sync {
-    /// `AlreadyExists` if the access key id is taken.
-    async fn create_credential(&self, cred: &Credential) -> StoreResult<()>;
-    async fn get_credential(&self, access_key_id: &str) -> StoreResult<Option<Credential>>;
-    /// All credentials, ordered by account id then access key id.
-    async fn list_credentials(&self) -> StoreResult<Vec<Credential>>;
-    /// Returns whether a credential was deleted.
-    async fn delete_credential(&self, access_key_id: &str) -> StoreResult<bool>;
-}
-
 macro_rules! credential_columns {
     () => {
         "access_key_id, secret_access_key, account_id, created_at_ms"
@@ -26,7 +15,8 @@ fn credential(row: &Row<'_>) -> DbResult<Credential> {
 }
 
 #[engines]
-impl CredentialStore for Engine {
+pub trait CredentialStore: Send + Sync {
+    /// `AlreadyExists` if the access key id is taken.
     async fn create_credential(&self, cred: &Credential) -> StoreResult<()> {
         let cred = cred.clone();
         self.write_one(async move |db| insert(db, &cred).await)
@@ -49,6 +39,7 @@ impl CredentialStore for Engine {
         .await
     }
 
+    /// All credentials, ordered by account id then access key id.
     async fn list_credentials(&self) -> StoreResult<Vec<Credential>> {
         self.read(async |db| {
             db.query(
@@ -65,6 +56,7 @@ impl CredentialStore for Engine {
         .await
     }
 
+    /// Returns whether a credential was deleted.
     async fn delete_credential(&self, access_key_id: &str) -> StoreResult<bool> {
         let id = access_key_id.to_owned();
         self.write_one(async move |db| {

@@ -5,7 +5,6 @@
 //! against the issuer's key, so the cache is shared by every account: keyed by where the
 //! CRL came from, not by scope.
 
-use async_trait::async_trait;
 use palisade_store_macros::engines;
 
 use crate::db::{DbResult, Row};
@@ -30,15 +29,6 @@ pub struct CrlRecord {
     pub issuer_certificate_der: Option<Vec<u8>>,
 }
 
-#[async_trait]
-pub trait CrlStore: Send + Sync {
-    async fn get_crl(&self, source: &str) -> StoreResult<Option<CrlRecord>>;
-    /// Stores the CRL under its source unless the one stored there has a later
-    /// thisUpdate (the newest CRL wins; an equal one replaces it, refreshing
-    /// `stored_at_ms`). Returns whether it was stored.
-    async fn put_crl(&self, record: &CrlRecord) -> StoreResult<bool>;
-}
-
 macro_rules! crl_columns {
     () => {
         "source, issuer_der, crl_der, this_update_ms, next_update_ms, stored_at_ms, \
@@ -54,7 +44,7 @@ fn crl(row: &Row<'_>) -> DbResult<CrlRecord> {
 }
 
 #[engines]
-impl CrlStore for Engine {
+pub trait CrlStore: Send + Sync {
     async fn get_crl(&self, source: &str) -> StoreResult<Option<CrlRecord>> {
         self.read(async |db| {
             db.query_opt(
@@ -67,6 +57,9 @@ impl CrlStore for Engine {
         .await
     }
 
+    /// Stores the CRL under its source unless the one stored there has a later
+    /// thisUpdate (the newest CRL wins; an equal one replaces it, refreshing
+    /// `stored_at_ms`). Returns whether it was stored.
     async fn put_crl(&self, record: &CrlRecord) -> StoreResult<bool> {
         let r = record.clone();
         // One statement: the comparison with the stored thisUpdate and the write

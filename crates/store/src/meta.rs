@@ -7,18 +7,13 @@ use crate::db::Db;
 use crate::db::{corrupt, DbResult};
 use crate::StoreResult;
 
-#[async_trait::async_trait]
-pub trait MetaStore: Send + Sync {
-    /// A 32-byte secret created once per database and shared by every process using
-    /// it (pagination tokens are signed with it, so any node can verify any token).
-    async fn server_secret(&self) -> StoreResult<Vec<u8>>;
-}
-
 const SERVER_SECRET_KEY: &str = "server_secret";
 const SERVER_SECRET_LEN: usize = 32;
 
 #[engines]
-impl MetaStore for Engine {
+pub trait MetaStore: Send + Sync {
+    /// A 32-byte secret created once per database and shared by every process using
+    /// it (pagination tokens are signed with it, so any node can verify any token).
     async fn server_secret(&self) -> StoreResult<Vec<u8>> {
         if let Some(secret) = self.secret_cell().get() {
             return Ok(secret.clone());

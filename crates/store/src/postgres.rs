@@ -96,9 +96,7 @@ struct Inner {
 
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresStore")
-            .field("target", &self.inner.target)
-            .finish_non_exhaustive()
+        write!(f, "PostgresStore({})", self.inner.target)
     }
 }
 

@@ -7,7 +7,6 @@
 //! a check re-run after a crash writes the same keys again, which are skipped. They are
 //! purged with their task's findings.
 
-use async_trait::async_trait;
 use palisade_store_macros::engines;
 
 use crate::db::{sql_limit, Db, DbResult, Row};
@@ -22,35 +21,15 @@ pub struct RelatedResourceRecord {
     pub resource_json: String,
 }
 
-#[async_trait]
-pub trait RelatedResourceStore: Send + Sync {
-    /// Adds related resources to the finding `finding_id` of task `task_id` (the finding
-    /// itself need not be written yet), skipping sort keys it has; returns how many were
-    /// new. Callers pass at most a few thousand at a time.
-    async fn insert_related_resources(
-        &self,
-        scope: &Scope,
-        task_id: &str,
-        finding_id: &str,
-        resources: &[RelatedResourceRecord],
-    ) -> StoreResult<u64>;
-    /// Up to `limit` of the finding's related resources, ascending by sort key, after
-    /// `after`.
-    async fn list_related_resources(
-        &self,
-        scope: &Scope,
-        finding_id: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Vec<RelatedResourceRecord>>;
-}
-
 fn related_resource(row: &Row<'_>) -> DbResult<RelatedResourceRecord> {
     Ok(from_row!(row => RelatedResourceRecord { sort_key, resource_json }))
 }
 
 #[engines]
-impl RelatedResourceStore for Engine {
+pub trait RelatedResourceStore: Send + Sync {
+    /// Adds related resources to the finding `finding_id` of task `task_id` (the finding
+    /// itself need not be written yet), skipping sort keys it has; returns how many were
+    /// new. Callers pass at most a few thousand at a time.
     async fn insert_related_resources(
         &self,
         scope: &Scope,
@@ -71,6 +50,8 @@ impl RelatedResourceStore for Engine {
             .await
     }
 
+    /// Up to `limit` of the finding's related resources, ascending by sort key, after
+    /// `after`.
     async fn list_related_resources(
         &self,
         scope: &Scope,

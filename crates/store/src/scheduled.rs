@@ -7,7 +7,6 @@
 //! is a compare-and-set on it: of several nodes racing to start the same occurrence,
 //! exactly one moves `next_run_ms` on and inserts the task.
 
-use async_trait::async_trait;
 use palisade_store_macros::engines;
 
 use crate::audits::{insert_task, IfTaken};
@@ -79,66 +78,6 @@ pub enum ScheduledRunOutcome {
     Superseded,
 }
 
-#[async_trait]
-pub trait ScheduledAuditStore: Send + Sync {
-    /// Inserts the scheduled audit and its tags unless a refusal applies; the name
-    /// check, the count and the insert are atomic against concurrent creates in the
-    /// scope, on every node.
-    async fn create_scheduled_audit(
-        &self,
-        scope: &Scope,
-        record: &ScheduledAuditRecord,
-        tags: &[Tag],
-        limit: usize,
-    ) -> StoreResult<Result<(), ScheduledAuditRefusal>>;
-    async fn get_scheduled_audit(
-        &self,
-        scope: &Scope,
-        name: &str,
-    ) -> StoreResult<Option<ScheduledAuditRecord>>;
-    /// Applies the update and returns the record as it is afterwards; `None` if there
-    /// is no such scheduled audit.
-    async fn update_scheduled_audit(
-        &self,
-        scope: &Scope,
-        name: &str,
-        update: &ScheduledAuditUpdate,
-    ) -> StoreResult<Option<ScheduledAuditRecord>>;
-    /// Deletes the scheduled audit and the tags on its ARN; returns whether it existed.
-    async fn delete_scheduled_audit(&self, scope: &Scope, name: &str) -> StoreResult<bool>;
-    /// Deletes every scheduled audit of the scope with their tags, in one transaction;
-    /// returns how many there were.
-    async fn delete_all_scheduled_audits(&self, scope: &Scope) -> StoreResult<u64>;
-    /// Up to `limit` scheduled audits ordered by name (byte order), with names strictly
-    /// greater than `after`.
-    async fn list_scheduled_audits(
-        &self,
-        scope: &Scope,
-        after: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Vec<ScheduledAuditRecord>>;
-
-    /// Up to `limit` scheduled audits of every scope whose `next_run_ms` is at or
-    /// before `now_ms`, earliest first (then by account, region and name).
-    async fn due_scheduled_audits(
-        &self,
-        now_ms: i64,
-        limit: usize,
-    ) -> StoreResult<Vec<DueScheduledAudit>>;
-    /// In one transaction: if the schedule's `next_run_ms` is still `expected_next_ms`,
-    /// sets it to `next_run_ms` and, when `start` is given, inserts that task (skipped
-    /// if its id exists) and enqueues its work item. Of several callers racing with the
-    /// same expectation, exactly one gets something other than `Superseded`.
-    async fn advance_scheduled_audit(
-        &self,
-        scope: &Scope,
-        name: &str,
-        expected_next_ms: i64,
-        next_run_ms: i64,
-        start: Option<(&AuditTaskRecord, &NewWorkItem)>,
-    ) -> StoreResult<ScheduledRunOutcome>;
-}
-
 /// First key of the advisory locks that serialise scheduled audit creation per scope;
 /// 1 to 8 are taken (actions, tags, things, CA subjects, policy targets, audit tasks,
 /// the audit purge, suppressions). Not 9, which a table written alongside this one
@@ -165,7 +104,10 @@ fn record(row: &Row<'_>) -> DbResult<ScheduledAuditRecord> {
 }
 
 #[engines]
-impl ScheduledAuditStore for Engine {
+pub trait ScheduledAuditStore: Send + Sync {
+    /// Inserts the scheduled audit and its tags unless a refusal applies; the name
+    /// check, the count and the insert are atomic against concurrent creates in the
+    /// scope, on every node.
     async fn create_scheduled_audit(
         &self,
         scope: &Scope,
@@ -186,6 +128,8 @@ impl ScheduledAuditStore for Engine {
         self.read(async |db| get(db, scope, name).await).await
     }
 
+    /// Applies the update and returns the record as it is afterwards; `None` if there
+    /// is no such scheduled audit.
     async fn update_scheduled_audit(
         &self,
         scope: &Scope,
@@ -224,6 +168,7 @@ impl ScheduledAuditStore for Engine {
         .await
     }
 
+    /// Deletes the scheduled audit and the tags on its ARN; returns whether it existed.
     async fn delete_scheduled_audit(&self, scope: &Scope, name: &str) -> StoreResult<bool> {
         let (scope, name) = (scope.clone(), name.to_owned());
         self.write(async move |db| {
@@ -241,6 +186,8 @@ impl ScheduledAuditStore for Engine {
         .await
     }
 
+    /// Deletes every scheduled audit of the scope with their tags, in one transaction;
+    /// returns how many there were.
     async fn delete_all_scheduled_audits(&self, scope: &Scope) -> StoreResult<u64> {
         let scope = scope.clone();
         self.write(async move |db| {
@@ -262,6 +209,8 @@ impl ScheduledAuditStore for Engine {
         .await
     }
 
+    /// Up to `limit` scheduled audits ordered by name (byte order), with names strictly
+    /// greater than `after`.
     async fn list_scheduled_audits(
         &self,
         scope: &Scope,
@@ -284,6 +233,8 @@ impl ScheduledAuditStore for Engine {
         .await
     }
 
+    /// Up to `limit` scheduled audits of every scope whose `next_run_ms` is at or
+    /// before `now_ms`, earliest first (then by account, region and name).
     async fn due_scheduled_audits(
         &self,
         now_ms: i64,
@@ -313,6 +264,10 @@ impl ScheduledAuditStore for Engine {
         .await
     }
 
+    /// In one transaction: if the schedule's `next_run_ms` is still `expected_next_ms`,
+    /// sets it to `next_run_ms` and, when `start` is given, inserts that task (skipped
+    /// if its id exists) and enqueues its work item. Of several callers racing with the
+    /// same expectation, exactly one gets something other than `Superseded`.
     async fn advance_scheduled_audit(
         &self,
         scope: &Scope,

@@ -5,7 +5,6 @@
 //! (`resource_key`); the identifier itself is kept as the engine's JSON so Describe and
 //! List can return it as it was given.
 
-use async_trait::async_trait;
 use palisade_store_macros::engines;
 
 use crate::db::{sql_limit, Db, DbResult, Row};
@@ -86,59 +85,6 @@ impl AuditSuppressionRecord {
     }
 }
 
-#[async_trait]
-pub trait AuditSuppressionStore: Send + Sync {
-    /// Inserts the suppression unless a refusal applies. The token, key and limit
-    /// checks and the insert are atomic against concurrent creates in the scope, so of
-    /// two racing creates of one key exactly one succeeds.
-    async fn create_audit_suppression(
-        &self,
-        scope: &Scope,
-        record: &AuditSuppressionRecord,
-        limit: usize,
-    ) -> StoreResult<Result<SuppressionCreated, SuppressionRefusal>>;
-    async fn get_audit_suppression(
-        &self,
-        scope: &Scope,
-        check_name: &str,
-        resource_key: &str,
-    ) -> StoreResult<Option<AuditSuppressionRecord>>;
-    /// Applies the update and returns the record as it is afterwards; `None` if there
-    /// is no such suppression.
-    async fn update_audit_suppression(
-        &self,
-        scope: &Scope,
-        check_name: &str,
-        resource_key: &str,
-        update: &AuditSuppressionUpdate,
-    ) -> StoreResult<Option<AuditSuppressionRecord>>;
-    /// Returns whether there was such a suppression.
-    async fn delete_audit_suppression(
-        &self,
-        scope: &Scope,
-        check_name: &str,
-        resource_key: &str,
-    ) -> StoreResult<bool>;
-    /// Ordered by (expiration, check name, resource key), ascending or descending,
-    /// strictly after `after` in that order. Expired suppressions are listed too.
-    async fn list_audit_suppressions(
-        &self,
-        scope: &Scope,
-        filter: &AuditSuppressionFilter,
-        ascending: bool,
-        after: Option<&AuditSuppressionKey>,
-        limit: usize,
-    ) -> StoreResult<Vec<AuditSuppressionRecord>>;
-    /// The resource keys of the check's suppressions in force at `now_ms`: indefinite
-    /// ones and those expiring after it.
-    async fn active_audit_suppression_keys(
-        &self,
-        scope: &Scope,
-        check_name: &str,
-        now_ms: i64,
-    ) -> StoreResult<Vec<String>>;
-}
-
 /// First key of the advisory locks that serialise suppression creation per scope;
 /// 1 to 7 are taken (actions, tags, things, CA subjects, policy targets, audit tasks,
 /// the audit purge).
@@ -159,7 +105,10 @@ fn suppression(row: &Row<'_>) -> DbResult<AuditSuppressionRecord> {
 }
 
 #[engines]
-impl AuditSuppressionStore for Engine {
+pub trait AuditSuppressionStore: Send + Sync {
+    /// Inserts the suppression unless a refusal applies. The token, key and limit
+    /// checks and the insert are atomic against concurrent creates in the scope, so of
+    /// two racing creates of one key exactly one succeeds.
     async fn create_audit_suppression(
         &self,
         scope: &Scope,
@@ -181,6 +130,8 @@ impl AuditSuppressionStore for Engine {
             .await
     }
 
+    /// Applies the update and returns the record as it is afterwards; `None` if there
+    /// is no such suppression.
     async fn update_audit_suppression(
         &self,
         scope: &Scope,
@@ -226,6 +177,7 @@ impl AuditSuppressionStore for Engine {
         .await
     }
 
+    /// Returns whether there was such a suppression.
     async fn delete_audit_suppression(
         &self,
         scope: &Scope,
@@ -252,6 +204,8 @@ impl AuditSuppressionStore for Engine {
         .await
     }
 
+    /// Ordered by (expiration, check name, resource key), ascending or descending,
+    /// strictly after `after` in that order. Expired suppressions are listed too.
     async fn list_audit_suppressions(
         &self,
         scope: &Scope,
@@ -264,6 +218,8 @@ impl AuditSuppressionStore for Engine {
             .await
     }
 
+    /// The resource keys of the check's suppressions in force at `now_ms`: indefinite
+    /// ones and those expiring after it.
     async fn active_audit_suppression_keys(
         &self,
         scope: &Scope,

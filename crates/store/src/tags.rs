@@ -13,34 +13,6 @@ pub struct Tag {
     pub value: String,
 }
 
-#[async_trait::async_trait]
-pub trait TagStore: Send + Sync {
-    /// Upserts tags by key on the resource. `LimitExceeded { limit }` (and nothing
-    /// written) if the resource would end up with more than `max_tags` tags.
-    async fn tag_resource(
-        &self,
-        scope: &Scope,
-        resource_arn: &str,
-        tags: &[Tag],
-        max_tags: usize,
-    ) -> StoreResult<()>;
-    /// Removes the given keys; unknown keys are ignored.
-    async fn untag_resource(
-        &self,
-        scope: &Scope,
-        resource_arn: &str,
-        keys: &[String],
-    ) -> StoreResult<()>;
-    /// Up to `limit` tags ordered by key, with keys strictly greater than `after`.
-    async fn list_tags(
-        &self,
-        scope: &Scope,
-        resource_arn: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Vec<Tag>>;
-}
-
 /// First key of the advisory locks that serialise tag writes per resource.
 const RESOURCE_LOCK_SPACE: i32 = 2;
 
@@ -49,7 +21,9 @@ pub(crate) fn tag(row: &Row<'_>) -> DbResult<Tag> {
 }
 
 #[engines]
-impl TagStore for Engine {
+pub trait TagStore: Send + Sync {
+    /// Upserts tags by key on the resource. `LimitExceeded { limit }` (and nothing
+    /// written) if the resource would end up with more than `max_tags` tags.
     async fn tag_resource(
         &self,
         scope: &Scope,
@@ -70,6 +44,7 @@ impl TagStore for Engine {
         .await
     }
 
+    /// Removes the given keys; unknown keys are ignored.
     async fn untag_resource(
         &self,
         scope: &Scope,
@@ -94,6 +69,7 @@ impl TagStore for Engine {
         .await
     }
 
+    /// Up to `limit` tags ordered by key, with keys strictly greater than `after`.
     async fn list_tags(
         &self,
         scope: &Scope,

@@ -29,58 +29,6 @@ pub struct NewWorkItem {
     pub run_after_ms: i64,
 }
 
-/// A durable work queue with leases, shared by every node on one database.
-///
-/// A worker claims items with a lease; while it renews the lease before it runs out, no
-/// other worker gets the item. A worker that dies stops renewing, the lease expires and
-/// the item is claimed again by someone else, so work survives crashes and restarts.
-/// Completing or releasing requires still holding the lease, so a worker that lost its
-/// lease (it stalled past expiry and another took over) learns it and stops.
-#[async_trait::async_trait]
-pub trait WorkQueue: Send + Sync {
-    /// Adds an item. `AlreadyExists` if an item with this id exists (so enqueueing is
-    /// idempotent under retries).
-    async fn enqueue_work(&self, item: &NewWorkItem) -> StoreResult<()>;
-    /// Claims up to `max` items of `queue` that are due (`run_after_ms <= now_ms`) and not
-    /// leased, or whose lease expired (`lease_expires_at_ms <= now_ms`), oldest due
-    /// first (then by id). Each gets a lease for `worker` until `now_ms + lease_ms` and
-    /// its attempt count goes up by one. Concurrent claimers never get the same item.
-    async fn claim_work(
-        &self,
-        queue: &str,
-        worker: &str,
-        max: usize,
-        now_ms: i64,
-        lease_ms: i64,
-    ) -> StoreResult<Vec<WorkItem>>;
-    /// Extends the lease to `now_ms + lease_ms` if `worker` still holds an unexpired lease
-    /// on the item; returns whether it did.
-    async fn renew_lease(
-        &self,
-        id: &str,
-        worker: &str,
-        now_ms: i64,
-        lease_ms: i64,
-    ) -> StoreResult<bool>;
-    /// Deletes the item if `worker` holds its lease (expired or not, as long as nobody
-    /// else claimed it since); returns whether it did.
-    async fn complete_work(&self, id: &str, worker: &str) -> StoreResult<bool>;
-    /// Gives the item back, claimable again from `run_after_ms` (a retry with backoff),
-    /// if `worker` holds its lease; returns whether it did.
-    async fn release_work(&self, id: &str, worker: &str, run_after_ms: i64) -> StoreResult<bool>;
-    /// The item, if it exists (for inspection and tests).
-    async fn get_work(&self, id: &str) -> StoreResult<Option<WorkItem>>;
-}
-
-/// Once-only markers: "this schedule fired for this period" is recorded exactly once,
-/// however many nodes race to record it.
-#[async_trait::async_trait]
-pub trait OnceMarkers: Send + Sync {
-    /// Records `key`; returns true for the one caller that recorded it first and false
-    /// for everyone after.
-    async fn mark_once(&self, key: &str, now_ms: i64) -> StoreResult<bool>;
-}
-
 macro_rules! work_columns {
     () => {
         "id, queue, payload, attempts, run_after_ms, lease_owner, lease_expires_at_ms"
@@ -118,14 +66,27 @@ pub(crate) async fn insert_work_item(db: &Db<'_>, item: &NewWorkItem) -> DbResul
     .map(drop)
 }
 
+/// A durable work queue with leases, shared by every node on one database.
+///
+/// A worker claims items with a lease; while it renews the lease before it runs out, no
+/// other worker gets the item. A worker that dies stops renewing, the lease expires and
+/// the item is claimed again by someone else, so work survives crashes and restarts.
+/// Completing or releasing requires still holding the lease, so a worker that lost its
+/// lease (it stalled past expiry and another took over) learns it and stops.
 #[engines]
-impl WorkQueue for Engine {
+pub trait WorkQueue: Send + Sync {
+    /// Adds an item. `AlreadyExists` if an item with this id exists (so enqueueing is
+    /// idempotent under retries).
     async fn enqueue_work(&self, item: &NewWorkItem) -> StoreResult<()> {
         let item = item.clone();
         self.write_one(async move |db| insert_work_item(db, &item).await)
             .await
     }
 
+    /// Claims up to `max` items of `queue` that are due (`run_after_ms <= now_ms`) and not
+    /// leased, or whose lease expired (`lease_expires_at_ms <= now_ms`), oldest due
+    /// first (then by id). Each gets a lease for `worker` until `now_ms + lease_ms` and
+    /// its attempt count goes up by one. Concurrent claimers never get the same item.
     async fn claim_work(
         &self,
         queue: &str,
@@ -139,6 +100,8 @@ impl WorkQueue for Engine {
             .await
     }
 
+    /// Extends the lease to `now_ms + lease_ms` if `worker` still holds an unexpired lease
+    /// on the item; returns whether it did.
     async fn renew_lease(
         &self,
         id: &str,
@@ -163,6 +126,8 @@ impl WorkQueue for Engine {
         .await
     }
 
+    /// Deletes the item if `worker` holds its lease (expired or not, as long as nobody
+    /// else claimed it since); returns whether it did.
     async fn complete_work(&self, id: &str, worker: &str) -> StoreResult<bool> {
         let (id, worker) = (id.to_owned(), worker.to_owned());
         self.write_one(async move |db| {
@@ -177,6 +142,8 @@ impl WorkQueue for Engine {
         .await
     }
 
+    /// Gives the item back, claimable again from `run_after_ms` (a retry with backoff),
+    /// if `worker` holds its lease; returns whether it did.
     async fn release_work(&self, id: &str, worker: &str, run_after_ms: i64) -> StoreResult<bool> {
         let (id, worker) = (id.to_owned(), worker.to_owned());
         self.write_one(async move |db| {
@@ -195,6 +162,7 @@ impl WorkQueue for Engine {
         .await
     }
 
+    /// The item, if it exists (for inspection and tests).
     async fn get_work(&self, id: &str) -> StoreResult<Option<WorkItem>> {
         self.read(async |db| {
             db.query_opt(
@@ -208,8 +176,12 @@ impl WorkQueue for Engine {
     }
 }
 
+/// Once-only markers: "this schedule fired for this period" is recorded exactly once,
+/// however many nodes race to record it.
 #[engines]
-impl OnceMarkers for Engine {
+pub trait OnceMarkers: Send + Sync {
+    /// Records `key`; returns true for the one caller that recorded it first and false
+    /// for everyone after.
     async fn mark_once(&self, key: &str, now_ms: i64) -> StoreResult<bool> {
         let key = key.to_owned();
         self.write_one(async move |db| {

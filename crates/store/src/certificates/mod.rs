@@ -28,11 +28,10 @@
 
 use std::pin::Pin;
 
-use async_trait::async_trait;
 use futures_util::Stream;
 
 use crate::db::{sql_limit, Db, DbResult, Param, Query, Row, Sql};
-use crate::{Scope, StoreResult, Tag};
+use crate::{Scope, StoreResult};
 
 // Column lists beside their mapping functions (below). The facts columns are shared by
 // both certificate tables and always follow the table's own columns.
@@ -74,6 +73,9 @@ macro_rules! certificate_columns {
 mod device;
 mod principals;
 mod store;
+
+pub use principals::PrincipalStore;
+pub use store::CertificateStore;
 
 pub(crate) use device::{insert_certificates, set_certificate_statuses};
 pub(crate) use principals::principal_things;
@@ -309,132 +311,6 @@ pub(crate) enum StatusChange {
     Unchanged,
 }
 
-/// Device and CA certificates, the registration code and the account's issuing CA.
-///
-/// Listings are keyset pages by `(created_at_ms, id)`, ascending or descending: up to
-/// `limit` records strictly after `after` in the listing's order.
-#[async_trait]
-pub trait CertificateStore: Send + Sync {
-    /// The scope's registration code: the stored one, or `candidate` stored now if there
-    /// is none (whoever stores first wins; everyone gets the winner).
-    async fn registration_code(&self, scope: &Scope, candidate: &str) -> StoreResult<String>;
-    /// The scope's registration code, if GetRegistrationCode made one.
-    async fn get_registration_code(&self, scope: &Scope) -> StoreResult<Option<String>>;
-
-    async fn get_issuing_ca(&self, scope: &Scope) -> StoreResult<Option<IssuingCaRecord>>;
-    /// Stores `candidate` unless the scope already has an issuing CA; returns the one
-    /// stored (so concurrent first uses agree on one CA).
-    async fn put_issuing_ca(
-        &self,
-        scope: &Scope,
-        candidate: &IssuingCaRecord,
-    ) -> StoreResult<IssuingCaRecord>;
-
-    /// Inserts the CA certificate and its tags. `AlreadyExists` if the id is taken.
-    /// Refusal: `TooManyWithSubject` if the scope already holds `max_same_subject` CAs
-    /// with this subject.
-    async fn register_ca_certificate(
-        &self,
-        scope: &Scope,
-        record: &CaCertificateRecord,
-        tags: &[Tag],
-        max_same_subject: usize,
-    ) -> StoreResult<CertificateOutcome<()>>;
-    async fn get_ca_certificate(
-        &self,
-        scope: &Scope,
-        id: &str,
-    ) -> StoreResult<Option<CaCertificateRecord>>;
-    /// The scope's CA certificates whose subject is exactly `subject_der`, oldest first.
-    async fn find_ca_certificates_by_subject(
-        &self,
-        scope: &Scope,
-        subject_der: &[u8],
-    ) -> StoreResult<Vec<CaCertificateRecord>>;
-    /// CA certificates, only those whose registration template is `template_name` if given.
-    async fn list_ca_certificates(
-        &self,
-        scope: &Scope,
-        template_name: Option<&str>,
-        after: Option<&CertificateKey>,
-        descending: bool,
-        limit: usize,
-    ) -> StoreResult<Vec<CaCertificateRecord>>;
-    /// Applies the update; `Ok(None)` if there is no such CA certificate.
-    async fn update_ca_certificate(
-        &self,
-        scope: &Scope,
-        id: &str,
-        update: &CaCertificateUpdate,
-    ) -> StoreResult<Option<CaCertificateRecord>>;
-    /// Deletes the CA certificate and its tags. Refusals: `NotFound`; `State` unless it is
-    /// INACTIVE. Device certificates registered under it stay.
-    async fn delete_ca_certificate(
-        &self,
-        scope: &Scope,
-        id: &str,
-    ) -> StoreResult<CertificateOutcome<()>>;
-
-    /// Inserts the device certificate. `AlreadyExists` if the id is taken. Refusal:
-    /// `CaNotFound` if `record.ca_certificate_id` names no CA of the scope.
-    async fn register_certificate(
-        &self,
-        scope: &Scope,
-        record: &CertificateRecord,
-    ) -> StoreResult<CertificateOutcome<()>>;
-    async fn get_certificate(
-        &self,
-        scope: &Scope,
-        id: &str,
-    ) -> StoreResult<Option<CertificateRecord>>;
-    /// Device certificates, only those registered under `ca_certificate_id` if given.
-    async fn list_certificates(
-        &self,
-        scope: &Scope,
-        ca_certificate_id: Option<&str>,
-        after: Option<&CertificateKey>,
-        descending: bool,
-        limit: usize,
-    ) -> StoreResult<Vec<CertificateRecord>>;
-    /// Sets the status (see [`status_change_allowed`]); setting the current status again
-    /// changes nothing. Otherwise the customer version goes up by one and the generation
-    /// id is replaced. Refusals: `NotFound`, `State`.
-    async fn update_certificate_status(
-        &self,
-        scope: &Scope,
-        id: &str,
-        status: &str,
-        generation_id: &str,
-        now_ms: i64,
-    ) -> StoreResult<CertificateOutcome<CertificateRecord>>;
-    /// Deletes the certificate. Refusals, in this order: `NotFound`; `State` unless its
-    /// status is one of [`DELETABLE_STATUSES`]; `AttachedToThings`; `AttachedToPolicies`
-    /// unless `detach_policies`, which detaches them in the same transaction.
-    async fn delete_certificate(
-        &self,
-        scope: &Scope,
-        id: &str,
-        detach_policies: bool,
-    ) -> StoreResult<CertificateOutcome<()>>;
-
-    /// Every device certificate of the scope in use (see [`status_in_use`]), in creation
-    /// order, in pages of up to `page`: the read of an audit's device certificate pass.
-    /// `now_ms` is the caller's clock, the one certificates' creation times come from.
-    /// Here page by page over [`list_certificates`](Self::list_certificates), each page
-    /// as of its own read; SQLite judges older certificates by their state when the scan
-    /// starts (see its engine for why).
-    fn certificates_in_use<'a>(
-        &'a self,
-        scope: &'a Scope,
-        page: usize,
-        now_ms: i64,
-    ) -> CertificatePages<'a> {
-        // Each page reads every state with its row, so the clock is not needed here.
-        let _ = now_ms;
-        pages_over_listing(self, scope, page)
-    }
-}
-
 /// Why an attachment write was refused (nothing was written).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrincipalRefusal {
@@ -479,84 +355,6 @@ impl PolicyTarget {
 pub struct PolicyRef {
     pub name: String,
     pub arn: String,
-}
-
-/// Things' principals (certificates) and policies' targets.
-///
-/// Listings are keyset pages in byte order of what they list (certificate ids, thing
-/// names, policy names, target ARNs).
-#[async_trait]
-pub trait PrincipalStore: Send + Sync {
-    /// Attaches the certificate to the thing; attaching again succeeds (and records the
-    /// latest `exclusive`). Refusals: `ThingNotFound`, `CertificateNotFound`, `Exclusive`
-    /// (the certificate is attached exclusively to another thing, or `exclusive` and it
-    /// is attached to another thing).
-    async fn attach_thing_principal(
-        &self,
-        scope: &Scope,
-        thing_name: &str,
-        certificate_id: &str,
-        exclusive: bool,
-        now_ms: i64,
-    ) -> StoreResult<PrincipalOutcome<()>>;
-    /// Detaches; returns whether it was attached. Refusal: `ThingNotFound`.
-    async fn detach_thing_principal(
-        &self,
-        scope: &Scope,
-        thing_name: &str,
-        certificate_id: &str,
-    ) -> StoreResult<PrincipalOutcome<bool>>;
-    /// Ids of the certificates attached to the thing; `None` if there is no such thing.
-    async fn list_thing_principals(
-        &self,
-        scope: &Scope,
-        thing_name: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Option<Vec<String>>>;
-    /// Names of the things the certificate is attached to.
-    async fn list_principal_things(
-        &self,
-        scope: &Scope,
-        certificate_id: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Vec<String>>;
-
-    /// Attaches the policy to the target; attaching again succeeds. Refusals:
-    /// `PolicyNotFound`, `CertificateNotFound` / `GroupNotFound` (the target),
-    /// `TooManyPolicies` if the target already has `max_per_target` others.
-    async fn attach_policy(
-        &self,
-        scope: &Scope,
-        policy_name: &str,
-        target: &PolicyTarget,
-        max_per_target: usize,
-        now_ms: i64,
-    ) -> StoreResult<PrincipalOutcome<()>>;
-    /// Detaches; returns whether it was attached.
-    async fn detach_policy(
-        &self,
-        scope: &Scope,
-        policy_name: &str,
-        target_arn: &str,
-    ) -> StoreResult<bool>;
-    /// The policies attached to any of `target_arns` (each once), by policy name.
-    async fn list_attached_policies(
-        &self,
-        scope: &Scope,
-        target_arns: &[String],
-        after: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Vec<PolicyRef>>;
-    /// ARNs of the policy's targets; `None` if there is no such policy.
-    async fn list_targets_for_policy(
-        &self,
-        scope: &Scope,
-        policy_name: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Option<Vec<String>>>;
 }
 
 /// Joins CRL distribution point URIs for their column (URIs hold no newline).

@@ -6,9 +6,7 @@ use super::device::{CERTIFICATE_FOR_KEY_SHARE, CERTIFICATE_FOR_NO_KEY_UPDATE};
 use super::{exclusive_conflict, found, POLICY_TARGET_LOCK_SPACE};
 use crate::db::{sql_limit, Db, DbResult, Dialect, Param, Query, Row, Sql};
 use crate::things::lock_thing;
-use crate::{
-    PolicyRef, PolicyTarget, PrincipalOutcome, PrincipalRefusal, PrincipalStore, Scope, StoreResult,
-};
+use crate::{PolicyRef, PolicyTarget, PrincipalOutcome, PrincipalRefusal, Scope, StoreResult};
 use palisade_store_macros::engines;
 
 const THING: &Sql<'static> =
@@ -18,8 +16,16 @@ fn policy_ref(row: &Row<'_>) -> DbResult<PolicyRef> {
     Ok(from_row!(row => PolicyRef { name, arn }))
 }
 
+/// Things' principals (certificates) and policies' targets.
+///
+/// Listings are keyset pages in byte order of what they list (certificate ids, thing
+/// names, policy names, target ARNs).
 #[engines]
-impl PrincipalStore for Engine {
+pub trait PrincipalStore: Send + Sync {
+    /// Attaches the certificate to the thing; attaching again succeeds (and records the
+    /// latest `exclusive`). Refusals: `ThingNotFound`, `CertificateNotFound`, `Exclusive`
+    /// (the certificate is attached exclusively to another thing, or `exclusive` and it
+    /// is attached to another thing).
     async fn attach_thing_principal(
         &self,
         scope: &Scope,
@@ -39,6 +45,7 @@ impl PrincipalStore for Engine {
         .await
     }
 
+    /// Detaches; returns whether it was attached. Refusal: `ThingNotFound`.
     async fn detach_thing_principal(
         &self,
         scope: &Scope,
@@ -68,6 +75,7 @@ impl PrincipalStore for Engine {
         .await
     }
 
+    /// Ids of the certificates attached to the thing; `None` if there is no such thing.
     async fn list_thing_principals(
         &self,
         scope: &Scope,
@@ -76,31 +84,17 @@ impl PrincipalStore for Engine {
         limit: usize,
     ) -> StoreResult<Option<Vec<String>>> {
         self.read(async |db| {
-            if !found(db, THING, &[&scope.account_id, &scope.region, &thing_name]).await? {
-                return Ok(None);
-            }
-            let (after, limit) = (after.unwrap_or(""), sql_limit(limit));
-            db.query(
-                sql!(
-                    "SELECT certificate_id FROM thing_principals",
-                    " WHERE account_id = $1 AND region = $2 AND thing_name = $3",
-                    " AND certificate_id > $4 ORDER BY certificate_id LIMIT $5"
-                ),
-                &[
-                    &scope.account_id,
-                    &scope.region,
-                    &thing_name,
-                    &after,
-                    &limit,
-                ],
-                |row| row.get(0),
-            )
-            .await
-            .map(Some)
+            let page = sql!(
+                "SELECT certificate_id FROM thing_principals",
+                " WHERE account_id = $1 AND region = $2 AND thing_name = $3",
+                " AND certificate_id > $4 ORDER BY certificate_id LIMIT $5"
+            );
+            names_of(db, scope, THING, page, thing_name, after, limit).await
         })
         .await
     }
 
+    /// Names of the things the certificate is attached to.
     async fn list_principal_things(
         &self,
         scope: &Scope,
@@ -114,6 +108,9 @@ impl PrincipalStore for Engine {
         .await
     }
 
+    /// Attaches the policy to the target; attaching again succeeds. Refusals:
+    /// `PolicyNotFound`, `CertificateNotFound` / `GroupNotFound` (the target),
+    /// `TooManyPolicies` if the target already has `max_per_target` others.
     async fn attach_policy(
         &self,
         scope: &Scope,
@@ -129,6 +126,7 @@ impl PrincipalStore for Engine {
         .await
     }
 
+    /// Detaches; returns whether it was attached.
     async fn detach_policy(
         &self,
         scope: &Scope,
@@ -152,6 +150,7 @@ impl PrincipalStore for Engine {
         .await
     }
 
+    /// The policies attached to any of `target_arns` (each once), by policy name.
     async fn list_attached_policies(
         &self,
         scope: &Scope,
@@ -188,6 +187,7 @@ impl PrincipalStore for Engine {
         .await
     }
 
+    /// ARNs of the policy's targets; `None` if there is no such policy.
     async fn list_targets_for_policy(
         &self,
         scope: &Scope,
@@ -198,33 +198,12 @@ impl PrincipalStore for Engine {
         self.read(async |db| {
             let policy =
                 sql!("SELECT 1 FROM policies WHERE account_id = $1 AND region = $2 AND name = $3");
-            if !found(
-                db,
-                policy,
-                &[&scope.account_id, &scope.region, &policy_name],
-            )
-            .await?
-            {
-                return Ok(None);
-            }
-            let (after, limit) = (after.unwrap_or(""), sql_limit(limit));
-            db.query(
-                sql!(
-                    "SELECT target FROM policy_attachments",
-                    " WHERE account_id = $1 AND region = $2 AND policy_name = $3",
-                    " AND target > $4 ORDER BY target LIMIT $5"
-                ),
-                &[
-                    &scope.account_id,
-                    &scope.region,
-                    &policy_name,
-                    &after,
-                    &limit,
-                ],
-                |row| row.get(0),
-            )
-            .await
-            .map(Some)
+            let page = sql!(
+                "SELECT target FROM policy_attachments",
+                " WHERE account_id = $1 AND region = $2 AND policy_name = $3",
+                " AND target > $4 ORDER BY target LIMIT $5"
+            );
+            names_of(db, scope, policy, page, policy_name, after, limit).await
         })
         .await
     }
@@ -392,4 +371,24 @@ pub(crate) async fn principal_things(
         |row| row.get(0),
     )
     .await
+}
+
+/// The first column of `page` (`$1` to `$3` the scope and `owner`, keyset after `$4`,
+/// `LIMIT $5`) if `exists` (`$1` to `$3`) finds the owner; `None` if it does not.
+async fn names_of(
+    db: &Db<'_>,
+    scope: &Scope,
+    exists: &Sql<'_>,
+    page: &Sql<'_>,
+    owner: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> DbResult<Option<Vec<String>>> {
+    let key: [&dyn Param; 3] = [&scope.account_id, &scope.region, &owner];
+    if !found(db, exists, &key).await? {
+        return Ok(None);
+    }
+    let (after, limit) = (after.unwrap_or(""), sql_limit(limit));
+    let params: [&dyn Param; 5] = [key[0], key[1], key[2], &after, &limit];
+    db.query(page, &params, |row| row.get(0)).await.map(Some)
 }

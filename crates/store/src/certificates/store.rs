@@ -5,7 +5,7 @@ use super::{ca_certificate, device, found, join_uris, page, CA_SUBJECT_LOCK_SPAC
 use crate::db::{Db, DbResult, Fail, Param, Row, Sql};
 use crate::{
     tags, CaCertificateRecord, CaCertificateUpdate, CertificateKey, CertificateOutcome,
-    CertificatePages, CertificateRecord, CertificateRefusal, CertificateStore, IssuingCaRecord,
+    CertificatePages, CertificateRecord, CertificateRefusal, IssuingCaRecord,
     RegistrationConfigChange, RegistrationConfigRecord, Scope, StoreError, StoreResult, Tag,
 };
 use palisade_store_macros::engines;
@@ -22,8 +22,14 @@ const ISSUING_CA: &Sql<'static> = sql!(
     " WHERE account_id = $1 AND region = $2"
 );
 
+/// Device and CA certificates, the registration code and the account's issuing CA.
+///
+/// Listings are keyset pages by `(created_at_ms, id)`, ascending or descending: up to
+/// `limit` records strictly after `after` in the listing's order.
 #[engines]
-impl CertificateStore for Engine {
+pub trait CertificateStore: Send + Sync {
+    /// The scope's registration code: the stored one, or `candidate` stored now if there
+    /// is none (whoever stores first wins; everyone gets the winner).
     async fn registration_code(&self, scope: &Scope, candidate: &str) -> StoreResult<String> {
         if let Some(code) = self.get_registration_code(scope).await? {
             return Ok(code);
@@ -50,6 +56,7 @@ impl CertificateStore for Engine {
         .await
     }
 
+    /// The scope's registration code, if GetRegistrationCode made one.
     async fn get_registration_code(&self, scope: &Scope) -> StoreResult<Option<String>> {
         self.read(async |db| {
             db.value(REGISTRATION_CODE, &[&scope.account_id, &scope.region])
@@ -66,6 +73,8 @@ impl CertificateStore for Engine {
         .await
     }
 
+    /// Stores `candidate` unless the scope already has an issuing CA; returns the one
+    /// stored (so concurrent first uses agree on one CA).
     async fn put_issuing_ca(
         &self,
         scope: &Scope,
@@ -96,6 +105,9 @@ impl CertificateStore for Engine {
         .await
     }
 
+    /// Inserts the CA certificate and its tags. `AlreadyExists` if the id is taken.
+    /// Refusal: `TooManyWithSubject` if the scope already holds `max_same_subject` CAs
+    /// with this subject.
     async fn register_ca_certificate(
         &self,
         scope: &Scope,
@@ -129,6 +141,7 @@ impl CertificateStore for Engine {
         .await
     }
 
+    /// The scope's CA certificates whose subject is exactly `subject_der`, oldest first.
     async fn find_ca_certificates_by_subject(
         &self,
         scope: &Scope,
@@ -151,6 +164,7 @@ impl CertificateStore for Engine {
         .await
     }
 
+    /// CA certificates, only those whose registration template is `template_name` if given.
     async fn list_ca_certificates(
         &self,
         scope: &Scope,
@@ -171,6 +185,7 @@ impl CertificateStore for Engine {
             .await
     }
 
+    /// Applies the update; `Ok(None)` if there is no such CA certificate.
     async fn update_ca_certificate(
         &self,
         scope: &Scope,
@@ -182,6 +197,8 @@ impl CertificateStore for Engine {
             .await
     }
 
+    /// Deletes the CA certificate and its tags. Refusals: `NotFound`; `State` unless it is
+    /// INACTIVE. Device certificates registered under it stay.
     async fn delete_ca_certificate(
         &self,
         scope: &Scope,
@@ -192,6 +209,8 @@ impl CertificateStore for Engine {
             .await
     }
 
+    /// Inserts the device certificate. `AlreadyExists` if the id is taken. Refusal:
+    /// `CaNotFound` if `record.ca_certificate_id` names no CA of the scope.
     async fn register_certificate(
         &self,
         scope: &Scope,
@@ -211,6 +230,7 @@ impl CertificateStore for Engine {
             .await
     }
 
+    /// Device certificates, only those registered under `ca_certificate_id` if given.
     async fn list_certificates(
         &self,
         scope: &Scope,
@@ -225,16 +245,9 @@ impl CertificateStore for Engine {
         .await
     }
 
-    fn certificates_in_use<'a>(
-        &'a self,
-        scope: &'a Scope,
-        page: usize,
-        now_ms: i64,
-    ) -> CertificatePages<'a> {
-        // Tuned per engine: sqlite/certificates.rs and postgres/certificates.rs.
-        self.certificate_pages_in_use(scope, page, now_ms)
-    }
-
+    /// Sets the status (see [`status_change_allowed`]); setting the current status again
+    /// changes nothing. Otherwise the customer version goes up by one and the generation
+    /// id is replaced. Refusals: `NotFound`, `State`.
     async fn update_certificate_status(
         &self,
         scope: &Scope,
@@ -255,6 +268,9 @@ impl CertificateStore for Engine {
         .await
     }
 
+    /// Deletes the certificate. Refusals, in this order: `NotFound`; `State` unless its
+    /// status is one of [`DELETABLE_STATUSES`]; `AttachedToThings`; `AttachedToPolicies`
+    /// unless `detach_policies`, which detaches them in the same transaction.
     async fn delete_certificate(
         &self,
         scope: &Scope,
@@ -264,6 +280,22 @@ impl CertificateStore for Engine {
         let (scope, id) = (scope.clone(), id.to_owned());
         self.write(async move |db| device::delete(db, &scope, &id, detach_policies).await)
             .await
+    }
+
+    /// Every device certificate of the scope in use (see [`status_in_use`]), in creation
+    /// order, in pages of up to `page`: the read of an audit's device certificate pass.
+    /// `now_ms` is the caller's clock, the one certificates' creation times come from.
+    /// Here page by page over [`list_certificates`](Self::list_certificates), each page
+    /// as of its own read; SQLite judges older certificates by their state when the scan
+    /// starts (see its engine for why).
+    fn certificates_in_use<'a>(
+        &'a self,
+        scope: &'a Scope,
+        page: usize,
+        now_ms: i64,
+    ) -> CertificatePages<'a> {
+        // Tuned per engine: sqlite/certificates.rs and postgres/certificates.rs.
+        self.certificate_pages_in_use(scope, page, now_ms)
     }
 }
 

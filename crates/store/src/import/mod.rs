@@ -13,14 +13,12 @@
 //! Items are decided in order, so an item sees what the items before it in the batch
 //! created (a thing created earlier in the batch can be given a certificate later).
 
-use async_trait::async_trait;
-
-use crate::{
-    CertificateRecord, NewPolicy, Scope, StoreResult, ThingGroupRecord, ThingRecord, ThingRefusal,
-};
+use crate::{CertificateRecord, NewPolicy, ThingGroupRecord, ThingRecord, ThingRefusal};
 
 mod plan;
 mod store;
+
+pub use store::ImportStore;
 
 /// A certificate to register, with the things it is attached to (non-exclusively) and
 /// the policies attached to it.
@@ -127,19 +125,6 @@ impl From<ThingRefusal> for ImportRefusal {
             | ThingRefusal::HasPrincipals => ImportRefusal::AlreadyExists,
         }
     }
-}
-
-/// Bulk writes for imports.
-#[async_trait]
-pub trait ImportStore: Send + Sync {
-    /// Applies `items` in order in one transaction (see the module docs) and returns one
-    /// outcome per item, in order.
-    async fn import_batch(
-        &self,
-        scope: &Scope,
-        items: Vec<ImportItem>,
-        limits: &ImportLimits,
-    ) -> StoreResult<Vec<ImportOutcome>>;
 }
 
 impl ThingRecord {

@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use palisade_store_macros::engines;
 
 use super::plan::{plan, Keys, Known, KnownCertificate, KnownGroup, KnownThing, Writes};
-use super::{CertificateImport, ImportItem, ImportLimits, ImportOutcome, ImportStore};
+use super::{CertificateImport, ImportItem, ImportLimits, ImportOutcome};
 use crate::certificates::{insert_certificates, POLICY_TARGET_LOCK_SPACE};
 use crate::db::{is_key_conflict, Db, DbResult, Dialect, Fail, Param, Row, Sql};
 use crate::things::THING_LOCK_SPACE;
@@ -38,8 +38,11 @@ const CONFLICT_RETRIES: usize = 3;
 /// indexes (random keys) of a large fleet stay in memory between batches. Negative: KiB.
 const SQLITE_IMPORT_CACHE_KIB: i64 = 512 * 1024;
 
+/// Bulk writes for imports.
 #[engines]
-impl ImportStore for Engine {
+pub trait ImportStore: Send + Sync {
+    /// Applies `items` in order in one transaction (see the module docs) and returns one
+    /// outcome per item, in order.
     async fn import_batch(
         &self,
         scope: &Scope,
@@ -458,13 +461,6 @@ async fn write(db: &Db<'_>, scope: &Scope, w: &Writes<'_>) -> DbResult<()> {
     )
     .await?;
     db.insert_rows(
-        "thing_group_attributes (account_id, region, group_name, attr_name, attr_value)",
-        scope,
-        &w.group_attributes,
-        |(g, k, v)| [g, k, v],
-    )
-    .await?;
-    db.insert_rows(
         "thing_group_tree (account_id, region, ancestor_name, group_name, depth)",
         scope,
         &w.group_tree,
@@ -490,13 +486,21 @@ async fn write(db: &Db<'_>, scope: &Scope, w: &Writes<'_>) -> DbResult<()> {
         },
     )
     .await?;
-    db.insert_rows(
-        "thing_attributes (account_id, region, thing_name, attr_name, attr_value)",
-        scope,
-        &w.thing_attributes,
-        |(t, k, v)| [t, k, v],
-    )
-    .await?;
+    let attributes = [
+        (
+            "thing_group_attributes (account_id, region, group_name",
+            &w.group_attributes,
+        ),
+        (
+            "thing_attributes (account_id, region, thing_name",
+            &w.thing_attributes,
+        ),
+    ];
+    for (owner, rows) in attributes {
+        let into = format!("{owner}, attr_name, attr_value)");
+        db.insert_rows(&into, scope, rows, |(o, k, v)| [o, k, v])
+            .await?;
+    }
     db.insert_rows(
         "thing_group_members (account_id, region, thing_name, group_name, root_name)",
         scope,

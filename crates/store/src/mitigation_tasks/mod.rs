@@ -11,15 +11,14 @@
 //! the task with the last one). A crash anywhere rolls the whole stage back, so no
 //! execution is lost or repeated.
 
-use async_trait::async_trait;
-
 use crate::{
-    AuditFindingKey, AuditTaskKey, CertificateRefusal, NewPolicyVersion, NewWorkItem,
-    PolicyRefusal, Scope, StoreResult, ThingRefusal, V2LoggingOptionsRecord,
+    CertificateRefusal, NewPolicyVersion, PolicyRefusal, ThingRefusal, V2LoggingOptionsRecord,
 };
 
 mod stage;
 mod store;
+
+pub use store::MitigationTaskStore;
 
 /// A task as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,87 +236,4 @@ pub enum StageOutcome {
     /// The task is no longer in progress (canceled, or gone): nothing applied; the
     /// chunk's work item was deleted.
     TaskNotInProgress,
-}
-
-#[async_trait]
-pub trait MitigationTaskStore: Send + Sync {
-    /// Inserts the task, its statistics rows and its chunks' work items (one chunk left
-    /// per item) in one transaction, unless a task with this id exists in the scope or
-    /// `max_in_progress` tasks are `IN_PROGRESS` there (checked atomically).
-    async fn create_mitigation_task(
-        &self,
-        scope: &Scope,
-        task: &MitigationTaskRecord,
-        stats: &[MitigationCheckStats],
-        chunks: &[NewWorkItem],
-        max_in_progress: usize,
-    ) -> StoreResult<MitigationTaskCreated>;
-    /// The task and its statistics, ordered by check name.
-    async fn get_mitigation_task(
-        &self,
-        scope: &Scope,
-        task_id: &str,
-    ) -> StoreResult<Option<(MitigationTaskRecord, Vec<MitigationCheckStats>)>>;
-    /// Newest first (start time descending, then task id descending), after `after`.
-    async fn list_mitigation_tasks(
-        &self,
-        scope: &Scope,
-        filter: &MitigationTaskFilter,
-        after: Option<&AuditTaskKey>,
-        limit: usize,
-    ) -> StoreResult<Vec<MitigationTaskRecord>>;
-    /// Ends an in-progress task as CANCELED at `now_ms`: each check's not yet processed
-    /// findings (total − succeeded − failed − skipped) become canceled. Chunks still
-    /// queued are left for the workers, whose stages then answer `TaskNotInProgress`.
-    async fn cancel_mitigation_task(
-        &self,
-        scope: &Scope,
-        task_id: &str,
-        now_ms: i64,
-    ) -> StoreResult<Result<(), MitigationCancelRefusal>>;
-    /// Applies and records one stage of a chunk in one transaction; see the module docs.
-    /// A step's effect failing writes it FAILED (with `explain`'s wording of the refusal,
-    /// or the error of a `Failed` effect) and its `actions_after` SKIPPED, and counts its
-    /// finding failed.
-    async fn apply_mitigation_stage(
-        &self,
-        scope: &Scope,
-        stage: &MitigationStage,
-        explain: ExplainRefusal,
-    ) -> StoreResult<StageOutcome>;
-    /// Every stored execution of the finding in the task, by action index.
-    async fn get_mitigation_executions(
-        &self,
-        scope: &Scope,
-        task_id: &str,
-        finding_id: &str,
-    ) -> StoreResult<Vec<MitigationExecutionRecord>>;
-    /// Which of `finding_ids` already have an execution at `action_index` in the task
-    /// (SKIPPED after an earlier action failed).
-    async fn findings_with_execution(
-        &self,
-        scope: &Scope,
-        task_id: &str,
-        finding_ids: &[String],
-        action_index: u32,
-    ) -> StoreResult<Vec<String>>;
-
-    /// How many findings the audit task has per check, by check name.
-    async fn count_audit_findings_by_check(
-        &self,
-        scope: &Scope,
-        audit_task_id: &str,
-    ) -> StoreResult<Vec<(String, i64)>>;
-    /// The keys of the audit task's `every`-th, `2·every`-th, … findings in listing order
-    /// (ascending by finding time, then finding id): the boundaries of its chunks.
-    async fn audit_finding_boundaries(
-        &self,
-        scope: &Scope,
-        audit_task_id: &str,
-        every: usize,
-    ) -> StoreResult<Vec<AuditFindingKey>>;
-
-    /// Deletes, in every scope, finished tasks that started before `before_ms` (the
-    /// retention) with their statistics and executions; returns how many rows went.
-    async fn purge_mitigation_history(&self, before_ms: i64) -> StoreResult<u64>;
 }

@@ -22,7 +22,7 @@ use crate::work::insert_work_item;
 use crate::{
     AuditFindingKey, AuditTaskKey, ExplainRefusal, MitigationCancelRefusal, MitigationCheckStats,
     MitigationExecutionRecord, MitigationStage, MitigationTaskCreated, MitigationTaskFilter,
-    MitigationTaskRecord, MitigationTaskStore, NewWorkItem, Scope, StageOutcome, StoreResult,
+    MitigationTaskRecord, NewWorkItem, Scope, StageOutcome, StoreResult,
 };
 
 /// First key of the advisory locks on a scope that serialise task creation (for the
@@ -82,7 +82,10 @@ fn action_index(index: u32) -> i32 {
 }
 
 #[engines]
-impl MitigationTaskStore for Engine {
+pub trait MitigationTaskStore: Send + Sync {
+    /// Inserts the task, its statistics rows and its chunks' work items (one chunk left
+    /// per item) in one transaction, unless a task with this id exists in the scope or
+    /// `max_in_progress` tasks are `IN_PROGRESS` there (checked atomically).
     async fn create_mitigation_task(
         &self,
         scope: &Scope,
@@ -117,6 +120,7 @@ impl MitigationTaskStore for Engine {
         .await
     }
 
+    /// The task and its statistics, ordered by check name.
     async fn get_mitigation_task(
         &self,
         scope: &Scope,
@@ -158,6 +162,7 @@ impl MitigationTaskStore for Engine {
         .await
     }
 
+    /// Newest first (start time descending, then task id descending), after `after`.
     async fn list_mitigation_tasks(
         &self,
         scope: &Scope,
@@ -169,6 +174,9 @@ impl MitigationTaskStore for Engine {
             .await
     }
 
+    /// Ends an in-progress task as CANCELED at `now_ms`: each check's not yet processed
+    /// findings (total − succeeded − failed − skipped) become canceled. Chunks still
+    /// queued are left for the workers, whose stages then answer `TaskNotInProgress`.
     async fn cancel_mitigation_task(
         &self,
         scope: &Scope,
@@ -218,6 +226,10 @@ impl MitigationTaskStore for Engine {
         .await
     }
 
+    /// Applies and records one stage of a chunk in one transaction; see the module docs.
+    /// A step's effect failing writes it FAILED (with `explain`'s wording of the refusal,
+    /// or the error of a `Failed` effect) and its `actions_after` SKIPPED, and counts its
+    /// finding failed.
     async fn apply_mitigation_stage(
         &self,
         scope: &Scope,
@@ -229,6 +241,7 @@ impl MitigationTaskStore for Engine {
             .await
     }
 
+    /// Every stored execution of the finding in the task, by action index.
     async fn get_mitigation_executions(
         &self,
         scope: &Scope,
@@ -251,6 +264,8 @@ impl MitigationTaskStore for Engine {
         .await
     }
 
+    /// Which of `finding_ids` already have an execution at `action_index` in the task
+    /// (SKIPPED after an earlier action failed).
     async fn findings_with_execution(
         &self,
         scope: &Scope,
@@ -265,6 +280,7 @@ impl MitigationTaskStore for Engine {
             .await
     }
 
+    /// How many findings the audit task has per check, by check name.
     async fn count_audit_findings_by_check(
         &self,
         scope: &Scope,
@@ -273,6 +289,8 @@ impl MitigationTaskStore for Engine {
         self.count_findings_by_check(scope, audit_task_id).await
     }
 
+    /// The keys of the audit task's `every`-th, `2·every`-th, … findings in listing order
+    /// (ascending by finding time, then finding id): the boundaries of its chunks.
     async fn audit_finding_boundaries(
         &self,
         scope: &Scope,
@@ -282,6 +300,8 @@ impl MitigationTaskStore for Engine {
         self.finding_boundaries(scope, audit_task_id, every).await
     }
 
+    /// Deletes, in every scope, finished tasks that started before `before_ms` (the
+    /// retention) with their statistics and executions; returns how many rows went.
     async fn purge_mitigation_history(&self, before_ms: i64) -> StoreResult<u64> {
         purge::all(|| {
             self.write(async move |db| purge::chunk(db, &HISTORY, before_ms, purge::CHUNK).await)

@@ -1,6 +1,5 @@
 //! The account's logging options.
 
-use async_trait::async_trait;
 use palisade_store_macros::engines;
 
 use crate::db::{Db, DbResult, Row, Sql};
@@ -27,31 +26,6 @@ pub struct V2LoggingOptionsRecord {
     pub updated_at_ms: i64,
 }
 
-/// Per-account (and region) logging options. AWS keeps v1 and v2 apart, and so do
-/// these: setting one never changes the other. An account that never set them has
-/// none (`None`).
-#[async_trait]
-pub trait LoggingStore: Send + Sync {
-    /// Replaces the v1 options.
-    async fn put_logging_options(
-        &self,
-        scope: &Scope,
-        options: &LoggingOptionsRecord,
-    ) -> StoreResult<()>;
-    async fn get_logging_options(&self, scope: &Scope)
-        -> StoreResult<Option<LoggingOptionsRecord>>;
-    /// Replaces the v2 options.
-    async fn put_v2_logging_options(
-        &self,
-        scope: &Scope,
-        options: &V2LoggingOptionsRecord,
-    ) -> StoreResult<()>;
-    async fn get_v2_logging_options(
-        &self,
-        scope: &Scope,
-    ) -> StoreResult<Option<V2LoggingOptionsRecord>>;
-}
-
 macro_rules! logging_options_columns {
     () => {
         "role_arn, log_level, updated_at_ms"
@@ -74,8 +48,12 @@ fn v2_logging_options(row: &Row<'_>) -> DbResult<V2LoggingOptionsRecord> {
     }))
 }
 
+/// Per-account (and region) logging options. AWS keeps v1 and v2 apart, and so do
+/// these: setting one never changes the other. An account that never set them has
+/// none (`None`).
 #[engines]
-impl LoggingStore for Engine {
+pub trait LoggingStore: Send + Sync {
+    /// Replaces the v1 options.
     async fn put_logging_options(
         &self,
         scope: &Scope,
@@ -126,6 +104,7 @@ impl LoggingStore for Engine {
         .await
     }
 
+    /// Replaces the v2 options.
     async fn put_v2_logging_options(
         &self,
         scope: &Scope,

@@ -8,7 +8,6 @@
 //! holds the database's write lock, which makes the same checks and the writes they
 //! guard atomic. Name uniqueness is the primary key's job.
 
-use async_trait::async_trait;
 use palisade_store_macros::engines;
 
 use crate::db::{sql_limit, Db, DbResult, Param, Row, Sql};
@@ -90,88 +89,6 @@ pub enum PolicyRefusal {
 /// The outcome of a policy write: refused for a domain reason, or done.
 pub type PolicyOutcome<T> = Result<T, PolicyRefusal>;
 
-/// IoT policies and their versions.
-///
-/// Every write that touches a policy's versions serialises with the others on that
-/// policy, on every node, so the version limit and the never-reused version ids hold
-/// under concurrent calls.
-#[async_trait]
-pub trait PolicyStore: Send + Sync {
-    /// Inserts the policy, its version 1 (the default) and its tags atomically.
-    /// `AlreadyExists` (and nothing written) if the name is taken in the scope.
-    async fn create_policy(
-        &self,
-        scope: &Scope,
-        policy: &NewPolicy,
-        tags: &[Tag],
-    ) -> StoreResult<()>;
-    async fn get_policy(&self, scope: &Scope, name: &str) -> StoreResult<Option<PolicyRecord>>;
-    /// The policy and one of its versions (`None`: the default one), read together.
-    /// `None` if the policy does not exist; `Some((policy, None))` if the version does not.
-    async fn get_policy_version(
-        &self,
-        scope: &Scope,
-        name: &str,
-        version_id: Option<i64>,
-    ) -> StoreResult<Option<(PolicyRecord, Option<PolicyVersionRecord>)>>;
-    /// Up to `limit` policies ordered by name (descending if `descending`), with names
-    /// strictly after `after` in that order.
-    async fn list_policies(
-        &self,
-        scope: &Scope,
-        after: Option<&str>,
-        descending: bool,
-        limit: usize,
-    ) -> StoreResult<Vec<PolicyRecord>>;
-    /// Up to `limit` policies by ascending name after `after`, each with its default
-    /// version (`None` only if it vanished): one read per page for the audit's policy checks, where a read per
-    /// policy would cost a round trip each on PostgreSQL.
-    async fn list_policies_with_default_versions(
-        &self,
-        scope: &Scope,
-        after: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Vec<(PolicyRecord, Option<PolicyVersionRecord>)>>;
-    /// Deletes the policy, its (default) version and its tags, unless it has other
-    /// versions (`OtherVersions`) or is attached to anything (`Attached`).
-    async fn delete_policy(&self, scope: &Scope, name: &str) -> StoreResult<PolicyOutcome<()>>;
-    /// Adds a version with the next id, making it the default if asked; refused with
-    /// `TooManyVersions` if the policy already holds `max_versions`. Returns the policy
-    /// as it is afterwards and the new version.
-    async fn create_policy_version(
-        &self,
-        scope: &Scope,
-        name: &str,
-        version: &NewPolicyVersion,
-        max_versions: usize,
-    ) -> StoreResult<PolicyOutcome<(PolicyRecord, PolicyVersionRecord)>>;
-    /// The policy and all its versions ordered by id, read together; `None` if the
-    /// policy does not exist.
-    async fn list_policy_versions(
-        &self,
-        scope: &Scope,
-        name: &str,
-    ) -> StoreResult<Option<(PolicyRecord, Vec<PolicyVersionRecord>)>>;
-    /// Makes the version the default, with a new generation id. Making the default
-    /// version the default again changes nothing. Returns the policy as it is afterwards.
-    async fn set_default_policy_version(
-        &self,
-        scope: &Scope,
-        name: &str,
-        version_id: i64,
-        generation_id: &str,
-        now_ms: i64,
-    ) -> StoreResult<PolicyOutcome<PolicyRecord>>;
-    /// Deletes a version other than the default (`DefaultVersion` for that one).
-    async fn delete_policy_version(
-        &self,
-        scope: &Scope,
-        name: &str,
-        version_id: i64,
-        now_ms: i64,
-    ) -> StoreResult<PolicyOutcome<()>>;
-}
-
 // Column lists beside their mapping functions. The `p.`/`v.` forms are for the joins of
 // a policy with its versions; keep them in step with the plain ones.
 macro_rules! policy_columns {
@@ -212,8 +129,15 @@ fn policy_and_version(row: &Row<'_>) -> DbResult<(PolicyRecord, Option<PolicyVer
     Ok((policy(row)?, version))
 }
 
+/// IoT policies and their versions.
+///
+/// Every write that touches a policy's versions serialises with the others on that
+/// policy, on every node, so the version limit and the never-reused version ids hold
+/// under concurrent calls.
 #[engines]
-impl PolicyStore for Engine {
+pub trait PolicyStore: Send + Sync {
+    /// Inserts the policy, its version 1 (the default) and its tags atomically.
+    /// `AlreadyExists` (and nothing written) if the name is taken in the scope.
     async fn create_policy(
         &self,
         scope: &Scope,
@@ -242,6 +166,8 @@ impl PolicyStore for Engine {
         .await
     }
 
+    /// The policy and one of its versions (`None`: the default one), read together.
+    /// `None` if the policy does not exist; `Some((policy, None))` if the version does not.
     async fn get_policy_version(
         &self,
         scope: &Scope,
@@ -270,6 +196,8 @@ impl PolicyStore for Engine {
         .await
     }
 
+    /// Up to `limit` policies ordered by name (descending if `descending`), with names
+    /// strictly after `after` in that order.
     async fn list_policies(
         &self,
         scope: &Scope,
@@ -281,6 +209,9 @@ impl PolicyStore for Engine {
             .await
     }
 
+    /// Up to `limit` policies by ascending name after `after`, each with its default
+    /// version (`None` only if it vanished): one read per page for the audit's policy checks, where a read per
+    /// policy would cost a round trip each on PostgreSQL.
     async fn list_policies_with_default_versions(
         &self,
         scope: &Scope,
@@ -316,12 +247,17 @@ impl PolicyStore for Engine {
         .await
     }
 
+    /// Deletes the policy, its (default) version and its tags, unless it has other
+    /// versions (`OtherVersions`) or is attached to anything (`Attached`).
     async fn delete_policy(&self, scope: &Scope, name: &str) -> StoreResult<PolicyOutcome<()>> {
         let (scope, name) = (scope.clone(), name.to_owned());
         self.write(async move |db| delete_policy(db, &scope, &name).await)
             .await
     }
 
+    /// Adds a version with the next id, making it the default if asked; refused with
+    /// `TooManyVersions` if the policy already holds `max_versions`. Returns the policy
+    /// as it is afterwards and the new version.
     async fn create_policy_version(
         &self,
         scope: &Scope,
@@ -336,6 +272,8 @@ impl PolicyStore for Engine {
         .await
     }
 
+    /// The policy and all its versions ordered by id, read together; `None` if the
+    /// policy does not exist.
     async fn list_policy_versions(
         &self,
         scope: &Scope,
@@ -370,6 +308,8 @@ impl PolicyStore for Engine {
         .await
     }
 
+    /// Makes the version the default, with a new generation id. Making the default
+    /// version the default again changes nothing. Returns the policy as it is afterwards.
     async fn set_default_policy_version(
         &self,
         scope: &Scope,
@@ -386,6 +326,7 @@ impl PolicyStore for Engine {
         .await
     }
 
+    /// Deletes a version other than the default (`DefaultVersion` for that one).
     async fn delete_policy_version(
         &self,
         scope: &Scope,

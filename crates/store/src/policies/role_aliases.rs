@@ -1,6 +1,5 @@
 //! Role aliases.
 
-use async_trait::async_trait;
 use palisade_store_macros::engines;
 
 use crate::db::{sql_limit, Db, DbResult, Param, Row};
@@ -26,42 +25,6 @@ pub struct RoleAliasUpdate {
     pub updated_at_ms: i64,
 }
 
-/// Role aliases.
-#[async_trait]
-pub trait RoleAliasStore: Send + Sync {
-    /// Inserts the alias and its tags atomically. `AlreadyExists` (and nothing
-    /// written) if the alias is taken in the scope.
-    async fn create_role_alias(
-        &self,
-        scope: &Scope,
-        record: &RoleAliasRecord,
-        tags: &[Tag],
-    ) -> StoreResult<()>;
-    async fn get_role_alias(
-        &self,
-        scope: &Scope,
-        alias: &str,
-    ) -> StoreResult<Option<RoleAliasRecord>>;
-    /// Applies the update and returns the record as it is afterwards; `NotFound` if absent.
-    async fn update_role_alias(
-        &self,
-        scope: &Scope,
-        alias: &str,
-        update: &RoleAliasUpdate,
-    ) -> StoreResult<RoleAliasRecord>;
-    /// Deletes the alias and the tags on its ARN; returns whether it existed.
-    async fn delete_role_alias(&self, scope: &Scope, alias: &str) -> StoreResult<bool>;
-    /// Up to `limit` aliases ordered by alias (descending if `descending`), strictly
-    /// after `after` in that order.
-    async fn list_role_aliases(
-        &self,
-        scope: &Scope,
-        after: Option<&str>,
-        descending: bool,
-        limit: usize,
-    ) -> StoreResult<Vec<RoleAliasRecord>>;
-}
-
 macro_rules! role_alias_columns {
     () => {
         "alias, arn, role_arn, credential_duration_seconds, created_at_ms, updated_at_ms"
@@ -74,8 +37,11 @@ fn role_alias(row: &Row<'_>) -> DbResult<RoleAliasRecord> {
     }))
 }
 
+/// Role aliases.
 #[engines]
-impl RoleAliasStore for Engine {
+pub trait RoleAliasStore: Send + Sync {
+    /// Inserts the alias and its tags atomically. `AlreadyExists` (and nothing
+    /// written) if the alias is taken in the scope.
     async fn create_role_alias(
         &self,
         scope: &Scope,
@@ -108,6 +74,7 @@ impl RoleAliasStore for Engine {
         .await
     }
 
+    /// Applies the update and returns the record as it is afterwards; `NotFound` if absent.
     async fn update_role_alias(
         &self,
         scope: &Scope,
@@ -142,6 +109,7 @@ impl RoleAliasStore for Engine {
         .await
     }
 
+    /// Deletes the alias and the tags on its ARN; returns whether it existed.
     async fn delete_role_alias(&self, scope: &Scope, alias: &str) -> StoreResult<bool> {
         let (scope, alias) = (scope.clone(), alias.to_owned());
         self.write(async move |db| {
@@ -159,6 +127,8 @@ impl RoleAliasStore for Engine {
         .await
     }
 
+    /// Up to `limit` aliases ordered by alias (descending if `descending`), strictly
+    /// after `after` in that order.
     async fn list_role_aliases(
         &self,
         scope: &Scope,

@@ -9,11 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use async_trait::async_trait;
-
-use crate::{Scope, StoreResult, Tag};
-
 mod store;
+
+pub use store::ThingStore;
 
 pub(crate) use store::{change_thing_groups_in, keep_group, lock_thing, THING_LOCK_SPACE};
 
@@ -180,114 +178,6 @@ pub enum ThingRefusal {
         member_of: String,
         requested: String,
     },
-}
-
-/// Things and static thing groups, with group membership.
-///
-/// Listings are keyset pages in byte order of the name they list, like every other
-/// listing of the store: up to `limit` entries with names strictly greater than `after`.
-#[async_trait]
-pub trait ThingStore: Send + Sync {
-    /// Inserts the thing with its attributes. `AlreadyExists` if the name is taken.
-    async fn create_thing(&self, scope: &Scope, record: &ThingRecord) -> StoreResult<()>;
-    async fn get_thing(&self, scope: &Scope, name: &str) -> StoreResult<Option<ThingRecord>>;
-    /// Applies the update and returns the thing as it is afterwards. Refusals:
-    /// `ThingNotFound`, `VersionMismatch`, `TooManyAttributes`.
-    async fn update_thing(
-        &self,
-        scope: &Scope,
-        name: &str,
-        update: &ThingUpdate,
-    ) -> StoreResult<Result<ThingRecord, ThingRefusal>>;
-    /// Deletes the thing, its attributes and its group memberships; `Ok(false)` if there
-    /// was no such thing. Refusals (only for an existing thing): `VersionMismatch`,
-    /// `HasPrincipals`.
-    async fn delete_thing(
-        &self,
-        scope: &Scope,
-        name: &str,
-        expected_version: Option<i64>,
-    ) -> StoreResult<Result<bool, ThingRefusal>>;
-    async fn list_things(
-        &self,
-        scope: &Scope,
-        filter: &ThingFilter,
-        after: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Vec<ThingRecord>>;
-
-    /// Inserts the group, its attributes, its place under `record.parent_name` and its
-    /// tags atomically. `AlreadyExists` if the name is taken (checked first). Refusals:
-    /// `GroupNotFound` (the parent), `TooDeep`.
-    async fn create_thing_group(
-        &self,
-        scope: &Scope,
-        record: &ThingGroupRecord,
-        tags: &[Tag],
-        max_depth: usize,
-    ) -> StoreResult<Result<(), ThingRefusal>>;
-    async fn get_thing_group(
-        &self,
-        scope: &Scope,
-        name: &str,
-    ) -> StoreResult<Option<ThingGroupView>>;
-    /// Refusals: `GroupNotFound`, `VersionMismatch`, `TooManyAttributes`.
-    async fn update_thing_group(
-        &self,
-        scope: &Scope,
-        name: &str,
-        update: &ThingGroupUpdate,
-    ) -> StoreResult<Result<ThingGroupRecord, ThingRefusal>>;
-    /// Deletes the group, its attributes, its memberships, the policies attached to it
-    /// (detached) and the tags on its ARN; `Ok(false)` if there was no such group. Refusals (only for an existing group):
-    /// `VersionMismatch`, `HasChildGroups`.
-    async fn delete_thing_group(
-        &self,
-        scope: &Scope,
-        name: &str,
-        expected_version: Option<i64>,
-    ) -> StoreResult<Result<bool, ThingRefusal>>;
-    /// Groups of `selection` whose names start with `name_prefix`, if given.
-    async fn list_thing_groups(
-        &self,
-        scope: &Scope,
-        selection: &GroupSelection,
-        name_prefix: Option<&str>,
-        after: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Vec<GroupRef>>;
-
-    /// Removes the thing from the groups in `remove`, then adds it to those in `add`, all
-    /// or nothing. Being added to a group it is in, or removed from one it is not in,
-    /// is not an error. Refusals: `ThingNotFound`; `GroupNotFound` for any named group
-    /// (adds checked first, in order); `SameHierarchy` if the thing would end up in two
-    /// groups with one root; `TooManyGroups` if it would end up in more than
-    /// `max_groups` groups.
-    async fn change_thing_groups(
-        &self,
-        scope: &Scope,
-        thing_name: &str,
-        add: &[String],
-        remove: &[String],
-        max_groups: usize,
-    ) -> StoreResult<Result<(), ThingRefusal>>;
-    /// The groups the thing is directly in, by group name.
-    async fn list_thing_groups_for_thing(
-        &self,
-        scope: &Scope,
-        thing_name: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Vec<GroupRef>>;
-    /// Names of the things in the group, and with `recursive` in its descendants too.
-    async fn list_things_in_thing_group(
-        &self,
-        scope: &Scope,
-        group_name: &str,
-        recursive: bool,
-        after: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Vec<String>>;
 }
 
 /// The decision of `change_thing_groups`, shared by the engines so both apply the same

@@ -18,7 +18,7 @@ use crate::db::{sql_limit, Db, DbResult, Dialect, Param, Query, Row, Sql};
 use crate::{
     tags, AttributeChange, Attributes, GroupRef, GroupSelection, Scope, StoreError, StoreResult,
     Tag, ThingFilter, ThingGroupRecord, ThingGroupUpdate, ThingGroupView, ThingRecord,
-    ThingRefusal, ThingStore, ThingUpdate, ValueMatch,
+    ThingRefusal, ThingUpdate, ValueMatch,
 };
 
 /// First key of the advisory locks that serialise writes per thing (1 and 2 are the
@@ -192,8 +192,13 @@ impl AttributeTable {
     }
 }
 
+/// Things and static thing groups, with group membership.
+///
+/// Listings are keyset pages in byte order of the name they list, like every other
+/// listing of the store: up to `limit` entries with names strictly greater than `after`.
 #[engines]
-impl ThingStore for Engine {
+pub trait ThingStore: Send + Sync {
+    /// Inserts the thing with its attributes. `AlreadyExists` if the name is taken.
     async fn create_thing(&self, scope: &Scope, record: &ThingRecord) -> StoreResult<()> {
         let (scope, record) = (scope.clone(), record.clone());
         self.write(async move |db| create_thing(db, &scope, &record).await)
@@ -205,6 +210,8 @@ impl ThingStore for Engine {
             .await
     }
 
+    /// Applies the update and returns the thing as it is afterwards. Refusals:
+    /// `ThingNotFound`, `VersionMismatch`, `TooManyAttributes`.
     async fn update_thing(
         &self,
         scope: &Scope,
@@ -216,6 +223,9 @@ impl ThingStore for Engine {
             .await
     }
 
+    /// Deletes the thing, its attributes and its group memberships; `Ok(false)` if there
+    /// was no such thing. Refusals (only for an existing thing): `VersionMismatch`,
+    /// `HasPrincipals`.
     async fn delete_thing(
         &self,
         scope: &Scope,
@@ -239,6 +249,9 @@ impl ThingStore for Engine {
             .await
     }
 
+    /// Inserts the group, its attributes, its place under `record.parent_name` and its
+    /// tags atomically. `AlreadyExists` if the name is taken (checked first). Refusals:
+    /// `GroupNotFound` (the parent), `TooDeep`.
     async fn create_thing_group(
         &self,
         scope: &Scope,
@@ -260,6 +273,7 @@ impl ThingStore for Engine {
             .await
     }
 
+    /// Refusals: `GroupNotFound`, `VersionMismatch`, `TooManyAttributes`.
     async fn update_thing_group(
         &self,
         scope: &Scope,
@@ -271,6 +285,9 @@ impl ThingStore for Engine {
             .await
     }
 
+    /// Deletes the group, its attributes, its memberships, the policies attached to it
+    /// (detached) and the tags on its ARN; `Ok(false)` if there was no such group. Refusals (only for an existing group):
+    /// `VersionMismatch`, `HasChildGroups`.
     async fn delete_thing_group(
         &self,
         scope: &Scope,
@@ -282,6 +299,7 @@ impl ThingStore for Engine {
             .await
     }
 
+    /// Groups of `selection` whose names start with `name_prefix`, if given.
     async fn list_thing_groups(
         &self,
         scope: &Scope,
@@ -294,6 +312,12 @@ impl ThingStore for Engine {
         self.read(async |db| q.query(db, group_ref).await).await
     }
 
+    /// Removes the thing from the groups in `remove`, then adds it to those in `add`, all
+    /// or nothing. Being added to a group it is in, or removed from one it is not in,
+    /// is not an error. Refusals: `ThingNotFound`; `GroupNotFound` for any named group
+    /// (adds checked first, in order); `SameHierarchy` if the thing would end up in two
+    /// groups with one root; `TooManyGroups` if it would end up in more than
+    /// `max_groups` groups.
     async fn change_thing_groups(
         &self,
         scope: &Scope,
@@ -310,6 +334,7 @@ impl ThingStore for Engine {
         .await
     }
 
+    /// The groups the thing is directly in, by group name.
     async fn list_thing_groups_for_thing(
         &self,
         scope: &Scope,
@@ -337,6 +362,7 @@ impl ThingStore for Engine {
         self.read(async |db| q.query(db, group_ref).await).await
     }
 
+    /// Names of the things in the group, and with `recursive` in its descendants too.
     async fn list_things_in_thing_group(
         &self,
         scope: &Scope,
