@@ -184,6 +184,15 @@ where
     }
 }
 
+/// The parameters `a` then `b`, for a list built from parts.
+pub(crate) fn joined<'a, const A: usize, const B: usize, const N: usize>(
+    a: [&'a dyn Param; A],
+    b: [&'a dyn Param; B],
+) -> [&'a dyn Param; N] {
+    const { assert!(A + B == N, "the parts do not fill the list") };
+    std::array::from_fn(|i| if i < A { a[i] } else { b[i - A] })
+}
+
 /// A value both drivers can read from a row.
 pub(crate) trait Value:
     rusqlite::types::FromSql + for<'r> tokio_postgres::types::FromSql<'r>
@@ -290,7 +299,6 @@ macro_rules! with_pg {
     };
 }
 
-#[allow(dead_code)] // until every resource is on the seam
 impl Db<'_> {
     pub(crate) fn dialect(&self) -> Dialect {
         match self {

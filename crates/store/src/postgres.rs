@@ -18,7 +18,6 @@ mod certificates;
 mod error;
 mod import;
 mod migrate;
-mod mitigation_tasks;
 
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
@@ -233,7 +232,6 @@ impl PostgresStore {
     }
 
     /// [`PostgresStore::read`]; SQLite runs these on its blocking pool.
-    #[allow(dead_code)] // until the first scan moves onto the seam
     pub(crate) async fn scan<T: Send + 'static>(
         &self,
         f: impl AsyncFnOnce(&Db<'_>) -> DbResult<T> + Send + 'static,
@@ -535,9 +533,4 @@ async fn within<F: std::future::Future>(
         Some(limit) => tokio::time::timeout(limit, f).await,
         None => Ok(f.await),
     }
-}
-
-/// Converts a caller's `usize` bound to a SQL `LIMIT` value.
-fn sql_limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
 }

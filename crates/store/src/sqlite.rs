@@ -18,7 +18,6 @@ mod certificates;
 mod checkpoint;
 mod error;
 mod migrate;
-mod mitigation_tasks;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -125,7 +124,6 @@ impl SqliteStore {
     /// Runs `f` on a read-only connection on the blocking pool: for the few reads that
     /// scan a large range (an audit's million findings), which would otherwise hold an
     /// async worker for a noticeable time.
-    #[allow(dead_code)] // until the first scan moves onto the seam
     pub(crate) async fn scan<T: Send + 'static>(
         &self,
         f: impl AsyncFnOnce(&Db<'_>) -> DbResult<T> + Send + 'static,
@@ -177,16 +175,6 @@ impl SqliteStore {
         f: impl AsyncFnOnce(&Db<'_>) -> DbResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         self.write(f).await
-    }
-
-    /// [`SqliteStore::scan`] on a bare connection.
-    async fn scan_conn<T, F>(&self, f: F) -> StoreResult<T>
-    where
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
-        T: Send + 'static,
-    {
-        let inner = Arc::clone(&self.inner);
-        blocking(move || f(&lock(&inner.reader_turn()))).await
     }
 }
 
@@ -311,9 +299,4 @@ fn enable_wal(conn: &Connection) -> StoreResult<()> {
             Err(e) => return Err(sql_err(e)),
         }
     }
-}
-
-/// Converts a caller's `usize` bound to a SQL `LIMIT` value.
-fn sql_limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
 }

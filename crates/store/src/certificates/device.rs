@@ -11,10 +11,10 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{
-    certificate, found, join_uris, page, statuses_that_may_become, unapplied_status_change,
-    StatusChange, CERTIFICATE_STATUSES,
+    certificate, facts_params, found, join_uris, page, statuses_that_may_become,
+    unapplied_status_change, StatusChange, CERTIFICATE_STATUSES,
 };
-use crate::db::{corrupt, Db, DbResult, Dialect, Param, Sql};
+use crate::db::{corrupt, joined, Db, DbResult, Dialect, Param, Sql};
 use crate::{
     CertificateKey, CertificateOutcome, CertificateRecord, CertificateRefusal, Scope,
     DELETABLE_STATUSES,
@@ -119,15 +119,12 @@ fn row_params<'a>(
     r: &'a CertificateRecord,
     crl: &'a Option<String>,
 ) -> [&'a dyn Param; 23] {
-    let keys: [&dyn Param; 2] = [&scope.account_id, &scope.region];
-    let row = row_values(r, crl);
-    std::array::from_fn(|i| if i < 2 { keys[i] } else { row[i - 2] })
+    joined([&scope.account_id, &scope.region], row_values(r, crl))
 }
 
 /// [`row_params`] after the scope's two keys.
 fn row_values<'a>(r: &'a CertificateRecord, crl: &'a Option<String>) -> [&'a dyn Param; 21] {
-    let f = &r.facts;
-    [
+    let own: [&dyn Param; 8] = [
         &r.id,
         &r.arn,
         &r.pem,
@@ -136,20 +133,9 @@ fn row_values<'a>(r: &'a CertificateRecord, crl: &'a Option<String>) -> [&'a dyn
         &r.issuer_certificate_id,
         &r.owned_by,
         &r.previous_owned_by,
-        &f.subject,
-        &f.issuer,
-        &f.subject_der,
-        &f.issuer_der,
-        &f.serial_number,
-        &f.not_before_ms,
-        &f.not_after_ms,
-        &f.key_algorithm,
-        &f.key_bits,
-        &f.key_curve,
-        &f.public_key_der,
-        crl,
-        &r.created_at_ms,
-    ]
+    ];
+    let described: [&dyn Param; 20] = joined(own, facts_params(&r.facts, crl));
+    joined(described, [&r.created_at_ms])
 }
 
 /// The parameters of SQLite's [`INSERT_CERTIFICATE`]: the key, then the state.
@@ -324,7 +310,7 @@ pub(crate) async fn insert_certificates(
                 &r.customer_version,
                 &r.updated_at_ms,
             ];
-            std::array::from_fn::<_, 25, _>(|i| if i < 21 { row[i] } else { state[i - 21] })
+            joined::<21, 4, 25>(row, state)
         },
     )
     .await

@@ -485,6 +485,27 @@ async fn found(db: &Db<'_>, sql: &Sql<'_>, params: &[&dyn Param]) -> DbResult<bo
     Ok(db.value::<i32>(sql, params).await?.is_some())
 }
 
+/// The values of `facts_columns!()` in order; `crl` is the joined distribution points.
+pub(crate) fn facts_params<'a>(
+    f: &'a CertificateFacts,
+    crl: &'a Option<String>,
+) -> [&'a dyn Param; 12] {
+    [
+        &f.subject,
+        &f.issuer,
+        &f.subject_der,
+        &f.issuer_der,
+        &f.serial_number,
+        &f.not_before_ms,
+        &f.not_after_ms,
+        &f.key_algorithm,
+        &f.key_bits,
+        &f.key_curve,
+        &f.public_key_der,
+        crl,
+    ]
+}
+
 pub(crate) fn facts(row: &Row<'_>, at: usize) -> DbResult<CertificateFacts> {
     Ok(CertificateFacts {
         subject: row.get(at)?,

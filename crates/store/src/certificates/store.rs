@@ -1,8 +1,8 @@
 //! [`CertificateStore`] on both engines: registration codes, the account's issuing CA
 //! and CA certificates here, device certificates in [`super::device`].
 
-use super::{ca_certificate, device, found, join_uris, page, CA_SUBJECT_LOCK_SPACE};
-use crate::db::{Db, DbResult, Fail, Param, Row, Sql};
+use super::{ca_certificate, device, facts_params, found, join_uris, page, CA_SUBJECT_LOCK_SPACE};
+use crate::db::{joined, Db, DbResult, Fail, Param, Row, Sql};
 use crate::{
     tags, CaCertificateRecord, CaCertificateUpdate, CertificateKey, CertificateOutcome,
     CertificatePages, CertificateRecord, CertificateRefusal, IssuingCaRecord,
@@ -342,36 +342,28 @@ async fn register_ca(
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,",
             " $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
         ),
-        &[
-            &scope.account_id,
-            &scope.region,
-            &r.id,
-            &r.arn,
-            &r.pem,
-            &r.status,
-            &r.certificate_mode,
-            &r.auto_registration_status,
-            &config.role_arn,
-            &config.template_body,
-            &config.template_name,
-            &r.owned_by,
-            &r.generation_id,
-            &r.customer_version,
-            &f.subject,
-            &f.issuer,
-            &f.subject_der,
-            &f.issuer_der,
-            &f.serial_number,
-            &f.not_before_ms,
-            &f.not_after_ms,
-            &f.key_algorithm,
-            &f.key_bits,
-            &f.key_curve,
-            &f.public_key_der,
-            &crl,
-            &r.created_at_ms,
-            &r.updated_at_ms,
-        ],
+        &joined::<26, 2, 28>(
+            joined::<14, 12, 26>(
+                [
+                    &scope.account_id,
+                    &scope.region,
+                    &r.id,
+                    &r.arn,
+                    &r.pem,
+                    &r.status,
+                    &r.certificate_mode,
+                    &r.auto_registration_status,
+                    &config.role_arn,
+                    &config.template_body,
+                    &config.template_name,
+                    &r.owned_by,
+                    &r.generation_id,
+                    &r.customer_version,
+                ],
+                facts_params(f, &crl),
+            ),
+            [&r.created_at_ms, &r.updated_at_ms],
+        ),
     )
     .await?;
     tags::upsert(db, scope, &r.arn, tags).await?;

@@ -16,7 +16,7 @@ use palisade_store_macros::engines;
 use std::collections::HashMap;
 
 use super::stage::{apply_stage, CANCELED, IN_PROGRESS};
-use crate::db::{sql_limit, Db, DbResult, Dialect, Param, Query, Row};
+use crate::db::{sql_limit, Db, DbResult, Dialect, Param, Query, Row, Sql};
 use crate::purge::{self, delete_some};
 use crate::work::insert_work_item;
 use crate::{
@@ -286,7 +286,9 @@ pub trait MitigationTaskStore: Send + Sync {
         scope: &Scope,
         audit_task_id: &str,
     ) -> StoreResult<Vec<(String, i64)>> {
-        self.count_findings_by_check(scope, audit_task_id).await
+        let (scope, task) = (scope.clone(), audit_task_id.to_owned());
+        self.scan(async move |db| count_by_check(db, &scope, &task).await)
+            .await
     }
 
     /// The keys of the audit task's `every`-th, `2·every`-th, … findings in listing order
@@ -297,7 +299,9 @@ pub trait MitigationTaskStore: Send + Sync {
         audit_task_id: &str,
         every: usize,
     ) -> StoreResult<Vec<AuditFindingKey>> {
-        self.finding_boundaries(scope, audit_task_id, every).await
+        let (scope, task) = (scope.clone(), audit_task_id.to_owned());
+        self.scan(async move |db| boundaries(db, &scope, &task, every).await)
+            .await
     }
 
     /// Deletes, in every scope, finished tasks that started before `before_ms` (the
@@ -639,3 +643,107 @@ const HISTORY: purge::History = purge::History {
         " AND status <> 'IN_PROGRESS'"
     ),
 };
+
+/// The audit's findings per check. PostgreSQL groups them; SQLite counts them along the
+/// by-task index, which carries the check (migration 0011), so no finding's row is read:
+/// the index is not in check order, so a GROUP BY would sort every finding first (0.75 s
+/// for a million, against 0.3 s for this walk).
+async fn count_by_check(db: &Db<'_>, scope: &Scope, task: &str) -> DbResult<Vec<(String, i64)>> {
+    let key: [&dyn Param; 3] = [&scope.account_id, &scope.region, &task];
+    let Some(conn) = db.lite() else {
+        let sql = sql!(
+            "SELECT check_name, COUNT(*) FROM audit_findings",
+            " WHERE account_id = $1 AND region = $2 AND task_id = $3",
+            " GROUP BY check_name ORDER BY check_name"
+        );
+        return db
+            .query(sql, &key, |row| Ok((row.get(0)?, row.get(1)?)))
+            .await;
+    };
+    let sql = sql!("SELECT check_name FROM audit_findings WHERE account_id = $1 AND region = $2 AND task_id = $3");
+    let mut stmt = conn.prepare_cached(sql.lite)?;
+    let mut rows = stmt.query((&scope.account_id, &scope.region, task))?;
+    let mut counts: std::collections::BTreeMap<String, i64> = Default::default();
+    while let Some(row) = rows.next()? {
+        // Borrowed, not a String per finding.
+        let check = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+        match counts.get_mut(check) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(check.to_owned(), 1);
+            }
+        }
+    }
+    Ok(counts.into_iter().collect())
+}
+
+/// The keys of every `every`-th finding in listing order: a walk along the by-task index
+/// (which holds every column used, in listing order), each step `every` entries on from
+/// the last boundary. PostgreSQL runs the walk as one recursive statement (about half the
+/// time of ROW_NUMBER() over the listing order, which numbers every finding); SQLite, where
+/// that window function took 0.6-1.0 s over a million findings and this walk 0.1 s, as a
+/// statement per step (in process, no round trip), in one read transaction so that every
+/// step sees the same findings.
+async fn boundaries(
+    db: &Db<'_>,
+    scope: &Scope,
+    task: &str,
+    every: usize,
+) -> DbResult<Vec<AuditFindingKey>> {
+    let skip = sql_limit(every.max(1) - 1);
+    let key = |row: &Row<'_>| Ok(from_row!(row => AuditFindingKey { finding_time_ms, finding_id }));
+    if db.dialect() == Dialect::Postgres {
+        let walk = Sql::per_dialect(
+            "WITH RECURSIVE b (t, id) AS (
+                 (SELECT finding_time_ms, finding_id FROM audit_findings
+                  WHERE account_id = $1 AND region = $2 AND task_id = $3
+                  ORDER BY finding_time_ms, finding_id OFFSET $4 LIMIT 1)
+                 UNION ALL
+                 SELECT n.finding_time_ms, n.finding_id FROM b CROSS JOIN LATERAL (
+                     SELECT finding_time_ms, finding_id FROM audit_findings
+                     WHERE account_id = $1 AND region = $2 AND task_id = $3
+                       AND (finding_time_ms, finding_id) > (b.t, b.id)
+                     ORDER BY finding_time_ms, finding_id OFFSET $4 LIMIT 1) AS n)
+             SELECT t, id FROM b ORDER BY t, id",
+            "",
+        );
+        return db
+            .query(
+                &walk,
+                &[&scope.account_id, &scope.region, &task, &skip],
+                key,
+            )
+            .await;
+    }
+    let step = sql!(
+        "SELECT finding_time_ms, finding_id FROM audit_findings",
+        " WHERE account_id = $1 AND region = $2 AND task_id = $3",
+        " AND (finding_time_ms, finding_id) > ($5, $6)",
+        " ORDER BY finding_time_ms, finding_id LIMIT 1 OFFSET $4"
+    );
+    let walk = async {
+        let mut found: Vec<AuditFindingKey> = Vec::new();
+        loop {
+            let (after_time, after_id) = found.last().map_or((i64::MIN, ""), |k| {
+                (k.finding_time_ms, k.finding_id.as_str())
+            });
+            let params: [&dyn Param; 6] = [
+                &scope.account_id,
+                &scope.region,
+                &task,
+                &skip,
+                &after_time,
+                &after_id,
+            ];
+            match db.query_opt(step, &params, key).await? {
+                Some(k) => found.push(k),
+                None => return Ok(found),
+            }
+        }
+    };
+    db.batch("BEGIN").await?;
+    let found = walk.await;
+    // A read transaction: ending it either way releases its snapshot.
+    db.batch("COMMIT").await?;
+    found
+}

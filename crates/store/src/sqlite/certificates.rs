@@ -4,9 +4,10 @@
 use rusqlite::{params, Connection};
 
 use super::error::{fail_err, sql_err};
-use super::{sql_limit, SqliteStore};
+use super::SqliteStore;
 use crate::certificates::{facts, facts_columns};
-use crate::db::{DbResult, Row};
+
+use crate::db::{sql_limit, DbResult, Row};
 use crate::{CertificateInUse, CertificateKey, CertificatePages, Scope, StoreResult};
 
 /// Past this many certificates not in use, a scan looks up each state instead of
