@@ -32,14 +32,14 @@ impl<'a> Json<'a> {
         serde_json::from_str(document).map_err(|e| PolicyError::NotJson(e.to_string()))
     }
 
-    fn as_str(&self) -> Option<&str> {
+    pub(crate) fn as_str(&self) -> Option<&str> {
         match self {
             Json::Str(s) => Some(s),
             _ => None,
         }
     }
 
-    fn as_object(&self) -> Option<&[(Cow<'a, str>, Json<'a>)]> {
+    pub(crate) fn as_object(&self) -> Option<&[(Cow<'a, str>, Json<'a>)]> {
         match self {
             Json::Object(members) => Some(members),
             _ => None,
@@ -143,12 +143,14 @@ pub(crate) struct Statement<'a> {
     pub is_attached: bool,
     /// The statement has a non-empty Condition block (of any kind).
     pub conditional: bool,
+    /// The Condition block as written, for evaluating it (authorize.rs).
+    pub condition: Option<&'a Json<'a>>,
 }
 
 /// The statements of a document. Errors only when the document is not a JSON object
 /// with a `Statement` that is an object or an array; array members that are not objects,
 /// and statements whose Effect is neither Allow nor Deny, are skipped.
-pub(crate) fn statements<'a>(document: &'a Json<'_>) -> Result<Vec<Statement<'a>>, PolicyError> {
+pub(crate) fn statements<'a>(document: &'a Json<'a>) -> Result<Vec<Statement<'a>>, PolicyError> {
     let Json::Object(top) = document else {
         return Err(PolicyError::NotAnObject);
     };
@@ -164,7 +166,7 @@ pub(crate) fn statements<'a>(document: &'a Json<'_>) -> Result<Vec<Statement<'a>
     }
 }
 
-fn statement<'a>(object: &'a [(Cow<'_, str>, Json<'_>)]) -> Option<Statement<'a>> {
+fn statement<'a>(object: &'a [(Cow<'a, str>, Json<'a>)]) -> Option<Statement<'a>> {
     let effect = match get(object, "Effect").and_then(Json::as_str) {
         Some(e) if e.eq_ignore_ascii_case("Allow") => Effect::Allow,
         Some(e) if e.eq_ignore_ascii_case("Deny") => Effect::Deny,
@@ -184,6 +186,7 @@ fn statement<'a>(object: &'a [(Cow<'_, str>, Json<'_>)]) -> Option<Statement<'a>
             Some(Json::Other) => false, // null
             Some(_) => true,
         },
+        condition,
     })
 }
 

@@ -1,7 +1,8 @@
 //! Analysis of AWS IoT policy documents for two Device Defender audit checks:
 //! `IOT_POLICY_OVERLY_PERMISSIVE_CHECK` and `IOT_POLICY_POTENTIAL_MISCONFIGURATION_CHECK`.
 //! [`analyse`] reads one document (a policy's default version) and reports what each
-//! check finds; the audit engine turns that into findings.
+//! check finds; the audit engine turns that into findings. [`PolicySet::authorize`]
+//! decides one request of a device as AWS IoT Core's gateway does (see its module).
 //!
 //! # The model of IoT policies
 //!
@@ -100,6 +101,7 @@
 //! 10 µs.
 
 mod actions;
+mod authorize;
 mod document;
 mod misconfig;
 mod pattern;
@@ -109,6 +111,7 @@ mod policy;
 use std::fmt;
 
 pub use actions::data_plane_actions;
+pub use authorize::{Context, Decision, PolicySet};
 
 /// Check name of the overly permissive check.
 pub const OVERLY_PERMISSIVE_CHECK: &str = "IOT_POLICY_OVERLY_PERMISSIVE_CHECK";
