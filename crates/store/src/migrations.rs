@@ -3,6 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::db::{Db, DbResult, Dialect, Fail};
 use crate::StoreError;
 
 /// One version's SQL for each engine.
@@ -51,6 +52,51 @@ pub(crate) fn pending(
         )));
     }
     Ok(MIGRATIONS.iter().filter(move |m| m.version > current))
+}
+
+/// Brings the schema up to date inside the caller's transaction, which runs alone (the
+/// engine's lock: SQLite's `BEGIN IMMEDIATE`, PostgreSQL's advisory lock), so when
+/// several processes start on a fresh database at once exactly one migrates and the
+/// others then see the result and do nothing. `failed` words a migration's own failure
+/// (each engine knows which of its errors are an outage rather than a broken migration).
+pub(crate) async fn apply_pending(db: &Db<'_>, failed: impl Fn(i64, Fail) -> Fail) -> DbResult<()> {
+    let (table, sql): (&str, fn(&Migration) -> &'static str) = match db.dialect() {
+        Dialect::Sqlite => (
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version       INTEGER NOT NULL PRIMARY KEY,
+                 applied_at_ms INTEGER NOT NULL
+             )",
+            |m| m.sqlite,
+        ),
+        Dialect::Postgres => (
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version       BIGINT NOT NULL PRIMARY KEY,
+                 applied_at_ms BIGINT NOT NULL
+             )",
+            |m| m.postgres,
+        ),
+    };
+    db.batch(table).await?;
+    let current: i64 = db
+        .value(
+            sql!("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"),
+            &[],
+        )
+        .await?
+        .unwrap_or(0);
+    for migration in pending(current)? {
+        let version = migration.version;
+        tracing::info!(version, "applying storage migration");
+        db.batch(sql(migration))
+            .await
+            .map_err(|e| failed(version, e))?;
+        db.execute(
+            sql!("INSERT INTO schema_migrations (version, applied_at_ms) VALUES ($1, $2)"),
+            &[&version, &now_ms()],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// When a migration was applied.

@@ -84,8 +84,8 @@ impl SqliteStore {
                 StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
-        let mut writer = open_writer(path)?;
-        migrate::run(&mut writer)?;
+        let writer = Mutex::new(open_writer(path)?);
+        migrate::run(&writer)?;
         // Readers are opened after the writer has put the file in WAL mode and created
         // the schema, which read-only connections cannot do themselves.
         let readers = (0..READERS)
@@ -94,7 +94,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                writer: Mutex::new(Mutex::new(writer)),
+                writer: Mutex::new(writer),
                 readers,
                 next_reader: AtomicUsize::new(0),
                 secret: OnceLock::new(),

@@ -1,50 +1,37 @@
 //! Versioned schema migrations, embedded in the binary and applied in order.
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use std::sync::Mutex;
 
-use super::error::sql_err;
-use crate::migrations::{now_ms, pending};
+use rusqlite::Connection;
+
+use super::{rollback, settle};
+use crate::db::{Db, Fail};
+use crate::migrations::apply_pending;
 use crate::{StoreError, StoreResult};
 
-/// Brings the schema up to date. The check and the migrations share one
-/// `BEGIN IMMEDIATE` transaction, so when several processes open a fresh file at once
-/// exactly one migrates and the others then see the result and do nothing.
-pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(sql_err)?;
-    tx.execute_batch(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-             version       INTEGER NOT NULL PRIMARY KEY,
-             applied_at_ms INTEGER NOT NULL
-         )",
-    )
-    .map_err(sql_err)?;
-    let current = current_version(&tx)?;
-    for migration in pending(current)? {
-        apply(&tx, migration.version, migration.sqlite)?;
+/// Brings the schema up to date (`crate::migrations::apply_pending`) in one
+/// `BEGIN IMMEDIATE` transaction on `conn`.
+pub(super) fn run(conn: &Mutex<Connection>) -> StoreResult<()> {
+    let db = Db::Lite(conn);
+    let migrated = settle(async {
+        db.batch("BEGIN IMMEDIATE").await?;
+        apply_pending(&db, |version, e| match e {
+            Fail::Lite(e) => Fail::Store(StoreError::Internal(format!(
+                "migration {version} failed: {e}"
+            ))),
+            other => other,
+        })
+        .await?;
+        db.batch("COMMIT").await
+    });
+    if migrated.is_err() {
+        rollback(
+            &conn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
     }
-    tx.commit().map_err(sql_err)
-}
-
-fn current_version(tx: &Transaction<'_>) -> StoreResult<i64> {
-    tx.query_row("SELECT MAX(version) FROM schema_migrations", [], |row| {
-        row.get::<_, Option<i64>>(0)
-    })
-    .map(|v| v.unwrap_or(0))
-    .map_err(sql_err)
-}
-
-fn apply(tx: &Transaction<'_>, version: i64, sql: &str) -> StoreResult<()> {
-    tracing::info!(version, "applying storage migration");
-    tx.execute_batch(sql)
-        .map_err(|e| StoreError::Internal(format!("migration {version} failed: {e}")))?;
-    tx.execute(
-        "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (?1, ?2)",
-        (version, now_ms()),
-    )
-    .map_err(sql_err)?;
-    Ok(())
+    migrated
 }
 
 #[cfg(test)]
@@ -54,9 +41,10 @@ mod tests {
 
     #[test]
     fn rerun_is_a_no_op() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        run(&mut conn).unwrap();
-        run(&mut conn).unwrap();
+        let conn = Mutex::new(Connection::open_in_memory().unwrap());
+        run(&conn).unwrap();
+        run(&conn).unwrap();
+        let conn = conn.into_inner().unwrap();
         let applied: i64 = conn
             .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
             .unwrap();
@@ -65,14 +53,16 @@ mod tests {
 
     #[test]
     fn refuses_a_newer_schema() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        run(&mut conn).unwrap();
-        conn.execute(
-            "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (999, 0)",
-            [],
-        )
-        .unwrap();
-        assert!(matches!(run(&mut conn), Err(StoreError::Internal(m)) if m.contains("999")));
+        let conn = Mutex::new(Connection::open_in_memory().unwrap());
+        run(&conn).unwrap();
+        conn.lock()
+            .unwrap()
+            .execute(
+                "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (999, 0)",
+                [],
+            )
+            .unwrap();
+        assert!(matches!(run(&conn), Err(StoreError::Internal(m)) if m.contains("999")));
     }
 
     /// 0011 splits certificates into rows and states: a database made before it keeps
@@ -89,7 +79,12 @@ mod tests {
             )
             .unwrap();
             for m in MIGRATIONS.iter().filter(|m| m.version <= 10) {
-                apply(&tx, m.version, m.sqlite).unwrap();
+                tx.execute_batch(m.sqlite).unwrap();
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (?1, 0)",
+                    [m.version],
+                )
+                .unwrap();
             }
             tx.execute_batch(
                 "INSERT INTO things VALUES ('a', 'r', 'thing', 'tid', 'arn:thing', NULL, NULL,
@@ -108,7 +103,9 @@ mod tests {
             .unwrap();
             tx.commit().unwrap();
         }
-        run(&mut conn).unwrap();
+        let conn = Mutex::new(conn);
+        run(&conn).unwrap();
+        let conn = conn.into_inner().unwrap();
         let rows: Vec<(String, String, String, i64, i64, String)> = conn
             .prepare(
                 "SELECT s.id, s.status, s.generation_id, s.customer_version, s.updated_at_ms,
