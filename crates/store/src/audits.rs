@@ -299,6 +299,30 @@ pub trait AuditStore: Send + Sync {
         .await
     }
 
+    /// When the scheduled audit `name` last started a task before `before_ms` (its
+    /// previous run, the window of the connection checks); `None` if it never did.
+    async fn previous_scheduled_audit_start(
+        &self,
+        scope: &Scope,
+        name: &str,
+        before_ms: i64,
+    ) -> StoreResult<Option<i64>> {
+        self.read(async |db| {
+            db.value(
+                sql!(
+                    "SELECT MAX(started_at_ms) FROM audit_tasks",
+                    " WHERE account_id = $1 AND region = $2",
+                    " AND task_type = 'SCHEDULED_AUDIT_TASK' AND scheduled_audit_name = $3",
+                    " AND started_at_ms < $4"
+                ),
+                &[&scope.account_id, &scope.region, &name, &before_ms],
+            )
+            .await
+            .map(Option::flatten)
+        })
+        .await
+    }
+
     /// Replaces status, finished time and checks of the task if its version is still
     /// `task.version - 1`, storing `task.version`; returns whether it did (false: the
     /// task changed meanwhile, or does not exist).

@@ -29,6 +29,7 @@ use crate::{
 
 pub mod audits;
 pub mod certificates;
+pub mod connections;
 pub mod crls;
 mod fixtures;
 pub mod import;
@@ -105,6 +106,18 @@ macro_rules! conformance_tests {
                 crl_cache_put_get_newest_wins,
                 related_resources_insert_list_paging_idempotence,
                 related_resources_purged_with_their_task;
+            [connections::] store:
+                connections_open_takes_over_client_id,
+                connections_close_keeps_the_first_reason,
+                connections_node_close_and_closed_among,
+                connections_scan_windows_orders_and_pages,
+                connections_latest_for_thing,
+                connections_purge_keeps_open_and_recent,
+                previous_scheduled_audit_start_finds_the_last_run;
+            [connections::] database:
+                gateway_secret_converges,
+                registry_epoch_bumps,
+                connections_concurrent_opens_leave_one_open;
             [scheduled::] store:
                 scheduled_audit_crud,
                 scheduled_audit_duplicate_and_limit,

@@ -10,6 +10,7 @@ mod db;
 mod actions;
 mod audits;
 mod certificates;
+mod connections;
 mod credentials;
 mod crls;
 mod error;
@@ -45,6 +46,10 @@ pub use certificates::{
     CertificateRecord, CertificateRefusal, CertificateStore, IssuingCaRecord, PolicyRef,
     PolicyTarget, PrincipalOutcome, PrincipalRefusal, PrincipalStore, RegistrationConfigChange,
     RegistrationConfigRecord, DELETABLE_STATUSES,
+};
+pub use connections::{
+    ConnectionClose, ConnectionKey, ConnectionOrder, ConnectionRecord, ConnectionStore,
+    DUPLICATE_CLIENTID,
 };
 pub use credentials::CredentialStore;
 pub use crls::{CrlRecord, CrlStore};
@@ -110,6 +115,7 @@ pub trait Store:
     + CrlStore
     + RelatedResourceStore
     + MitigationTaskStore
+    + ConnectionStore
 {
 }
 

@@ -38,6 +38,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!(10, "0010_mitigation_tasks.sql"),
     migration!(11, "0011_mitigation_locality.sql"),
     migration!(12, "0012_finding_heads.sql"),
+    migration!(13, "0013_connections.sql"),
 ];
 
 /// The migrations a database at schema `current` still needs; an error if it is newer

@@ -1,0 +1,480 @@
+//! The MQTT connection history (issue 15): every connection through the device gateway,
+//! or imported from a broker Palisade does not front, with what the gateway's nodes
+//! share (their TLS material, the registry epoch they poll).
+//!
+//! Connection ids are UUIDs, global across accounts, so a node can ask which of its
+//! sessions another node closed without knowing their scopes. The two connection audit
+//! checks read a scope's connections in pages ordered by certificate or by client id
+//! (then connection time), each through an index of its own, so a check never holds more
+//! than a page and the connections of one group.
+
+use palisade_store_macros::engines;
+
+use crate::db::{sql_limit, Db, DbResult, Row};
+use crate::{Scope, StoreResult};
+
+/// One MQTT connection through the gateway, or one imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionRecord {
+    /// The session identifier: a UUID made by the gateway or by the import.
+    pub id: String,
+    /// 64 hex, lower case.
+    pub certificate_id: String,
+    pub client_id: String,
+    /// The thing resolved at connect, when attached.
+    pub thing_name: Option<String>,
+    pub source_ip: String,
+    pub source_port: Option<i64>,
+    /// The gateway node holding it; `None` when imported.
+    pub node_id: Option<String>,
+    pub connected_at_ms: i64,
+    pub disconnected_at_ms: Option<i64>,
+    /// One of the model's `DisconnectReasonValue` names.
+    pub disconnect_reason: Option<String>,
+    pub clean_session: Option<bool>,
+    pub keep_alive_secs: Option<i64>,
+    pub messages_in: i64,
+    pub messages_out: i64,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+}
+
+/// The end of a connection, with its final counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionClose {
+    pub scope: Scope,
+    pub id: String,
+    pub at_ms: i64,
+    pub reason: String,
+    pub messages_in: i64,
+    pub messages_out: i64,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+}
+
+/// How [`ConnectionStore::scan_connections`] orders (and groups) a scope's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionOrder {
+    /// By certificate id, then connection time, then id.
+    Certificate,
+    /// By client id, then connection time, then id.
+    ClientId,
+}
+
+/// Where a scan continues: after the connection with this group (certificate or client
+/// id, as ordered), connection time and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionKey {
+    pub group: String,
+    pub connected_at_ms: i64,
+    pub id: String,
+}
+
+/// The disconnect reason a takeover records on the connection taken over.
+pub const DUPLICATE_CLIENTID: &str = "DUPLICATE_CLIENTID";
+
+/// First key of the advisory locks that serialise connects of one client id (so two
+/// nodes connecting it at once cannot both leave their connection open); see
+/// scheduled.rs for the numbers taken (9 is kept free).
+const CLIENT_ID_LOCK_SPACE: i32 = 13;
+/// One node purges connections at a time.
+const CONNECTION_PURGE_LOCK_SPACE: i32 = 14;
+/// Rows one purge transaction deletes at most, so neither engine's writer is held long.
+const PURGE_CHUNK: i64 = 2_000;
+const REGISTRY_EPOCH: &str = "registry_epoch";
+
+macro_rules! connection_columns {
+    () => {
+        "id, certificate_id, client_id, thing_name, source_ip, source_port, node_id, \
+         connected_at_ms, disconnected_at_ms, disconnect_reason, clean_session, \
+         keep_alive_secs, messages_in, messages_out, bytes_in, bytes_out"
+    };
+}
+
+fn connection(row: &Row<'_>) -> DbResult<ConnectionRecord> {
+    Ok(from_row!(row => ConnectionRecord {
+        id, certificate_id, client_id, thing_name, source_ip, source_port, node_id,
+        connected_at_ms, disconnected_at_ms, disconnect_reason, clean_session,
+        keep_alive_secs, messages_in, messages_out, bytes_in, bytes_out
+    }))
+}
+
+#[engines]
+pub trait ConnectionStore: Send + Sync {
+    /// Records new connections in one transaction (the gateway batches them and answers
+    /// CONNACK after this returns, so it is durable on return). For each, any other
+    /// connection of the same scope and client id that is still open is closed at the
+    /// new one's connected_at with reason DUPLICATE_CLIENTID (AWS: the older session is
+    /// taken over). Returns the ids so closed.
+    async fn open_connections(
+        &self,
+        opens: &[(Scope, ConnectionRecord)],
+    ) -> StoreResult<Vec<String>> {
+        if opens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let opens = opens.to_vec();
+        self.write(async move |db| {
+            // PostgreSQL: without the lock, two transactions connecting one client id
+            // at once would each find nothing open and both stay open. Sorted, so two
+            // batches never wait on each other in a cycle.
+            let mut locks: Vec<(i32, String)> = opens
+                .iter()
+                .map(|(s, r)| {
+                    (
+                        CLIENT_ID_LOCK_SPACE,
+                        format!("{}\n{}", s.key(), r.client_id),
+                    )
+                })
+                .collect();
+            locks.sort();
+            locks.dedup();
+            db.lock_all(&locks).await?;
+            let mut closed = Vec::new();
+            for (scope, r) in &opens {
+                closed.extend(
+                    db.query(
+                        sql!(
+                            "UPDATE connections SET disconnected_at_ms = $4,",
+                            " disconnect_reason = $5",
+                            " WHERE account_id = $1 AND region = $2 AND client_id = $3",
+                            " AND disconnected_at_ms IS NULL AND id <> $6 RETURNING id"
+                        ),
+                        &[
+                            &scope.account_id,
+                            &scope.region,
+                            &r.client_id,
+                            &r.connected_at_ms,
+                            &DUPLICATE_CLIENTID,
+                            &r.id,
+                        ],
+                        |row| row.get::<String>(0),
+                    )
+                    .await?,
+                );
+                insert(db, scope, std::slice::from_ref(r)).await?;
+            }
+            Ok(closed)
+        })
+        .await
+    }
+
+    /// Closes connections in one transaction. disconnected_at and disconnect_reason are
+    /// set only where still NULL (a takeover recorded first keeps its reason); the
+    /// counters are always written.
+    async fn close_connections(&self, closes: &[ConnectionClose]) -> StoreResult<()> {
+        if closes.is_empty() {
+            return Ok(());
+        }
+        let closes = closes.to_vec();
+        self.write(async move |db| {
+            for c in &closes {
+                db.execute(
+                    sql!(
+                        "UPDATE connections SET",
+                        " disconnected_at_ms = COALESCE(disconnected_at_ms, $4),",
+                        " disconnect_reason = COALESCE(disconnect_reason, $5),",
+                        " messages_in = $6, messages_out = $7, bytes_in = $8, bytes_out = $9",
+                        " WHERE account_id = $1 AND region = $2 AND id = $3"
+                    ),
+                    &[
+                        &c.scope.account_id,
+                        &c.scope.region,
+                        &c.id,
+                        &c.at_ms,
+                        &c.reason,
+                        &c.messages_in,
+                        &c.messages_out,
+                        &c.bytes_in,
+                        &c.bytes_out,
+                    ],
+                )
+                .await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// At a node's start: closes every connection still open on `node_id` (`kill -9`
+    /// recovery). Returns how many.
+    async fn close_node_connections(
+        &self,
+        node_id: &str,
+        at_ms: i64,
+        reason: &str,
+    ) -> StoreResult<u64> {
+        let (node_id, reason) = (node_id.to_owned(), reason.to_owned());
+        self.write_one(async move |db| {
+            db.execute(
+                sql!(
+                    "UPDATE connections SET disconnected_at_ms = $2, disconnect_reason = $3",
+                    " WHERE node_id = $1 AND disconnected_at_ms IS NULL"
+                ),
+                &[&node_id, &at_ms, &reason],
+            )
+            .await
+        })
+        .await
+    }
+
+    /// Of these connection ids (any scope), the ones closed in the store, with their
+    /// reason (how a node learns that another node took a session over).
+    async fn closed_connections_among(&self, ids: &[String]) -> StoreResult<Vec<(String, String)>> {
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.read(async |db| {
+            db.query_any(
+                sql!(
+                    "SELECT id, COALESCE(disconnect_reason, 'UNKNOWN') FROM connections",
+                    " WHERE disconnected_at_ms IS NOT NULL AND id = ANY($1::text[])"
+                ),
+                &[],
+                &ids,
+                |row| Ok((row.get::<String>(0)?, row.get::<String>(1)?)),
+            )
+            .await
+        })
+        .await
+    }
+
+    /// Gateway TLS material shared by all nodes: the value stored under `name`, or
+    /// `value` stored now if none was (so concurrent first starts converge on one). Not
+    /// scoped by account.
+    async fn gateway_secret_or_insert(&self, name: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
+        let (name, value) = (name.to_owned(), value.to_vec());
+        self.write(async move |db| {
+            db.execute(
+                sql!(
+                    "INSERT INTO gateway_secrets (name, value) VALUES ($1, $2)",
+                    " ON CONFLICT (name) DO NOTHING"
+                ),
+                &[&name, &value],
+            )
+            .await?;
+            // A statement of its own: on PostgreSQL its snapshot includes a winner that
+            // committed while the insert waited on its key.
+            db.value(
+                sql!("SELECT value FROM gateway_secrets WHERE name = $1"),
+                &[&name],
+            )
+            .await?
+            .ok_or_else(|| crate::db::corrupt("gateway secret missing right after insert"))
+        })
+        .await
+    }
+
+    /// A counter bumped whenever the registry changes in a way the gateway must re-read
+    /// (certificates, policies, attachments, groups), so every node polls one value to
+    /// learn of changes made on another.
+    async fn registry_epoch(&self) -> StoreResult<i64> {
+        self.read(async |db| {
+            db.value(sql!("SELECT epoch FROM registry_epoch WHERE id = 1"), &[])
+                .await?
+                .ok_or_else(|| crate::db::corrupt(format!("{REGISTRY_EPOCH} row missing")))
+        })
+        .await
+    }
+
+    /// Adds one to the registry epoch; the new value.
+    async fn bump_registry_epoch(&self) -> StoreResult<i64> {
+        self.write_one(async move |db| {
+            db.query_one(
+                sql!("UPDATE registry_epoch SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch"),
+                &[],
+                |row| row.get::<i64>(0),
+            )
+            .await
+        })
+        .await
+    }
+
+    /// Adds connections as given (the import: no takeover is applied, their ids are new
+    /// UUIDs), in one transaction; how many were new (an id already stored is skipped).
+    async fn import_connections(
+        &self,
+        scope: &Scope,
+        records: &[ConnectionRecord],
+    ) -> StoreResult<u64> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let (scope, records) = (scope.clone(), records.to_vec());
+        self.write(async move |db| {
+            let mut n = 0;
+            for chunk in records.chunks(500) {
+                let ids: Vec<&str> = chunk.iter().map(|r| r.id.as_str()).collect();
+                let taken: Vec<String> = db
+                    .query_any(
+                        sql!("SELECT id FROM connections WHERE id = ANY($1::text[])"),
+                        &[],
+                        &ids,
+                        |row| row.get(0),
+                    )
+                    .await?;
+                let fresh: Vec<ConnectionRecord> = chunk
+                    .iter()
+                    .filter(|r| !taken.contains(&r.id))
+                    .cloned()
+                    .collect();
+                insert(db, &scope, &fresh).await?;
+                n += fresh.len() as u64;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    /// Up to `limit` of the scope's connections that overlap `[from_ms, to_ms]` (connected
+    /// at or before `to_ms`, and open or disconnected at or after `from_ms`), in `order`,
+    /// after `after`. The connection audit checks sweep them group by group.
+    async fn scan_connections(
+        &self,
+        scope: &Scope,
+        order: ConnectionOrder,
+        (from_ms, to_ms): (i64, i64),
+        after: Option<&ConnectionKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<ConnectionRecord>> {
+        let (scope, after) = (scope.clone(), after.cloned());
+        self.scan(async move |db| {
+            let group = after.as_ref().map(|k| k.group.as_str());
+            let at = after.as_ref().map(|k| k.connected_at_ms);
+            let id = after.as_ref().map(|k| k.id.as_str());
+            let params: [&dyn crate::db::Param; 8] = [
+                &scope.account_id,
+                &scope.region,
+                &group,
+                &at,
+                &id,
+                &from_ms,
+                &to_ms,
+                &sql_limit(limit),
+            ];
+            let sql = match order {
+                ConnectionOrder::Certificate => sql!(
+                    "SELECT ",
+                    connection_columns!(),
+                    " FROM connections WHERE account_id = $1 AND region = $2",
+                    " AND ($3::text IS NULL",
+                    " OR (certificate_id, connected_at_ms, id) > ($3::text, $4::bigint, $5::text))",
+                    " AND connected_at_ms <= $7",
+                    " AND (disconnected_at_ms IS NULL OR disconnected_at_ms >= $6)",
+                    " ORDER BY certificate_id, connected_at_ms, id LIMIT $8"
+                ),
+                ConnectionOrder::ClientId => sql!(
+                    "SELECT ",
+                    connection_columns!(),
+                    " FROM connections WHERE account_id = $1 AND region = $2",
+                    " AND ($3::text IS NULL",
+                    " OR (client_id, connected_at_ms, id) > ($3::text, $4::bigint, $5::text))",
+                    " AND connected_at_ms <= $7",
+                    " AND (disconnected_at_ms IS NULL OR disconnected_at_ms >= $6)",
+                    " ORDER BY client_id, connected_at_ms, id LIMIT $8"
+                ),
+            };
+            db.query(sql, &params, connection).await
+        })
+        .await
+    }
+
+    /// The newest connection (by connection time) recorded for the thing: of those whose
+    /// thing name is `thing_name`, else of those whose client id is `thing_name` (AWS
+    /// tracks a thing's connectivity under a client id equal to its name).
+    async fn latest_thing_connection(
+        &self,
+        scope: &Scope,
+        thing_name: &str,
+    ) -> StoreResult<Option<ConnectionRecord>> {
+        self.read(async |db| {
+            let params: [&dyn crate::db::Param; 3] =
+                [&scope.account_id, &scope.region, &thing_name];
+            if let Some(c) = db
+                .query_opt(
+                    sql!(
+                        "SELECT ",
+                        connection_columns!(),
+                        " FROM connections WHERE account_id = $1 AND region = $2",
+                        " AND thing_name = $3 ORDER BY connected_at_ms DESC, id DESC LIMIT 1"
+                    ),
+                    &params,
+                    connection,
+                )
+                .await?
+            {
+                return Ok(Some(c));
+            }
+            db.query_opt(
+                sql!(
+                    "SELECT ",
+                    connection_columns!(),
+                    " FROM connections WHERE account_id = $1 AND region = $2",
+                    " AND client_id = $3 ORDER BY connected_at_ms DESC, id DESC LIMIT 1"
+                ),
+                &params,
+                connection,
+            )
+            .await
+        })
+        .await
+    }
+
+    /// Deletes, in every scope, connections that were closed before `before_ms` (the
+    /// retention), in transactions of a bounded size; how many went.
+    async fn purge_connections(&self, before_ms: i64) -> StoreResult<u64> {
+        let mut purged = 0;
+        loop {
+            let n = self
+                .write(async move |db| {
+                    db.lock(CONNECTION_PURGE_LOCK_SPACE, "connections").await?;
+                    db.execute(
+                        sql!(
+                            "DELETE FROM connections WHERE id IN (SELECT id FROM connections",
+                            " WHERE disconnected_at_ms IS NOT NULL AND disconnected_at_ms < $1",
+                            " LIMIT $2)"
+                        ),
+                        &[&before_ms, &PURGE_CHUNK],
+                    )
+                    .await
+                })
+                .await?;
+            purged += n;
+            if n < PURGE_CHUNK as u64 {
+                return Ok(purged);
+            }
+        }
+    }
+}
+
+/// Inserts connections as given.
+async fn insert(db: &Db<'_>, scope: &Scope, records: &[ConnectionRecord]) -> DbResult<()> {
+    db.insert_rows(
+        concat!(
+            "connections (account_id, region, ",
+            connection_columns!(),
+            ")"
+        ),
+        scope,
+        records,
+        |r| {
+            [
+                &r.id,
+                &r.certificate_id,
+                &r.client_id,
+                &r.thing_name,
+                &r.source_ip,
+                &r.source_port,
+                &r.node_id,
+                &r.connected_at_ms,
+                &r.disconnected_at_ms,
+                &r.disconnect_reason,
+                &r.clean_session,
+                &r.keep_alive_secs,
+                &r.messages_in,
+                &r.messages_out,
+                &r.bytes_in,
+                &r.bytes_out,
+            ]
+        },
+    )
+    .await
+}
