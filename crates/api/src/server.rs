@@ -218,6 +218,7 @@ async fn process(
     // inline it made this request's future 5.2 KB, copied whole by axum's `Box::pin` and
     // by every wrapper around it (span, catch_unwind) on each request.
     let out = Box::pin(dispatch(&state.engine, &scope, request)).await?;
+    state.engine.operation_done(spec.name);
     let status = StatusCode::from_u16(spec.success_status).unwrap_or(StatusCode::OK);
     Ok((status, out))
 }

@@ -980,6 +980,7 @@ impl Engine {
             };
             match self.store().import_batch(scope, items, &limits).await {
                 Ok(outcomes) => {
+                    self.registry_changed();
                     for (meta, outcome) in metas.into_iter().zip(outcomes) {
                         let s = &mut tally.summary;
                         match outcome {

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod credentials;
 mod engine;
 mod error;
+mod gateway;
 mod import;
 mod logging;
 mod mitigation_actions;
@@ -27,6 +28,7 @@ pub use clock::{Clock, IdSource, RandomIds, SystemClock};
 pub use engine::{Engine, Limits};
 pub(crate) use error::required;
 pub use error::{EngineError, EngineResult};
+pub use gateway::{AuthRefusal, DeviceAuthorization, DeviceIdentity};
 pub use import::{
     ImportObserver, ImportOptions, ImportSummary, LineError, NoObserver, Resource, ResourceCounts,
     DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, MAX_LINE_BYTES,

@@ -41,6 +41,11 @@ pub struct FileConfig {
     pub crl_fetch: Option<bool>,
     pub crl_fetch_timeout_ms: Option<u64>,
     pub audit_work_lease_ms: Option<u64>,
+    pub mqtt_listen: Option<String>,
+    pub mqtt_tls_cert: Option<PathBuf>,
+    pub mqtt_tls_key: Option<PathBuf>,
+    pub mqtt_public_endpoint: Option<String>,
+    pub mqtt_backend: Option<String>,
 }
 
 impl FileConfig {
@@ -83,6 +88,108 @@ pub struct DatabaseArgs {
     /// PostgreSQL statement timeout, in ms [default: 10000].
     #[arg(long, env = "PALISADE_DATABASE_STATEMENT_TIMEOUT_MS")]
     pub database_statement_timeout_ms: Option<u64>,
+}
+
+/// Device gateway settings given on the command line or in the environment.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct MqttArgs {
+    /// Address of the device gateway (MQTT over TLS), or `off` [default: 127.0.0.1:8883].
+    #[arg(long, env = "PALISADE_MQTT_LISTEN")]
+    pub mqtt_listen: Option<String>,
+    /// The gateway's server certificate chain, PEM, server certificate first [default: one
+    /// made on first start under a gateway CA kept in the database, whose certificate is
+    /// written to <data-dir>/mqtt-ca.pem].
+    #[arg(long, env = "PALISADE_MQTT_TLS_CERT")]
+    pub mqtt_tls_cert: Option<PathBuf>,
+    /// The private key of --mqtt-tls-cert, PEM.
+    #[arg(long, env = "PALISADE_MQTT_TLS_KEY")]
+    pub mqtt_tls_key: Option<PathBuf>,
+    /// The address DescribeEndpoint answers (HOST or HOST:PORT) [default: the gateway's
+    /// listen address, without the port when it is 8883].
+    #[arg(long, env = "PALISADE_MQTT_PUBLIC_ENDPOINT")]
+    pub mqtt_public_endpoint: Option<String>,
+    /// An MQTT broker (HOST:PORT, plain MQTT) the gateway routes messages through: Mosquitto,
+    /// or an EMQX or VerneMQ cluster [default: a broker embedded in palisade].
+    #[arg(long, env = "PALISADE_MQTT_BACKEND")]
+    pub mqtt_backend: Option<String>,
+}
+
+/// The device gateway, resolved.
+#[derive(Debug, Clone)]
+pub struct MqttSettings {
+    pub listen: SocketAddr,
+    /// (chain, key) PEM files, when given.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub public_endpoint: Option<String>,
+    pub backend: Option<SocketAddr>,
+}
+
+pub const DEFAULT_MQTT_LISTEN: &str = "127.0.0.1:8883";
+
+impl MqttArgs {
+    /// `None` when the gateway is off.
+    pub fn resolve(&self, file: &FileConfig) -> Result<Option<MqttSettings>> {
+        let listen = self
+            .mqtt_listen
+            .clone()
+            .or(file.mqtt_listen.clone())
+            .unwrap_or_else(|| DEFAULT_MQTT_LISTEN.to_owned());
+        if listen.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        let listen: SocketAddr = listen.parse().with_context(|| {
+            format!("mqtt-listen '{listen}' is not HOST:PORT with an IP host, nor 'off'")
+        })?;
+        let cert = self.mqtt_tls_cert.clone().or(file.mqtt_tls_cert.clone());
+        let key = self.mqtt_tls_key.clone().or(file.mqtt_tls_key.clone());
+        let tls = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => anyhow::bail!("mqtt-tls-cert and mqtt-tls-key go together: give both or neither"),
+        };
+        let backend = match self.mqtt_backend.clone().or(file.mqtt_backend.clone()) {
+            None => None,
+            Some(b) => Some(
+                resolve_host_port(&b)
+                    .with_context(|| format!("mqtt-backend '{b}' is not a reachable HOST:PORT"))?,
+            ),
+        };
+        Ok(Some(MqttSettings {
+            listen,
+            tls,
+            public_endpoint: self
+                .mqtt_public_endpoint
+                .clone()
+                .or(file.mqtt_public_endpoint.clone()),
+            backend,
+        }))
+    }
+}
+
+fn resolve_host_port(text: &str) -> Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    text.to_socket_addrs()?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no address"))
+}
+
+impl MqttSettings {
+    /// What DescribeEndpoint answers: the public endpoint when given, else the listen
+    /// address, without the port when it is MQTT's TLS port.
+    pub fn endpoint_address(&self, bound: SocketAddr) -> String {
+        if let Some(e) = &self.public_endpoint {
+            return e.clone();
+        }
+        let host = match bound.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        if bound.port() == 8883 {
+            host
+        } else {
+            format!("{host}:{}", bound.port())
+        }
+    }
 }
 
 /// Audit settings given on the command line or in the environment.

@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage the access keys clients sign requests with.
     Credentials {
         #[command(subcommand)]
@@ -91,6 +91,8 @@ struct ServeArgs {
     database: config::DatabaseArgs,
     #[command(flatten)]
     audit: config::AuditArgs,
+    #[command(flatten)]
+    mqtt: config::MqttArgs,
     /// Log format.
     #[arg(long, env = "PALISADE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -166,7 +168,7 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Credentials { command } => match command {
             CredentialsCommand::Create { account_id, store } => {
                 credentials_cmd::create(&store.choice()?, &account_id).await

@@ -11,7 +11,7 @@ use palisade_engine::clock::Clock;
 use palisade_engine::{Engine, Limits, RandomIds, SystemClock};
 use palisade_store::Credential;
 
-use crate::config::{FileConfig, Given, ServeConfig};
+use crate::config::{FileConfig, Given, MqttSettings, ServeConfig};
 use crate::ServeArgs;
 
 const BOOTSTRAP_MARKER: &str = "bootstrap/default-credential";
@@ -19,6 +19,7 @@ const BOOTSTRAP_MARKER: &str = "bootstrap/default-credential";
 pub async fn run(args: ServeArgs) -> Result<()> {
     init_tracing(&args.log_format);
     let file = FileConfig::load(args.config.as_deref())?;
+    let mqtt = args.mqtt.resolve(&file)?;
     let cfg = ServeConfig::resolve(
         Given {
             listen: args.listen,
@@ -61,6 +62,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         print_first_start(&cfg, addr, &cred);
     }
     tracing::info!(%addr, region = %cfg.region, store = %cfg.store.describe(), "palisade listening");
+    let registry_sync = tokio::spawn(sync_registry(engine.clone()));
+    let gateway = match &mqtt {
+        Some(m) => Some(start_gateway(&engine, &cfg, m).await?),
+        None => None,
+    };
     let engine_for_work = engine.clone();
     let router = palisade_api::router(
         engine,
@@ -76,13 +82,99 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // Requests are done; the audit worker stops after the check it is in (an
     // interrupted task resumes at that check on the next start, or on another node).
     background.stop().await;
+    if let Some(gateway) = gateway {
+        gateway.shutdown().await;
+    }
+    registry_sync.abort();
     tracing::info!("palisade stopped");
     Ok(())
 }
 
+/// Starts the device gateway: its node id (kept in the data dir, so a restart closes
+/// what a crash left open), its certificate, and the CA file devices trust.
+async fn start_gateway(
+    engine: &Engine,
+    cfg: &ServeConfig,
+    mqtt: &MqttSettings,
+) -> Result<palisade_gateway::Gateway> {
+    let node_id = node_id(&cfg.data_dir)?;
+    let certificate = match &mqtt.tls {
+        Some((cert, key)) => palisade_gateway::ServerCertificate::Given {
+            chain_pem: std::fs::read_to_string(cert)
+                .with_context(|| format!("reading {}", cert.display()))?,
+            key_pem: std::fs::read_to_string(key)
+                .with_context(|| format!("reading {}", key.display()))?,
+        },
+        None => {
+            let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+            let ip = mqtt.listen.ip();
+            if !ip.is_unspecified() {
+                hosts.push(ip.to_string());
+            }
+            if let Some(public) = &mqtt.public_endpoint {
+                let host = public.rsplit_once(':').map_or(public.as_str(), |(h, _)| h);
+                hosts.push(host.trim_matches(['[', ']']).to_owned());
+            }
+            palisade_gateway::ServerCertificate::Generated { hosts }
+        }
+    };
+    let gateway = palisade_gateway::Gateway::start(
+        engine.clone(),
+        palisade_gateway::GatewayConfig {
+            listen: mqtt.listen,
+            certificate,
+            backend: mqtt.backend,
+            region: cfg.region.clone(),
+            node_id,
+        },
+    )
+    .await
+    .context("starting the device gateway")?;
+    if let Some(ca) = gateway.ca_pem() {
+        let path = cfg.data_dir.join("mqtt-ca.pem");
+        std::fs::write(&path, ca).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let endpoint = mqtt.endpoint_address(gateway.local_addr());
+    // MERGE: engine.set_data_endpoint(Some(endpoint.clone()));
+    tracing::info!(addr = %gateway.local_addr(), endpoint, "device gateway listening");
+    Ok(gateway)
+}
+
+/// This node's id in the connection history, kept in the data dir.
+fn node_id(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join("gateway-node-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim();
+        if !id.is_empty() {
+            return Ok(id.to_owned());
+        }
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    std::fs::write(&path, &id).with_context(|| format!("writing {}", path.display()))?;
+    Ok(id)
+}
+
+/// Keeps this node's registry change counter in step with the other nodes' (through the
+/// store), so a certificate deactivated on one node cuts its devices off on every node.
+async fn sync_registry(engine: Engine) {
+    let mut seen = engine.registry_epoch_stored().await.unwrap_or_default();
+    let mut failing = false;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        match engine.sync_registry_epoch(&mut seen).await {
+            Ok(()) => failing = false,
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "syncing registry changes with the store failed");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 fn init_tracing(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PALISADE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off,rustls=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -14,6 +14,7 @@ mod connections;
 mod credentials;
 mod crls;
 mod error;
+mod gateway;
 mod import;
 mod meta;
 mod migrations;
@@ -54,6 +55,7 @@ pub use connections::{
 pub use credentials::CredentialStore;
 pub use crls::{CrlRecord, CrlStore};
 pub use error::{StoreError, StoreResult};
+pub use gateway::{AttachedThing, CertificateRegistration, EffectivePolicy, GatewayStore};
 pub use import::{
     CertificateImport, ImportItem, ImportLimits, ImportOutcome, ImportRefusal, ImportStore,
 };
@@ -116,6 +118,7 @@ pub trait Store:
     + RelatedResourceStore
     + MitigationTaskStore
     + ConnectionStore
+    + GatewayStore
 {
 }
 

@@ -39,6 +39,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!(11, "0011_mitigation_locality.sql"),
     migration!(12, "0012_finding_heads.sql"),
     migration!(13, "0013_connections.sql"),
+    migration!(14, "0014_gateway.sql"),
 ];
 
 /// The migrations a database at schema `current` still needs; an error if it is newer

@@ -365,7 +365,9 @@ impl Engine {
                     .apply_mitigation_stage(&scope, &one, refusals::explain)
                     .await?
                 {
-                    StageOutcome::Applied { .. } => {}
+                    // Deactivated certificates, replaced policies and quarantine groups
+                    // reach the devices connected through the gateway.
+                    StageOutcome::Applied { .. } => self.registry_changed(),
                     StageOutcome::LeaseLost => {
                         tracing::warn!(item = %work_id, "mitigation worker: lost the chunk's lease; another worker has it");
                         return Ok(Next::Done);
@@ -452,6 +454,7 @@ impl Engine {
             .await?
         {
             StageOutcome::Applied { task_finished } => {
+                self.registry_changed();
                 if task_finished {
                     tracing::info!(task = %work.task_id, "audit mitigation actions task finished");
                 }
