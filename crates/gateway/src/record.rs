@@ -61,6 +61,7 @@ async fn run(engine: Engine, mut rx: mpsc::UnboundedReceiver<Write>) {
     let mut opens: Vec<(Scope, ConnectionRecord)> = Vec::new();
     let mut waiters: Vec<oneshot::Sender<bool>> = Vec::new();
     let mut closes: Vec<ConnectionClose> = Vec::new();
+    let mut flushes: Vec<oneshot::Sender<bool>> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         while let Some(w) = next.take() {
@@ -70,7 +71,7 @@ async fn run(engine: Engine, mut rx: mpsc::UnboundedReceiver<Write>) {
                     waiters.push(done);
                 }
                 Write::Close(c) => closes.push(c),
-                Write::Flush(done) => waiters.push(done),
+                Write::Flush(done) => flushes.push(done),
             }
             if opens.len() + closes.len() < BATCH {
                 next = rx.try_recv().ok();
@@ -90,6 +91,9 @@ async fn run(engine: Engine, mut rx: mpsc::UnboundedReceiver<Write>) {
             // recovery (the node's open connections are closed then).
             let _ = write_with_retry(|| engine.connections_closed(&closes)).await;
             closes.clear();
+        }
+        for f in flushes.drain(..) {
+            let _ = f.send(true);
         }
     }
 }

@@ -2,6 +2,7 @@
 //! clients for it, mitigation action fixtures, error inspection, raw HTTP and the binary.
 #![allow(dead_code)] // each test module uses a different subset
 
+pub mod devices;
 pub mod mitigation;
 pub mod moto;
 pub mod process;

@@ -1,0 +1,389 @@
+//! The device gateway with real MQTT clients over TLS: authentication by registered
+//! certificates, authorization by IoT policies (with variables and thing groups),
+//! routing through the embedded broker and through the machine's Mosquitto, session
+//! takeover, and certificates cut off when they stop being ACTIVE.
+
+use std::time::Duration;
+
+use crate::common::devices::*;
+use crate::common::*;
+use aws_sdk_iot::types::{AttributePayload, CertificateStatus};
+use rumqttc::{QoS, SubscribeFilter};
+
+fn uniq() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..10].to_owned()
+}
+
+const SECS: Duration = Duration::from_secs(10);
+
+fn policy(statements: &str) -> String {
+    format!(r#"{{"Version":"2012-10-17","Statement":[{statements}]}}"#)
+}
+
+/// Two devices on one certificate: one subscribes, the other publishes, through
+/// `backend`.
+async fn roundtrip(kind: StoreKind, backend: Option<&str>) {
+    let server = TestServer::start(kind).await;
+    let client = server.client_a();
+    let cert = device_cert(&client).await;
+    attach_policy(&client, "all", ALLOW_ALL, &cert).await;
+    let gateway = start_gateway(&server, backend).await;
+    let u = uniq();
+
+    let mut sub = connect(&gateway, &cert, &format!("sub-{u}")).await;
+    sub.connected().await;
+    assert_eq!(sub.subscribe(&format!("t/{u}/#")).await, vec![true]);
+    let mut publisher = connect(&gateway, &cert, &format!("pub-{u}")).await;
+    publisher.connected().await;
+    publisher.publish(&format!("t/{u}/x"), "hello").await;
+    let got = sub
+        .expect(SECS, |s| match s {
+            Seen::Message(t, p) => Some((t.clone(), p.clone())),
+            _ => None,
+        })
+        .await;
+    assert_eq!(got, (format!("t/{u}/x"), "hello".to_owned()));
+    gateway.shutdown().await;
+}
+
+per_engine! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn devices_talk_through_the_embedded_broker() {
+        roundtrip(ENGINE, None).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn devices_talk_through_mosquitto() {
+        roundtrip(ENGINE, Some(MOSQUITTO)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unregistered_and_inactive_certificates_are_refused() {
+        let server = TestServer::start(ENGINE).await;
+        let client = server.client_a();
+        let gateway = start_gateway(&server, None).await;
+
+        // A certificate no account registered.
+        let key = rcgen::KeyPair::generate().unwrap();
+        let made = rcgen::CertificateParams::new(vec!["stranger".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let stranger = DeviceCert {
+            id: String::new(),
+            arn: String::new(),
+            pem: made.pem(),
+            key: key.serialize_pem(),
+        };
+        let mut d = connect(&gateway, &stranger, "stranger").await;
+        assert_eq!(d.next(SECS).await, Some(Seen::Refused("NotAuthorized".into())));
+
+        // Registered and allowed everything, but INACTIVE.
+        let cert = device_cert(&client).await;
+        attach_policy(&client, "all", ALLOW_ALL, &cert).await;
+        client
+            .update_certificate()
+            .certificate_id(&cert.id)
+            .new_status(CertificateStatus::Inactive)
+            .send()
+            .await
+            .unwrap();
+        let mut d = connect(&gateway, &cert, "dev").await;
+        assert_eq!(d.next(SECS).await, Some(Seen::Refused("NotAuthorized".into())));
+
+        // Active again: it connects.
+        client
+            .update_certificate()
+            .certificate_id(&cert.id)
+            .new_status(CertificateStatus::Active)
+            .send()
+            .await
+            .unwrap();
+        let mut d = connect(&gateway, &cert, "dev").await;
+        d.connected().await;
+        gateway.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_packet_is_authorized_by_the_policies() {
+        let server = TestServer::start(ENGINE).await;
+        let client = server.client_a();
+        let gateway = start_gateway(&server, None).await;
+        let arn = |kind: &str, name: &str| format!("arn:aws:iot:{REGION}:{ACCOUNT_A}:{kind}/{name}");
+
+        // The listener may do everything on ok/ except receive ok/private.
+        let listener_cert = device_cert(&client).await;
+        attach_policy(
+            &client,
+            "listener",
+            &policy(&format!(
+                r#"{{"Effect":"Allow","Action":["iot:Connect","iot:Subscribe","iot:Receive"],"Resource":"*"}},
+                   {{"Effect":"Deny","Action":"iot:Subscribe","Resource":"{}"}},
+                   {{"Effect":"Deny","Action":"iot:Receive","Resource":"{}"}}"#,
+                arn("topicfilter", "secret/*"),
+                arn("topic", "ok/private")
+            )),
+            &listener_cert,
+        )
+        .await;
+        // The talker may connect only as "talker", and publish only under ok/.
+        let talker_cert = device_cert(&client).await;
+        attach_policy(
+            &client,
+            "talker",
+            &policy(&format!(
+                r#"{{"Effect":"Allow","Action":"iot:Connect","Resource":"{}"}},
+                   {{"Effect":"Allow","Action":"iot:Publish","Resource":"{}"}}"#,
+                arn("client", "talker"),
+                arn("topic", "ok/*")
+            )),
+            &talker_cert,
+        )
+        .await;
+
+        let mut wrong_id = connect(&gateway, &talker_cert, "someone-else").await;
+        assert_eq!(
+            wrong_id.next(SECS).await,
+            Some(Seen::Refused("NotAuthorized".into()))
+        );
+
+        let mut listener = connect(&gateway, &listener_cert, "listener").await;
+        listener.connected().await;
+        assert_eq!(listener.subscribe("secret/#").await, vec![false]);
+        listener
+            .client
+            .subscribe_many([
+                SubscribeFilter::new("ok/#".into(), QoS::AtLeastOnce),
+                SubscribeFilter::new("secret/x".into(), QoS::AtLeastOnce),
+            ])
+            .await
+            .unwrap();
+        let codes = listener
+            .expect(SECS, |s| match s {
+                Seen::SubAck(c) => Some(c.clone()),
+                _ => None,
+            })
+            .await;
+        assert_eq!(codes, vec![true, false]);
+
+        let mut talker = connect(&gateway, &talker_cert, "talker").await;
+        talker.connected().await;
+        talker.publish("ok/private", "not for you").await;
+        talker.publish("ok/public", "hello").await;
+        let got = listener
+            .expect(SECS, |s| match s {
+                Seen::Message(t, p) => Some((t.clone(), p.clone())),
+                _ => None,
+            })
+            .await;
+        assert_eq!(got, ("ok/public".to_owned(), "hello".to_owned()));
+
+        // A publish outside ok/ disconnects an MQTT 3.1.1 client.
+        talker.publish("elsewhere", "x").await;
+        talker.closed(SECS).await;
+        gateway.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn policy_variables_and_thing_group_policies_apply() {
+        let server = TestServer::start(ENGINE).await;
+        let client = server.client_a();
+        let gateway = start_gateway(&server, None).await;
+        let cert = device_cert(&client).await;
+        let thing = format!("dev-{}", uniq());
+        client
+            .create_thing()
+            .thing_name(&thing)
+            .attribute_payload(AttributePayload::builder().attributes("room", "r1").build())
+            .send()
+            .await
+            .unwrap();
+        client
+            .attach_thing_principal()
+            .thing_name(&thing)
+            .principal(&cert.arn)
+            .send()
+            .await
+            .unwrap();
+        let prefix = format!("arn:aws:iot:{REGION}:{ACCOUNT_A}:");
+        attach_policy(
+            &client,
+            "own",
+            &policy(&format!(
+                r#"{{"Effect":"Allow","Action":"iot:Connect","Resource":"{prefix}client/${{iot:Connection.Thing.ThingName}}"}},
+                   {{"Effect":"Allow","Action":"iot:Publish","Resource":"{prefix}topic/rooms/${{iot:Connection.Thing.Attributes[room]}}/*"}},
+                   {{"Effect":"Allow","Action":"iot:Receive","Resource":"*"}}"#
+            )),
+            &cert,
+        )
+        .await;
+        // Subscribing is granted by the parent of the thing's group.
+        client.create_thing_group().thing_group_name("building").send().await.unwrap();
+        client
+            .create_thing_group()
+            .thing_group_name("floor")
+            .parent_group_name("building")
+            .send()
+            .await
+            .unwrap();
+        client
+            .add_thing_to_thing_group()
+            .thing_group_name("floor")
+            .thing_name(&thing)
+            .send()
+            .await
+            .unwrap();
+        client
+            .create_policy()
+            .policy_name("building")
+            .policy_document(policy(&format!(
+                r#"{{"Effect":"Allow","Action":"iot:Subscribe","Resource":"{prefix}topicfilter/rooms/*"}}"#
+            )))
+            .send()
+            .await
+            .unwrap();
+        client
+            .attach_policy()
+            .policy_name("building")
+            .target(format!("{prefix}thinggroup/building"))
+            .send()
+            .await
+            .unwrap();
+
+        // Not the thing's name: the thing is not resolved, the variable grants nothing.
+        let mut other = connect(&gateway, &cert, "other").await;
+        assert_eq!(other.next(SECS).await, Some(Seen::Refused("NotAuthorized".into())));
+
+        let mut dev = connect(&gateway, &cert, &thing).await;
+        dev.connected().await;
+        assert_eq!(dev.subscribe("rooms/#").await, vec![true]);
+        dev.publish("rooms/r1/temp", "21").await;
+        let got = dev
+            .expect(SECS, |s| match s {
+                Seen::Message(t, p) => Some((t.clone(), p.clone())),
+                _ => None,
+            })
+            .await;
+        assert_eq!(got, ("rooms/r1/temp".to_owned(), "21".to_owned()));
+        dev.publish("rooms/r2/temp", "19").await;
+        dev.closed(SECS).await;
+        gateway.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_connection_takes_the_client_id_over() {
+        let server = TestServer::start(ENGINE).await;
+        let client = server.client_a();
+        let cert = device_cert(&client).await;
+        attach_policy(&client, "all", ALLOW_ALL, &cert).await;
+        let gateway = start_gateway(&server, Some(MOSQUITTO)).await;
+        let id = format!("dup-{}", uniq());
+        let mut first = connect(&gateway, &cert, &id).await;
+        first.connected().await;
+        let mut second = connect(&gateway, &cert, &id).await;
+        second.connected().await;
+        first.closed(SECS).await;
+        // The newer session works.
+        assert_eq!(second.subscribe(&format!("{id}/#")).await, vec![true]);
+        second.publish(&format!("{id}/x"), "still here").await;
+        second
+            .expect(SECS, |s| matches!(s, Seen::Message(..)).then_some(()))
+            .await;
+        gateway.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deactivating_a_certificate_cuts_its_devices_off() {
+        let server = TestServer::start(ENGINE).await;
+        let client = server.client_a();
+        let cert = device_cert(&client).await;
+        attach_policy(&client, "all", ALLOW_ALL, &cert).await;
+        let gateway = start_gateway(&server, None).await;
+        let mut dev = connect(&gateway, &cert, "victim").await;
+        dev.connected().await;
+        client
+            .update_certificate()
+            .certificate_id(&cert.id)
+            .new_status(CertificateStatus::Inactive)
+            .send()
+            .await
+            .unwrap();
+        // Within a second by design; the bound here only keeps a failure from hanging.
+        dev.closed(Duration::from_secs(5)).await;
+        let mut again = connect(&gateway, &cert, "victim").await;
+        assert_eq!(again.next(SECS).await, Some(Seen::Refused("NotAuthorized".into())));
+        gateway.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_policy_change_applies_from_the_next_packet() {
+        let server = TestServer::start(ENGINE).await;
+        let client = server.client_a();
+        let cert = device_cert(&client).await;
+        attach_policy(&client, "all", ALLOW_ALL, &cert).await;
+        let gateway = start_gateway(&server, None).await;
+        let mut dev = connect(&gateway, &cert, "changing").await;
+        dev.connected().await;
+        assert_eq!(dev.subscribe("a/#").await, vec![true]);
+        client
+            .detach_policy()
+            .policy_name("all")
+            .target(&cert.arn)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(dev.subscribe("b/#").await, vec![false]);
+        gateway.shutdown().await;
+    }
+}
+
+/// Two gateway nodes on one PostgreSQL database and one Mosquitto: a client id taken
+/// over on the other node, and a certificate deactivated through one node cutting off
+/// a device on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_sessions_and_cut_offs() {
+    let db = palisade_store::testing::TestDatabase::create().await;
+    let a = TestServer::start_on(
+        std::sync::Arc::new(db.connect().await),
+        None,
+        tempfile::tempdir().unwrap(),
+        palisade_engine::Limits::default(),
+        palisade_api::ServerConfig::default(),
+    )
+    .await;
+    let b = TestServer::start_on(
+        std::sync::Arc::new(db.connect().await),
+        None,
+        tempfile::tempdir().unwrap(),
+        palisade_engine::Limits::default(),
+        palisade_api::ServerConfig::default(),
+    )
+    .await;
+    let client = a.client_a();
+    let cert = device_cert(&client).await;
+    attach_policy(&client, "all", ALLOW_ALL, &cert).await;
+    let (gw_a, gw_b) = (
+        start_gateway(&a, Some(MOSQUITTO)).await,
+        start_gateway(&b, Some(MOSQUITTO)).await,
+    );
+    let id = format!("roaming-{}", uniq());
+    let mut on_a = connect(&gw_a, &cert, &id).await;
+    on_a.connected().await;
+    let mut on_b = connect(&gw_b, &cert, &id).await;
+    on_b.connected().await;
+    on_a.closed(SECS).await;
+
+    // Deactivated through node A's API; the device is on node B.
+    client
+        .update_certificate()
+        .certificate_id(&cert.id)
+        .new_status(CertificateStatus::Inactive)
+        .send()
+        .await
+        .unwrap();
+    on_b.closed(Duration::from_secs(5)).await;
+    gw_a.shutdown().await;
+    gw_b.shutdown().await;
+    drop((a, b));
+    drop(db);
+}
