@@ -40,6 +40,8 @@ pub(crate) struct Inner {
     pub(crate) audit_wakeup: Arc<tokio::sync::Notify>,
     /// Wakes this node's mitigation workers when a mitigation task is started here.
     pub(crate) mitigation_wakeup: Arc<tokio::sync::Notify>,
+    /// Where devices connect (DescribeEndpoint); set by the owner of the device gateway.
+    pub(crate) data_endpoint: std::sync::RwLock<Option<String>>,
 }
 
 impl Engine {
@@ -73,6 +75,7 @@ impl Engine {
                 audit_settings,
                 audit_wakeup: Arc::new(tokio::sync::Notify::new()),
                 mitigation_wakeup: Arc::new(tokio::sync::Notify::new()),
+                data_endpoint: std::sync::RwLock::new(None),
             }),
         })
     }
