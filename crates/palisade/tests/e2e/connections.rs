@@ -308,6 +308,69 @@ per_engine! {
     }
 
     #[tokio::test]
+    async fn connection_checks_sweep_many_connections_in_pages() {
+        // 2,401 connections of 1,200 certificates: the checks' pages of 1,000 end in the
+        // middle of groups.
+        let server = TestServer::start(ENGINE).await;
+        let client = server.client_a();
+        let t = whole_seconds(now_ms() - DAY);
+        let mut lines = Vec::new();
+        for i in 0..1200u32 {
+            let cert = format!("{:064x}", i + 1);
+            let takeover = i % 4 == 0;
+            let mut first = json!({"certificateId": cert, "clientId": format!("c{i}-a"),
+                                   "sourceIp": "192.0.2.1", "connectedAt": t,
+                                   "disconnectedAt": t + 10 * MINUTE});
+            if takeover {
+                first["disconnectReason"] = json!("DUPLICATE_CLIENTID");
+            }
+            lines.push(first);
+            let second_client = if takeover { format!("c{i}-a") } else { format!("c{i}-b") };
+            let start = if i % 3 == 0 { t + 5 * MINUTE } else { t + 10 * MINUTE };
+            lines.push(json!({"certificateId": cert, "clientId": second_client,
+                              "sourceIp": "192.0.2.2", "connectedAt": start,
+                              "disconnectedAt": t + 20 * MINUTE}));
+            if i == 0 {
+                // A third, alone: every later certificate's pair starts at an odd row.
+                lines.push(json!({"certificateId": cert, "clientId": "c0-late",
+                                  "sourceIp": "192.0.2.3", "connectedAt": t + 30 * MINUTE,
+                                  "disconnectedAt": t + 40 * MINUTE}));
+            }
+        }
+        let answer = post_connections(&server, &jsonl(&lines)).await;
+        assert_eq!(answer["imported"], 2401, "{answer}");
+        enable(&client, &[SHARED, CONFLICTING]).await;
+        let (task, results) = audit(&client, &[SHARED, CONFLICTING]).await;
+        // Shared: overlapping (i % 3 == 0) with two client ids (not i % 4 == 0): 400 - 100.
+        // Conflicting: the 300 client ids taken over; 300 + 900 * 2 + 1 client ids in all.
+        assert_eq!(
+            results,
+            vec![
+                (AuditCheckRunStatus::CompletedNonCompliant, 1200, 300),
+                (AuditCheckRunStatus::CompletedNonCompliant, 2101, 300),
+            ]
+        );
+        // The certificate of i = 999, whose connections straddle the second page's end
+        // (rows 1,999 and 2,000 in certificate order): both related resources.
+        let cert = format!("{:064x}", 1000);
+        let found = client
+            .list_audit_findings()
+            .task_id(&task)
+            .check_name(SHARED)
+            .resource_identifier(ResourceIdentifier::builder().device_certificate_id(&cert).build())
+            .send()
+            .await
+            .expect("findings");
+        let f = &found.findings()[0];
+        let clients: Vec<String> = summarise(&related(&client, f.finding_id().unwrap()).await)
+            .into_iter()
+            .map(|(_, c, _, _)| c)
+            .collect();
+        assert_eq!(clients, vec!["c999-b", "c999-a"]);
+        server.stop().await;
+    }
+
+    #[tokio::test]
     async fn connections_import_over_http_reports_bad_lines() {
         let server = TestServer::start(ENGINE).await;
         let id = "a".repeat(64);
