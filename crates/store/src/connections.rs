@@ -93,6 +93,24 @@ macro_rules! connection_columns {
     };
 }
 
+/// A scan's statement: the scope's connections overlapping [$3, $4], ordered by
+/// `$group` then time and id, `$after` restricting to those after a key, at most $5.
+macro_rules! scan_sql {
+    ($group:literal, $after:literal) => {
+        sql!(
+            "SELECT ",
+            connection_columns!(),
+            " FROM connections WHERE account_id = $1 AND region = $2",
+            $after,
+            " AND connected_at_ms <= $4",
+            " AND (disconnected_at_ms IS NULL OR disconnected_at_ms >= $3)",
+            " ORDER BY ",
+            $group,
+            ", connected_at_ms, id LIMIT $5"
+        )
+    };
+}
+
 fn connection(row: &Row<'_>) -> DbResult<ConnectionRecord> {
     Ok(from_row!(row => ConnectionRecord {
         id, certificate_id, client_id, thing_name, source_ip, source_port, node_id,
@@ -271,39 +289,38 @@ pub trait ConnectionStore: Send + Sync {
     ) -> StoreResult<Vec<ConnectionRecord>> {
         let (scope, after) = (scope.clone(), after.cloned());
         self.scan(async move |db| {
-            let group = after.as_ref().map(|k| k.group.as_str());
-            let at = after.as_ref().map(|k| k.connected_at_ms);
-            let id = after.as_ref().map(|k| k.id.as_str());
+            let limit = sql_limit(limit);
+            // Two statements rather than one with `($n IS NULL OR ...)`: the key
+            // comparison must be a plain range condition for the index to seek to it
+            // (PostgreSQL's generic plans would otherwise filter from the group's start,
+            // every page).
+            let Some(after) = &after else {
+                let params: [&dyn crate::db::Param; 5] =
+                    [&scope.account_id, &scope.region, &from_ms, &to_ms, &limit];
+                let sql = match order {
+                    ConnectionOrder::Certificate => scan_sql!("certificate_id", ""),
+                    ConnectionOrder::ClientId => scan_sql!("client_id", ""),
+                };
+                return db.query(sql, &params, connection).await;
+            };
             let params: [&dyn crate::db::Param; 8] = [
                 &scope.account_id,
                 &scope.region,
-                &group,
-                &at,
-                &id,
                 &from_ms,
                 &to_ms,
-                &sql_limit(limit),
+                &limit,
+                &after.group,
+                &after.connected_at_ms,
+                &after.id,
             ];
             let sql = match order {
-                ConnectionOrder::Certificate => sql!(
-                    "SELECT ",
-                    connection_columns!(),
-                    " FROM connections WHERE account_id = $1 AND region = $2",
-                    " AND ($3::text IS NULL",
-                    " OR (certificate_id, connected_at_ms, id) > ($3::text, $4::bigint, $5::text))",
-                    " AND connected_at_ms <= $7",
-                    " AND (disconnected_at_ms IS NULL OR disconnected_at_ms >= $6)",
-                    " ORDER BY certificate_id, connected_at_ms, id LIMIT $8"
+                ConnectionOrder::Certificate => scan_sql!(
+                    "certificate_id",
+                    " AND (certificate_id, connected_at_ms, id) > ($6, $7, $8)"
                 ),
-                ConnectionOrder::ClientId => sql!(
-                    "SELECT ",
-                    connection_columns!(),
-                    " FROM connections WHERE account_id = $1 AND region = $2",
-                    " AND ($3::text IS NULL",
-                    " OR (client_id, connected_at_ms, id) > ($3::text, $4::bigint, $5::text))",
-                    " AND connected_at_ms <= $7",
-                    " AND (disconnected_at_ms IS NULL OR disconnected_at_ms >= $6)",
-                    " ORDER BY client_id, connected_at_ms, id LIMIT $8"
+                ConnectionOrder::ClientId => scan_sql!(
+                    "client_id",
+                    " AND (client_id, connected_at_ms, id) > ($6, $7, $8)"
                 ),
             };
             db.query(sql, &params, connection).await
