@@ -26,6 +26,19 @@ use crate::{Engine, EngineError, EngineResult};
 pub(crate) const WINDOW_MS: i64 = 31 * 24 * 60 * 60 * 1000;
 /// Related resources written at once.
 const RELATED_BATCH: usize = 1_000;
+/// The newest related resources a finding carries itself (ListAuditFindings and
+/// DescribeAuditFinding show them, as AWS's examples do); ListRelatedResourcesForAuditFinding
+/// lists them all.
+const SHOWN: usize = 10;
+
+/// The group (certificate or client id) a sweep is at.
+struct Group {
+    key: String,
+    sweep: Sweep,
+    finding_id: String,
+    /// Its [`SHOWN`] newest involved connections' related resources, by sort key.
+    newest: BTreeMap<String, RelatedResource>,
+}
 
 /// Which of the two checks a sweep evaluates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,7 +258,7 @@ impl Engine {
         let window = self
             .connection_window(scope, sink.task_id(), task_start_ms)
             .await?;
-        let mut group: Option<(String, Sweep, String)> = None;
+        let mut group: Option<Group> = None;
         let mut related: Vec<RelatedResourceRecord> = Vec::new();
         let mut after: Option<ConnectionKey> = None;
         let mut total = 0;
@@ -256,25 +269,39 @@ impl Engine {
                 .await?;
             for c in &page {
                 let key = check.group(c);
-                if group.as_ref().is_none_or(|(g, _, _)| g != key) {
+                if group.as_ref().is_none_or(|g| g.key != key) {
                     if let Some(done) = group.take() {
                         self.end_group(scope, sink, check, done, &mut related)
                             .await?;
                     }
                     total += 1;
                     let finding_id = sink.finding_id(&check.draft(key))?;
-                    group = Some((key.to_owned(), Sweep::new(check, window), finding_id));
+                    group = Some(Group {
+                        key: key.to_owned(),
+                        sweep: Sweep::new(check, window),
+                        finding_id,
+                        newest: BTreeMap::new(),
+                    });
                 }
-                let Some((_, sweep, finding_id)) = group.as_mut() else {
+                let Some(g) = group.as_mut() else {
                     return Err(EngineError::Internal("a sweep lost its group".into()));
                 };
-                sweep.push(c.clone());
-                for involved in sweep.newly_involved.drain(..) {
-                    related.push(related_record(check, &involved)?);
+                g.sweep.push(c.clone());
+                for involved in g.sweep.newly_involved.drain(..) {
+                    let (key, resource) = (sort_key(&involved), check.related(&involved));
+                    related.push(RelatedResourceRecord {
+                        sort_key: key.clone(),
+                        resource_json: serde_json::to_string(&resource)
+                            .map_err(|e| EngineError::Internal(e.to_string()))?,
+                    });
+                    g.newest.insert(key, resource);
+                    if g.newest.len() > SHOWN {
+                        g.newest.pop_last();
+                    }
                 }
                 if related.len() >= RELATED_BATCH {
                     self.store()
-                        .insert_related_resources(scope, sink.task_id(), finding_id, &related)
+                        .insert_related_resources(scope, sink.task_id(), &g.finding_id, &related)
                         .await?;
                     related.clear();
                 }
@@ -304,31 +331,23 @@ impl Engine {
         scope: &Scope,
         sink: &mut Sink<'_>,
         check: ConnectionCheck,
-        (group, sweep, finding_id): (String, Sweep, String),
+        group: Group,
         related: &mut Vec<RelatedResourceRecord>,
     ) -> EngineResult<()> {
         if !related.is_empty() {
             self.store()
-                .insert_related_resources(scope, sink.task_id(), &finding_id, related)
+                .insert_related_resources(scope, sink.task_id(), &group.finding_id, related)
                 .await?;
             related.clear();
         }
-        if sweep.found {
-            sink.push(check.draft(&group)).await?;
+        if group.sweep.found {
+            // Ascending sort key: newest first.
+            let newest = group.newest.into_values().collect();
+            sink.push_with(check.draft(&group.key), Some(newest))
+                .await?;
         }
         Ok(())
     }
-}
-
-fn related_record(
-    check: ConnectionCheck,
-    c: &ConnectionRecord,
-) -> EngineResult<RelatedResourceRecord> {
-    Ok(RelatedResourceRecord {
-        sort_key: sort_key(c),
-        resource_json: serde_json::to_string(&check.related(c))
-            .map_err(|e| EngineError::Internal(e.to_string()))?,
-    })
 }
 
 #[cfg(test)]

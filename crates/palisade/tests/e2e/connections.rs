@@ -234,13 +234,23 @@ per_engine! {
             resource.resource_identifier().and_then(|r| r.device_certificate_id()),
             Some(a_id.as_str())
         );
-        // The connections that overlapped, newest first; dev-3 overlapped none.
+        // The connections that overlapped, newest first; dev-3 overlapped none. The
+        // finding carries them too (few here), as listed and as described.
+        let expected = vec![
+            (ResourceType::ClientId, "dev-2".into(), t(5).to_string(), Some(t(20).to_string())),
+            (ResourceType::ClientId, "dev-1".into(), t(0).to_string(), Some(t(10).to_string())),
+        ];
+        assert_eq!(summarise(&related(&client, f.finding_id().unwrap()).await), expected);
+        assert_eq!(summarise(f.related_resources()), expected);
+        let described = client
+            .describe_audit_finding()
+            .finding_id(f.finding_id().unwrap())
+            .send()
+            .await
+            .expect("DescribeAuditFinding");
         assert_eq!(
-            summarise(&related(&client, f.finding_id().unwrap()).await),
-            vec![
-                (ResourceType::ClientId, "dev-2".into(), t(5).to_string(), Some(t(20).to_string())),
-                (ResourceType::ClientId, "dev-1".into(), t(0).to_string(), Some(t(10).to_string())),
-            ]
+            summarise(described.finding().expect("finding").related_resources()),
+            expected
         );
 
         let conflicting = findings(&client, &task, CONFLICTING).await;
@@ -337,17 +347,24 @@ per_engine! {
                                   "disconnectedAt": t + 40 * MINUTE}));
             }
         }
+        // And one certificate used by twelve devices at once.
+        let busy = "f".repeat(64);
+        for k in 0..12 {
+            lines.push(json!({"certificateId": busy, "clientId": format!("busy-{k:02}"),
+                              "sourceIp": "192.0.2.9", "connectedAt": t + k * MINUTE}));
+        }
         let answer = post_connections(&server, &jsonl(&lines)).await;
-        assert_eq!(answer["imported"], 2401, "{answer}");
+        assert_eq!(answer["imported"], 2413, "{answer}");
         enable(&client, &[SHARED, CONFLICTING]).await;
         let (task, results) = audit(&client, &[SHARED, CONFLICTING]).await;
         // Shared: overlapping (i % 3 == 0) with two client ids (not i % 4 == 0): 400 - 100.
-        // Conflicting: the 300 client ids taken over; 300 + 900 * 2 + 1 client ids in all.
+        // Conflicting: the 300 client ids taken over; 300 + 900 * 2 + 1 + 12 client ids
+        // in all.
         assert_eq!(
             results,
             vec![
-                (AuditCheckRunStatus::CompletedNonCompliant, 1200, 300),
-                (AuditCheckRunStatus::CompletedNonCompliant, 2101, 300),
+                (AuditCheckRunStatus::CompletedNonCompliant, 1201, 301),
+                (AuditCheckRunStatus::CompletedNonCompliant, 2113, 300),
             ]
         );
         // The certificate of i = 999, whose connections straddle the second page's end
@@ -367,6 +384,22 @@ per_engine! {
             .map(|(_, c, _, _)| c)
             .collect();
         assert_eq!(clients, vec!["c999-b", "c999-a"]);
+        // The busy certificate's finding carries its ten newest; the listing has all 12.
+        let found = client
+            .list_audit_findings()
+            .task_id(&task)
+            .check_name(SHARED)
+            .resource_identifier(ResourceIdentifier::builder().device_certificate_id(&busy).build())
+            .send()
+            .await
+            .expect("findings");
+        let f = &found.findings()[0];
+        let names = |rs: &[RelatedResource]| -> Vec<String> {
+            summarise(rs).into_iter().map(|(_, c, _, _)| c).collect()
+        };
+        let all: Vec<String> = (0..12).rev().map(|k| format!("busy-{k:02}")).collect();
+        assert_eq!(names(&related(&client, f.finding_id().unwrap()).await), all);
+        assert_eq!(names(f.related_resources()), all[..10].to_vec());
         server.stop().await;
     }
 
