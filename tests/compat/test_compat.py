@@ -882,6 +882,49 @@ def test_cli_certificates():
     assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr}"
 
 
+def test_connections_import_and_thing_connectivity_data():
+    """Connections imported over the signed POST /palisade/connections (botocore's own
+    signer, as docs/IMPORT.md shows) are what GetThingConnectivityData answers from, in
+    boto3 and in the AWS CLI."""
+    iot = make_client()
+    thing, idle = uniq("pump"), uniq("idle")
+    iot.create_thing(thingName=thing)
+    iot.create_thing(thingName=idle)
+    now_ms = int(time.time()) * 1000
+    lines = [
+        {"certificateId": "c" * 64, "clientId": thing, "sourceIp": "192.0.2.30", "sourcePort": 50000,
+         "connectedAt": now_ms - 60_000, "disconnectedAt": now_ms - 30_000,
+         "disconnectReason": "CLIENT_INITIATED_DISCONNECT"},
+        {"certificateId": "c" * 64, "clientId": thing, "sourceIp": "192.0.2.31",
+         "connectedAt": "not a time"},
+    ]
+    body = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    akid, secret = read_profile()
+    request = AWSRequest(method="POST", url=f"{ENDPOINT}/palisade/connections", data=body,
+                         headers={"content-type": "application/x-ndjson"})
+    SigV4Auth(Credentials(akid, secret), "iot", REGION).add_auth(request)
+    prepared = request.prepare()
+    reply = urllib.request.urlopen(urllib.request.Request(
+        prepared.url, data=body, headers=dict(prepared.headers), method="POST"))
+    answer = json.loads(reply.read())
+    assert (answer["linesRead"], answer["imported"], answer["failedLines"]) == (2, 1, 1), answer
+    assert answer["errors"][0]["line"] == 2 and "connectedAt" in answer["errors"][0]["message"], answer
+
+    got = iot.get_thing_connectivity_data(thingName=thing, includeSocketInformation=True)
+    assert got["connected"] is False and got["disconnectReason"] == "CLIENT_INITIATED_DISCONNECT", got
+    assert int(got["timestamp"].timestamp() * 1000) == now_ms - 30_000, got
+    assert (got["clientId"], got["sourceIp"], got["sourcePort"]) == (thing, "192.0.2.30", 50000), got
+    never = iot.get_thing_connectivity_data(thingName=idle)
+    assert never["connected"] is False and "timestamp" not in never and "clientId" not in never, never
+    expect_error(lambda: iot.get_thing_connectivity_data(thingName=uniq("ghost")),
+                 "ResourceNotFoundException", 404)
+    proc = aws_cli("get-thing-connectivity-data", "--thing-name", thing)
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr}"
+    out = json.loads(proc.stdout)
+    assert out["connected"] is False and out["disconnectReason"] == "CLIENT_INITIATED_DISCONNECT", out
+    assert "sourceIp" not in out, out
+
+
 # --------------------------------------------------------------------------------------------
 # Device Defender audits
 

@@ -4,6 +4,7 @@
 //! route by method and URI template -> decode and validate with the generated model ->
 //! engine -> JSON. Any failure on the way becomes an AWS-shaped error in `error`.
 
+mod connections_import;
 mod dispatch;
 mod error;
 mod import;

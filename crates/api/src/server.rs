@@ -64,6 +64,10 @@ pub fn router(engine: Engine, cfg: ServerConfig) -> Router {
             crate::import::PATH,
             post(crate::import::handle).fallback(handle),
         )
+        .route(
+            crate::connections_import::PATH,
+            post(crate::connections_import::handle).fallback(handle),
+        )
         .fallback(handle)
         .with_state(state)
 }

@@ -42,6 +42,8 @@ pub(crate) struct Inner {
     pub(crate) mitigation_wakeup: Arc<tokio::sync::Notify>,
     /// Moves when the registry changes in a way live device connections must see.
     pub(crate) registry_epoch: crate::gateway::RegistryEpoch,
+    /// Where devices connect (DescribeEndpoint); set by the owner of the device gateway.
+    pub(crate) data_endpoint: std::sync::RwLock<Option<String>>,
 }
 
 impl Engine {
@@ -76,6 +78,7 @@ impl Engine {
                 audit_wakeup: Arc::new(tokio::sync::Notify::new()),
                 mitigation_wakeup: Arc::new(tokio::sync::Notify::new()),
                 registry_epoch: Default::default(),
+                data_endpoint: std::sync::RwLock::new(None),
             }),
         })
     }

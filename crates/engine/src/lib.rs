@@ -8,6 +8,8 @@ mod arn;
 mod audits;
 mod certificates;
 pub mod clock;
+mod connections_import;
+mod connectivity;
 pub mod credentials;
 mod engine;
 mod error;
@@ -25,6 +27,7 @@ mod things;
 
 pub use audits::BackgroundWork;
 pub use clock::{Clock, IdSource, RandomIds, SystemClock};
+pub use connections_import::{ConnectionImportSummary, ConnectionLineError};
 pub use engine::{Engine, Limits};
 pub(crate) use error::required;
 pub use error::{EngineError, EngineResult};

@@ -57,7 +57,7 @@ pub(crate) fn thing_group_arn(scope: &Scope, name: &str) -> String {
     )
 }
 
-fn thing_not_found(name: &str) -> EngineError {
+pub(crate) fn thing_not_found(name: &str) -> EngineError {
     EngineError::NotFound(format!("Thing {name} cannot be found."))
 }
 

@@ -1,6 +1,7 @@
 //! `palisade`: the self-hosted AWS IoT Device Defender Audit service.
 
 mod config;
+mod connections_cmd;
 mod credentials_cmd;
 mod crl_cmd;
 mod fleet_cmd;
@@ -43,6 +44,11 @@ enum Command {
         #[command(subcommand)]
         command: FleetCommand,
     },
+    /// MQTT connection history from a broker Palisade does not front.
+    Connections {
+        #[command(subcommand)]
+        command: ConnectionsCommand,
+    },
     /// Certificate revocation lists for the revocation audit checks.
     Crl {
         #[command(subcommand)]
@@ -55,6 +61,13 @@ enum FleetCommand {
     /// Import policies, thing groups, things and certificates from a JSON Lines file
     /// (docs/IMPORT.md). Exits 2 if any line failed.
     Import(fleet_cmd::ImportArgs),
+}
+
+#[derive(Subcommand)]
+enum ConnectionsCommand {
+    /// Import connections (JSON Lines, docs/IMPORT.md) for the connection audit checks
+    /// and GetThingConnectivityData. Exits 2 if any line failed.
+    Import(connections_cmd::ImportArgs),
 }
 
 #[derive(Subcommand)]
@@ -181,6 +194,9 @@ async fn run(cli: Cli) -> Result<()> {
         },
         Command::Fleet { command } => match command {
             FleetCommand::Import(args) => fleet_cmd::import(args).await,
+        },
+        Command::Connections { command } => match command {
+            ConnectionsCommand::Import(args) => connections_cmd::import(args).await,
         },
         Command::Crl { command } => match command {
             CrlCommand::Import(args) => crl_cmd::import(args).await,

@@ -135,7 +135,7 @@ async fn start_gateway(
         std::fs::write(&path, ca).with_context(|| format!("writing {}", path.display()))?;
     }
     let endpoint = mqtt.endpoint_address(gateway.local_addr());
-    // MERGE: engine.set_data_endpoint(Some(endpoint.clone()));
+    engine.set_data_endpoint(Some(endpoint.clone()));
     tracing::info!(addr = %gateway.local_addr(), endpoint, "device gateway listening");
     Ok(gateway)
 }

@@ -10,7 +10,9 @@
 
 use palisade_store_macros::engines;
 
-use crate::db::{sql_limit, Db, DbResult, Row};
+use std::collections::HashMap;
+
+use crate::db::{sql_limit, Db, DbResult, Dialect, Row};
 use crate::{Scope, StoreResult};
 
 /// One MQTT connection through the gateway, or one imported.
@@ -91,6 +93,24 @@ macro_rules! connection_columns {
     };
 }
 
+/// A scan's statement: the scope's connections overlapping [$3, $4], ordered by
+/// `$group` then time and id, `$after` restricting to those after a key, at most $5.
+macro_rules! scan_sql {
+    ($group:literal, $after:literal) => {
+        sql!(
+            "SELECT ",
+            connection_columns!(),
+            " FROM connections WHERE account_id = $1 AND region = $2",
+            $after,
+            " AND connected_at_ms <= $4",
+            " AND (disconnected_at_ms IS NULL OR disconnected_at_ms >= $3)",
+            " ORDER BY ",
+            $group,
+            ", connected_at_ms, id LIMIT $5"
+        )
+    };
+}
+
 fn connection(row: &Row<'_>) -> DbResult<ConnectionRecord> {
     Ok(from_row!(row => ConnectionRecord {
         id, certificate_id, client_id, thing_name, source_ip, source_port, node_id,
@@ -114,49 +134,7 @@ pub trait ConnectionStore: Send + Sync {
             return Ok(Vec::new());
         }
         let opens = opens.to_vec();
-        self.write(async move |db| {
-            // PostgreSQL: without the lock, two transactions connecting one client id
-            // at once would each find nothing open and both stay open. Sorted, so two
-            // batches never wait on each other in a cycle.
-            let mut locks: Vec<(i32, String)> = opens
-                .iter()
-                .map(|(s, r)| {
-                    (
-                        CLIENT_ID_LOCK_SPACE,
-                        format!("{}\n{}", s.key(), r.client_id),
-                    )
-                })
-                .collect();
-            locks.sort();
-            locks.dedup();
-            db.lock_all(&locks).await?;
-            let mut closed = Vec::new();
-            for (scope, r) in &opens {
-                closed.extend(
-                    db.query(
-                        sql!(
-                            "UPDATE connections SET disconnected_at_ms = $4,",
-                            " disconnect_reason = $5",
-                            " WHERE account_id = $1 AND region = $2 AND client_id = $3",
-                            " AND disconnected_at_ms IS NULL AND id <> $6 RETURNING id"
-                        ),
-                        &[
-                            &scope.account_id,
-                            &scope.region,
-                            &r.client_id,
-                            &r.connected_at_ms,
-                            &DUPLICATE_CLIENTID,
-                            &r.id,
-                        ],
-                        |row| row.get::<String>(0),
-                    )
-                    .await?,
-                );
-                insert(db, scope, std::slice::from_ref(r)).await?;
-            }
-            Ok(closed)
-        })
-        .await
+        self.write(async move |db| open(db, opens).await).await
     }
 
     /// Closes connections in one transaction. disconnected_at and disconnect_reason are
@@ -167,33 +145,7 @@ pub trait ConnectionStore: Send + Sync {
             return Ok(());
         }
         let closes = closes.to_vec();
-        self.write(async move |db| {
-            for c in &closes {
-                db.execute(
-                    sql!(
-                        "UPDATE connections SET",
-                        " disconnected_at_ms = COALESCE(disconnected_at_ms, $4),",
-                        " disconnect_reason = COALESCE(disconnect_reason, $5),",
-                        " messages_in = $6, messages_out = $7, bytes_in = $8, bytes_out = $9",
-                        " WHERE account_id = $1 AND region = $2 AND id = $3"
-                    ),
-                    &[
-                        &c.scope.account_id,
-                        &c.scope.region,
-                        &c.id,
-                        &c.at_ms,
-                        &c.reason,
-                        &c.messages_in,
-                        &c.messages_out,
-                        &c.bytes_in,
-                        &c.bytes_out,
-                    ],
-                )
-                .await?;
-            }
-            Ok(())
-        })
-        .await
+        self.write(async move |db| close(db, closes).await).await
     }
 
     /// At a node's start: closes every connection still open on `node_id` (`kill -9`
@@ -337,39 +289,38 @@ pub trait ConnectionStore: Send + Sync {
     ) -> StoreResult<Vec<ConnectionRecord>> {
         let (scope, after) = (scope.clone(), after.cloned());
         self.scan(async move |db| {
-            let group = after.as_ref().map(|k| k.group.as_str());
-            let at = after.as_ref().map(|k| k.connected_at_ms);
-            let id = after.as_ref().map(|k| k.id.as_str());
+            let limit = sql_limit(limit);
+            // Two statements rather than one with `($n IS NULL OR ...)`: the key
+            // comparison must be a plain range condition for the index to seek to it
+            // (PostgreSQL's generic plans would otherwise filter from the group's start,
+            // every page).
+            let Some(after) = &after else {
+                let params: [&dyn crate::db::Param; 5] =
+                    [&scope.account_id, &scope.region, &from_ms, &to_ms, &limit];
+                let sql = match order {
+                    ConnectionOrder::Certificate => scan_sql!("certificate_id", ""),
+                    ConnectionOrder::ClientId => scan_sql!("client_id", ""),
+                };
+                return db.query(sql, &params, connection).await;
+            };
             let params: [&dyn crate::db::Param; 8] = [
                 &scope.account_id,
                 &scope.region,
-                &group,
-                &at,
-                &id,
                 &from_ms,
                 &to_ms,
-                &sql_limit(limit),
+                &limit,
+                &after.group,
+                &after.connected_at_ms,
+                &after.id,
             ];
             let sql = match order {
-                ConnectionOrder::Certificate => sql!(
-                    "SELECT ",
-                    connection_columns!(),
-                    " FROM connections WHERE account_id = $1 AND region = $2",
-                    " AND ($3::text IS NULL",
-                    " OR (certificate_id, connected_at_ms, id) > ($3::text, $4::bigint, $5::text))",
-                    " AND connected_at_ms <= $7",
-                    " AND (disconnected_at_ms IS NULL OR disconnected_at_ms >= $6)",
-                    " ORDER BY certificate_id, connected_at_ms, id LIMIT $8"
+                ConnectionOrder::Certificate => scan_sql!(
+                    "certificate_id",
+                    " AND (certificate_id, connected_at_ms, id) > ($6, $7, $8)"
                 ),
-                ConnectionOrder::ClientId => sql!(
-                    "SELECT ",
-                    connection_columns!(),
-                    " FROM connections WHERE account_id = $1 AND region = $2",
-                    " AND ($3::text IS NULL",
-                    " OR (client_id, connected_at_ms, id) > ($3::text, $4::bigint, $5::text))",
-                    " AND connected_at_ms <= $7",
-                    " AND (disconnected_at_ms IS NULL OR disconnected_at_ms >= $6)",
-                    " ORDER BY client_id, connected_at_ms, id LIMIT $8"
+                ConnectionOrder::ClientId => scan_sql!(
+                    "client_id",
+                    " AND (client_id, connected_at_ms, id) > ($6, $7, $8)"
                 ),
             };
             db.query(sql, &params, connection).await
@@ -443,6 +394,179 @@ pub trait ConnectionStore: Send + Sync {
             }
         }
     }
+}
+
+/// [`ConnectionStore::open_connections`]'s body, in a handful of statements whatever the
+/// batch's size: the gateway opens connections in batches at its connect rate.
+async fn open(db: &Db<'_>, mut opens: Vec<(Scope, ConnectionRecord)>) -> DbResult<Vec<String>> {
+    // PostgreSQL: without the lock, two transactions connecting one client id at once
+    // would each find nothing open and both stay open. Sorted, so two batches never wait
+    // on each other in a cycle.
+    let mut locks: Vec<(i32, String)> = opens
+        .iter()
+        .map(|(s, r)| {
+            (
+                CLIENT_ID_LOCK_SPACE,
+                format!("{}\n{}", s.key(), r.client_id),
+            )
+        })
+        .collect();
+    locks.sort();
+    locks.dedup();
+    db.lock_all(&locks).await?;
+    // Within the batch, each connect takes over the one before it of its client id; the
+    // first of each client id takes over what the store holds open.
+    let mut closed = Vec::new();
+    let mut latest: HashMap<(Scope, String), usize> = HashMap::new();
+    let mut first_at: Vec<(Scope, String, i64)> = Vec::new();
+    for i in 0..opens.len() {
+        let (scope, record) = &opens[i];
+        let (key, at) = (
+            (scope.clone(), record.client_id.clone()),
+            record.connected_at_ms,
+        );
+        match latest.insert(key, i) {
+            Some(earlier) => {
+                let taken = &mut opens[earlier].1;
+                if taken.disconnected_at_ms.is_none() {
+                    taken.disconnected_at_ms = Some(at);
+                    taken.disconnect_reason = Some(DUPLICATE_CLIENTID.to_owned());
+                    closed.push(taken.id.clone());
+                }
+            }
+            None => first_at.push((scope.clone(), record.client_id.clone(), at)),
+        }
+    }
+    let mut taken_over = if db.dialect() == Dialect::Postgres {
+        let accounts: Vec<&str> = first_at
+            .iter()
+            .map(|(s, _, _)| s.account_id.as_str())
+            .collect();
+        let regions: Vec<&str> = first_at.iter().map(|(s, _, _)| s.region.as_str()).collect();
+        let clients: Vec<&str> = first_at.iter().map(|(_, c, _)| c.as_str()).collect();
+        let times: Vec<i64> = first_at.iter().map(|(_, _, at)| *at).collect();
+        db.query_pg(
+            "UPDATE connections c SET disconnected_at_ms = u.at, disconnect_reason = $5
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+                 AS u(account_id, region, client_id, at)
+             WHERE c.account_id = u.account_id AND c.region = u.region
+               AND c.client_id = u.client_id AND c.disconnected_at_ms IS NULL
+             RETURNING c.id",
+            &[&accounts, &regions, &clients, &times, &DUPLICATE_CLIENTID],
+            |row| row.get::<String>(0),
+        )
+        .await?
+    } else {
+        // In process: one indexed update per client id costs no round trip.
+        let mut ids = Vec::new();
+        for (scope, client_id, at) in &first_at {
+            ids.extend(
+                db.query(
+                    sql!(
+                        "UPDATE connections SET disconnected_at_ms = $4, disconnect_reason = $5",
+                        " WHERE account_id = $1 AND region = $2 AND client_id = $3",
+                        " AND disconnected_at_ms IS NULL RETURNING id"
+                    ),
+                    &[
+                        &scope.account_id,
+                        &scope.region,
+                        client_id,
+                        at,
+                        &DUPLICATE_CLIENTID,
+                    ],
+                    |row| row.get::<String>(0),
+                )
+                .await?,
+            );
+        }
+        ids
+    };
+    taken_over.append(&mut closed);
+    // One multi-row insert per scope (a batch is mostly one account's).
+    let mut by_scope: HashMap<Scope, Vec<ConnectionRecord>> = HashMap::new();
+    for (scope, record) in opens {
+        by_scope.entry(scope).or_default().push(record);
+    }
+    for (scope, records) in &by_scope {
+        insert(db, scope, records).await?;
+    }
+    Ok(taken_over)
+}
+
+/// [`ConnectionStore::close_connections`]'s body: on PostgreSQL one statement for the
+/// batch, on SQLite one indexed update per connection, in process.
+async fn close(db: &Db<'_>, closes: Vec<ConnectionClose>) -> DbResult<()> {
+    if db.dialect() == Dialect::Sqlite {
+        for c in &closes {
+            db.execute(
+                sql!(
+                    "UPDATE connections SET",
+                    " disconnected_at_ms = COALESCE(disconnected_at_ms, $4),",
+                    " disconnect_reason = COALESCE(disconnect_reason, $5),",
+                    " messages_in = $6, messages_out = $7, bytes_in = $8, bytes_out = $9",
+                    " WHERE account_id = $1 AND region = $2 AND id = $3"
+                ),
+                &[
+                    &c.scope.account_id,
+                    &c.scope.region,
+                    &c.id,
+                    &c.at_ms,
+                    &c.reason,
+                    &c.messages_in,
+                    &c.messages_out,
+                    &c.bytes_in,
+                    &c.bytes_out,
+                ],
+            )
+            .await?;
+        }
+        return Ok(());
+    }
+    // An UPDATE ... FROM applies one row of the list to each connection, so a connection
+    // closed twice in the batch is merged first as the loop above would apply it: the
+    // first time and reason, the last counters.
+    let mut merged: Vec<ConnectionClose> = Vec::with_capacity(closes.len());
+    let mut at: HashMap<(Scope, String), usize> = HashMap::new();
+    for c in closes {
+        match at.get(&(c.scope.clone(), c.id.clone())) {
+            Some(&i) => {
+                let m = &mut merged[i];
+                (m.messages_in, m.messages_out, m.bytes_in, m.bytes_out) =
+                    (c.messages_in, c.messages_out, c.bytes_in, c.bytes_out);
+            }
+            None => {
+                at.insert((c.scope.clone(), c.id.clone()), merged.len());
+                merged.push(c);
+            }
+        }
+    }
+    let column = |f: fn(&ConnectionClose) -> &str| merged.iter().map(f).collect::<Vec<&str>>();
+    let number = |f: fn(&ConnectionClose) -> i64| merged.iter().map(f).collect::<Vec<i64>>();
+    db.execute_pg(
+        "UPDATE connections c SET
+             disconnected_at_ms = COALESCE(c.disconnected_at_ms, u.at),
+             disconnect_reason = COALESCE(c.disconnect_reason, u.reason),
+             messages_in = u.messages_in, messages_out = u.messages_out,
+             bytes_in = u.bytes_in, bytes_out = u.bytes_out
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
+                     $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
+             AS u(account_id, region, id, at, reason, messages_in, messages_out, bytes_in,
+                  bytes_out)
+         WHERE c.id = u.id AND c.account_id = u.account_id AND c.region = u.region",
+        &[
+            &column(|c| &c.scope.account_id),
+            &column(|c| &c.scope.region),
+            &column(|c| &c.id),
+            &number(|c| c.at_ms),
+            &column(|c| &c.reason),
+            &number(|c| c.messages_in),
+            &number(|c| c.messages_out),
+            &number(|c| c.bytes_in),
+            &number(|c| c.bytes_out),
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Inserts connections as given.

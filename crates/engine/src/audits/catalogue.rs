@@ -19,6 +19,11 @@ pub(crate) enum Evaluation {
     /// Registered intermediate CAs on their issuer's CRL that still sign active device
     /// certificates.
     IntermediateCaRevoked,
+    /// Certificates used at the same time by connections with different client ids
+    /// (connections.rs).
+    SharedCertificate,
+    /// Client ids whose session another connection took over (connections.rs).
+    ConflictingClientIds,
     /// The check needs data Palisade does not hold (yet); an audit that includes it
     /// reports it FAILED, naming what is missing, never a silent compliant result.
     Unavailable {
@@ -78,10 +83,7 @@ pub(crate) const CHECKS: &[Check] = &[
         severity: "HIGH",
         resource_type: "CLIENT_ID",
         setting: None,
-        evaluation: Evaluation::Unavailable {
-            error_code: NO_DATA,
-            missing: "MQTT connection history (client ids and the sessions they replaced)",
-        },
+        evaluation: Evaluation::ConflictingClientIds,
     },
     Check {
         name: "DEVICE_CERTIFICATE_AGE_CHECK",
@@ -109,11 +111,7 @@ pub(crate) const CHECKS: &[Check] = &[
         severity: "CRITICAL",
         resource_type: "DEVICE_CERTIFICATE",
         setting: None,
-        evaluation: Evaluation::Unavailable {
-            error_code: NO_DATA,
-            missing:
-                "MQTT connection history (which certificates connected, when, as which client)",
-        },
+        evaluation: Evaluation::SharedCertificate,
     },
     Check {
         name: "INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_CERTIFICATES_CHECK",

@@ -11,6 +11,7 @@ use palisade_store::{
 };
 
 use super::catalogue::{self, Check, Evaluation};
+use super::connections::ConnectionCheck;
 use super::findings::Draft;
 use super::revocation;
 use super::sink::{in_use, Examined, Outcome, Sink, PAGE};
@@ -335,6 +336,24 @@ impl Engine {
                     Ok(total) => total,
                     Err(failed) => return Ok(failed),
                 }
+            }
+            Evaluation::SharedCertificate => {
+                self.evaluate_connection_check(
+                    scope,
+                    &mut sink,
+                    ConnectionCheck::SharedCertificate,
+                    task_start_ms,
+                )
+                .await?
+            }
+            Evaluation::ConflictingClientIds => {
+                self.evaluate_connection_check(
+                    scope,
+                    &mut sink,
+                    ConnectionCheck::ConflictingClientIds,
+                    task_start_ms,
+                )
+                .await?
             }
             Evaluation::LoggingDisabled => {
                 let v2 = self.store().get_v2_logging_options(scope).await?;

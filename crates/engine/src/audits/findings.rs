@@ -3,8 +3,8 @@
 
 use palisade_model::{
     AuditFinding, AuditFindingSeverity, DescribeAuditFindingRequest, DescribeAuditFindingResponse,
-    ListAuditFindingsRequest, ListAuditFindingsResponse, NonCompliantResource, ResourceIdentifier,
-    ResourceType, Timestamp,
+    ListAuditFindingsRequest, ListAuditFindingsResponse, NonCompliantResource, RelatedResource,
+    ResourceIdentifier, ResourceType, Timestamp,
 };
 use palisade_store::{AuditFindingFilter, AuditFindingKey, AuditFindingRecord, Scope};
 use sha2::{Digest, Sha256};
@@ -108,6 +108,27 @@ pub(crate) fn to_record(
     draft: Draft,
     is_suppressed: bool,
 ) -> EngineResult<AuditFindingRecord> {
+    to_record_with(
+        task_id,
+        task_start_ms,
+        check,
+        found_at_ms,
+        draft,
+        is_suppressed,
+        None,
+    )
+}
+
+/// [`to_record`], with related resources in the finding itself.
+pub(crate) fn to_record_with(
+    task_id: &str,
+    task_start_ms: i64,
+    check: &catalogue::Check,
+    found_at_ms: i64,
+    draft: Draft,
+    is_suppressed: bool,
+    related_resources: Option<Vec<RelatedResource>>,
+) -> EngineResult<AuditFindingRecord> {
     let key = resource_key(&draft.resource);
     let id = finding_id(task_id, check.name, &draft.resource, draft.reason_code);
     let finding = AuditFinding {
@@ -122,7 +143,7 @@ pub(crate) fn to_record(
         }),
         reason_for_non_compliance: Some(draft.reason),
         reason_for_non_compliance_code: Some(draft.reason_code.to_owned()),
-        related_resources: None,
+        related_resources,
         severity: Some(AuditFindingSeverity::from_wire(check.severity)),
         task_id: Some(task_id.to_owned()),
         task_start_time: Some(Timestamp::from_millis(task_start_ms)),

@@ -3,6 +3,7 @@
 
 mod catalogue;
 mod configuration;
+mod connections;
 mod evaluate;
 mod findings;
 mod mitigation;

@@ -17,6 +17,15 @@ const LISTING: &str = "audit-related-resources";
 const DEFAULT_PAGE: usize = 25;
 /// The check whose related resources live in the store.
 pub(crate) const STORED_FOR: &str = "INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_CERTIFICATES_CHECK";
+/// Every check whose findings keep their related resources in the store: [`STORED_FOR`]
+/// and the two connection checks (one related resource per connection involved, which a
+/// busy certificate or client id can have many of).
+pub(crate) fn related_in_store(check_name: &str) -> bool {
+    matches!(
+        check_name,
+        STORED_FOR | "DEVICE_CERTIFICATE_SHARED_CHECK" | "CONFLICTING_CLIENT_IDS_CHECK"
+    )
+}
 /// Stored related resources read at once when all of a finding's are wanted.
 const READ_PAGE: usize = 1_000;
 const DEVICE_CERTIFICATE: &str = "DEVICE_CERTIFICATE";
@@ -55,7 +64,7 @@ impl Engine {
             Some(token) => Some(self.inner.tokens.open(scope, LISTING, &id, token)?),
             None => None,
         };
-        let (resources, last) = if record.check_name == STORED_FOR {
+        let (resources, last) = if related_in_store(&record.check_name) {
             let page = paging::Page::fetch(size, |n| {
                 self.store()
                     .list_related_resources(scope, &id, after.as_deref(), n)

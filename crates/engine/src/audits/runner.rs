@@ -32,6 +32,10 @@ const PURGE_EVERY: Duration = Duration::from_secs(60 * 60);
 /// is free again, instead of claiming behind another worker's stage.
 /// (tests/compat/test_compat.py bounds what canceled tasks publish by this number.)
 const MITIGATION_WORKERS: usize = 4;
+/// How long closed connections are kept: the connection checks look back 31 days on
+/// demand, and a monthly scheduled audit up to 31 days to its previous run; a few days
+/// more so that a run delayed past its occurrence still finds its whole window.
+pub(crate) const CONNECTION_RETENTION_MS: i64 = 35 * 24 * 60 * 60 * 1000;
 
 /// Stops the background workers at a safe point when dropped or stopped.
 pub struct BackgroundWork {
@@ -81,12 +85,17 @@ impl Engine {
     }
 
     /// Deletes finished audit tasks and audit mitigation actions tasks that started before
-    /// the retention, with their findings and executions; how many rows went. The worker calls it at start and hourly.
+    /// the retention, with their findings and executions, and connections closed before
+    /// theirs; how many rows went. The worker calls it at start and hourly.
     pub async fn purge_audit_history(&self) -> EngineResult<u64> {
         let before = self.now_ms() - RETENTION_MS;
         let audits = self.store().purge_audit_history(before).await?;
         let mitigations = self.store().purge_mitigation_history(before).await?;
-        Ok(audits + mitigations)
+        let connections = self
+            .store()
+            .purge_connections(self.now_ms() - CONNECTION_RETENTION_MS)
+            .await?;
+        Ok(audits + mitigations + connections)
     }
 
     async fn audit_loop(self, worker: String, mut stopped: watch::Receiver<bool>) {

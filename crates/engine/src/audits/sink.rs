@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 
+use palisade_model::RelatedResource;
 use palisade_store::{
     AuditFindingRecord, CaCertificateRecord, CertificateKey, Scope, Store, StoreResult,
 };
@@ -92,18 +93,29 @@ impl<'a> Sink<'a> {
     }
 
     pub(super) async fn push(&mut self, draft: Draft) -> EngineResult<()> {
+        self.push_with(draft, None).await
+    }
+
+    /// [`push`](Self::push), the finding carrying `related` (shown by ListAuditFindings
+    /// and DescribeAuditFinding).
+    pub(super) async fn push_with(
+        &mut self,
+        draft: Draft,
+        related: Option<Vec<RelatedResource>>,
+    ) -> EngineResult<()> {
         // Most checks have no suppressions: skip computing the key for them.
         let is_suppressed = !self.suppressed_keys.is_empty()
             && self
                 .suppressed_keys
                 .contains(&findings::resource_key(&draft.resource));
-        self.buffer.push(findings::to_record(
+        self.buffer.push(findings::to_record_with(
             self.task_id,
             self.task_start_ms,
             self.check,
             self.now_ms,
             draft,
             is_suppressed,
+            related,
         )?);
         self.found += 1;
         self.suppressed += i64::from(is_suppressed);

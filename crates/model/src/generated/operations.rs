@@ -44,6 +44,7 @@ pub enum Request {
     DescribeAuditTask(DescribeAuditTaskRequest),
     DescribeCACertificate(DescribeCACertificateRequest),
     DescribeCertificate(DescribeCertificateRequest),
+    DescribeEndpoint(DescribeEndpointRequest),
     DescribeMitigationAction(DescribeMitigationActionRequest),
     DescribeRoleAlias(DescribeRoleAliasRequest),
     DescribeScheduledAudit(DescribeScheduledAuditRequest),
@@ -55,6 +56,7 @@ pub enum Request {
     GetPolicy(GetPolicyRequest),
     GetPolicyVersion(GetPolicyVersionRequest),
     GetRegistrationCode(GetRegistrationCodeRequest),
+    GetThingConnectivityData(GetThingConnectivityDataRequest),
     GetV2LoggingOptions(GetV2LoggingOptionsRequest),
     ListAttachedPolicies(ListAttachedPoliciesRequest),
     ListAuditFindings(ListAuditFindingsRequest),
@@ -138,6 +140,7 @@ impl Request {
             Self::DescribeAuditTask(_) => "DescribeAuditTask",
             Self::DescribeCACertificate(_) => "DescribeCACertificate",
             Self::DescribeCertificate(_) => "DescribeCertificate",
+            Self::DescribeEndpoint(_) => "DescribeEndpoint",
             Self::DescribeMitigationAction(_) => "DescribeMitigationAction",
             Self::DescribeRoleAlias(_) => "DescribeRoleAlias",
             Self::DescribeScheduledAudit(_) => "DescribeScheduledAudit",
@@ -149,6 +152,7 @@ impl Request {
             Self::GetPolicy(_) => "GetPolicy",
             Self::GetPolicyVersion(_) => "GetPolicyVersion",
             Self::GetRegistrationCode(_) => "GetRegistrationCode",
+            Self::GetThingConnectivityData(_) => "GetThingConnectivityData",
             Self::GetV2LoggingOptions(_) => "GetV2LoggingOptions",
             Self::ListAttachedPolicies(_) => "ListAttachedPolicies",
             Self::ListAuditFindings(_) => "ListAuditFindings",
@@ -312,6 +316,9 @@ macro_rules! dispatch_request {
             $crate::Request::DescribeCertificate(input) => {
                 $encode($handler.describe_certificate($scope, input).await)
             }
+            $crate::Request::DescribeEndpoint(input) => {
+                $encode($handler.describe_endpoint($scope, input).await)
+            }
             $crate::Request::DescribeMitigationAction(input) => {
                 $encode($handler.describe_mitigation_action($scope, input).await)
             }
@@ -342,6 +349,9 @@ macro_rules! dispatch_request {
             }
             $crate::Request::GetRegistrationCode(input) => {
                 $encode($handler.get_registration_code($scope, input).await)
+            }
+            $crate::Request::GetThingConnectivityData(input) => {
+                $encode($handler.get_thing_connectivity_data($scope, input).await)
             }
             $crate::Request::GetV2LoggingOptions(input) => {
                 $encode($handler.get_v2_logging_options($scope, input).await)
@@ -735,6 +745,13 @@ fn decode_describe_certificate(raw: &RawRequest<'_>) -> Result<Request, RequestE
     Ok(Request::DescribeCertificate(input))
 }
 
+fn decode_describe_endpoint(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
+    let mut input = DescribeEndpointRequest::default();
+    input.endpoint_type = query_value(raw, "endpointType")?;
+    input.validate()?;
+    Ok(Request::DescribeEndpoint(input))
+}
+
 fn decode_describe_mitigation_action(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
     let mut input = DescribeMitigationActionRequest::default();
     input.action_name = label_value(raw, "actionName")?;
@@ -810,6 +827,13 @@ fn decode_get_registration_code(raw: &RawRequest<'_>) -> Result<Request, Request
     let mut input = GetRegistrationCodeRequest::default();
     input.validate()?;
     Ok(Request::GetRegistrationCode(input))
+}
+
+fn decode_get_thing_connectivity_data(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
+    let mut input: GetThingConnectivityDataRequest = parse_body(raw.body)?;
+    input.thing_name = label_value(raw, "thingName")?;
+    input.validate()?;
+    Ok(Request::GetThingConnectivityData(input))
 }
 
 fn decode_get_v2_logging_options(raw: &RawRequest<'_>) -> Result<Request, RequestError> {
@@ -2011,7 +2035,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
         uri: "/endpoint",
         success_status: 200,
         paginator: None,
-        decode: None,
+        decode: Some(decode_describe_endpoint),
     },
     OperationSpec {
         name: "DescribeEventConfigurations",
@@ -2368,7 +2392,7 @@ pub static OPERATIONS: &[OperationSpec] = &[
         uri: "/things/{thingName}/connectivity-data",
         success_status: 200,
         paginator: None,
-        decode: None,
+        decode: Some(decode_get_thing_connectivity_data),
     },
     OperationSpec {
         name: "GetTopicRule",

@@ -105,6 +105,12 @@ pub(crate) fn validate_billing_group_name(x: &str, path: &Path<'_>, v: &mut Viol
     check_pattern(x, &patterns::RE_13, "[a-zA-Z0-9:_-]+", path, v);
 }
 
+#[allow(dead_code)]
+pub(crate) fn validate_connectivity_api_thing_name(x: &str, path: &Path<'_>, v: &mut Violations) {
+    check_str_len(x, Some(1), Some(128), path, v);
+    check_pattern(x, &patterns::RE_13, "[a-zA-Z0-9:_-]+", path, v);
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CreateThingGroupRequest {
     #[serde(
@@ -298,6 +304,35 @@ impl Validate for DeleteThingResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DescribeEndpointRequest {
+    #[serde(skip)]
+    pub endpoint_type: Option<String>,
+}
+
+impl Validate for DescribeEndpointRequest {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "endpointType");
+        if let Some(x) = &self.endpoint_type {
+            validate_endpoint_type(x, &p, v);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DescribeEndpointResponse {
+    #[serde(
+        rename = "endpointAddress",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub endpoint_address: Option<String>,
+}
+
+impl Validate for DescribeEndpointResponse {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescribeThingGroupRequest {
     #[serde(skip)]
     pub thing_group_name: Option<String>,
@@ -471,11 +506,128 @@ impl Validate for DescribeThingResponse {
     }
 }
 
+crate::string_enum!(DisconnectReasonValue {
+    AuthError => "AUTH_ERROR",
+    ClientInitiatedDisconnect => "CLIENT_INITIATED_DISCONNECT",
+    ClientError => "CLIENT_ERROR",
+    ConnectionLost => "CONNECTION_LOST",
+    DuplicateClientid => "DUPLICATE_CLIENTID",
+    ForbiddenAccess => "FORBIDDEN_ACCESS",
+    MqttKeepAliveTimeout => "MQTT_KEEP_ALIVE_TIMEOUT",
+    ServerError => "SERVER_ERROR",
+    ServerInitiatedDisconnect => "SERVER_INITIATED_DISCONNECT",
+    ApiInitiatedDisconnect => "API_INITIATED_DISCONNECT",
+    Throttled => "THROTTLED",
+    WebsocketTtlExpiration => "WEBSOCKET_TTL_EXPIRATION",
+    CustomauthTtlExpiration => "CUSTOMAUTH_TTL_EXPIRATION",
+    Unknown_ => "UNKNOWN",
+    None => "NONE",
+});
+
 crate::string_enum!(DynamicGroupStatus {
     Active => "ACTIVE",
     Building => "BUILDING",
     Rebuilding => "REBUILDING",
 });
+
+#[allow(dead_code)]
+pub(crate) fn validate_endpoint_type(x: &str, path: &Path<'_>, v: &mut Violations) {
+    check_str_len(x, None, Some(128), path, v);
+    check_pattern(x, &patterns::RE_5, "[\\s\\S]*", path, v);
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GetThingConnectivityDataRequest {
+    #[serde(
+        rename = "includeSocketInformation",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub include_socket_information: Option<bool>,
+    #[serde(skip)]
+    pub thing_name: Option<String>,
+}
+
+impl Validate for GetThingConnectivityDataRequest {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "thingName");
+        check_required(&self.thing_name, &p, v);
+        if let Some(x) = &self.thing_name {
+            validate_connectivity_api_thing_name(x, &p, v);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GetThingConnectivityDataResponse {
+    #[serde(
+        rename = "cleanSession",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub clean_session: Option<bool>,
+    #[serde(rename = "clientId", default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(rename = "connected", default, skip_serializing_if = "Option::is_none")]
+    pub connected: Option<bool>,
+    #[serde(
+        rename = "disconnectReason",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disconnect_reason: Option<DisconnectReasonValue>,
+    #[serde(
+        rename = "keepAliveDuration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub keep_alive_duration: Option<i32>,
+    #[serde(
+        rename = "sessionExpiry",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub session_expiry: Option<i64>,
+    #[serde(rename = "sourceIp", default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    #[serde(
+        rename = "sourcePort",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub source_port: Option<i32>,
+    #[serde(rename = "targetIp", default, skip_serializing_if = "Option::is_none")]
+    pub target_ip: Option<String>,
+    #[serde(
+        rename = "targetPort",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub target_port: Option<i32>,
+    #[serde(rename = "thingName", default, skip_serializing_if = "Option::is_none")]
+    pub thing_name: Option<String>,
+    #[serde(rename = "timestamp", default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
+    #[serde(
+        rename = "vpcEndpointId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub vpc_endpoint_id: Option<String>,
+}
+
+impl Validate for GetThingConnectivityDataResponse {
+    fn validate_at(&self, path: &Path<'_>, v: &mut Violations) {
+        let p = Path::Member(path, "disconnectReason");
+        if let Some(x) = &self.disconnect_reason {
+            x.validate_at(&p, v);
+        }
+        let p = Path::Member(path, "thingName");
+        if let Some(x) = &self.thing_name {
+            validate_connectivity_api_thing_name(x, &p, v);
+        }
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GroupNameAndArn {

@@ -336,7 +336,7 @@ per_engine! {
 
 /// A client reading the server's default credential from its credentials file.
 #[allow(deprecated)] // as binary.rs: the profile-file API is aws-config's alias
-fn profile_client(endpoint: &str, data_dir: &Path) -> Client {
+pub(crate) fn profile_client(endpoint: &str, data_dir: &Path) -> Client {
     use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
     use aws_config::profile::ProfileFileCredentialsProvider;
     let files = ProfileFiles::builder()

@@ -15,6 +15,7 @@ mod auth;
 mod binary;
 mod ca_certificates;
 mod certificates;
+mod connections;
 mod gateway;
 mod import;
 mod import_http;

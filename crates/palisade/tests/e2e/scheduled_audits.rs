@@ -1137,6 +1137,72 @@ async fn two_nodes_on_one_database_start_one_task_per_period() {
     second.stop().await;
 }
 
+#[tokio::test]
+async fn connection_checks_look_back_to_the_previous_run() {
+    const SHARED: &str = "DEVICE_CERTIFICATE_SHARED_CHECK";
+    let (server, clock) = scheduled_server(ENGINE, utc(2030, 1, 7, 12, 0)).await;
+    let client = server.client_a();
+    let (x, y) = ("1".repeat(64), "2".repeat(64));
+    // Certificate x shared before the first run; y shared between the first and second.
+    let shared = |cert: &str, at: i64| {
+        [("a", at, at + 600_000), ("b", at + 60_000, at + 900_000)]
+            .map(|(client, from, to)| {
+                serde_json::json!({"certificateId": cert, "clientId": format!("{cert:.4}-{client}"),
+                                   "sourceIp": "192.0.2.1", "connectedAt": from, "disconnectedAt": to})
+                .to_string()
+            })
+            .join("\n")
+    };
+    let body = format!(
+        "{}\n{}\n",
+        shared(&x, utc(2030, 1, 7, 10, 0)),
+        shared(&y, utc(2030, 1, 8, 9, 0))
+    );
+    let mut req = RawRequest::new("POST", "/palisade/connections");
+    req.body = body.into_bytes();
+    let resp = server.send(server.signed(req)).await;
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    assert_eq!(resp.json()["imported"], 4);
+
+    enable(&client, AUDIT_ROLE, &[SHARED]).await;
+    create(&client, "nightly", AuditFrequency::Daily, None, None, &[SHARED]).await;
+    let shared_in = |task: String| {
+        let client = client.clone();
+        async move {
+            let out = client
+                .list_audit_findings()
+                .task_id(task)
+                .send()
+                .await
+                .expect("findings");
+            out.findings()
+                .iter()
+                .map(|f| {
+                    f.non_compliant_resource()
+                        .and_then(|r| r.resource_identifier())
+                        .and_then(|r| r.device_certificate_id())
+                        .expect("certificate")
+                        .to_owned()
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    // The first run has no previous one: the 31 days before it (y is still to come).
+    set_clock(&clock, run_time(2030, 1, 7));
+    let all = wait_runs(&client, &clock, "nightly", 1).await;
+    assert_eq!(shared_in(all[0].task_id.clone()).await, vec![x.clone()]);
+    // The second looks back to the first run's start only: y, not x again.
+    set_clock(&clock, run_time(2030, 1, 8));
+    let all = wait_runs(&client, &clock, "nightly", 2).await;
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    for run in &all {
+        seen.push(shared_in(run.task_id.clone()).await);
+    }
+    seen.sort();
+    assert_eq!(seen, vec![vec![x.clone()], vec![y.clone()]]);
+    server.stop().await;
+}
+
 }
 
 async fn listed_names(client: &Client) -> Vec<String> {

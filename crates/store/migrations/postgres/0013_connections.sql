@@ -25,10 +25,13 @@ CREATE TABLE connections (
 
 CREATE INDEX connections_by_client
     ON connections (account_id, region, client_id, connected_at_ms, id);
+CREATE INDEX connections_open_by_client
+    ON connections (account_id, region, client_id)
+    WHERE disconnected_at_ms IS NULL;
 CREATE INDEX connections_by_certificate
     ON connections (account_id, region, certificate_id, connected_at_ms, id);
 CREATE INDEX connections_by_thing
-    ON connections (account_id, region, thing_name, connected_at_ms)
+    ON connections (account_id, region, thing_name, connected_at_ms, id)
     WHERE thing_name IS NOT NULL;
 CREATE INDEX connections_open_by_node
     ON connections (node_id)

@@ -25,17 +25,21 @@ CREATE TABLE connections (
     bytes_out          BIGINT  NOT NULL
 );
 
--- The takeover on connect (open connections of a client id), and the
--- CONFLICTING_CLIENT_IDS_CHECK sweep and GetThingConnectivityData's fallback (a client
--- id's connections in time order).
+-- The CONFLICTING_CLIENT_IDS_CHECK sweep and GetThingConnectivityData's fallback (a
+-- client id's connections in time order).
 CREATE INDEX connections_by_client
     ON connections (account_id, region, client_id, connected_at_ms, id);
+-- The takeover on connect: the open connection of a client id, found without walking the
+-- client id's history (a device reconnecting every minute has tens of thousands of rows).
+CREATE INDEX connections_open_by_client
+    ON connections (account_id, region, client_id)
+    WHERE disconnected_at_ms IS NULL;
 -- DEVICE_CERTIFICATE_SHARED_CHECK's sweep: a certificate's connections in time order.
 CREATE INDEX connections_by_certificate
     ON connections (account_id, region, certificate_id, connected_at_ms, id);
 -- GetThingConnectivityData: a thing's newest connection.
 CREATE INDEX connections_by_thing
-    ON connections (account_id, region, thing_name, connected_at_ms)
+    ON connections (account_id, region, thing_name, connected_at_ms, id)
     WHERE thing_name IS NOT NULL;
 -- A node's start closes what it left open; partial, so only open connections are in it.
 CREATE INDEX connections_open_by_node

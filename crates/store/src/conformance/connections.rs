@@ -207,6 +207,26 @@ pub async fn connections_close_keeps_the_first_reason(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .is_empty());
+    // Closed twice in one batch: the first time and reason, the last counters.
+    let first = ConnectionClose {
+        messages_in: 1,
+        ..closing(&scope, &mine.id, 2_000, "CONNECTION_LOST")
+    };
+    store
+        .close_connections(&[first, closing(&scope, &mine.id, 2_500, "AUTH_ERROR")])
+        .await
+        .unwrap();
+    let all = scan_all(&store, &scope, ConnectionOrder::ClientId, (0, i64::MAX), 10).await;
+    let m = all.iter().find(|c| c.id == mine.id).expect("mine");
+    assert_eq!(
+        (
+            m.disconnected_at_ms,
+            m.disconnect_reason.as_deref(),
+            m.messages_in,
+            m.bytes_out
+        ),
+        (Some(2_000), Some("CONNECTION_LOST"), 3, 400)
+    );
 }
 
 pub async fn connections_node_close_and_closed_among(store: Arc<dyn Store>) {
