@@ -387,3 +387,230 @@ async fn two_nodes_share_sessions_and_cut_offs() {
     drop((a, b));
     drop(db);
 }
+
+/// Connection history, the two checks and a mitigation over real connections; MQTT 5.
+mod history {
+    use super::*;
+
+    /// The connection history as GetThingConnectivityData shows it: (connected, reason).
+    async fn connectivity(client: &aws_sdk_iot::Client, thing: &str) -> (bool, Option<String>) {
+        let out = client
+            .get_thing_connectivity_data()
+            .thing_name(thing)
+            .send()
+            .await
+            .expect("GetThingConnectivityData");
+        (
+            out.connected().unwrap_or(false),
+            out.disconnect_reason().map(|r| r.as_str().to_owned()),
+        )
+    }
+
+    /// Polls until `want` holds (the close is recorded in a batch behind the disconnect).
+    async fn wait_connectivity(
+        client: &aws_sdk_iot::Client,
+        thing: &str,
+        want: (bool, Option<&str>),
+    ) {
+        let want = (want.0, want.1.map(str::to_owned));
+        let mut last = None;
+        for _ in 0..100 {
+            let now = connectivity(client, thing).await;
+            if now == want {
+                return;
+            }
+            last = Some(now);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("connectivity of {thing}: {last:?}, wanted {want:?}");
+    }
+
+    async fn thing_for(client: &aws_sdk_iot::Client, name: &str, cert: &DeviceCert) {
+        client.create_thing().thing_name(name).send().await.unwrap();
+        client
+            .attach_thing_principal()
+            .thing_name(name)
+            .principal(&cert.arn)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    const SHARED: &str = "DEVICE_CERTIFICATE_SHARED_CHECK";
+    const CONFLICTING: &str = "CONFLICTING_CLIENT_IDS_CHECK";
+
+    per_engine! {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn connections_are_recorded_with_their_reasons() {
+            let server = TestServer::start(ENGINE).await;
+            let client = server.client_a();
+            let cert = device_cert(&client).await;
+            attach_policy(&client, "all", ALLOW_ALL, &cert).await;
+            let gateway = start_gateway(&server, None).await;
+            thing_for(&client, "meter", &cert).await;
+            assert_eq!(connectivity(&client, "meter").await, (false, None));
+
+            let mut dev = connect(&gateway, &cert, "meter").await;
+            dev.connected().await;
+            wait_connectivity(&client, "meter", (true, None)).await;
+            dev.client.disconnect().await.unwrap();
+            wait_connectivity(&client, "meter", (false, Some("CLIENT_INITIATED_DISCONNECT"))).await;
+
+            // Taken over by a second connection with the same client id.
+            let mut first = connect(&gateway, &cert, "meter").await;
+            first.connected().await;
+            let mut second = connect(&gateway, &cert, "meter").await;
+            second.connected().await;
+            first.closed(SECS).await;
+            wait_connectivity(&client, "meter", (true, None)).await;
+            // Server shutdown closes the rest.
+            gateway.shutdown().await;
+            wait_connectivity(&client, "meter", (false, Some("SERVER_INITIATED_DISCONNECT"))).await;
+        }
+
+        /// Done-when of issue 15: both checks find real connections, and a deactivation
+        /// mitigation disconnects the devices it names.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn connection_checks_find_real_connections_and_mitigation_cuts_them_off() {
+            let server = TestServer::start(ENGINE).await;
+            let client = server.client_a();
+            let shared = device_cert(&client).await;
+            attach_policy(&client, "all", ALLOW_ALL, &shared).await;
+            let honest = device_cert(&client).await;
+            client
+                .attach_policy()
+                .policy_name("all")
+                .target(&honest.arn)
+                .send()
+                .await
+                .unwrap();
+            let gateway = start_gateway(&server, None).await;
+
+            // One certificate, two devices at once: shared.
+            let mut one = connect(&gateway, &shared, "copy-1").await;
+            one.connected().await;
+            let mut two = connect(&gateway, &shared, "copy-2").await;
+            two.connected().await;
+            // One client id taken over: conflicting.
+            let mut old = connect(&gateway, &honest, "twin").await;
+            old.connected().await;
+            let mut new = connect(&gateway, &honest, "twin").await;
+            new.connected().await;
+            old.closed(SECS).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+
+            crate::common::mitigation::enable_checks(&client, &[SHARED, CONFLICTING]).await;
+            let audit = crate::common::mitigation::run_audit(&client, &[SHARED, CONFLICTING]).await;
+            let shared_findings =
+                crate::common::mitigation::audit_findings(&client, &audit, Some(SHARED)).await;
+            assert_eq!(shared_findings.len(), 1, "{shared_findings:?}");
+            let f = &shared_findings[0];
+            assert_eq!(
+                f.non_compliant_resource()
+                    .and_then(|r| r.resource_identifier())
+                    .and_then(|i| i.device_certificate_id()),
+                Some(shared.id.as_str())
+            );
+            assert_eq!(f.reason_for_non_compliance_code(), Some("CERTIFICATE_SHARED_BY_MULTIPLE_DEVICES"));
+            let conflicting =
+                crate::common::mitigation::audit_findings(&client, &audit, Some(CONFLICTING)).await;
+            assert_eq!(conflicting.len(), 1, "{conflicting:?}");
+            assert_eq!(
+                conflicting[0]
+                    .non_compliant_resource()
+                    .and_then(|r| r.resource_identifier())
+                    .and_then(|i| i.client_id()),
+                Some("twin")
+            );
+
+            // Deactivate the shared certificate through a mitigation task: both copies go.
+            create_action(
+                &client,
+                "deactivate",
+                params_for(&aws_sdk_iot::types::MitigationActionType::UpdateDeviceCertificate),
+            )
+            .await;
+            crate::common::mitigation::start_task(
+                &client,
+                "cut-shared",
+                crate::common::mitigation::audit_target(&audit),
+                &[(SHARED, &["deactivate"])],
+            )
+            .await;
+            crate::common::mitigation::wait_task(&client, "cut-shared").await;
+            one.closed(Duration::from_secs(5)).await;
+            two.closed(Duration::from_secs(5)).await;
+            // The other certificate's device stays.
+            assert_eq!(new.subscribe("still/#").await, vec![true]);
+            gateway.shutdown().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn mqtt5_refusals_carry_reason_codes() {
+            use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet as P5, PubAckReason, SubscribeReasonCode};
+            use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+            let server = TestServer::start(ENGINE).await;
+            let client = server.client_a();
+            let cert = device_cert(&client).await;
+            let arn = |kind: &str, name: &str| format!("arn:aws:iot:{REGION}:{ACCOUNT_A}:{kind}/{name}");
+            attach_policy(
+                &client,
+                "narrow",
+                &policy(&format!(
+                    r#"{{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}},
+                       {{"Effect":"Allow","Action":["iot:Publish","iot:Subscribe","iot:Receive"],"Resource":["{}","{}","{}"]}}"#,
+                    arn("topic", "ok"),
+                    arn("topicfilter", "ok"),
+                    arn("topic", "ok")
+                )),
+                &cert,
+            )
+            .await;
+            let gateway = start_gateway(&server, None).await;
+            let mut options = MqttOptions::new("five", "localhost", gateway.local_addr().port());
+            options.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(tls(&gateway, &cert)),
+            ));
+            let (mqtt, mut events) = AsyncClient::new(options, 16);
+            let mut seen = Vec::new();
+            let mut step = 0;
+            let deadline = tokio::time::Instant::now() + SECS;
+            while seen.len() < 4 {
+                let ev = tokio::time::timeout_at(deadline, events.poll())
+                    .await
+                    .expect("events in time")
+                    .expect("connection stays up");
+                match ev {
+                    Event::Incoming(P5::ConnAck(a)) => {
+                        assert_eq!(a.code, ConnectReturnCode::Success);
+                        mqtt.subscribe("no", rumqttc::v5::mqttbytes::QoS::AtLeastOnce).await.unwrap();
+                    }
+                    Event::Incoming(P5::SubAck(s)) => {
+                        seen.push(format!("{:?}", s.return_codes));
+                        if step == 0 {
+                            step = 1;
+                            mqtt.subscribe("ok", rumqttc::v5::mqttbytes::QoS::AtLeastOnce).await.unwrap();
+                        } else {
+                            mqtt.publish("no", rumqttc::v5::mqttbytes::QoS::AtLeastOnce, false, "x").await.unwrap();
+                        }
+                    }
+                    Event::Incoming(P5::PubAck(a)) => {
+                        seen.push(format!("{:?}", a.reason));
+                        if a.reason == PubAckReason::NotAuthorized {
+                            mqtt.publish("ok", rumqttc::v5::mqttbytes::QoS::AtLeastOnce, false, "y").await.unwrap();
+                        }
+                    }
+                    Event::Incoming(P5::Publish(p)) => {
+                        seen.push(format!("message {}", String::from_utf8_lossy(&p.topic)));
+                    }
+                    _ => {}
+                }
+            }
+            assert_eq!(seen[0], format!("{:?}", vec![SubscribeReasonCode::NotAuthorized]));
+            assert!(seen[1].contains("Success"), "{seen:?}");
+            assert_eq!(seen[2], format!("{:?}", PubAckReason::NotAuthorized));
+            assert!(seen[3..].iter().any(|s| s == "message ok" || s.contains("Success")), "{seen:?}");
+            gateway.shutdown().await;
+        }
+    }
+}
