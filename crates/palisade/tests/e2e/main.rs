@@ -17,6 +17,7 @@ mod ca_certificates;
 mod certificates;
 mod connections;
 mod gateway;
+mod gateway_crash;
 mod import;
 mod import_http;
 mod isolation;

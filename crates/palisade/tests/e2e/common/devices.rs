@@ -120,8 +120,13 @@ pub struct Device {
 }
 
 pub fn tls(gateway: &palisade_gateway::Gateway, cert: &DeviceCert) -> Arc<rustls::ClientConfig> {
+    tls_with(gateway.ca_pem().unwrap(), cert)
+}
+
+/// TLS trusting the gateway CA `ca_pem`, with the device's certificate.
+pub fn tls_with(ca_pem: &str, cert: &DeviceCert) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(gateway.ca_pem().unwrap().as_bytes()) {
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(c.unwrap()).unwrap();
     }
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.pem.as_bytes())
@@ -146,11 +151,22 @@ pub async fn connect(
     cert: &DeviceCert,
     client_id: &str,
 ) -> Device {
-    let mut options = MqttOptions::new(client_id, "localhost", gateway.local_addr().port());
+    connect_at(
+        gateway.local_addr().port(),
+        gateway.ca_pem().unwrap(),
+        cert,
+        client_id,
+    )
+    .await
+}
+
+/// Connects to a gateway on localhost:`port` whose CA is `ca_pem`.
+pub async fn connect_at(port: u16, ca_pem: &str, cert: &DeviceCert, client_id: &str) -> Device {
+    let mut options = MqttOptions::new(client_id, "localhost", port);
     options.set_keep_alive(Duration::from_secs(30));
-    options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls(
-        gateway, cert,
-    ))));
+    options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+        tls_with(ca_pem, cert),
+    )));
     let (client, eventloop) = AsyncClient::new(options, 16);
     let (tx, events) = mpsc::unbounded_channel();
     tokio::spawn(drive(eventloop, tx));

@@ -53,9 +53,17 @@ impl ServerProcess {
             .parent()
             .expect("data dir has a parent")
             .join(format!("serve-{}-{attempt}.log", addr.port()));
+        // The device gateway on a port of its own too, unless the test picks one (its
+        // default, 8883, would be shared by every server the tests start at once).
+        let gateway: &[&str] = if extra.contains(&"--mqtt-listen") {
+            &[]
+        } else {
+            &["--mqtt-listen", "127.0.0.1:0"]
+        };
         let child = Command::new(BIN)
             .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
             .arg(data_dir)
+            .args(gateway)
             .args(extra)
             .env_remove("PALISADE_CONFIG")
             .env("PALISADE_LOG", "info")
