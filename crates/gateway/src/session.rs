@@ -35,6 +35,7 @@ enum Ended {
     AuthError,
     ClientError,
     ServerInitiated,
+    Shutdown,
     ConnectionLost,
     ServerError,
 }
@@ -47,7 +48,7 @@ impl Ended {
             Ended::KeepAlive => "MQTT_KEEP_ALIVE_TIMEOUT",
             Ended::AuthError => "AUTH_ERROR",
             Ended::ClientError => "CLIENT_ERROR",
-            Ended::ServerInitiated => "SERVER_INITIATED_DISCONNECT",
+            Ended::ServerInitiated | Ended::Shutdown => "SERVER_INITIATED_DISCONNECT",
             Ended::ConnectionLost => "CONNECTION_LOST",
             Ended::ServerError => "SERVER_ERROR",
         }
@@ -61,6 +62,7 @@ impl Ended {
             Ended::AuthError => Some(Dr::NotAuthorized),
             Ended::ClientError => Some(Dr::ProtocolError),
             Ended::ServerInitiated => Some(Dr::AdministrativeAction),
+            Ended::Shutdown => Some(Dr::ServerShuttingDown),
             Ended::ServerError => Some(Dr::UnspecifiedError),
             Ended::ClientDisconnect | Ended::ConnectionLost => None,
         }
@@ -416,9 +418,8 @@ impl Session<'_> {
                 kick = kicks.recv() => {
                     let why = match kick {
                         Some(Kick::TakenOver) => Ended::DuplicateClientId,
-                        Some(Kick::CertificateInactive) | Some(Kick::Shutdown) | None => {
-                            Ended::ServerInitiated
-                        }
+                        Some(Kick::CertificateInactive) => Ended::ServerInitiated,
+                        Some(Kick::Shutdown) | None => Ended::Shutdown,
                     };
                     return self.end(device, why).await;
                 }
