@@ -89,6 +89,14 @@ impl Packet {
                 Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => Ok(None),
                 Err(e) => Err(Malformed(format!("{e:?}"))),
             },
+            // A DISCONNECT with no reason code (remaining length 0) means "normal
+            // disconnection" in MQTT 5; rumqttc's reader wants a reason byte.
+            Version::V5 if buf.starts_with(&[0xE0, 0x00]) => {
+                let _ = buf.split_to(2);
+                Ok(Some(Packet::V5(v5::Packet::Disconnect(v5::Disconnect::new(
+                    v5::DisconnectReasonCode::NormalDisconnection,
+                )))))
+            }
             Version::V5 => match v5::Packet::read(buf, Some(MAX_PACKET as u32)) {
                 Ok(p) => Ok(Some(Packet::V5(p))),
                 Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(_)) => Ok(None),
@@ -471,5 +479,28 @@ fn empty_connack_properties() -> v5::ConnAckProperties {
         server_reference: None,
         authentication_method: None,
         authentication_data: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_mqtt5_disconnect_is_a_normal_disconnection() {
+        let mut buf = BytesMut::from(&[0xE0u8, 0x00, 0xC0, 0x00][..]);
+        let p = Packet::read(Version::V5, &mut buf).unwrap().unwrap();
+        assert_eq!(p.kind(), Kind::Disconnect);
+        let next = Packet::read(Version::V5, &mut buf).unwrap().unwrap();
+        assert_eq!(next.kind(), Kind::Other);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn connect_version_waits_for_enough_bytes() {
+        assert!(connect_version(&[0x10]).unwrap().is_none());
+        assert!(connect_version(&[0x20, 0x02]).is_err());
+        let connect = [0x10, 0x0a, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05];
+        assert_eq!(connect_version(&connect).unwrap(), Some(Version::V5));
     }
 }
