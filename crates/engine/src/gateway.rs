@@ -2,7 +2,9 @@
 //! as AWS IoT Core's gateway resolves it) and what its policies let the connection do.
 //! The network side (TLS, MQTT, the broker) is the `palisade-gateway` crate.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use palisade_iot_policy::{Context, PolicySet};
 use palisade_store::{AttachedThing, ConnectionClose, ConnectionRecord, Scope};
@@ -39,7 +41,7 @@ pub enum AuthRefusal {
 /// What one connection may do: its policies and the values of their variables.
 #[derive(Debug, Clone)]
 pub struct DeviceAuthorization {
-    pub policies: PolicySet,
+    pub policies: Arc<PolicySet>,
     pub context: Context,
     /// The thing the connection acts for: attached to the certificate and named like
     /// the client id, or the thing attached exclusively.
@@ -66,6 +68,37 @@ pub(crate) struct RegistryEpoch {
     local: AtomicU64,
     /// A local change not yet published to the store for the other nodes.
     unpublished: AtomicBool,
+    /// Parsed policy sets by their documents: a fleet shares a few policies, so a
+    /// connection burst parses each set once, not once per device.
+    parsed: Mutex<HashMap<Vec<String>, Arc<PolicySet>>>,
+}
+
+/// Policy sets kept parsed; past this the cache starts over.
+const PARSED_SETS: usize = 4096;
+
+impl RegistryEpoch {
+    /// The policy set of these default-version documents, parsed once. Documents were
+    /// validated when stored; one that no longer parses authorizes nothing rather than
+    /// failing the connection.
+    fn policy_set(&self, documents: Vec<String>) -> Arc<PolicySet> {
+        let mut parsed = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(set) = parsed.get(&documents) {
+            return set.clone();
+        }
+        let set = PolicySet::parse(documents.iter().map(String::as_str)).unwrap_or_else(|_| {
+            let good = documents
+                .iter()
+                .map(String::as_str)
+                .filter(|d| PolicySet::parse([*d]).is_ok());
+            PolicySet::parse(good).unwrap_or_default()
+        });
+        let set = Arc::new(set);
+        if parsed.len() >= PARSED_SETS {
+            parsed.clear();
+        }
+        parsed.insert(documents, set.clone());
+        set
+    }
 }
 
 /// The operations that can change whether a connected device's certificate is active
@@ -161,18 +194,8 @@ impl Engine {
             .store()
             .effective_policies(scope, &identity.certificate_arn, thing_name.as_deref())
             .await?;
-        // Documents were validated when stored; one that no longer parses authorizes
-        // nothing rather than failing the connection.
-        let policies = PolicySet::parse(policies.iter().map(|p| p.document.as_str()))
-            .or_else(|_| {
-                let good: Vec<&str> = policies
-                    .iter()
-                    .map(|p| p.document.as_str())
-                    .filter(|d| PolicySet::parse([*d]).is_ok())
-                    .collect();
-                PolicySet::parse(good)
-            })
-            .unwrap_or_else(|_| PolicySet::parse([]).expect("no documents parse"));
+        let documents: Vec<String> = policies.into_iter().map(|p| p.document).collect();
+        let policies = self.inner.registry_epoch.policy_set(documents);
 
         let mut context = Context::new();
         context

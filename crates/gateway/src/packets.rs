@@ -93,9 +93,9 @@ impl Packet {
             // disconnection" in MQTT 5; rumqttc's reader wants a reason byte.
             Version::V5 if buf.starts_with(&[0xE0, 0x00]) => {
                 let _ = buf.split_to(2);
-                Ok(Some(Packet::V5(v5::Packet::Disconnect(v5::Disconnect::new(
-                    v5::DisconnectReasonCode::NormalDisconnection,
-                )))))
+                Ok(Some(Packet::V5(v5::Packet::Disconnect(
+                    v5::Disconnect::new(v5::DisconnectReasonCode::NormalDisconnection),
+                ))))
             }
             Version::V5 => match v5::Packet::read(buf, Some(MAX_PACKET as u32)) {
                 Ok(p) => Ok(Some(Packet::V5(p))),
