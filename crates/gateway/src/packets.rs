@@ -77,32 +77,64 @@ pub(crate) fn connect_version(buf: &[u8]) -> Result<Option<Version>, Malformed> 
     }
 }
 
+/// The fixed header's length and the remaining length of the frame at the head of
+/// `buf`; `Ok(None)` until the fixed header is all there.
+fn frame(buf: &[u8]) -> Result<Option<(usize, usize)>, Malformed> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    let mut remaining = 0usize;
+    for i in 0..4 {
+        let Some(&b) = buf.get(1 + i) else {
+            return Ok(None);
+        };
+        remaining |= usize::from(b & 0x7F) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(Some((2 + i, remaining)));
+        }
+    }
+    Err(Malformed("a malformed remaining length".into()))
+}
+
 impl Packet {
     /// The next whole packet in `buf`, removed from it; `Ok(None)` until one is there.
+    /// Once a whole frame is there, anything the codec cannot read in it is malformed
+    /// (the codec would otherwise ask for more bytes of a frame it already took).
     pub(crate) fn read(version: Version, buf: &mut BytesMut) -> Result<Option<Packet>, Malformed> {
-        if buf.is_empty() {
+        let Some((header_len, remaining)) = frame(buf)? else {
+            return Ok(None);
+        };
+        if remaining + header_len > MAX_PACKET {
+            return Err(Malformed(format!(
+                "a packet of {} bytes is larger than the {MAX_PACKET} allowed",
+                remaining + header_len
+            )));
+        }
+        if buf.len() < header_len + remaining {
             return Ok(None);
         }
-        match version {
-            Version::V4 => match v4::Packet::read(buf, MAX_PACKET) {
-                Ok(p) => Ok(Some(Packet::V4(p))),
-                Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => Ok(None),
-                Err(e) => Err(Malformed(format!("{e:?}"))),
-            },
-            // A DISCONNECT with no reason code (remaining length 0) means "normal
-            // disconnection" in MQTT 5; rumqttc's reader wants a reason byte.
-            Version::V5 if buf.starts_with(&[0xE0, 0x00]) => {
-                let _ = buf.split_to(2);
-                Ok(Some(Packet::V5(v5::Packet::Disconnect(
-                    v5::Disconnect::new(v5::DisconnectReasonCode::NormalDisconnection),
-                ))))
-            }
-            Version::V5 => match v5::Packet::read(buf, Some(MAX_PACKET as u32)) {
-                Ok(p) => Ok(Some(Packet::V5(p))),
-                Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(_)) => Ok(None),
-                Err(e) => Err(Malformed(format!("{e:?}"))),
-            },
+        // MQTT 5 lets a DISCONNECT leave out its reason code and properties; rumqttc's
+        // reader wants both.
+        if version == Version::V5 && buf[0] == 0xE0 && remaining <= 1 {
+            let reason = match buf.get(2) {
+                Some(0x04) => v5::DisconnectReasonCode::DisconnectWithWillMessage,
+                _ => v5::DisconnectReasonCode::NormalDisconnection,
+            };
+            let _ = buf.split_to(header_len + remaining);
+            return Ok(Some(Packet::V5(v5::Packet::Disconnect(
+                v5::Disconnect::new(reason),
+            ))));
         }
+        let mut frame = buf.split_to(header_len + remaining);
+        let read = match version {
+            Version::V4 => v4::Packet::read(&mut frame, MAX_PACKET)
+                .map(Packet::V4)
+                .map_err(|e| format!("{e:?}")),
+            Version::V5 => v5::Packet::read(&mut frame, Some(MAX_PACKET as u32))
+                .map(Packet::V5)
+                .map_err(|e| format!("{e:?}")),
+        };
+        read.map(Some).map_err(Malformed)
     }
 
     pub(crate) fn write(&self, buf: &mut BytesMut) -> Result<(), Malformed> {
@@ -494,6 +526,24 @@ mod tests {
         let next = Packet::read(Version::V5, &mut buf).unwrap().unwrap();
         assert_eq!(next.kind(), Kind::Other);
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_reason_only_mqtt5_disconnect_is_read_whole() {
+        let mut buf = BytesMut::from(&[0xE0u8, 0x01, 0x04, 0xC0, 0x00][..]);
+        let p = Packet::read(Version::V5, &mut buf).unwrap().unwrap();
+        assert_eq!(p.kind(), Kind::Disconnect);
+        assert_eq!(buf.len(), 2);
+    }
+
+    #[test]
+    fn a_partial_frame_waits_and_a_bad_whole_frame_is_malformed() {
+        let mut partial = BytesMut::from(&[0x30u8, 0x05, 0x00][..]);
+        assert!(Packet::read(Version::V4, &mut partial).unwrap().is_none());
+        assert_eq!(partial.len(), 3);
+        // A PUBLISH whose topic length runs past its frame.
+        let mut bad = BytesMut::from(&[0x30u8, 0x02, 0x00, 0x09][..]);
+        assert!(Packet::read(Version::V4, &mut bad).is_err());
     }
 
     #[test]
