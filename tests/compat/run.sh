@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Compatibility suite: boto3 and the AWS CLI (v1) against a freshly started `palisade serve`.
+# Compatibility suite: boto3 and the AWS CLI (v1) against a freshly started `palisade serve`,
+# and real MQTT devices (paho-mqtt, the AWS IoT Device SDK v2 for Python) through its gateway.
 #
 #   tests/compat/run.sh
 #
@@ -8,7 +9,7 @@
 #   PALISADE_TEST_FILTER  only run tests whose name contains this substring
 #   PALISADE_TEST_VERBOSE=1   print tracebacks of failures
 #   COMPAT_VENV           venv location (default tests/compat/.venv)
-#   COMPAT_REINSTALL=1    reinstall boto3/awscli/moto into the venv
+#   COMPAT_REINSTALL=1    reinstall boto3/awscli/moto/paho-mqtt/awsiotsdk into the venv
 #   COMPAT_ENGINES        storage engines to run the suite on (default "sqlite postgres")
 #   PG_ADMIN_URL          where the PostgreSQL run's throwaway database is created
 set -euo pipefail
@@ -24,13 +25,34 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 # moto (server mode) is the SNS and SQS the audit notification tests publish to and read.
 MOTO_REQUIREMENT='moto[server]>=5.1,<6'
-if [[ "${COMPAT_REINSTALL:-0}" == 1 ]] || ! "$VENV/bin/python" -c 'import boto3, moto' 2>/dev/null \
+# The devices of the gateway tests: paho-mqtt 2.x (MQTT 3.1.1 and 5) and the AWS IoT Device
+# SDK v2 for Python (awsiotsdk, on awscrt's MQTT client; awscrt ships manylinux wheels).
+PAHO_REQUIREMENT='paho-mqtt>=2.1,<3'
+AWSIOTSDK_REQUIREMENT='awsiotsdk>=1.22,<2'
+if [[ "${COMPAT_REINSTALL:-0}" == 1 ]] || ! "$VENV/bin/python" -c 'import boto3, moto, paho.mqtt' 2>/dev/null \
   || [[ ! -x "$VENV/bin/aws" ]] || [[ ! -x "$VENV/bin/moto_server" ]]; then
-  echo "==> installing boto3, awscli and $MOTO_REQUIREMENT into $VENV"
+  echo "==> installing boto3, awscli, $MOTO_REQUIREMENT and $PAHO_REQUIREMENT into $VENV"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade boto3 awscli \
-    "$MOTO_REQUIREMENT"
+    "$MOTO_REQUIREMENT" "$PAHO_REQUIREMENT"
+fi
+# Installed on its own: if it cannot be installed here, pip's error is shown and
+# test_awsiotsdk_round_trip fails saying so, while the rest of the suite still runs.
+if [[ "${COMPAT_REINSTALL:-0}" == 1 ]] \
+  || ! "$VENV/bin/python" -c 'from awscrt import mqtt; from awsiot import mqtt_connection_builder' 2>/dev/null; then
+  echo "==> installing $AWSIOTSDK_REQUIREMENT into $VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade \
+    "$AWSIOTSDK_REQUIREMENT" \
+    || echo "WARNING: pip could not install $AWSIOTSDK_REQUIREMENT (see above); test_awsiotsdk_round_trip will fail" >&2
 fi
 "$VENV/bin/aws" --version
+"$VENV/bin/python" -c '
+from importlib.metadata import PackageNotFoundError, version
+for name in ("paho-mqtt", "awsiotsdk", "awscrt"):
+    try:
+        print(name, version(name))
+    except PackageNotFoundError:
+        print(name, "not installed")
+'
 
 # ---- server binary ------------------------------------------------------------------------
 if [[ -z "${PALISADE_BIN:-}" ]]; then
@@ -129,11 +151,14 @@ run_suite() {
     export PALISADE_DATABASE_URL="${PG_ADMIN_URL%/*}/$PG_DB"
   fi
 
-  local port endpoint
-  port="$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+  local port endpoint mqtt_listen
+  port="$(free_port)"
   endpoint="http://127.0.0.1:$port"
-  echo "==> [$engine] starting $PALISADE_BIN serve on $endpoint"
+  # The device gateway on a port of its own (not the default 8883, which may be taken).
+  mqtt_listen="127.0.0.1:$(free_port)"
+  echo "==> [$engine] starting $PALISADE_BIN serve on $endpoint, MQTT gateway on $mqtt_listen"
   "$PALISADE_BIN" serve --listen "127.0.0.1:$port" --data-dir "$data_dir" --region us-east-1 \
+    --mqtt-listen "$mqtt_listen" \
     --sns-endpoint-url "$MOTO_ENDPOINT" --sns-access-key-id testing --sns-secret-access-key testing \
     >"$LOG" 2>&1 &
   SERVER_PID=$!
@@ -159,6 +184,11 @@ run_suite() {
     sleep 0.1
   done
   [[ -s "$data_dir/credentials" ]] || { echo "server wrote no $data_dir/credentials" >&2; exit 1; }
+  for _ in $(seq 1 50); do
+    [[ -s "$data_dir/mqtt-ca.pem" ]] && break
+    sleep 0.1
+  done
+  [[ -s "$data_dir/mqtt-ca.pem" ]] || { echo "server wrote no $data_dir/mqtt-ca.pem" >&2; exit 1; }
 
   echo "==> [$engine] creating a credential for account 111122223333"
   "$PALISADE_BIN" credentials create --account-id 111122223333 --data-dir "$data_dir" \
@@ -170,6 +200,7 @@ run_suite() {
   PALISADE_ENDPOINT="$endpoint" \
     PALISADE_MOTO_ENDPOINT="$MOTO_ENDPOINT" \
     PALISADE_DATA_DIR="$data_dir" \
+    PALISADE_MQTT_LISTEN="$mqtt_listen" \
     PALISADE_BIN="$PALISADE_BIN" \
     PALISADE_SECOND_CREDENTIALS="$WORK/second-account-$engine.json" \
     "$VENV/bin/python" "$HERE/test_compat.py"

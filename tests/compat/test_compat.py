@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Compatibility suite: the real AWS clients (boto3 and AWS CLI v1) against a running Palisade.
+"""Compatibility suite: the real AWS clients (boto3 and AWS CLI v1) against a running Palisade,
+and real MQTT clients (paho-mqtt 2.x, the AWS IoT Device SDK v2 for Python) through its gateway.
 
 Environment:
   PALISADE_ENDPOINT     base URL of the running server, e.g. http://127.0.0.1:8080
@@ -9,9 +10,13 @@ Environment:
                         `palisade credentials create --account-id 111122223333`; if unset, the
                         suite creates that credential itself with PALISADE_BIN
   PALISADE_TEST_FILTER  optional: only run tests whose name contains this substring
+  PALISADE_MQTT_LISTEN  optional: the --mqtt-listen address of the server's device gateway
+                        (DescribeEndpoint is checked against it); devices connect to the
+                        address DescribeEndpoint answers, trusting <data-dir>/mqtt-ca.pem
 
 No test framework needed: every `test_*` function runs in file order, prints `PASS name` or
-`FAIL name: reason`, and the last line is `N passed, N failed`. Exit status 1 if any failed.
+`FAIL name: reason` (`XFAIL name: ...` for a test marked @xfail for a known bug), and the last
+line is `N passed, N failed`. Exit status 1 if any failed.
 """
 
 import configparser
@@ -22,6 +27,7 @@ import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 import urllib.error
@@ -121,6 +127,18 @@ def second_account():
             _second = create_credential(SECOND_ACCOUNT)
         assert _second["accountId"] == SECOND_ACCOUNT, _second
     return _second
+
+
+def xfail(reason):
+    """Marks a test that fails for a known, reported bug: its assertion failing prints XFAIL
+    and is not counted as failed (any other exception is a FAIL); its passing prints XPASS
+    and fails the run (remove the mark)."""
+
+    def mark(fn):
+        fn.xfail = reason
+        return fn
+
+    return mark
 
 
 def uniq(prefix):
@@ -2208,6 +2226,481 @@ def test_mitigation_cancel_and_limit():
 
 
 # --------------------------------------------------------------------------------------------
+# Device gateway: real MQTT clients from PyPI (paho-mqtt 2.x, the AWS IoT Device SDK v2)
+#
+# Devices get their certificate from CreateKeysAndCertificate, find the gateway with
+# DescribeEndpoint(iot:Data-ATS) and trust the gateway CA that `palisade serve` wrote to
+# <data-dir>/mqtt-ca.pem, as a device of AWS IoT Core trusts Amazon Root CA 1.
+
+MQTT_CA_FILE = os.path.join(DATA_DIR, "mqtt-ca.pem")
+# The listener run.sh gave `palisade serve` (--mqtt-listen), to check DescribeEndpoint by.
+MQTT_LISTEN = os.environ.get("PALISADE_MQTT_LISTEN", "")
+MQTT_WAIT = 10  # seconds any one MQTT exchange may take
+
+
+def mqtt_endpoint(iot):
+    """(host, port) of the gateway, from DescribeEndpoint as an SDK user finds it."""
+    address = iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        host, port = address, "8883"
+    return host, int(port)
+
+
+class MqttDevice:
+    """A certificate from CreateKeysAndCertificate (written to files for TLS), a policy
+    attached to it and a thing named like the client id, attached to it; removed again by
+    close() whatever state the test left them in."""
+
+    def __init__(self, iot, statements, client_id=None):
+        self.iot = iot
+        self.client_id = client_id or uniq("compat-dev")
+        self.prefix = f"compat/{self.client_id}"
+        created = iot.create_keys_and_certificate(setAsActive=True)
+        self.cert_id, self.cert_arn = created["certificateId"], created["certificateArn"]
+        self.cert_pem = created["certificatePem"]
+        self.key_pem = created["keyPair"]["PrivateKey"]
+        self.dir = tempfile.mkdtemp(prefix="palisade-compat-device-")
+        self.cert_file = os.path.join(self.dir, "cert.pem")
+        self.key_file = os.path.join(self.dir, "key.pem")
+        with open(self.cert_file, "w") as f:
+            f.write(self.cert_pem)
+        with open(self.key_file, "w") as f:
+            f.write(self.key_pem)
+        self.policy = uniq("compat-device-policy")
+        iot.create_policy(policyName=self.policy,
+                          policyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+        iot.attach_policy(policyName=self.policy, target=self.cert_arn)
+        iot.create_thing(thingName=self.client_id)
+        iot.attach_thing_principal(thingName=self.client_id, principal=self.cert_arn)
+
+    def connectivity(self):
+        return self.iot.get_thing_connectivity_data(thingName=self.client_id)
+
+    def wait_connectivity(self, connected, timeout=MQTT_WAIT):
+        """GetThingConnectivityData once it answers `connected` (recording is batched)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.connectivity()
+            if got["connected"] is connected or time.monotonic() > deadline:
+                assert got["connected"] is connected, f"connected={connected} expected: {got}"
+                return got
+            time.sleep(0.2)
+
+    def close(self):
+        iot = self.iot
+        for step in (
+            lambda: iot.detach_thing_principal(thingName=self.client_id, principal=self.cert_arn),
+            lambda: iot.delete_thing(thingName=self.client_id),
+            lambda: iot.detach_policy(policyName=self.policy, target=self.cert_arn),
+            lambda: iot.delete_policy(policyName=self.policy),
+            lambda: iot.update_certificate(certificateId=self.cert_id, newStatus="INACTIVE"),
+            lambda: iot.delete_certificate(certificateId=self.cert_id, forceDelete=True),
+        ):
+            try:
+                step()
+            except ClientError:
+                pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def device_statements(client_id, prefix):
+    """Connect as itself; publish, receive and subscribe under its own prefix only."""
+    base = f"arn:aws:iot:{REGION}:{ACCOUNT}"
+    return [
+        {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{base}:client/{client_id}"},
+        {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": f"{base}:topic/{prefix}/*"},
+        {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": f"{base}:topicfilter/{prefix}/*"},
+    ]
+
+
+def open_device(iot, client_id=None):
+    client_id = client_id or uniq("compat-dev")
+    return MqttDevice(iot, device_statements(client_id, f"compat/{client_id}"), client_id)
+
+
+class Paho:
+    """paho-mqtt 2.x client (callback API version 2) with its network loop in a thread;
+    every callback lands in a queue the test reads with a timeout."""
+
+    def __init__(self, device, protocol, client_id=None):
+        import queue
+
+        import paho.mqtt.client as mqtt
+
+        self.mqtt = mqtt
+        self.v5 = protocol == mqtt.MQTTv5
+        self.events = queue.Queue()
+        self.messages = queue.Queue()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                  client_id=client_id or device.client_id, protocol=protocol)
+        # CA: the gateway's; client certificate and key: CreateKeysAndCertificate's. The
+        # server certificate names 127.0.0.1 and localhost, so host names are checked.
+        self.client.tls_set(ca_certs=MQTT_CA_FILE, certfile=device.cert_file, keyfile=device.key_file)
+        c = self.client
+        c.on_connect = lambda _c, _u, flags, rc, props: self.events.put(("connect", rc, props))
+        c.on_disconnect = lambda _c, _u, flags, rc, props: self.events.put(("disconnect", rc, props))
+        c.on_subscribe = lambda _c, _u, mid, rcs, props: self.events.put(("subscribe", mid, rcs))
+        c.on_publish = lambda _c, _u, mid, rc, props: self.events.put(("publish", mid, rc))
+        c.on_message = lambda _c, _u, msg: self.messages.put((msg.topic, msg.payload, msg.qos))
+        self.started = False
+
+    def next_event(self, kind, timeout=MQTT_WAIT, mid=None):
+        """The next callback of this kind (for this packet id); others are dropped, except
+        a disconnect while waiting for something else, which fails the wait."""
+        import queue
+
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                event = self.events.get(timeout=max(left, 0.001))
+            except queue.Empty:
+                raise AssertionError(f"no {kind} callback within {timeout}s") from None
+            if event[0] == kind and (mid is None or event[1] == mid):
+                return event
+            if event[0] == "disconnect" and kind != "disconnect":
+                raise AssertionError(f"disconnected (reason {event[1]!r}) while waiting for {kind}")
+
+    def connect(self, host, port, keepalive=30):
+        """Connects; returns the CONNACK's reason code (a paho ReasonCode)."""
+        self.client.connect_async(host, port, keepalive=keepalive)
+        self.client.loop_start()
+        self.started = True
+        return self.next_event("connect")[1]
+
+    def subscribe(self, topic_filter, qos=1):
+        """SUBACK's reason codes, as ints (granted QoS, or 128 / 135 for a refusal)."""
+        rc, mid = self.client.subscribe(topic_filter, qos=qos)
+        assert rc == self.mqtt.MQTT_ERR_SUCCESS, rc
+        return [int(code.value) for code in self.next_event("subscribe", mid=mid)[2]]
+
+    def publish(self, topic, payload, qos=1):
+        """Publishes and, for QoS 1, waits for the PUBACK; returns its reason code (int)."""
+        info = self.client.publish(topic, payload, qos=qos)
+        assert info.rc == self.mqtt.MQTT_ERR_SUCCESS, info.rc
+        if qos == 0:
+            return 0
+        return int(self.next_event("publish", mid=info.mid)[2].value)
+
+    def message(self, timeout=MQTT_WAIT):
+        import queue
+
+        try:
+            return self.messages.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no message delivered within {timeout}s") from None
+
+    def no_message(self, seconds=1.0):
+        import queue
+
+        try:
+            got = self.messages.get(timeout=seconds)
+        except queue.Empty:
+            return
+        raise AssertionError(f"unexpected message delivered: {got}")
+
+    def disconnect(self, reason_code=None):
+        """A clean DISCONNECT. MQTT 5: with `reason_code` (an int), sent as reason code and
+        an empty property list; without, paho sends the two-byte packet (remaining length 0)."""
+        if reason_code is None:
+            self.client.disconnect()
+        else:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+            from paho.mqtt.reasoncodes import ReasonCode
+
+            self.client.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=reason_code),
+                                   properties=Properties(PacketTypes.DISCONNECT))
+        return self.next_event("disconnect")[1]
+
+    def stop(self):
+        if self.started:
+            try:
+                self.client.disconnect()
+            except Exception:  # noqa: BLE001 - best effort
+                pass
+            self.client.loop_stop()
+            self.started = False
+
+
+def paho_round_trip(protocol, refused_suback):
+    """Connect, GetThingConnectivityData connected, subscribe, publish at QoS 0 and 1 and
+    receive both, a refused filter, a clean DISCONNECT recorded as CLIENT_INITIATED_DISCONNECT."""
+    iot = make_client()
+    host, port = mqtt_endpoint(iot)
+    with open_device(iot) as device:
+        assert device.connectivity()["connected"] is False
+        client = Paho(device, protocol)
+        try:
+            rc = client.connect(host, port)
+            assert not rc.is_failure, f"CONNACK refused: {rc!r}"
+            got = device.wait_connectivity(True)
+            assert got.get("clientId", device.client_id) == device.client_id, got
+
+            topic = f"{device.prefix}/telemetry"
+            granted = client.subscribe(f"{device.prefix}/#", qos=1)
+            assert granted == [1], f"SUBACK {granted}"
+            client.publish(topic, b"zero", qos=0)
+            # Topic and payload only: the delivered QoS is test_paho_qos0_publish_delivered_at_qos0's.
+            got = client.message()
+            assert got[:2] == (topic, b"zero"), got
+            code = client.publish(topic, b"one", qos=1)
+            assert code == 0, f"PUBACK reason {code}"
+            got = client.message()
+            assert got == (topic, b"one", 1), got
+            # Another device's topic: not in this policy's topicfilter resources.
+            refused = client.subscribe("compat/someone-else/#", qos=1)
+            assert refused == [refused_suback], f"SUBACK {refused}, expected [{refused_suback}]"
+            # Refusing one filter leaves the connection and the granted ones working.
+            code = client.publish(topic, b"still", qos=1)
+            assert code == 0, f"PUBACK reason {code}"
+            got = client.message()
+            assert got == (topic, b"still", 1), got
+
+            # MQTT 5: reason code 0 and properties spelled out; the short forms of a normal
+            # DISCONNECT are test_paho_mqtt5_short_disconnect_is_client_initiated's.
+            rc = client.disconnect(0 if client.v5 else None)
+            assert not rc.is_failure, f"clean DISCONNECT reported as {rc!r}"
+            got = device.wait_connectivity(False)
+            assert got.get("disconnectReason") == "CLIENT_INITIATED_DISCONNECT", got
+        finally:
+            client.stop()
+
+
+def test_mqtt_describe_endpoint():
+    iot = make_client()
+    ats = iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
+    if MQTT_LISTEN:
+        expected = MQTT_LISTEN[: -len(":8883")] if MQTT_LISTEN.endswith(":8883") else MQTT_LISTEN
+        assert ats == expected, f"DescribeEndpoint answered {ats!r}, the gateway listens on {MQTT_LISTEN}"
+    assert iot.describe_endpoint()["endpointAddress"] == ats
+    proc = aws_cli("describe-endpoint", "--endpoint-type", "iot:Data-ATS")
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr}"
+    assert json.loads(proc.stdout)["endpointAddress"] == ats, proc.stdout
+    with open(MQTT_CA_FILE) as f:
+        assert f.read().startswith("-----BEGIN CERTIFICATE-----"), MQTT_CA_FILE
+
+
+def test_paho_mqtt311_round_trip():
+    import paho.mqtt.client as mqtt
+
+    paho_round_trip(mqtt.MQTTv311, refused_suback=0x80)
+
+
+def test_paho_mqtt5_round_trip():
+    import paho.mqtt.client as mqtt
+
+    paho_round_trip(mqtt.MQTTv5, refused_suback=0x87)
+
+
+@xfail("gateway bug: a QoS 0 PUBLISH reaches a QoS 1 subscriber as a QoS 1 PUBLISH; MQTT "
+       "3.1.1 3.8.4 and MQTT 5 3.8.4 (and AWS IoT Core) deliver at the minimum of the "
+       "published QoS and the granted QoS, i.e. QoS 0")
+def test_paho_qos0_publish_delivered_at_qos0():
+    """A QoS 0 message is delivered at QoS 0 to a QoS 1 subscription (the minimum of both),
+    over MQTT 3.1.1 and MQTT 5."""
+    import paho.mqtt.client as mqtt
+
+    iot = make_client()
+    host, port = mqtt_endpoint(iot)
+    with open_device(iot) as device:
+        for protocol in (mqtt.MQTTv311, mqtt.MQTTv5):
+            client = Paho(device, protocol)
+            try:
+                assert not client.connect(host, port).is_failure
+                assert client.subscribe(f"{device.prefix}/#", qos=1) == [1]
+                topic = f"{device.prefix}/qos0"
+                client.publish(topic, b"zero", qos=0)
+                got = client.message()
+                assert got == (topic, b"zero", 0), (
+                    f"MQTT {'5' if protocol == mqtt.MQTTv5 else '3.1.1'}: QoS 0 PUBLISH to a QoS 1 "
+                    f"subscription delivered as {got}, expected QoS 0")
+            finally:
+                client.stop()
+
+
+@xfail("gateway bug: an MQTT 5 DISCONNECT in its short forms (MQTT 5 3.14.2.1: remaining "
+       "length 0, as paho's disconnect() sends it, means reason 0x00; remaining length 1 has no "
+       "property length) is not taken as a normal disconnection: rumqttc 0.25's v5 "
+       "Packet::read refuses the first (PayloadRequired, so the gateway records CLIENT_ERROR) "
+       "and asks for more bytes on the second (InsufficientBytes after the packet was taken from "
+       "the buffer, so it is lost and the gateway records CONNECTION_LOST); AWS records "
+       "CLIENT_INITIATED_DISCONNECT")
+def test_paho_mqtt5_short_disconnect_is_client_initiated():
+    """MQTT 5 DISCONNECT without properties (the two short forms) is a clean disconnect."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    iot = make_client()
+    host, port = mqtt_endpoint(iot)
+    reasons = {}
+    for form in ("remaining length 0", "reason code only"):
+        with open_device(iot) as device:
+            client = Paho(device, mqtt.MQTTv5)
+            try:
+                assert not client.connect(host, port).is_failure
+                device.wait_connectivity(True)
+                if form == "remaining length 0":
+                    client.client.disconnect()
+                else:
+                    client.client.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=0))
+                client.next_event("disconnect")
+            finally:
+                client.stop()
+            reasons[form] = device.wait_connectivity(False).get("disconnectReason")
+    assert set(reasons.values()) == {"CLIENT_INITIATED_DISCONNECT"}, f"disconnectReason by DISCONNECT form: {reasons}"
+
+
+def test_paho_mqtt5_unauthorized_publish_puback_135():
+    """MQTT 5: a QoS 1 PUBLISH the policy does not allow gets PUBACK 0x87 (Not authorized),
+    is not delivered, and the connection stays up."""
+    import paho.mqtt.client as mqtt
+
+    iot = make_client()
+    host, port = mqtt_endpoint(iot)
+    with open_device(iot) as device:
+        client = Paho(device, mqtt.MQTTv5)
+        try:
+            assert not client.connect(host, port).is_failure
+            # '#' is a filter the policy does not grant; subscribe to its own prefix only.
+            assert client.subscribe(f"{device.prefix}/#", qos=1) == [1]
+            assert client.publish("compat/someone-else/cmd", b"no", qos=1) == 135
+            topic = f"{device.prefix}/after"
+            assert client.publish(topic, b"yes", qos=1) == 0
+            assert client.message() == (topic, b"yes", 1)
+        finally:
+            client.stop()
+
+
+def test_paho_mqtt311_unauthorized_publish_disconnects():
+    """MQTT 3.1.1 has no negative PUBACK: AWS IoT Core closes the connection."""
+    import paho.mqtt.client as mqtt
+
+    iot = make_client()
+    host, port = mqtt_endpoint(iot)
+    with open_device(iot) as device:
+        client = Paho(device, mqtt.MQTTv311)
+        try:
+            assert not client.connect(host, port).is_failure
+            client.client.publish("compat/someone-else/cmd", b"no", qos=1)
+            client.next_event("disconnect")
+        finally:
+            client.stop()
+
+
+def test_paho_certificate_deactivated_disconnects():
+    """UpdateCertificate INACTIVE closes the device's open connection within a few
+    seconds; connecting again is refused; the history says why it ended."""
+    import paho.mqtt.client as mqtt
+
+    iot = make_client()
+    host, port = mqtt_endpoint(iot)
+    with open_device(iot) as device:
+        client = Paho(device, mqtt.MQTTv311)
+        client.client.reconnect_delay_set(min_delay=60, max_delay=120)  # no automatic retry
+        try:
+            assert not client.connect(host, port).is_failure
+            assert client.subscribe(f"{device.prefix}/#") == [1]
+            device.wait_connectivity(True)
+            cut = time.monotonic()
+            iot.update_certificate(certificateId=device.cert_id, newStatus="INACTIVE")
+            client.next_event("disconnect", timeout=5)
+            assert time.monotonic() - cut < 5
+            got = device.wait_connectivity(False)
+            # What issue 15 specifies for a certificate that stopped being ACTIVE.
+            assert got.get("disconnectReason") == "SERVER_INITIATED_DISCONNECT", got
+        finally:
+            client.stop()
+
+        again = Paho(device, mqtt.MQTTv311)
+        again.client.reconnect_delay_set(min_delay=60, max_delay=120)
+        try:
+            again.client.connect_async(host, port, keepalive=30)
+            again.client.loop_start()
+            again.started = True
+            import queue
+
+            try:
+                kind, rc, _ = again.events.get(timeout=MQTT_WAIT)
+            except queue.Empty:
+                raise AssertionError("neither CONNACK nor a closed connection for an INACTIVE certificate") from None
+            assert kind == "disconnect" or rc.is_failure, f"INACTIVE certificate connected: {kind} {rc!r}"
+        finally:
+            again.stop()
+        assert device.connectivity()["connected"] is False
+
+
+def test_awsiotsdk_round_trip():
+    """The AWS IoT Device SDK v2 for Python (awscrt's MQTT 3.1.1 client), as its samples
+    connect: mtls_from_bytes with DescribeEndpoint's host and port and the gateway CA."""
+    try:
+        from awscrt import mqtt
+        from awsiot import mqtt_connection_builder
+    except ImportError as e:
+        raise AssertionError(f"awsiotsdk is not installed in the venv ({e}); see run.sh's pip output") from e
+    import concurrent.futures
+    import queue
+
+    iot = make_client()
+    host, port = mqtt_endpoint(iot)
+    with open(MQTT_CA_FILE, "rb") as f:
+        ca = f.read()
+    with open_device(iot) as device:
+        interrupted = queue.Queue()
+        connection = mqtt_connection_builder.mtls_from_bytes(
+            endpoint=host, port=port, cert_bytes=device.cert_pem.encode(),
+            pri_key_bytes=device.key_pem.encode(), ca_bytes=ca, client_id=device.client_id,
+            clean_session=True, keep_alive_secs=30,
+            on_connection_interrupted=lambda conn, error, **kw: interrupted.put(error),
+        )
+        connected = False
+        try:
+            session = connection.connect().result(MQTT_WAIT)
+            connected = True
+            assert session["session_present"] is False, session
+            device.wait_connectivity(True)
+
+            received = queue.Queue()
+            topic = f"{device.prefix}/sdk"
+            sub_future, _ = connection.subscribe(
+                topic=f"{device.prefix}/#", qos=mqtt.QoS.AT_LEAST_ONCE,
+                callback=lambda topic, payload, **kw: received.put((topic, payload)))
+            suback = sub_future.result(MQTT_WAIT)
+            assert suback["qos"] == mqtt.QoS.AT_LEAST_ONCE, suback
+            pub_future, _ = connection.publish(topic=topic, payload=b'{"hello":"sdk"}',
+                                               qos=mqtt.QoS.AT_LEAST_ONCE)
+            pub_future.result(MQTT_WAIT)
+            try:
+                got = received.get(timeout=MQTT_WAIT)
+            except queue.Empty:
+                raise AssertionError("the SDK's subscription received nothing") from None
+            assert got == (topic, b'{"hello":"sdk"}'), got
+            assert interrupted.empty(), interrupted.get()
+
+            connection.disconnect().result(MQTT_WAIT)
+            connected = False
+            got = device.wait_connectivity(False)
+            assert got.get("disconnectReason") == "CLIENT_INITIATED_DISCONNECT", got
+        except concurrent.futures.TimeoutError:
+            raise AssertionError(f"an awscrt future did not complete within {MQTT_WAIT}s") from None
+        finally:
+            if connected:
+                try:
+                    connection.disconnect().result(MQTT_WAIT)
+                except Exception:  # noqa: BLE001 - best effort
+                    pass
+
+
+# --------------------------------------------------------------------------------------------
 # runner
 
 
@@ -2219,22 +2712,33 @@ def main():
         if name.startswith("test_") and callable(fn) and only in name
     ]
     print(f"boto3 {boto3.__version__}, botocore {botocore.__version__}, endpoint {ENDPOINT}")
-    passed = failed = 0
+    passed = failed = xfailed = 0
     for name, fn in tests:
         started = time.monotonic()
+        known = getattr(fn, "xfail", None)
         try:
             fn()
         except Exception as e:  # noqa: BLE001 - report every failure the same way
-            failed += 1
             reason = str(e).strip().replace("\n", " ") or type(e).__name__
             if not isinstance(e, AssertionError):
                 reason = f"{type(e).__name__}: {reason}"
-            print(f"FAIL {name}: {reason[:2000]}", flush=True)
+            if known and isinstance(e, AssertionError):  # an error of another kind still fails
+                xfailed += 1
+                print(f"XFAIL {name}: {known} -- got: {reason[:2000]}", flush=True)
+            else:
+                failed += 1
+                print(f"FAIL {name}: {reason[:2000]}", flush=True)
             if os.environ.get("PALISADE_TEST_VERBOSE"):
                 traceback.print_exc()
         else:
-            passed += 1
-            print(f"PASS {name} ({time.monotonic() - started:.2f}s)", flush=True)
+            if known:
+                failed += 1
+                print(f"XPASS {name}: passes although marked xfail ({known}): remove the mark", flush=True)
+            else:
+                passed += 1
+                print(f"PASS {name} ({time.monotonic() - started:.2f}s)", flush=True)
+    if xfailed:
+        print(f"{xfailed} xfailed (known bugs, see the XFAIL lines)")
     print(f"{passed} passed, {failed} failed")
     return 1 if failed or not tests else 0
 
