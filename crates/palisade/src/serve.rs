@@ -18,6 +18,13 @@ const BOOTSTRAP_MARKER: &str = "bootstrap/default-credential";
 
 pub async fn run(args: ServeArgs) -> Result<()> {
     init_tracing(&args.log_format);
+    // Each device holds a socket to the gateway and one to the broker, and every API
+    // client one more: the common soft limit of 1,024 would cap a node at a few hundred
+    // devices. The hard limit is the operator's to set.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(open_files = n, "open-files limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
+    }
     let file = FileConfig::load(args.config.as_deref())?;
     let mqtt = args.mqtt.resolve(&file)?;
     let cfg = ServeConfig::resolve(
