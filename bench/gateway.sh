@@ -137,8 +137,9 @@ read -r port_lo port_hi </proc/sys/net/ipv4/ip_local_port_range
 ((port_hi - port_lo > 2 * largest)) ||
   fail "ip_local_port_range $port_lo-$port_hi is too narrow for $largest connections and their broker connections"
 
-DEVICES=$((HOLD > CONNECT ? HOLD : CONNECT))
-((4 * PAIRS > DEVICES)) && DEVICES=$((4 * PAIRS))
+# One device certificate per connection of the largest step run (publish: 2 per pair, and
+# as many again to spare).
+DEVICES=$largest
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   echo "==> building release binaries"
