@@ -18,6 +18,11 @@
 //!   mitigation actions task over a finished audit's findings of one check and measures
 //!   DescribeAuditMitigationActionsTask at a steady rate until it ends
 //!   (bench/mitigation.sh).
+//! - `mqtt-setup`: makes a device CA and N ECDSA P-256 device certificates, registers
+//!   them ACTIVE with an allow-all policy, and writes them to a directory (bench/gateway.sh).
+//! - `mqtt hold` / `mqtt publish`: TLS MQTT load with those certificates against the
+//!   device gateway or any broker's TLS listener: N held connections at a target connect
+//!   rate, or QoS 0 publish throughput and end-to-end latency (mqtt.rs).
 //!
 //! Only loopback endpoints are accepted: this tool never sends traffic anywhere else.
 
@@ -27,6 +32,8 @@ mod client;
 mod endpoint;
 mod fleet;
 mod mitigate;
+mod mqtt;
+mod mqtt_setup;
 mod poll;
 mod run;
 mod setup;
@@ -66,6 +73,118 @@ enum Command {
     /// Start an UPDATE_DEVICE_CERTIFICATE mitigation task over an audit's findings and
     /// measure DescribeAuditMitigationActionsTask until it ends.
     Mitigate(MitigateArgs),
+    /// Make a device CA and N device certificates (ECDSA P-256), register them ACTIVE
+    /// with an allow-all policy, write them to a directory (for `mqtt`).
+    MqttSetup(MqttSetupArgs),
+    /// TLS MQTT 3.1.1 load with `mqtt-setup`'s certificates: hold connections, or publish.
+    Mqtt {
+        #[command(subcommand)]
+        mode: MqttMode,
+    },
+}
+
+#[derive(Debug, Args)]
+struct MqttSetupArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Device certificates to make and register.
+    #[arg(long, default_value_t = 10_000)]
+    devices: usize,
+    /// The directory the CA, the devices' certificates and keys go to (kept certificates
+    /// are reused).
+    #[arg(long)]
+    out: PathBuf,
+    /// The allow-all policy attached to every device certificate.
+    #[arg(long, default_value = "bench-mqtt-allow-all")]
+    policy: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum MqttMode {
+    /// Open N connections at a target rate, hold them, report connect rate and latency.
+    Hold(MqttHoldArgs),
+    /// M publishers and M subscribers, QoS 0: messages/s received and end-to-end latency.
+    Publish(MqttPublishArgs),
+}
+
+#[derive(Debug, Args)]
+struct MqttTargetArgs {
+    /// The TLS MQTT listener, IP:PORT on loopback (the gateway, or a broker's TLS port).
+    #[arg(long)]
+    host: String,
+    /// The CA the server's certificate is checked against (the gateway's mqtt-ca.pem).
+    #[arg(long)]
+    ca_file: PathBuf,
+    /// The TLS server name sent and checked.
+    #[arg(long, default_value = "localhost")]
+    sni: String,
+    /// The directory `mqtt-setup --out` wrote.
+    #[arg(long)]
+    devices_dir: PathBuf,
+    /// MQTT keep-alive in seconds (PINGREQ every half of it while holding).
+    #[arg(long, default_value_t = 60)]
+    keep_alive: u16,
+    /// Client ids are <prefix>-hold-<i>, <prefix>-pub-<i>, <prefix>-sub-<i>.
+    #[arg(long, default_value = "bench")]
+    client_prefix: String,
+    /// Give up on a connection (TCP, TLS and CONNACK) after this long.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    connect_timeout: Duration,
+    /// Device index of the first connection (connections take devices in turn, wrapping
+    /// around the fleet).
+    #[arg(long, default_value_t = 0)]
+    first_device: usize,
+    /// Print the human-readable summary on stderr and one JSON line on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct MqttHoldArgs {
+    #[command(flatten)]
+    target: MqttTargetArgs,
+    /// Connections to open and hold.
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    /// New connections per second (0: as fast as --max-inflight allows).
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    /// Connection attempts in progress at most (the schedule waits when it is reached).
+    #[arg(long, default_value_t = 2000)]
+    max_inflight: usize,
+    /// How long to hold the connections once every attempt has ended.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    hold: Duration,
+    /// Written (the number connected) when every attempt has ended and the hold begins.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+    /// Exit 0 even if some connections failed or dropped.
+    #[arg(long)]
+    allow_errors: bool,
+}
+
+#[derive(Debug, Args)]
+struct MqttPublishArgs {
+    #[command(flatten)]
+    target: MqttTargetArgs,
+    /// Publisher/subscriber pairs (2 connections each).
+    #[arg(long, default_value_t = 16)]
+    pairs: usize,
+    /// Messages per second in total (0: as fast as the connections take them).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Payload bytes (at least 16: the send time and a sequence number).
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// Warm-up before measuring.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Measured duration (at most 10 minutes).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Topics are <prefix>/<i> [default: bench/<unix ms>].
+    #[arg(long)]
+    topic_prefix: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -301,6 +420,16 @@ fn main() -> Result<()> {
         .build()
         .context("building tokio runtime")?;
     match cli.command {
+        Command::MqttSetup(args) => {
+            let target = client::Target::from_args(&args.target)?;
+            let config = mqtt_setup::MqttSetupConfig {
+                devices: args.devices,
+                out: args.out,
+                policy: args.policy,
+            };
+            runtime.block_on(mqtt_setup::setup(&target, &config))
+        }
+        Command::Mqtt { mode } => runtime.block_on(run_mqtt(mode)),
         Command::Ceiling(args) => runtime.block_on(ceiling::serve(args.listen)),
         Command::Setup(args) => {
             let target = client::Target::from_args(&args.target)?;
@@ -449,6 +578,103 @@ fn main() -> Result<()> {
                     "{} DescribeAuditMitigationActionsTask request(s) failed",
                     report.poll.errors
                 );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn mqtt_target(args: &MqttTargetArgs, devices: usize) -> Result<std::sync::Arc<mqtt::MqttTarget>> {
+    mqtt::check_dir(&args.devices_dir)?;
+    let limit = mqtt::raise_nofile()?;
+    eprintln!("open-file limit: {limit}");
+    let target = mqtt::MqttTarget::load(&mqtt::TargetOptions {
+        host: args.host.clone(),
+        ca_file: args.ca_file.clone(),
+        sni: args.sni.clone(),
+        devices_dir: args.devices_dir.clone(),
+        devices: args.first_device.saturating_add(devices),
+        keep_alive: args.keep_alive,
+        client_prefix: args.client_prefix.clone(),
+        connect_timeout: args.connect_timeout,
+    })?;
+    Ok(std::sync::Arc::new(target))
+}
+
+async fn run_mqtt(mode: MqttMode) -> Result<()> {
+    match mode {
+        MqttMode::Hold(args) => {
+            if args.connections == 0 || args.connections > 100_000 {
+                bail!("--connections must be between 1 and 100000");
+            }
+            if !(0.0..=100_000.0).contains(&args.rate) {
+                bail!("--rate must be between 0 and 100000");
+            }
+            if args.hold > Duration::from_secs(3600) {
+                bail!("--hold must be at most 1 hour");
+            }
+            let target = mqtt_target(&args.target, args.connections)?;
+            let report = mqtt::hold(
+                target,
+                mqtt::HoldConfig {
+                    connections: args.connections,
+                    rate: args.rate,
+                    max_inflight: args.max_inflight,
+                    hold: args.hold,
+                    ready_file: args.ready_file,
+                    first_device: args.target.first_device,
+                },
+            )
+            .await?;
+            report.print(args.target.json);
+            if (report.connected < report.attempted || report.open_at_end < report.connected)
+                && !args.allow_errors
+            {
+                bail!(
+                    "{} of {} connections failed, {} dropped while held",
+                    report.attempted - report.connected,
+                    report.attempted,
+                    report.connected - report.open_at_end
+                );
+            }
+            Ok(())
+        }
+        MqttMode::Publish(args) => {
+            if args.pairs == 0 || args.pairs > 5_000 {
+                bail!("--pairs must be between 1 and 5000");
+            }
+            if args.duration.is_zero() || args.duration > Duration::from_secs(600) {
+                bail!("--duration must be greater than 0 and at most 10m");
+            }
+            if !(0.0..=10_000_000.0).contains(&args.rate) {
+                bail!("--rate must be between 0 (max) and 10000000");
+            }
+            if !(16..=128 * 1024).contains(&args.payload) {
+                bail!("--payload must be between 16 and 131072 bytes");
+            }
+            let target = mqtt_target(&args.target, 2 * args.pairs)?;
+            let topic_prefix = args.topic_prefix.unwrap_or_else(|| {
+                let ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                format!("bench/{ms}")
+            });
+            let report = mqtt::publish(
+                target,
+                mqtt::PublishConfig {
+                    pairs: args.pairs,
+                    rate: args.rate,
+                    payload: args.payload,
+                    warmup: args.warmup,
+                    duration: args.duration,
+                    topic_prefix,
+                    first_device: args.target.first_device,
+                },
+            )
+            .await?;
+            report.print(args.target.json);
+            if report.received_in_window == 0 {
+                bail!("no message was received in the measured window");
             }
             Ok(())
         }
