@@ -240,14 +240,17 @@ impl Engine {
         let mut ids: Vec<String> = held.iter().map(|(_, id)| id.clone()).collect();
         ids.sort();
         ids.dedup();
-        let statuses = self.store().certificate_statuses(region, &ids).await?;
+        let statuses: HashMap<(String, String), String> = self
+            .store()
+            .certificate_statuses(region, &ids)
+            .await?
+            .into_iter()
+            .map(|(id, account, status)| ((account, id), status))
+            .collect();
         Ok(held
             .iter()
             .filter_map(|(account, id)| {
-                let status = statuses
-                    .iter()
-                    .find(|(i, a, _)| i == id && a == account)
-                    .map(|(_, _, s)| s.clone());
+                let status = statuses.get(&(account.clone(), id.clone())).cloned();
                 (status.as_deref() != Some("ACTIVE")).then(|| (account.clone(), id.clone(), status))
             })
             .collect())

@@ -124,13 +124,10 @@ impl Gateway {
                 "closed connections a previous run of this node left open"
             );
         }
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|error| GatewayError::Listen {
-                    addr: config.listen.to_string(),
-                    error,
-                })?;
+        let listener = listen(config.listen).map_err(|error| GatewayError::Listen {
+            addr: config.listen.to_string(),
+            error,
+        })?;
         let local_addr = listener
             .local_addr()
             .map_err(|error| GatewayError::Listen {
@@ -226,6 +223,19 @@ async fn generated_material(
         stored[split..].to_owned(),
         authority.certificate_pem,
     ))
+}
+
+/// The gateway's listener, with a backlog for connection bursts (a fleet reconnecting
+/// after an outage): the default of 128 overflowed at a burst of 1,000 and cost each
+/// connection a SYN retry, about a second.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 async fn accept(shared: Arc<Shared>, listener: TcpListener, mut stopped: watch::Receiver<bool>) {

@@ -206,7 +206,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr)
                     aliases: Vec::new(),
                     pending_subscribes: Vec::new(),
                     counters: &mut counters,
-                    out: BytesMut::with_capacity(1024),
+                    to_device: BytesMut::new(),
+                    to_broker: BytesMut::new(),
                 };
                 if session.send_device(&mut device, &connack).await.is_err() {
                     Ended::ConnectionLost
@@ -353,7 +354,9 @@ struct Session<'a> {
     /// SUBSCRIBEs forwarded with some filters refused: packet id and which were kept.
     pending_subscribes: Vec<(u16, Vec<bool>)>,
     counters: &'a mut Counters,
-    out: BytesMut,
+    /// What the packets of one read send on, written at once when the read is handled.
+    to_device: BytesMut,
+    to_broker: BytesMut,
 }
 
 /// What handling one packet decided.
@@ -382,9 +385,13 @@ impl Session<'_> {
         loop {
             if pending_input {
                 pending_input = false;
-                match self.device_packets(&mut inbuf, device, &mut upstream).await {
-                    Step::Continue => {}
-                    Step::End(e) => return self.end(device, e).await,
+                let step = self.device_packets(&mut inbuf).await;
+                let flushed = self.flush(device, &mut upstream).await;
+                match (step, flushed) {
+                    (Step::End(e), _) | (Step::Continue, Err(e)) => {
+                        return self.end(device, e).await
+                    }
+                    (Step::Continue, Ok(())) => {}
                 }
             }
             tokio::select! {
@@ -408,9 +415,13 @@ impl Session<'_> {
                             return self.end(device, why).await;
                         }
                         Ok(_) => {
-                            match self.broker_packets(&mut upbuf, device, &mut upstream).await {
-                                Step::Continue => {}
-                                Step::End(e) => return self.end(device, e).await,
+                            let step = self.broker_packets(&mut upbuf).await;
+                            let flushed = self.flush(device, &mut upstream).await;
+                            match (step, flushed) {
+                                (Step::End(e), _) | (Step::Continue, Err(e)) => {
+                                    return self.end(device, e).await
+                                }
+                                (Step::Continue, Ok(())) => {}
                             }
                         }
                     }
@@ -471,12 +482,7 @@ impl Session<'_> {
         }
     }
 
-    async fn device_packets<D: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        inbuf: &mut BytesMut,
-        device: &mut D,
-        upstream: &mut TcpStream,
-    ) -> Step {
+    async fn device_packets(&mut self, inbuf: &mut BytesMut) -> Step {
         loop {
             let mut packet = match Packet::read(self.version, inbuf) {
                 Ok(Some(p)) => p,
@@ -488,20 +494,20 @@ impl Session<'_> {
             };
             self.refresh().await;
             let step = match packet.kind() {
-                Kind::Publish => self.device_publish(&mut packet, device, upstream).await,
-                Kind::Subscribe => self.device_subscribe(&mut packet, device, upstream).await,
+                Kind::Publish => self.device_publish(&mut packet),
+                Kind::Subscribe => self.device_subscribe(&mut packet),
                 Kind::Unsubscribe => {
                     let prefix = self.prefix.clone();
                     let keep = vec![true; packet.filters().len()];
                     packet.retain_filters(&keep, |f| with_prefix(&prefix, f));
-                    self.send_broker(upstream, &packet).await
+                    self.queue_broker(&packet)
                 }
                 Kind::Disconnect => {
-                    let _ = self.send_broker(upstream, &packet).await;
+                    let _ = self.queue_broker(&packet);
                     Step::End(Ended::ClientDisconnect)
                 }
                 Kind::Connect => Step::End(Ended::ClientError),
-                _ => self.send_broker(upstream, &packet).await,
+                _ => self.queue_broker(&packet),
             };
             if let Step::End(e) = step {
                 return Step::End(e);
@@ -509,12 +515,7 @@ impl Session<'_> {
         }
     }
 
-    async fn device_publish<D: AsyncWrite + Unpin>(
-        &mut self,
-        packet: &mut Packet,
-        device: &mut D,
-        upstream: &mut TcpStream,
-    ) -> Step {
+    fn device_publish(&mut self, packet: &mut Packet) -> Step {
         let Some(view) = packet.publish() else {
             return Step::End(Ended::ClientError);
         };
@@ -525,7 +526,7 @@ impl Session<'_> {
         if self.version == Version::V5 && qos > 1 {
             // AWS IoT Core's maximum QoS is 1.
             if let Some(p) = packets::disconnect(self.version, Dr::QoSNotSupported) {
-                let _ = self.send_device(device, &p).await;
+                let _ = self.queue_device(&p);
             }
             return Step::End(Ended::ClientError);
         }
@@ -551,8 +552,7 @@ impl Session<'_> {
             return match (self.version, qos) {
                 (Version::V5, 1) => {
                     if self
-                        .send_device(device, &packets::puback(self.version, pkid, true))
-                        .await
+                        .queue_device(&packets::puback(self.version, pkid, true))
                         .is_err()
                     {
                         return Step::End(Ended::ConnectionLost);
@@ -563,15 +563,10 @@ impl Session<'_> {
             };
         }
         packet.set_publish_topic(format!("{}{topic}", self.prefix));
-        self.send_broker(upstream, packet).await
+        self.queue_broker(packet)
     }
 
-    async fn device_subscribe<D: AsyncWrite + Unpin>(
-        &mut self,
-        packet: &mut Packet,
-        device: &mut D,
-        upstream: &mut TcpStream,
-    ) -> Step {
+    fn device_subscribe(&mut self, packet: &mut Packet) -> Step {
         let filters = packet.filters();
         let keep: Vec<bool> = filters
             .iter()
@@ -580,7 +575,7 @@ impl Session<'_> {
         let pkid = packet.pkid();
         if !keep.iter().any(|k| *k) {
             let refusal = packets::suback_refused(self.version, pkid, filters.len());
-            return match self.send_device(device, &refusal).await {
+            return match self.queue_device(&refusal) {
                 Ok(()) => Step::Continue,
                 Err(()) => Step::End(Ended::ConnectionLost),
             };
@@ -591,15 +586,10 @@ impl Session<'_> {
         }
         let prefix = self.prefix.clone();
         packet.retain_filters(&keep, |f| with_prefix(&prefix, f));
-        self.send_broker(upstream, packet).await
+        self.queue_broker(packet)
     }
 
-    async fn broker_packets<D: AsyncWrite + Unpin>(
-        &mut self,
-        upbuf: &mut BytesMut,
-        device: &mut D,
-        upstream: &mut TcpStream,
-    ) -> Step {
+    async fn broker_packets(&mut self, upbuf: &mut BytesMut) -> Step {
         loop {
             let mut packet = match Packet::read(self.version, upbuf) {
                 Ok(Some(p)) => p,
@@ -627,7 +617,7 @@ impl Session<'_> {
                         (true, Some(topic)) => {
                             packet.set_publish_topic(topic);
                             self.counters.messages_out += 1;
-                            if self.send_device(device, &packet).await.is_err() {
+                            if self.queue_device(&packet).is_err() {
                                 return Step::End(Ended::ConnectionLost);
                             }
                         }
@@ -635,7 +625,7 @@ impl Session<'_> {
                             // Not delivered; acknowledged so the broker does not retry.
                             if qos == 1 {
                                 let ack = packets::puback(self.version, pkid, false);
-                                if let Step::End(e) = self.send_broker(upstream, &ack).await {
+                                if let Step::End(e) = self.queue_broker(&ack) {
                                     return Step::End(e);
                                 }
                             }
@@ -648,13 +638,13 @@ impl Session<'_> {
                         let (_, keep) = self.pending_subscribes.swap_remove(i);
                         packet.merge_suback(&keep);
                     }
-                    if self.send_device(device, &packet).await.is_err() {
+                    if self.queue_device(&packet).is_err() {
                         return Step::End(Ended::ConnectionLost);
                     }
                 }
                 Kind::Disconnect => return Step::End(Ended::ServerInitiated),
                 _ => {
-                    if self.send_device(device, &packet).await.is_err() {
+                    if self.queue_device(&packet).is_err() {
                         return Step::End(Ended::ConnectionLost);
                     }
                 }
@@ -662,27 +652,57 @@ impl Session<'_> {
         }
     }
 
+    /// Queues a packet for the device (written by [`flush`](Self::flush)).
+    fn queue_device(&mut self, packet: &Packet) -> Result<(), ()> {
+        let before = self.to_device.len();
+        packet.write(&mut self.to_device).map_err(|_| ())?;
+        self.counters.bytes_out += (self.to_device.len() - before) as i64;
+        Ok(())
+    }
+
+    /// Queues a packet for the broker (written by [`flush`](Self::flush)).
+    fn queue_broker(&mut self, packet: &Packet) -> Step {
+        match packet.write(&mut self.to_broker) {
+            Ok(()) => Step::Continue,
+            Err(_) => Step::End(Ended::ClientError),
+        }
+    }
+
+    /// Writes what the packets of one read queued: one write (and one TLS record
+    /// flush) each way, however many packets the read held.
+    async fn flush<D: AsyncWrite + Unpin>(
+        &mut self,
+        device: &mut D,
+        upstream: &mut TcpStream,
+    ) -> Result<(), Ended> {
+        if !self.to_broker.is_empty() {
+            upstream
+                .write_all(&self.to_broker)
+                .await
+                .map_err(|_| Ended::ServerInitiated)?;
+            self.to_broker.clear();
+        }
+        if !self.to_device.is_empty() {
+            device
+                .write_all(&self.to_device)
+                .await
+                .map_err(|_| Ended::ConnectionLost)?;
+            device.flush().await.map_err(|_| Ended::ConnectionLost)?;
+            self.to_device.clear();
+        }
+        Ok(())
+    }
+
+    /// Sends one packet to the device now.
     async fn send_device<D: AsyncWrite + Unpin>(
         &mut self,
         device: &mut D,
         packet: &Packet,
     ) -> Result<(), ()> {
-        self.out.clear();
-        packet.write(&mut self.out).map_err(|_| ())?;
-        self.counters.bytes_out += self.out.len() as i64;
-        device.write_all(&self.out).await.map_err(|_| ())?;
+        self.queue_device(packet)?;
+        device.write_all(&self.to_device).await.map_err(|_| ())?;
+        self.to_device.clear();
         device.flush().await.map_err(|_| ())
-    }
-
-    async fn send_broker(&mut self, upstream: &mut TcpStream, packet: &Packet) -> Step {
-        self.out.clear();
-        if packet.write(&mut self.out).is_err() {
-            return Step::End(Ended::ClientError);
-        }
-        match upstream.write_all(&self.out).await {
-            Ok(()) => Step::Continue,
-            Err(_) => Step::End(Ended::ServerInitiated),
-        }
     }
 }
 

@@ -121,7 +121,9 @@ pub trait GatewayStore: Send + Sync {
                     " AND v.region = p.region AND v.policy_name = p.name",
                     " AND v.version_id = p.default_version_id",
                     " WHERE a.account_id = $1 AND a.region = $2",
-                    " AND (a.target = $4 OR a.target IN (SELECT arn FROM grp))",
+                    // One IN list, so both engines seek the attachments by target
+                    // (an OR with the subquery made SQLite walk every attachment).
+                    " AND a.target IN (SELECT $4 UNION ALL SELECT arn FROM grp)",
                     " ORDER BY p.name"
                 ),
                 &[&scope.account_id, &scope.region, &thing, &certificate_arn],
