@@ -42,6 +42,9 @@
 #   SKIP_BUILD=1   use the binaries already in target/release
 #   PALISADE_BIN / LOADGEN_BIN / MOSQUITTO_BIN (/usr/sbin/mosquitto)
 #   RESULTS_DIR    keep the JSON results there (default: a temp dir, removed on exit)
+#   LATENCY_RATE   step d. at this many messages/s instead of half of HALF_OF's throughput
+#                  (then step c. may be left out: ONLY=latency)
+#   PERF_OUT       a perf profile of the server during step d.'s gateway run, written there
 #   FD_CHECK=0     run even if the open-file hard limit is too low for HOLD/CONNECT
 set -euo pipefail
 
@@ -82,7 +85,7 @@ for step in $ONLY; do
     *) fail "ONLY takes hold, connect, publish, latency (got '$step')" ;;
   esac
 done
-[[ " $ONLY " == *" latency "* && " $ONLY " != *" publish "* ]] &&
+[[ -z "${LATENCY_RATE:-}" && " $ONLY " == *" latency "* && " $ONLY " != *" publish "* ]] &&
   fail "the latency step runs at half of the publish step's throughput: ONLY needs publish too"
 for tool in python3 curl; do
   command -v "$tool" >/dev/null || fail "$tool is required"
@@ -313,12 +316,19 @@ fi
 
 # ---- d. latency at half rate
 if has latency; then
-  base="$(jget "$RESULTS_DIR/publish-$HALF_OF.json" messagesPerSecond)"
-  HALF="$(python3 -c "print(round(float('$base') / 2))")"
-  echo "==> latency at $HALF messages/s (half of $HALF_OF's throughput): TLS Mosquitto"
+  if [[ -n "${LATENCY_RATE:-}" ]]; then
+    HALF="$LATENCY_RATE"
+  else
+    base="$(jget "$RESULTS_DIR/publish-$HALF_OF.json" messagesPerSecond)"
+    HALF="$(python3 -c "print(round(float('$base') / 2))")"
+  fi
+  echo "==> latency at $HALF messages/s: TLS Mosquitto"
   "$LOADGEN_BIN" mqtt publish "${MQ[@]}" --client-prefix bench-mq --pairs "$PAIRS" --rate "$HALF" \
     --payload "$PAYLOAD" --warmup "$WARMUP" --duration "$DURATION" >"$RESULTS_DIR/latency-mosquitto.json"
   echo "==> the same through the gateway"
+  if [[ -n "${PERF_OUT:-}" ]]; then
+    (sleep 3; perf record -F 499 -g -p "$SERVER_PID" -o "$PERF_OUT" -- sleep 5 >/dev/null 2>&1) &
+  fi
   "$LOADGEN_BIN" mqtt publish "${GW[@]}" --client-prefix bench-gw --pairs "$PAIRS" --rate "$HALF" \
     --payload "$PAYLOAD" --warmup "$WARMUP" --duration "$DURATION" >"$RESULTS_DIR/latency-gateway.json"
 fi
