@@ -5,20 +5,15 @@
 //! `POST /palisade/import` (import.rs), whose limits it shares.
 
 use std::io::Cursor;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use futures_util::FutureExt;
+use axum::response::Response;
 use palisade_engine::ConnectionImportSummary;
-use palisade_sigv4::RequestView;
 use serde::Serialize;
-use tracing::{field, Instrument};
 
 use crate::error::ApiError;
-use crate::request::{authenticate, parse_query, read_body, set_request_id, AppState};
+use crate::request::{answer_json, read_signed, AppState, SignedRequest};
 
 /// Where the endpoint is routed.
 pub(crate) const PATH: &str = "/palisade/connections";
@@ -40,35 +35,10 @@ struct Answer {
 }
 
 pub(crate) async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let span = tracing::info_span!(
-        "request",
-        request_id = %request_id,
-        operation = "PalisadeImportConnections",
-        access_key_id = field::Empty,
-        account = field::Empty,
-    );
-    let result = AssertUnwindSafe(process(&state, req, &span).instrument(span.clone()))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| {
-            span.in_scope(|| tracing::error!("connections import handler panicked"));
-            Err(ApiError::internal())
-        });
-    let mut resp = match result {
-        Ok(body) => {
-            let mut r = (StatusCode::OK, body).into_response();
-            r.headers_mut()
-                .insert("content-type", HeaderValue::from_static("application/json"));
-            r
-        }
-        Err(e) => {
-            span.in_scope(|| tracing::info!(code = e.code, status = e.status, message = %e.message, "connections import rejected"));
-            e.into_response()
-        }
-    };
-    set_request_id(&mut resp, &request_id);
-    resp
+    answer_json("PalisadeImportConnections", |span| async move {
+        process(&state, req, &span).await
+    })
+    .await
 }
 
 async fn process(
@@ -76,22 +46,8 @@ async fn process(
     req: Request,
     span: &tracing::Span,
 ) -> Result<Vec<u8>, ApiError> {
-    let (parts, body) = req.into_parts();
-    let body = read_body(body, &parts.headers, state.import_body_limit).await?;
-    let headers: Vec<(&str, &str)> = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
-        .collect();
-    let view = RequestView {
-        method: parts.method.as_str(),
-        raw_path: parts.uri.path(),
-        raw_query: parts.uri.query(),
-        headers: &headers,
-        body: &body,
-    };
-    let scope = authenticate(state, &view, span).await?;
-    if let Some((key, _)) = parse_query(parts.uri.query())?.into_iter().next() {
+    let SignedRequest { scope, query, body } = read_signed(state, req, span).await?;
+    if let Some((key, _)) = query.into_iter().next() {
         return Err(ApiError::invalid(format!(
             "Unknown query parameter '{key}'; the connections import takes none."
         )));

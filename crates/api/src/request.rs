@@ -112,6 +112,86 @@ pub(crate) fn parse_query(raw: Option<&str>) -> Result<Vec<(String, String)>, Ap
         .collect()
 }
 
+/// A signed request to one of Palisade's own endpoints (`POST /palisade/...`), read:
+/// the scope its caller acts in, its query parameters and its body (within the import
+/// limit).
+pub(crate) struct SignedRequest {
+    pub(crate) scope: Scope,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) body: bytes::Bytes,
+}
+
+/// Reads and authenticates a request to a Palisade endpoint (the query is parsed only
+/// once the caller is known).
+pub(crate) async fn read_signed(
+    state: &AppState,
+    req: axum::extract::Request,
+    span: &tracing::Span,
+) -> Result<SignedRequest, ApiError> {
+    let (parts, body) = req.into_parts();
+    let body = read_body(body, &parts.headers, state.import_body_limit).await?;
+    let headers: Vec<(&str, &str)> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+        .collect();
+    let view = RequestView {
+        method: parts.method.as_str(),
+        raw_path: parts.uri.path(),
+        raw_query: parts.uri.query(),
+        headers: &headers,
+        body: &body,
+    };
+    let scope = authenticate(state, &view, span).await?;
+    let query = parse_query(parts.uri.query())?;
+    Ok(SignedRequest { scope, query, body })
+}
+
+/// Answers a Palisade endpoint named `operation`: a request id and a tracing span
+/// around `process`, its JSON body with 200, or its AWS-shaped error; a panic is a 500.
+pub(crate) async fn answer_json<Fut>(
+    operation: &'static str,
+    process: impl FnOnce(tracing::Span) -> Fut,
+) -> Response
+where
+    Fut: std::future::Future<Output = Result<Vec<u8>, ApiError>>,
+{
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use futures_util::FutureExt;
+    use tracing::{field, Instrument};
+
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        operation,
+        access_key_id = field::Empty,
+        account = field::Empty,
+    );
+    let result = std::panic::AssertUnwindSafe(process(span.clone()).instrument(span.clone()))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            span.in_scope(|| tracing::error!(operation, "handler panicked"));
+            Err(ApiError::internal())
+        });
+    let mut resp = match result {
+        Ok(body) => {
+            let mut r = (StatusCode::OK, body).into_response();
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            r
+        }
+        Err(e) => {
+            span.in_scope(|| tracing::info!(code = e.code, status = e.status, message = %e.message, "rejected"));
+            e.into_response()
+        }
+    };
+    set_request_id(&mut resp, &request_id);
+    resp
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,26 +40,12 @@ pub(crate) enum ConnectRefusal {
 /// The protocol level a CONNECT at the head of `buf` announces: `Ok(None)` until
 /// enough bytes are there.
 pub(crate) fn connect_version(buf: &[u8]) -> Result<Option<Version>, Malformed> {
-    let Some(&first) = buf.first() else {
-        return Ok(None);
-    };
-    if first >> 4 != 1 {
+    if buf.first().is_some_and(|b| b >> 4 != 1) {
         return Err(Malformed("the first packet is not CONNECT".into()));
     }
-    // Remaining length: up to four bytes of seven bits.
-    let mut at = 1;
-    loop {
-        let Some(&b) = buf.get(at) else {
-            return Ok(None);
-        };
-        at += 1;
-        if b & 0x80 == 0 {
-            break;
-        }
-        if at > 4 {
-            return Err(Malformed("a malformed remaining length".into()));
-        }
-    }
+    let Some((at, _)) = frame(buf)? else {
+        return Ok(None);
+    };
     // Protocol name (a two-byte length and "MQTT"), then the level.
     let Some(name_len) = buf.get(at..at + 2) else {
         return Ok(None);

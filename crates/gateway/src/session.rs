@@ -192,8 +192,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr)
     let prefix = format!("{account}/");
     let ended =
         match connect_broker(&shared, &connect, &prefix, &client_id, &view, keep_alive).await {
-            Some((upstream, upbuf, mut connack)) => {
-                connack.accept_connack();
+            Some((upstream, upbuf, connack)) => {
                 let mut session = Session {
                     shared: &shared,
                     identity: &identity,
@@ -323,11 +322,10 @@ async fn connect_broker(
         tracing::warn!(client_id, broker = ?shared.backend, "connecting to the broker failed");
         return None;
     };
-    if !connack.clone().accept_connack() {
+    if !connack.accept_connack() {
         tracing::warn!(client_id, "the broker refused the gateway's connection");
         return None;
     }
-    let _ = connack.accept_connack();
     Some((upstream, buf, connack))
 }
 

@@ -3,18 +3,14 @@
 //! a server runs on it. Reports failed lines like `palisade fleet import` and exits 2 if
 //! any failed.
 
-use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
-use palisade_engine::{Limits, RandomIds, Scope, SystemClock};
+use anyhow::Result;
 use serde_json::json;
 
-use crate::config;
-use crate::fleet_cmd::{describe, LinesFailed};
+use crate::fleet_cmd::{describe, prepare, ImportSetup, LinesFailed};
 
 /// Errors printed with the summary; `--errors-file` gets all of them.
 const PRINTED_ERRORS: usize = 20;
@@ -39,34 +35,19 @@ pub struct ImportArgs {
 pub async fn import(args: ImportArgs) -> Result<()> {
     palisade_engine::credentials::validate_account_id(&args.account_id)
         .map_err(anyhow::Error::msg)?;
-    let file_config = config::FileConfig::load(args.store.config.as_deref())?;
-    let region = args
-        .region
-        .clone()
-        .or(file_config.region.clone())
-        .unwrap_or_else(|| config::DEFAULT_REGION.to_owned());
-    config::validate_region(&region)?;
-    let input =
-        File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
-    let mut errors_file = match &args.errors_file {
-        Some(path) => Some(BufWriter::new(
-            File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
-        None => None,
-    };
-    let store = crate::store::open(&args.store.choice()?).await?;
-    let engine = palisade_engine::Engine::new(
-        store,
-        Arc::new(SystemClock),
-        Arc::new(RandomIds),
-        Limits::default(),
+    let ImportSetup {
+        input,
+        mut errors_file,
+        engine,
+        scope,
+    } = prepare(
+        &args.file,
+        &args.account_id,
+        args.region.as_deref(),
+        args.errors_file.as_deref(),
+        &args.store,
     )
-    .await
-    .context("starting the engine")?;
-    let scope = Scope {
-        account_id: args.account_id.clone(),
-        region,
-    };
+    .await?;
     let started = Instant::now();
     let mut printed = Vec::new();
     let mut write_failure = None;

@@ -69,29 +69,37 @@ pub fn describe(error: EngineError) -> (&'static str, String) {
     (api.code, message.unwrap_or(api.message))
 }
 
-pub async fn import(args: ImportArgs) -> Result<()> {
-    palisade_engine::credentials::validate_account_id(&args.account_id)
-        .map_err(anyhow::Error::msg)?;
-    anyhow::ensure!(
-        (1..=MAX_BATCH_SIZE).contains(&args.batch_size),
-        "--batch-size must be between 1 and {MAX_BATCH_SIZE}"
-    );
-    let file_config = config::FileConfig::load(args.store.config.as_deref())?;
-    let region = args
-        .region
-        .clone()
+/// What an import opens before reading a line (`fleet import`, `connections import`).
+pub struct ImportSetup {
+    pub input: File,
+    pub errors_file: Option<BufWriter<File>>,
+    pub engine: palisade_engine::Engine,
+    pub scope: Scope,
+}
+
+/// Opens the input and the errors file, and an engine on the store; the scope is the
+/// account and the region given, or the config file's region, or the default.
+pub async fn prepare(
+    file: &std::path::Path,
+    account_id: &str,
+    region: Option<&str>,
+    errors_file: Option<&std::path::Path>,
+    store: &crate::StoreArgs,
+) -> Result<ImportSetup> {
+    let file_config = config::FileConfig::load(store.config.as_deref())?;
+    let region = region
+        .map(str::to_owned)
         .or(file_config.region.clone())
         .unwrap_or_else(|| config::DEFAULT_REGION.to_owned());
     config::validate_region(&region)?;
-    let input =
-        File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
-    let errors_file = match &args.errors_file {
+    let input = File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let errors_file = match errors_file {
         Some(path) => Some(BufWriter::new(
             File::create(path).with_context(|| format!("creating {}", path.display()))?,
         )),
         None => None,
     };
-    let store = crate::store::open(&args.store.choice()?).await?;
+    let store = crate::store::open(&store.choice()?).await?;
     let engine = palisade_engine::Engine::new(
         store,
         Arc::new(SystemClock),
@@ -100,10 +108,37 @@ pub async fn import(args: ImportArgs) -> Result<()> {
     )
     .await
     .context("starting the engine")?;
-    let scope = Scope {
-        account_id: args.account_id.clone(),
-        region,
-    };
+    Ok(ImportSetup {
+        input,
+        errors_file,
+        engine,
+        scope: Scope {
+            account_id: account_id.to_owned(),
+            region,
+        },
+    })
+}
+
+pub async fn import(args: ImportArgs) -> Result<()> {
+    palisade_engine::credentials::validate_account_id(&args.account_id)
+        .map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        (1..=MAX_BATCH_SIZE).contains(&args.batch_size),
+        "--batch-size must be between 1 and {MAX_BATCH_SIZE}"
+    );
+    let ImportSetup {
+        input,
+        errors_file,
+        engine,
+        scope,
+    } = prepare(
+        &args.file,
+        &args.account_id,
+        args.region.as_deref(),
+        args.errors_file.as_deref(),
+        &args.store,
+    )
+    .await?;
     let mut options = ImportOptions {
         batch_size: args.batch_size,
         ..ImportOptions::default()

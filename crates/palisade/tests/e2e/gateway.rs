@@ -36,12 +36,7 @@ async fn roundtrip(kind: StoreKind, backend: Option<&str>) {
     let mut publisher = connect(&gateway, &cert, &format!("pub-{u}")).await;
     publisher.connected().await;
     publisher.publish(&format!("t/{u}/x"), "hello").await;
-    let got = sub
-        .expect(SECS, |s| match s {
-            Seen::Message(t, p) => Some((t.clone(), p.clone())),
-            _ => None,
-        })
-        .await;
+    let got = sub.message().await;
     assert_eq!(got, (format!("t/{u}/x"), "hello".to_owned()));
     gateway.shutdown().await;
 }
@@ -170,12 +165,7 @@ per_engine! {
         talker.connected().await;
         talker.publish("ok/private", "not for you").await;
         talker.publish("ok/public", "hello").await;
-        let got = listener
-            .expect(SECS, |s| match s {
-                Seen::Message(t, p) => Some((t.clone(), p.clone())),
-                _ => None,
-            })
-            .await;
+        let got = listener.message().await;
         assert_eq!(got, ("ok/public".to_owned(), "hello".to_owned()));
 
         // A publish outside ok/ disconnects an MQTT 3.1.1 client.
@@ -258,12 +248,7 @@ per_engine! {
         dev.connected().await;
         assert_eq!(dev.subscribe("rooms/#").await, vec![true]);
         dev.publish("rooms/r1/temp", "21").await;
-        let got = dev
-            .expect(SECS, |s| match s {
-                Seen::Message(t, p) => Some((t.clone(), p.clone())),
-                _ => None,
-            })
-            .await;
+        let got = dev.message().await;
         assert_eq!(got, ("rooms/r1/temp".to_owned(), "21".to_owned()));
         dev.publish("rooms/r2/temp", "19").await;
         dev.closed(SECS).await;

@@ -241,6 +241,15 @@ impl Device {
         }
     }
 
+    /// The next message delivered: (topic, payload).
+    pub async fn message(&mut self) -> (String, String) {
+        self.expect(Duration::from_secs(10), |s| match s {
+            Seen::Message(t, p) => Some((t.clone(), p.clone())),
+            _ => None,
+        })
+        .await
+    }
+
     pub async fn connected(&mut self) {
         let s = self.next(Duration::from_secs(10)).await;
         assert_eq!(s, Some(Seen::Connected), "device should connect");
