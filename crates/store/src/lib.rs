@@ -71,7 +71,7 @@ pub use policies::{
     PolicyRefusal, PolicyStore, PolicyVersionRecord, RoleAliasRecord, RoleAliasStore,
     RoleAliasUpdate, V2LoggingOptionsRecord,
 };
-pub use postgres::{PostgresOptions, PostgresStore};
+pub use postgres::{describe_error as describe_postgres_error, PostgresOptions, PostgresStore};
 pub use related::{RelatedResourceRecord, RelatedResourceStore};
 pub use scheduled::{
     DueScheduledAudit, ScheduledAuditRecord, ScheduledAuditRefusal, ScheduledAuditStore,
@@ -91,10 +91,6 @@ pub use things::{
 };
 
 pub use work::{NewWorkItem, OnceMarkers, WorkItem, WorkQueue};
-
-/// Fresh, throwaway PostgreSQL databases for tests.
-#[cfg(any(test, feature = "conformance"))]
-pub mod testing;
 
 /// Everything the engine needs from storage.
 pub trait Store:

@@ -37,7 +37,8 @@ use error::Fail;
 
 /// The full text of a tokio-postgres error (for the test helpers).
 #[cfg(any(test, feature = "conformance"))]
-pub(crate) use error::describe as describe_error;
+/// A PostgreSQL error with its SQLSTATE, as the store reports it (and tests print it).
+pub use error::describe as describe_error;
 
 /// Connection pool and timeout settings for [`PostgresStore::connect`].
 #[derive(Debug, Clone, PartialEq, Eq)]

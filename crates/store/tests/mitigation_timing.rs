@@ -14,12 +14,12 @@
 
 use std::time::{Duration, Instant};
 
-use palisade_store::testing::TestDatabase;
 use palisade_store::{
     EffectRefusal, ExecutionError, MitigationEffect, MitigationStage, MitigationStep,
     MitigationTaskCreated, MitigationTaskRecord, MitigationTaskStore, NewWorkItem, Scope,
     SqliteStore, StageOutcome, WorkQueue,
 };
+use palisade_testdb::TestDatabase;
 use rand::seq::SliceRandom;
 use rusqlite::Connection;
 

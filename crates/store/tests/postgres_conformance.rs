@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use palisade_store::conformance::Database;
-use palisade_store::testing::{TcpProxy, TestDatabase};
 use palisade_store::{
     Credential, CredentialStore, MetaStore, MitigationActionRecord, MitigationActionStore,
     MitigationActionUpdate, PostgresOptions, PostgresStore, Scope, Store, StoreError, StoreResult,
 };
+use palisade_testdb::{TcpProxy, TestDatabase};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 

@@ -573,7 +573,7 @@ async fn cli_import_next_to_a_server(engine: StoreKind) {
     let data = root.path().join("data");
     let pg = match engine {
         StoreKind::Sqlite => None,
-        StoreKind::Postgres => Some(palisade_store::testing::TestDatabase::create().await),
+        StoreKind::Postgres => Some(palisade_testdb::TestDatabase::create().await),
     };
     let mut db_args: Vec<String> = Vec::new();
     if let Some(pg) = &pg {

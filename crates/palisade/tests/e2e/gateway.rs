@@ -327,7 +327,7 @@ per_engine! {
 /// a device on the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_sessions_and_cut_offs() {
-    let db = palisade_store::testing::TestDatabase::create().await;
+    let db = palisade_testdb::TestDatabase::create().await;
     let a = TestServer::start_on(
         std::sync::Arc::new(db.connect().await),
         None,

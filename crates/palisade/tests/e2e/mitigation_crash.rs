@@ -59,7 +59,7 @@ async fn mitigation_survives_kill_9(engine: StoreKind) {
     let data = root.path().join("data");
     let pg = match engine {
         StoreKind::Sqlite => None,
-        StoreKind::Postgres => Some(palisade_store::testing::TestDatabase::create().await),
+        StoreKind::Postgres => Some(palisade_testdb::TestDatabase::create().await),
     };
     let mut db_args: Vec<&str> = Vec::new();
     if let Some(pg) = &pg {

@@ -15,7 +15,7 @@ use aws_sdk_iot::types::{
     AuditMitigationActionsTaskStatus as Status, CertificateStatus, MitigationActionType,
 };
 use aws_sdk_iot::Client;
-use palisade_store::testing::TestDatabase;
+use palisade_testdb::TestDatabase;
 use tempfile::TempDir;
 
 const ACCOUNT: &str = "123456789012";

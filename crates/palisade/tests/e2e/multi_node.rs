@@ -6,7 +6,7 @@ use crate::common::process::*;
 use crate::common::*;
 use aws_sdk_iot::error::ProvideErrorMetadata;
 use aws_sdk_iot::types::MitigationActionType;
-use palisade_store::testing::TestDatabase;
+use palisade_testdb::TestDatabase;
 use tempfile::TempDir;
 
 /// Two nodes on one fresh database, each with its own data dir.

@@ -8,8 +8,8 @@ use crate::common::*;
 use aws_sdk_iot::types::MitigationActionType;
 use palisade_api::ServerConfig;
 use palisade_engine::Limits;
-use palisade_store::testing::{TcpProxy, TestDatabase};
 use palisade_store::{PostgresOptions, PostgresStore};
+use palisade_testdb::{TcpProxy, TestDatabase};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_outage_is_a_fast_503_and_the_server_recovers() {

@@ -20,8 +20,8 @@ use aws_sdk_iot::types::{
 use aws_sdk_iot::Client;
 use palisade_api::ServerConfig;
 use palisade_engine::{AuditSettings, Clock, Engine, Limits, RandomIds};
-use palisade_store::testing::TestDatabase;
 use palisade_store::{SqliteStore, Store};
+use palisade_testdb::TestDatabase;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 

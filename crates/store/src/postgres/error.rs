@@ -54,7 +54,7 @@ fn is_transient(code: &str) -> bool {
 
 /// The error's full text: tokio-postgres' own `Display` leaves out both the server's
 /// message and the underlying I/O error.
-pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+pub fn describe(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         return format!("{db} (SQLSTATE {})", db.code().code());
     }

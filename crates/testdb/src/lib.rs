@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_postgres::NoTls;
 
-use crate::{PostgresOptions, PostgresStore};
+use palisade_store::{PostgresOptions, PostgresStore};
 
 /// The environment variable naming the administrative connection URL.
 pub const ADMIN_URL_VAR: &str = "PALISADE_TEST_DATABASE_URL";
@@ -68,16 +68,16 @@ impl TestDatabase {
         }
     }
 
-    /// A store on this database with default options.
-    ///
-    /// # Panics
-    ///
-    /// If connecting or migrating fails.
     /// This database's connection string, pointed at a [`TcpProxy`] on `port`.
     pub fn url_via(&self, port: u16) -> String {
         via(&self.url, port)
     }
 
+    /// A store on this database with default options.
+    ///
+    /// # Panics
+    ///
+    /// If connecting or migrating fails.
     pub async fn connect(&self) -> PostgresStore {
         self.connect_with(PostgresOptions::default()).await
     }
@@ -172,7 +172,7 @@ async fn admin_connect(url: &str) -> Result<tokio_postgres::Client, String> {
 }
 
 fn describe(e: &tokio_postgres::Error) -> String {
-    crate::postgres::describe_error(e)
+    palisade_store::describe_postgres_error(e)
 }
 
 /// `url` with its database replaced by `db`: the path of a `postgres://` URL, or a
