@@ -108,6 +108,7 @@ macro_rules! conformance_tests {
                 related_resources_purged_with_their_task;
             [connections::] store:
                 connections_open_takes_over_client_id,
+                connections_open_retry_is_idempotent,
                 connections_close_keeps_the_first_reason,
                 connections_node_close_and_closed_among,
                 connections_scan_windows_orders_and_pages,

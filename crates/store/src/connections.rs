@@ -10,7 +10,7 @@
 
 use palisade_store_macros::engines;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::db::{sql_limit, Db, DbResult, Dialect, Row};
 use crate::{Scope, StoreResult};
@@ -254,15 +254,7 @@ pub trait ConnectionStore: Send + Sync {
         self.write(async move |db| {
             let mut n = 0;
             for chunk in records.chunks(500) {
-                let ids: Vec<&str> = chunk.iter().map(|r| r.id.as_str()).collect();
-                let taken: Vec<String> = db
-                    .query_any(
-                        sql!("SELECT id FROM connections WHERE id = ANY($1::text[])"),
-                        &[],
-                        &ids,
-                        |row| row.get(0),
-                    )
-                    .await?;
+                let taken = stored_ids(db, chunk.iter()).await?;
                 let fresh: Vec<ConnectionRecord> = chunk
                     .iter()
                     .filter(|r| !taken.contains(&r.id))
@@ -399,6 +391,15 @@ pub trait ConnectionStore: Send + Sync {
 /// [`ConnectionStore::open_connections`]'s body, in a handful of statements whatever the
 /// batch's size: the gateway opens connections in batches at its connect rate.
 async fn open(db: &Db<'_>, mut opens: Vec<(Scope, ConnectionRecord)>) -> DbResult<Vec<String>> {
+    // A retry after a commit whose answer was lost (the gateway retries a failed batch):
+    // what that commit stored stays as it is, and is not taken over by itself.
+    let stored = stored_ids(db, opens.iter().map(|(_, r)| r)).await?;
+    if !stored.is_empty() {
+        opens.retain(|(_, r)| !stored.contains(&r.id));
+        if opens.is_empty() {
+            return Ok(Vec::new());
+        }
+    }
     // PostgreSQL: without the lock, two transactions connecting one client id at once
     // would each find nothing open and both stay open. Sorted, so two batches never wait
     // on each other in a cycle.
@@ -567,6 +568,17 @@ async fn close(db: &Db<'_>, closes: Vec<ConnectionClose>) -> DbResult<()> {
     )
     .await?;
     Ok(())
+}
+
+/// Which of these connections' ids are stored already.
+async fn stored_ids(
+    db: &Db<'_>,
+    records: impl Iterator<Item = &ConnectionRecord>,
+) -> DbResult<HashSet<String>> {
+    let ids: Vec<&str> = records.map(|r| r.id.as_str()).collect();
+    let sql = sql!("SELECT id FROM connections WHERE id = ANY($1::text[])");
+    let stored = db.query_any(sql, &[], &ids, |row| row.get(0)).await?;
+    Ok(stored.into_iter().collect())
 }
 
 /// Inserts connections as given.

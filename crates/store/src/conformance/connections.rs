@@ -134,6 +134,41 @@ pub async fn connections_open_takes_over_client_id(store: Arc<dyn Store>) {
     assert_eq!(theirs[0].disconnected_at_ms, None);
 }
 
+/// The gateway retries a batch whose commit answer was lost: the retry changes nothing
+/// and does not fail on the ids it stored the first time.
+pub async fn connections_open_retry_is_idempotent(store: Arc<dyn Store>) {
+    let scope = fresh_scope();
+    let cert = "d".repeat(64);
+    let old = conn("dev-r", &cert, 1_000);
+    ok_open(&store, &[(scope.clone(), old.clone())]).await;
+    let batch = [
+        (scope.clone(), conn("dev-r", &cert, 2_000)),
+        (scope.clone(), conn("dev-s", &cert, 2_000)),
+    ];
+    assert_eq!(ok_open(&store, &batch).await, vec![old.id.clone()]);
+    assert!(ok_open(&store, &batch).await.is_empty());
+    let all = scan_all(
+        &store,
+        &scope,
+        ConnectionOrder::ClientId,
+        (0, i64::MAX),
+        100,
+    )
+    .await;
+    assert_eq!(all.len(), 3);
+    for (_, record) in &batch {
+        let stored = all.iter().find(|c| c.id == record.id).expect("stored");
+        assert_eq!(
+            stored, record,
+            "the retry left the stored connection as it was"
+        );
+    }
+}
+
+async fn ok_open(store: &Arc<dyn Store>, opens: &[(Scope, ConnectionRecord)]) -> Vec<String> {
+    store.open_connections(opens).await.expect("open")
+}
+
 pub async fn connections_close_keeps_the_first_reason(store: Arc<dyn Store>) {
     let scope = fresh_scope();
     let cert = "b".repeat(64);
