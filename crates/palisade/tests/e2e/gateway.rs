@@ -41,7 +41,70 @@ async fn roundtrip(kind: StoreKind, backend: Option<&str>) {
     gateway.shutdown().await;
 }
 
+/// A server certificate for `gateway.test` and `*.gateway.test` under a CA of its own,
+/// as an operator gives it with `--mqtt-tls-cert`: (CA PEM, the gateway's certificate).
+fn wildcard_certificate() -> (String, palisade_gateway::ServerCertificate) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names = vec!["gateway.test".to_owned(), "*.gateway.test".to_owned()];
+    let leaf = rcgen::CertificateParams::new(names)
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let given = palisade_gateway::ServerCertificate::Given {
+        chain_pem: format!("{}{ca_pem}", leaf.pem()),
+        key_pem: key.serialize_pem(),
+    };
+    (ca_pem, given)
+}
+
 per_engine! {
+    /// One certificate registered in two accounts: the first label of the TLS server
+    /// name chooses the account (whose policies then decide), and without a label naming
+    /// one of them the connection is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_server_name_chooses_among_accounts() {
+        let server = TestServer::start(ENGINE).await;
+        let (a, b) = (server.client_a(), server.client_b());
+        let cert = device_cert(&a).await;
+        b.register_certificate_without_ca()
+            .certificate_pem(&cert.pem)
+            .status(CertificateStatus::Active)
+            .send()
+            .await
+            .expect("the same certificate registered in account B");
+        let only = |prefix: &str| {
+            policy(&format!(
+                r#"{{"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:{REGION}:*:client/{prefix}-*"}}"#
+            ))
+        };
+        attach_policy(&a, "only-a", &only("a"), &cert).await;
+        let b_cert = DeviceCert {
+            arn: cert.arn.replace(ACCOUNT_A, ACCOUNT_B),
+            ..cert.clone()
+        };
+        attach_policy(&b, "only-b", &only("b"), &b_cert).await;
+        let (ca_pem, given) = wildcard_certificate();
+        let gateway = start_gateway_with(&server.engine, None, given).await;
+        let port = gateway.local_addr().port();
+        let connack = |name: String, client: &'static str| {
+            let (ca_pem, cert) = (ca_pem.clone(), cert.clone());
+            async move { connack_with_server_name(port, &ca_pem, &cert, &name, client).await }
+        };
+        // 0: accepted; 5: not authorized.
+        assert_eq!(connack(format!("{ACCOUNT_A}.gateway.test"), "a-1").await, Some(0));
+        assert_eq!(connack(format!("{ACCOUNT_A}.gateway.test"), "b-1").await, Some(5));
+        assert_eq!(connack(format!("{ACCOUNT_B}.gateway.test"), "b-1").await, Some(0));
+        assert_eq!(connack(format!("{ACCOUNT_B}.gateway.test"), "a-1").await, Some(5));
+        assert_eq!(connack("gateway.test".to_owned(), "a-1").await, Some(5));
+        assert_eq!(connack("999999999999.gateway.test".to_owned(), "a-1").await, Some(5));
+        gateway.shutdown().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn devices_talk_through_the_embedded_broker() {
         roundtrip(ENGINE, None).await;

@@ -30,6 +30,18 @@ pub async fn start_gateway_on(
     engine: &palisade_engine::Engine,
     backend: Option<&str>,
 ) -> palisade_gateway::Gateway {
+    let certificate = palisade_gateway::ServerCertificate::Generated {
+        hosts: vec!["localhost".into(), "127.0.0.1".into()],
+    };
+    start_gateway_with(engine, backend, certificate).await
+}
+
+/// A gateway node serving `certificate` (`--mqtt-tls-cert` / `--mqtt-tls-key`, or made).
+pub async fn start_gateway_with(
+    engine: &palisade_engine::Engine,
+    backend: Option<&str>,
+    certificate: palisade_gateway::ServerCertificate,
+) -> palisade_gateway::Gateway {
     // What `palisade serve` runs beside the gateway: registry changes made on another
     // node (through the store) reach this one.
     let sync = engine.clone();
@@ -44,9 +56,7 @@ pub async fn start_gateway_on(
         engine.clone(),
         palisade_gateway::GatewayConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
-            certificate: palisade_gateway::ServerCertificate::Generated {
-                hosts: vec!["localhost".into(), "127.0.0.1".into()],
-            },
+            certificate,
             backend: backend.map(|b| b.parse().expect("backend address")),
             region: REGION.into(),
             node_id: uuid::Uuid::new_v4().to_string(),
@@ -281,5 +291,39 @@ impl Device {
             _ => None,
         })
         .await
+    }
+}
+
+/// Connects to 127.0.0.1:`port` over TLS sending `server_name` (no name lookup), sends
+/// an MQTT 3.1.1 CONNECT as `client_id`, and returns the CONNACK's return code (None if
+/// the connection ended without one).
+pub async fn connack_with_server_name(
+    port: u16,
+    ca_pem: &str,
+    cert: &DeviceCert,
+    server_name: &str,
+    client_id: &str,
+) -> Option<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("TCP connect");
+    let name = rustls_pki_types::ServerName::try_from(server_name.to_owned()).expect("a DNS name");
+    let mut tls = tokio_rustls::TlsConnector::from(tls_with(ca_pem, cert))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake");
+    // Protocol "MQTT" level 4, clean session, keep-alive 30 s, then the client id.
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 30];
+    body.extend((client_id.len() as u16).to_be_bytes());
+    body.extend(client_id.as_bytes());
+    let mut packet = vec![0x10, u8::try_from(body.len()).expect("a short CONNECT")];
+    packet.extend(body);
+    tls.write_all(&packet).await.expect("send CONNECT");
+    tls.flush().await.expect("flush");
+    let mut connack = [0u8; 4];
+    match tokio::time::timeout(Duration::from_secs(10), tls.read_exact(&mut connack)).await {
+        Ok(Ok(_)) if connack[0] == 0x20 => Some(connack[3]),
+        _ => None,
     }
 }
