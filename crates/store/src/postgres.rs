@@ -35,8 +35,6 @@ use crate::db::{Db, DbResult};
 use crate::{StoreError, StoreResult};
 use error::Fail;
 
-/// The full text of a tokio-postgres error (for the test helpers).
-#[cfg(any(test, feature = "conformance"))]
 /// A PostgreSQL error with its SQLSTATE, as the store reports it (and tests print it).
 pub use error::describe as describe_error;
 
