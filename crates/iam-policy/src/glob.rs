@@ -136,6 +136,17 @@ impl Glob {
         self.atoms.iter().all(|a| matches!(a, Atom::Lit(_)))
     }
 
+    /// Whether the glob could match a string `other` matches, judging by the literal
+    /// text both start with: one must be a prefix of the other. A cheap filter that
+    /// keeps the searches small when a role has many patterns of other services.
+    pub(crate) fn may_overlap(&self, other: &Glob) -> bool {
+        self.atoms
+            .iter()
+            .zip(&other.atoms)
+            .take_while(|(a, b)| matches!((a, b), (Atom::Lit(_), Atom::Lit(_))))
+            .all(|(a, b)| a == b)
+    }
+
     fn literals(&self) -> impl Iterator<Item = char> + '_ {
         self.atoms.iter().filter_map(|a| match a {
             Atom::Lit(c) => Some(*c),
@@ -227,10 +238,9 @@ impl Budget {
 /// accept it (one flag per glob, in order) for each distinct state reached, until `visit`
 /// returns true (then Ok(true)) or every state has been seen (Ok(false)). Strings the
 /// first glob can no longer match are not extended: it is the universe or region the
-/// question is about. `specials` adds Ω and β to the alphabet.
+/// question is about.
 pub(crate) fn explore(
     globs: &[&Glob],
-    specials: bool,
     budget: &Budget,
     mut visit: impl FnMut(&[bool]) -> bool,
 ) -> Result<bool, OutOfBudget> {
@@ -238,17 +248,31 @@ pub(crate) fn explore(
     chars.insert(':');
     let mut alphabet: Vec<Sym> = chars.into_iter().map(Sym::Char).collect();
     alphabet.push(Sym::Other);
-    if specials {
+    // Ω and β only where a glob mentions them: elsewhere they would be strings no
+    // request has (`?` matches neither, so `a?*` with `a` would not cover `a*`).
+    let mentions = |atom: Atom| globs.iter().any(|g| g.atoms.contains(&atom));
+    if mentions(Atom::Thing) {
         alphabet.push(Sym::Thing);
+    }
+    if mentions(Atom::Bound) {
         alphabet.push(Sym::Bound);
     }
     let start: Vec<Set> = globs.iter().map(|g| g.start()).collect();
     let mut seen: HashSet<Vec<Set>> = HashSet::from([start.clone()]);
     let mut queue = VecDeque::from([start]);
     let mut accepts = vec![false; globs.len()];
-    let width = globs.len() as u64 + 1;
+    // A step costs about the atoms of every glob still alive.
+    let width = |state: &[Set]| -> u64 {
+        globs
+            .iter()
+            .zip(state)
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(g, _)| g.atoms.len() as u64 + 1)
+            .sum()
+    };
     while let Some(state) = queue.pop_front() {
-        budget.spend(width)?;
+        let cost = width(&state);
+        budget.spend(cost)?;
         for ((flag, glob), set) in accepts.iter_mut().zip(globs).zip(&state) {
             *flag = glob.accepting(set);
         }
@@ -259,7 +283,7 @@ pub(crate) fn explore(
             continue;
         }
         for &sym in &alphabet {
-            budget.spend(width)?;
+            budget.spend(cost)?;
             let next: Vec<Set> = globs
                 .iter()
                 .zip(&state)
@@ -291,7 +315,7 @@ mod tests {
 
     fn exists(globs: &[&Glob], want: &[bool]) -> bool {
         let budget = Budget::new(1_000_000);
-        explore(globs, true, &budget, |acc| acc == want).unwrap()
+        explore(globs, &budget, |acc| acc == want).unwrap()
     }
 
     #[test]
@@ -344,6 +368,6 @@ mod tests {
             .collect();
         let refs: Vec<&Glob> = globs.iter().collect();
         let budget = Budget::new(1_000);
-        assert_eq!(explore(&refs, false, &budget, |_| false), Err(OutOfBudget));
+        assert_eq!(explore(&refs, &budget, |_| false), Err(OutOfBudget));
     }
 }

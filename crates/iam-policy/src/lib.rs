@@ -369,10 +369,11 @@ pub fn analyse_role(
     }
     findings.extend(data_plane);
 
+    let granted_services = role.granted_services();
     Ok(RoleAnalysis {
         overly_permissive: findings,
         undecided,
-        granted_services: role.granted_services(),
+        granted_services,
     })
 }
 
