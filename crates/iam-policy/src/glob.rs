@@ -10,8 +10,8 @@
 //!   `${cognito-identity.amazonaws.com:sub}`, …). Only the variable and `*` match it.
 //!
 //! The search is a breadth-first walk of the product of the globs' subset automata over
-//! the characters the globs mention, `:`, one stand-in for every other character, and
-//! (for resources) Ω and β. It is exact; a [`Budget`] bounds its work, and a caller
+//! the characters the globs mention, `:`, one stand-in for every other character, and Ω
+//! and β when a glob mentions them (elsewhere they would be strings no request has). It is exact; a [`Budget`] bounds its work, and a caller
 //! whose budget runs out takes the answer that reports rather than the one that hides.
 
 use std::cell::Cell;

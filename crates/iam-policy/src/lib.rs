@@ -32,7 +32,9 @@
 //!   included) and `?` (one character). `${name}` is a policy variable: one value fixed by
 //!   the caller's credentials (`${cognito-identity.amazonaws.com:sub}`,
 //!   `${aws:username}`), never a whole-name wildcard; `${*}`, `${?}` and `${$}` are those
-//!   characters.
+//!   characters. Only `*` or the same variable covers a variable's value: a Deny of
+//!   `thing/?*` does not take away an Allow of `thing/${aws:username}` (the value might
+//!   be empty), which errs towards reporting.
 //! - Conditions narrow nothing in an Allow (they are not evaluated). A Deny subtracts
 //!   only when it has no Condition (it might not hold for a request) and, for each
 //!   action, only where it covers the resources; a grant survives when some action and
@@ -78,7 +80,7 @@
 //!
 //! - `ALLOWS_BROAD_ACCESS_TO_USED_SERVICES`: for a service in the used set, one Allow's
 //!   actions cover every action of the service (`s3:*`, `s*`, `*`, a NotAction not
-//!   naming it), and no Deny takes any of the service's actions away on every resource
+//!   naming it), whatever its resources, and no Deny takes any of the service's actions away on every resource
 //!   that Allow covers (a Deny of `s3:DeleteBucket` on `*` ends full access; one on a
 //!   single bucket does not). Without last-accessed data (`used_services` None) the code
 //!   is [`RoleAnalysis::undecided`] when some Allow looks like full access to a service

@@ -118,6 +118,11 @@ fn data_plane_examples() {
             true,
         ),
         (
+            "connect ClientId with IsAttached",
+            attached(allow(&["iot:Connect"], &[arn("client/${iot:ClientId}")])),
+            false,
+        ),
+        (
             "connect own thing name with IsAttached",
             attached(allow(
                 &["iot:Connect"],
@@ -944,4 +949,100 @@ fn large_managed_style_role() {
     assert!(!analysis.granted_services.contains("s3"));
     assert!(!analysis.granted_services.contains("service7"));
     assert!(analysis.granted_services.contains("service8"));
+}
+
+/// Documents assembled at random from pieces of IAM syntax, valid JSON or not: every one
+/// is answered (Ok or a PolicyError), none panics.
+#[test]
+fn random_documents_never_panic() {
+    const PIECES: [&str; 24] = [
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "\"Effect\"",
+        "\"Allow\"",
+        "\"Deny\"",
+        "\"Action\"",
+        "\"NotAction\"",
+        "\"Resource\"",
+        "\"NotResource\"",
+        "\"Condition\"",
+        "\"Statement\"",
+        "\"*\"",
+        "\"iot:*\"",
+        "\"i?:*\"",
+        "\"arn:aws:iot:us-east-1:123456789012:thing/*\"",
+        "\"${aws:username}\"",
+        "1",
+        "null",
+        "\"s3:Get*\"",
+        "\"thing/?*\"",
+    ];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut answered = 0;
+    for _ in 0..300 {
+        let mut text = String::from("{\"Statement\":[");
+        let length = 5 + next() % 40;
+        for _ in 0..length {
+            text.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+        }
+        if next() % 2 == 0 {
+            text.push_str("]}");
+        }
+        for role_use in [ALIAS, AUTH, UNAUTH] {
+            let _ = analyse_role(&[&text], ACCOUNT, REGION, role_use, Some(&set(&["iot"])));
+            answered += 1;
+        }
+    }
+    // Well-formed statements with random pieces in every slot.
+    let values = [
+        json!("*"),
+        json!("iot:*"),
+        json!(["iot:Create*", "iam:?et*"]),
+        json!(5),
+        json!({}),
+        json!(null),
+        json!(["${aws:username}", "arn:aws:iot:*:*:thing/?*"]),
+        json!([]),
+        json!({ "Bool": { "a": "true" } }),
+    ];
+    for _ in 0..300 {
+        let mut statement = serde_json::Map::new();
+        statement.insert(
+            "Effect".into(),
+            json!(if next() % 3 == 0 { "Deny" } else { "Allow" }),
+        );
+        for key in [
+            "Action",
+            "NotAction",
+            "Resource",
+            "NotResource",
+            "Condition",
+        ] {
+            if next() % 2 == 0 {
+                statement.insert(
+                    key.into(),
+                    values[(next() % values.len() as u64) as usize].clone(),
+                );
+            }
+        }
+        let text = doc(json!([statement]));
+        for role_use in [ALIAS, AUTH, UNAUTH] {
+            assert!(
+                analyse_role(&[&text], ACCOUNT, REGION, role_use, None).is_ok(),
+                "{text}"
+            );
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 1800);
 }
