@@ -14,6 +14,7 @@ pub mod credentials;
 mod engine;
 mod error;
 mod gateway;
+mod iam;
 mod import;
 mod logging;
 mod mitigation_actions;
@@ -32,6 +33,7 @@ pub use engine::{Engine, Limits};
 pub(crate) use error::required;
 pub use error::{EngineError, EngineResult};
 pub use gateway::{AuthRefusal, DeviceAuthorization, DeviceIdentity};
+pub use iam::IamImportSummary;
 pub use import::{
     ImportObserver, ImportOptions, ImportSummary, LineError, NoObserver, Resource, ResourceCounts,
     DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, MAX_LINE_BYTES,

@@ -86,12 +86,6 @@ pub async fn prepare(
     errors_file: Option<&std::path::Path>,
     store: &crate::StoreArgs,
 ) -> Result<ImportSetup> {
-    let file_config = config::FileConfig::load(store.config.as_deref())?;
-    let region = region
-        .map(str::to_owned)
-        .or(file_config.region.clone())
-        .unwrap_or_else(|| config::DEFAULT_REGION.to_owned());
-    config::validate_region(&region)?;
     let input = File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let errors_file = match errors_file {
         Some(path) => Some(BufWriter::new(
@@ -99,6 +93,29 @@ pub async fn prepare(
         )),
         None => None,
     };
+    let (engine, scope) = engine_and_scope(account_id, region, store).await?;
+    Ok(ImportSetup {
+        input,
+        errors_file,
+        engine,
+        scope,
+    })
+}
+
+/// An engine on the store, and the scope of the account and the region given (or the
+/// config file's region, or the default): what every offline import writes through.
+pub async fn engine_and_scope(
+    account_id: &str,
+    region: Option<&str>,
+    store: &crate::StoreArgs,
+) -> Result<(palisade_engine::Engine, Scope)> {
+    palisade_engine::credentials::validate_account_id(account_id).map_err(anyhow::Error::msg)?;
+    let file_config = config::FileConfig::load(store.config.as_deref())?;
+    let region = region
+        .map(str::to_owned)
+        .or(file_config.region.clone())
+        .unwrap_or_else(|| config::DEFAULT_REGION.to_owned());
+    config::validate_region(&region)?;
     let store = crate::store::open(&store.choice()?).await?;
     let engine = palisade_engine::Engine::new(
         store,
@@ -108,15 +125,11 @@ pub async fn prepare(
     )
     .await
     .context("starting the engine")?;
-    Ok(ImportSetup {
-        input,
-        errors_file,
-        engine,
-        scope: Scope {
-            account_id: account_id.to_owned(),
-            region,
-        },
-    })
+    let scope = Scope {
+        account_id: account_id.to_owned(),
+        region,
+    };
+    Ok((engine, scope))
 }
 
 pub async fn import(args: ImportArgs) -> Result<()> {

@@ -5,6 +5,7 @@ mod connections_cmd;
 mod credentials_cmd;
 mod crl_cmd;
 mod fleet_cmd;
+mod iam_cmd;
 mod serve;
 mod store;
 
@@ -54,6 +55,21 @@ enum Command {
         #[command(subcommand)]
         command: CrlCommand,
     },
+    /// IAM roles and Amazon Cognito identity pools for the role alias and Cognito checks.
+    Iam {
+        #[command(subcommand)]
+        command: IamCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IamCommand {
+    /// Store the JSON the AWS CLI prints for `aws iam get-account-authorization-details`,
+    /// `aws iam get-service-last-accessed-details` (with --role-arn), `aws
+    /// cognito-identity list-identity-pools` and `get-identity-pool-roles`; each file is
+    /// recognised by its shape, a re-import replaces what it covers, and a malformed file
+    /// refuses the whole import. Prints a JSON summary.
+    Import(iam_cmd::ImportArgs),
 }
 
 #[derive(Subcommand)]
@@ -200,6 +216,9 @@ async fn run(cli: Cli) -> Result<()> {
         },
         Command::Crl { command } => match command {
             CrlCommand::Import(args) => crl_cmd::import(args).await,
+        },
+        Command::Iam { command } => match command {
+            IamCommand::Import(args) => iam_cmd::import(args).await,
         },
     }
 }

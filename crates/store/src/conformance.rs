@@ -32,6 +32,7 @@ pub mod certificates;
 pub mod connections;
 pub mod crls;
 mod fixtures;
+pub mod iam;
 pub mod import;
 pub mod mitigation_tasks;
 pub mod policies;
@@ -106,6 +107,8 @@ macro_rules! conformance_tests {
                 crl_cache_put_get_newest_wins,
                 related_resources_insert_list_paging_idempotence,
                 related_resources_purged_with_their_task;
+            [iam::] store:
+                iam_documents_replace_list_and_isolate;
             [connections::] store:
                 connections_open_takes_over_client_id,
                 connections_open_retry_is_idempotent,

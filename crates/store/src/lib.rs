@@ -15,6 +15,7 @@ mod credentials;
 mod crls;
 mod error;
 mod gateway;
+mod iam;
 mod import;
 mod meta;
 mod migrations;
@@ -56,6 +57,7 @@ pub use credentials::CredentialStore;
 pub use crls::{CrlRecord, CrlStore};
 pub use error::{StoreError, StoreResult};
 pub use gateway::{AttachedThing, CertificateRegistration, EffectivePolicy, GatewayStore};
+pub use iam::{IamDocument, IamStore};
 pub use import::{
     CertificateImport, ImportItem, ImportLimits, ImportOutcome, ImportRefusal, ImportStore,
 };
@@ -115,6 +117,7 @@ pub trait Store:
     + MitigationTaskStore
     + ConnectionStore
     + GatewayStore
+    + IamStore
 {
 }
 

@@ -40,6 +40,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!(12, "0012_finding_heads.sql"),
     migration!(13, "0013_connections.sql"),
     migration!(14, "0014_gateway.sql"),
+    migration!(15, "0015_iam.sql"),
 ];
 
 /// The migrations a database at schema `current` still needs; an error if it is newer

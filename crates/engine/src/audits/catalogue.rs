@@ -1,5 +1,7 @@
 //! The 17 Device Defender audit checks: what each examines, its severity, what it can
-//! be configured with, and whether Palisade has the data to evaluate it.
+//! be configured with, and how Palisade evaluates it.
+
+use super::iam_checks::IamCheck;
 
 /// How Palisade evaluates a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,12 +26,10 @@ pub(crate) enum Evaluation {
     SharedCertificate,
     /// Client ids whose session another connection took over (connections.rs).
     ConflictingClientIds,
-    /// The check needs data Palisade does not hold (yet); an audit that includes it
-    /// reports it FAILED, naming what is missing, never a silent compliant result.
-    Unavailable {
-        error_code: &'static str,
-        missing: &'static str,
-    },
+    /// A check that judges IAM roles (iam_checks.rs): it fails, naming what is missing,
+    /// when the IAM or Cognito data it needs is not there, never a silent compliant
+    /// result.
+    Iam(IamCheck),
 }
 
 pub(crate) struct Check {
@@ -42,9 +42,6 @@ pub(crate) struct Check {
     pub setting: Option<(&'static str, u32)>,
     pub evaluation: Evaluation,
 }
-
-/// The check could not run because a data source is missing.
-const NO_DATA: &str = "DATA_SOURCE_NOT_AVAILABLE";
 
 pub(crate) const CERT_EXPIRATION_THRESHOLD_IN_DAYS: &str = "CERT_EXPIRATION_THRESHOLD_IN_DAYS";
 pub(crate) const CERT_AGE_THRESHOLD_IN_DAYS: &str = "CERT_AGE_THRESHOLD_IN_DAYS";
@@ -59,10 +56,7 @@ pub(crate) const CHECKS: &[Check] = &[
         severity: "CRITICAL",
         resource_type: "COGNITO_IDENTITY_POOL",
         setting: None,
-        evaluation: Evaluation::Unavailable {
-            error_code: NO_DATA,
-            missing: "Amazon Cognito identity pools and their IAM roles",
-        },
+        evaluation: Evaluation::Iam(IamCheck::CognitoAuthenticated),
     },
     Check {
         name: "CA_CERTIFICATE_EXPIRING_CHECK",
@@ -139,20 +133,14 @@ pub(crate) const CHECKS: &[Check] = &[
         severity: "MEDIUM",
         resource_type: "ROLE_ALIAS",
         setting: None,
-        evaluation: Evaluation::Unavailable {
-            error_code: NO_DATA,
-            missing: "IAM role policies and service last-accessed data",
-        },
+        evaluation: Evaluation::Iam(IamCheck::RoleAliasUnusedServices),
     },
     Check {
         name: "IOT_ROLE_ALIAS_OVERLY_PERMISSIVE_CHECK",
         severity: "CRITICAL",
         resource_type: "ROLE_ALIAS",
         setting: None,
-        evaluation: Evaluation::Unavailable {
-            error_code: NO_DATA,
-            missing: "IAM role policies and service last-accessed data",
-        },
+        evaluation: Evaluation::Iam(IamCheck::RoleAliasOverlyPermissive),
     },
     Check {
         name: "LOGGING_DISABLED_CHECK",
@@ -180,10 +168,7 @@ pub(crate) const CHECKS: &[Check] = &[
         severity: "CRITICAL",
         resource_type: "COGNITO_IDENTITY_POOL",
         setting: None,
-        evaluation: Evaluation::Unavailable {
-            error_code: NO_DATA,
-            missing: "Amazon Cognito identity pools and their IAM roles",
-        },
+        evaluation: Evaluation::Iam(IamCheck::CognitoUnauthenticated),
     },
 ];
 

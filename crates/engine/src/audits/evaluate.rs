@@ -2,7 +2,7 @@
 //! written in batches as they are found, so memory stays bounded however large the
 //! fleet is.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use futures_util::StreamExt;
 use palisade_model::{PolicyVersionIdentifier, ResourceIdentifier};
@@ -159,16 +159,12 @@ impl Engine {
         check: &'static Check,
         now_ms: i64,
     ) -> EngineResult<Sink<'a>> {
-        let suppressed_keys = match check.evaluation {
-            // Nothing to suppress in a check that cannot run.
-            Evaluation::Unavailable { .. } => HashSet::new(),
-            _ => self
-                .store()
-                .active_audit_suppression_keys(scope, check.name, now_ms)
-                .await?
-                .into_iter()
-                .collect(),
-        };
+        let suppressed_keys = self
+            .store()
+            .active_audit_suppression_keys(scope, check.name, now_ms)
+            .await?
+            .into_iter()
+            .collect();
         Ok(Sink::new(
             self,
             scope,
@@ -268,17 +264,17 @@ impl Engine {
             .await?;
         let mut message = None;
         let total = match check.evaluation {
-            Evaluation::Unavailable {
-                error_code,
-                missing,
-            } => {
-                return Ok(Outcome::Failed {
-                    error_code: error_code.to_owned(),
-                    message: format!(
-                        "{} cannot be evaluated: Palisade has no {missing}.",
-                        check.name
-                    ),
-                })
+            Evaluation::Iam(which) => {
+                match self
+                    .evaluate_iam_check(scope, &mut sink, which, task_start_ms)
+                    .await?
+                {
+                    Ok((total, note)) => {
+                        message = note;
+                        total
+                    }
+                    Err(failed) => return Ok(failed),
+                }
             }
             Evaluation::DeviceCertificateExpiring
             | Evaluation::DeviceCertificateAge

@@ -6,6 +6,7 @@ mod configuration;
 mod connections;
 mod evaluate;
 mod findings;
+mod iam_checks;
 mod mitigation;
 mod notifications;
 mod related;

@@ -18,6 +18,7 @@ mod certificates;
 mod connections;
 mod gateway;
 mod gateway_crash;
+mod iam;
 mod import;
 mod import_http;
 mod isolation;

@@ -1,0 +1,388 @@
+//! The four checks that judge IAM roles, over IAM and Cognito data imported from the AWS
+//! CLI's output (tests/fixtures/iam): findings with their reason codes, related IAM
+//! roles and where their data came from; the checks failing, naming what is missing,
+//! when it is.
+
+use std::collections::BTreeSet;
+
+use crate::common::mitigation::*;
+use crate::common::*;
+use aws_sdk_iot::types::{AuditCheckRunStatus, ResourceType};
+use aws_sdk_iot::Client;
+use palisade_engine::Scope;
+
+const ROLE_ALIAS_PERMISSIVE: &str = "IOT_ROLE_ALIAS_OVERLY_PERMISSIVE_CHECK";
+const ROLE_ALIAS_UNUSED: &str = "IOT_ROLE_ALIAS_ALLOWS_ACCESS_TO_UNUSED_SERVICES_CHECK";
+const COGNITO_AUTH: &str = "AUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK";
+const COGNITO_UNAUTH: &str = "UNAUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK";
+const CHECKS: [&str; 4] = [
+    ROLE_ALIAS_PERMISSIVE,
+    ROLE_ALIAS_UNUSED,
+    COGNITO_AUTH,
+    COGNITO_UNAUTH,
+];
+const POOL: &str = "us-east-1:11111111-2222-3333-4444-555555555555";
+
+fn role(name: &str) -> String {
+    format!("arn:aws:iam::{ACCOUNT_A}:role/{name}")
+}
+
+/// A fixture file (name, text), its last-accessed dates moved to a month ago so that they
+/// stay within the year the checks look back.
+fn fixture(name: &str) -> (String, String) {
+    let path = format!(
+        "{}/../../tests/fixtures/iam/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let month_ago = time::OffsetDateTime::now_utc() - time::Duration::days(30);
+    let stamp = format!("{}T10:00:00+00:00", month_ago.date());
+    (
+        name.to_owned(),
+        text.replace("2026-11-01T10:00:00+00:00", &stamp),
+    )
+}
+
+async fn import(server: &TestServer, files: &[&str], role_arn: Option<&str>) {
+    let scope = Scope {
+        account_id: ACCOUNT_A.into(),
+        region: REGION.into(),
+    };
+    let files: Vec<(String, String)> = files.iter().map(|f| fixture(f)).collect();
+    server
+        .engine
+        .import_iam(&scope, &files, role_arn)
+        .await
+        .expect("import");
+}
+
+async fn role_alias(client: &Client, alias: &str, role_arn: &str) -> String {
+    client
+        .create_role_alias()
+        .role_alias(alias)
+        .role_arn(role_arn)
+        .send()
+        .await
+        .expect("CreateRoleAlias")
+        .role_alias_arn()
+        .expect("roleAliasArn")
+        .to_owned()
+}
+
+/// (resource id, reason code) of every finding of `check`, with each finding's related
+/// IAM role checked to be `role_of(resource)` and its message to say where its data came
+/// from.
+async fn reasons(
+    client: &Client,
+    audit: &str,
+    check: &str,
+    role_of: impl Fn(&str) -> String,
+) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for f in audit_findings(client, audit, Some(check)).await {
+        let id = f
+            .non_compliant_resource()
+            .unwrap()
+            .resource_identifier()
+            .unwrap();
+        let resource = id
+            .role_alias_arn()
+            .or(id.cognito_identity_pool_id())
+            .expect("a role alias or an identity pool")
+            .to_owned();
+        let related = f.related_resources();
+        assert_eq!(related.len(), 1, "{f:?}");
+        assert_eq!(related[0].resource_type(), Some(&ResourceType::IamRole));
+        assert_eq!(
+            related[0].resource_identifier().unwrap().iam_role_arn(),
+            Some(role_of(&resource).as_str())
+        );
+        let reason = f.reason_for_non_compliance().unwrap();
+        assert!(
+            reason.contains("IAM data from account-authorization-details.json stored"),
+            "{reason}"
+        );
+        out.insert((
+            resource,
+            f.reason_for_non_compliance_code().unwrap().to_owned(),
+        ));
+    }
+    out
+}
+
+fn set(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    items
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
+per_engine! {
+    #[tokio::test]
+    async fn imported_roles_and_pools_are_judged() {
+        let server = TestServer::start(ENGINE).await;
+        let client = server.client_a();
+        let broad = role_alias(&client, "broad-alias", &role("device-broad")).await;
+        let tidy = role_alias(&client, "tidy-alias", &role("device-tidy")).await;
+        import(
+            &server,
+            &[
+                "account-authorization-details.json",
+                "list-identity-pools.json",
+                "identity-pool-roles.json",
+            ],
+            None,
+        )
+        .await;
+        import(&server, &["last-accessed-device-broad.json"], Some(&role("device-broad"))).await;
+        import(&server, &["last-accessed-device-tidy.json"], Some(&role("device-tidy"))).await;
+        enable_checks(&client, &CHECKS).await;
+        let audit = run_audit(&client, &CHECKS).await;
+        let out = client.describe_audit_task().task_id(&audit).send().await.unwrap();
+        let details = out.audit_details().unwrap();
+        for check in CHECKS {
+            assert_eq!(
+                details[check].check_run_status(),
+                Some(&AuditCheckRunStatus::CompletedNonCompliant),
+                "{check}: {:?}",
+                details[check]
+            );
+        }
+        assert_eq!(details[ROLE_ALIAS_PERMISSIVE].total_resources_count(), Some(2));
+        assert_eq!(details[COGNITO_AUTH].total_resources_count(), Some(1));
+
+        let alias_role = |arn: &str| {
+            if arn == broad { role("device-broad") } else { role("device-tidy") }
+        };
+        assert_eq!(
+            reasons(&client, &audit, ROLE_ALIAS_PERMISSIVE, alias_role).await,
+            set(&[
+                (&broad, "ALLOWS_BROAD_ACCESS_TO_USED_SERVICES"),
+                (&broad, "ALLOWS_ACCESS_TO_SECURITY_AUDITING_SERVICES"),
+                (&broad, "ALLOWS_BROAD_ACCESS_TO_IOT_THING_ADMIN_READ_ACTIONS"),
+                (&broad, "ALLOWS_ACCESS_TO_IOT_NON_THING_ADMIN_ACTIONS"),
+                (&broad, "ALLOWS_ACCESS_TO_IOT_THING_ADMIN_WRITE_ACTIONS"),
+                (&broad, "ALLOWS_BROAD_ACCESS_TO_IOT_DATA_PLANE_ACTIONS"),
+            ])
+        );
+        // device-broad never used iam; device-tidy never used s3.
+        assert_eq!(
+            reasons(&client, &audit, ROLE_ALIAS_UNUSED, alias_role).await,
+            set(&[
+                (&broad, "ALLOWS_ACCESS_TO_UNUSED_SERVICES"),
+                (&tidy, "ALLOWS_ACCESS_TO_UNUSED_SERVICES"),
+            ])
+        );
+        let unused = audit_findings(&client, &audit, Some(ROLE_ALIAS_UNUSED)).await;
+        let tidy_finding = unused
+            .iter()
+            .find(|f| {
+                f.non_compliant_resource().unwrap().resource_identifier().unwrap().role_alias_arn()
+                    == Some(tidy.as_str())
+            })
+            .unwrap();
+        let message = tidy_finding.reason_for_non_compliance().unwrap();
+        assert!(message.contains("[s3]"), "{message}");
+        assert!(
+            message.contains("last-accessed data from last-accessed-device-tidy.json"),
+            "{message}"
+        );
+
+        assert_eq!(
+            reasons(&client, &audit, COGNITO_AUTH, |_| role("Cognito_FleetAuth_Role")).await,
+            set(&[
+                (POOL, "ALLOWS_BROAD_ACCESS_TO_IOT_THING_ADMIN_READ_ACTIONS"),
+                (POOL, "ALLOWS_BROAD_ACCESS_TO_IOT_DATA_PLANE_ACTIONS"),
+            ])
+        );
+        assert_eq!(
+            reasons(&client, &audit, COGNITO_UNAUTH, |_| role("Cognito_FleetUnauth_Role")).await,
+            set(&[(POOL, "ALLOWS_ACCESS_TO_IOT_ADMIN_ACTIONS")])
+        );
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn missing_data_fails_only_the_checks_that_need_it() {
+        let server = TestServer::start(ENGINE).await;
+        let client = server.client_a();
+        role_alias(&client, "broad-alias", &role("device-broad")).await;
+        role_alias(&client, "stranger-alias", &role("not-imported")).await;
+        import(&server, &["account-authorization-details.json"], None).await;
+        enable_checks(&client, &CHECKS).await;
+        let audit = run_audit(&client, &CHECKS).await;
+        let out = client.describe_audit_task().task_id(&audit).send().await.unwrap();
+        let details = out.audit_details().unwrap();
+        for check in CHECKS {
+            let d = &details[check];
+            assert_eq!(d.check_run_status(), Some(&AuditCheckRunStatus::Failed), "{check}");
+            assert_eq!(d.error_code(), Some("DATA_SOURCE_NOT_AVAILABLE"), "{check}");
+        }
+        let m = details[ROLE_ALIAS_PERMISSIVE].message().unwrap();
+        assert!(m.contains(&role("not-imported")) && m.contains("palisade iam import"), "{m}");
+        let m = details[COGNITO_AUTH].message().unwrap();
+        assert!(m.contains("list-identity-pools"), "{m}");
+        assert!(audit_findings(&client, &audit, None).await.is_empty());
+
+        // With every role known, the role alias checks run; without last-accessed data
+        // the unused-services check cannot decide anything, and says so.
+        client.delete_role_alias().role_alias("stranger-alias").send().await.unwrap();
+        let audit = run_audit(&client, &CHECKS).await;
+        let out = client.describe_audit_task().task_id(&audit).send().await.unwrap();
+        let details = out.audit_details().unwrap();
+        let p = &details[ROLE_ALIAS_PERMISSIVE];
+        assert_eq!(p.check_run_status(), Some(&AuditCheckRunStatus::CompletedNonCompliant));
+        assert!(
+            p.message().is_some_and(|m| m.contains("ALLOWS_BROAD_ACCESS_TO_USED_SERVICES")
+                && m.contains("broad-alias")),
+            "{p:?}"
+        );
+        let u = &details[ROLE_ALIAS_UNUSED];
+        assert_eq!(u.check_run_status(), Some(&AuditCheckRunStatus::Failed), "{u:?}");
+        assert!(u.message().unwrap().contains("--role-arn"), "{u:?}");
+
+        // An account that has no identity pools says so with an empty list.
+        let scope = Scope { account_id: ACCOUNT_A.into(), region: REGION.into() };
+        server
+            .engine
+            .import_iam(&scope, &[("pools.json".into(), r#"{"IdentityPools": []}"#.into())], None)
+            .await
+            .unwrap();
+        let audit = run_audit(&client, &[COGNITO_AUTH, COGNITO_UNAUTH]).await;
+        let out = client.describe_audit_task().task_id(&audit).send().await.unwrap();
+        for check in [COGNITO_AUTH, COGNITO_UNAUTH] {
+            let d = &out.audit_details().unwrap()[check];
+            assert_eq!(d.check_run_status(), Some(&AuditCheckRunStatus::CompletedCompliant));
+            assert_eq!(d.total_resources_count(), Some(0));
+        }
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_malformed_file_refuses_the_whole_import() {
+        let server = TestServer::start(ENGINE).await;
+        let scope = Scope { account_id: ACCOUNT_A.into(), region: REGION.into() };
+        let files = vec![
+            fixture("list-identity-pools.json"),
+            ("broken.json".to_owned(), r#"{"RoleDetailList": [{"RoleName": "x"}]}"#.to_owned()),
+        ];
+        let err = server.engine.import_iam(&scope, &files, None).await.unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("broken.json") && err.contains("Arn"), "{err}");
+        // Nothing was stored: the Cognito checks still have no pools to go by.
+        let client = server.client_a();
+        enable_checks(&client, &[COGNITO_AUTH]).await;
+        let audit = run_audit(&client, &[COGNITO_AUTH]).await;
+        let out = client.describe_audit_task().task_id(&audit).send().await.unwrap();
+        assert_eq!(
+            out.audit_details().unwrap()[COGNITO_AUTH].check_run_status(),
+            Some(&AuditCheckRunStatus::Failed)
+        );
+        server.stop().await;
+    }
+}
+
+// ------------------------------------------------------------------------------------
+// `palisade iam import`, as a process beside a running server
+
+fn iam_import(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(crate::common::process::BIN)
+        .args(["iam", "import"])
+        .args(args)
+        .env_remove("PALISADE_DATA_DIR")
+        .env_remove("PALISADE_DATABASE_URL")
+        .env_remove("PALISADE_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running palisade iam import")
+}
+
+async fn cli_import_next_to_a_server(engine: StoreKind) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("data");
+    let pg = match engine {
+        StoreKind::Sqlite => None,
+        StoreKind::Postgres => Some(palisade_testdb::TestDatabase::create().await),
+    };
+    let db_args: Vec<String> = match &pg {
+        Some(pg) => vec!["--database-url".into(), pg.url.clone()],
+        None => Vec::new(),
+    };
+    let db_refs: Vec<&str> = db_args.iter().map(String::as_str).collect();
+    let server = crate::common::process::ServerProcess::start_with(&data, &db_refs).await;
+    let client = crate::import::profile_client(&server.endpoint, &data);
+    role_alias(&client, "broad-alias", &role("device-broad")).await;
+    let dir = format!("{}/../../tests/fixtures/iam", env!("CARGO_MANIFEST_DIR"));
+    let details = format!("{dir}/account-authorization-details.json");
+    let data_str = data.to_str().unwrap();
+    let base = ["--account-id", "000000000000", "--data-dir", data_str];
+
+    // A malformed file among good ones: nothing is stored.
+    let broken = root.path().join("broken.json");
+    std::fs::write(
+        &broken,
+        r#"{"ServicesLastAccessed": [], "JobStatus": "COMPLETED"}"#,
+    )
+    .unwrap();
+    let mut args = vec![details.as_str(), broken.to_str().unwrap()];
+    args.extend(base);
+    args.extend(&db_refs);
+    let out = iam_import(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("nothing imported") && stderr.contains("--role-arn"),
+        "{stderr}"
+    );
+    enable_checks(&client, &[ROLE_ALIAS_PERMISSIVE]).await;
+    let audit = run_audit(&client, &[ROLE_ALIAS_PERMISSIVE]).await;
+    let out = client
+        .describe_audit_task()
+        .task_id(&audit)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.audit_details().unwrap()[ROLE_ALIAS_PERMISSIVE].check_run_status(),
+        Some(&AuditCheckRunStatus::Failed)
+    );
+
+    let mut args = vec![details.as_str()];
+    args.extend(base);
+    args.extend(&db_refs);
+    let out = iam_import(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("a JSON summary");
+    assert_eq!(summary["roles"], 4, "{summary}");
+    assert_eq!(summary["managedPolicies"], 1, "{summary}");
+
+    // The running server judges what was imported at once.
+    let audit = run_audit(&client, &[ROLE_ALIAS_PERMISSIVE]).await;
+    let out = client
+        .describe_audit_task()
+        .task_id(&audit)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.audit_details().unwrap()[ROLE_ALIAS_PERMISSIVE].check_run_status(),
+        Some(&AuditCheckRunStatus::CompletedNonCompliant)
+    );
+    drop(server);
+    drop(pg);
+}
+
+#[tokio::test]
+async fn cli_iam_import_sqlite() {
+    cli_import_next_to_a_server(StoreKind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn cli_iam_import_postgres() {
+    cli_import_next_to_a_server(StoreKind::Postgres).await;
+}
