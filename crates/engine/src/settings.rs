@@ -14,6 +14,10 @@ pub struct AuditSettings {
     pub sns: SnsSettings,
     /// How revocation checks obtain CRLs.
     pub crl: CrlSettings,
+    /// Where the role alias checks read IAM roles live (`None`: imported data only).
+    pub iam: Option<palisade_iam_source::SourceSettings>,
+    /// Where the Cognito checks read identity pools live (`None`: imported data only).
+    pub cognito: Option<palisade_iam_source::SourceSettings>,
     /// How long a worker's claim on an audit task lasts without renewal (renewed every
     /// quarter of it): after a crash, the task waits this long before another worker
     /// resumes it. Short in tests; long enough in production to ride out store hiccups.
@@ -26,6 +30,8 @@ impl Default for AuditSettings {
             scheduled_audit_time_s: 0,
             sns: SnsSettings::default(),
             crl: CrlSettings::default(),
+            iam: None,
+            cognito: None,
             work_lease: Duration::from_secs(60),
         }
     }

@@ -38,6 +38,12 @@ pub struct FileConfig {
     pub sns_endpoint_url: Option<String>,
     pub sns_access_key_id: Option<String>,
     pub sns_secret_access_key: Option<String>,
+    pub iam_endpoint_url: Option<String>,
+    pub iam_access_key_id: Option<String>,
+    pub iam_secret_access_key: Option<String>,
+    pub cognito_endpoint_url: Option<String>,
+    pub cognito_access_key_id: Option<String>,
+    pub cognito_secret_access_key: Option<String>,
     pub crl_fetch: Option<bool>,
     pub crl_fetch_timeout_ms: Option<u64>,
     pub audit_work_lease_ms: Option<u64>,
@@ -208,6 +214,32 @@ pub struct AuditArgs {
     /// Secret access key Palisade signs SNS requests with.
     #[arg(long, env = "PALISADE_SNS_SECRET_ACCESS_KEY", hide_env_values = true)]
     pub sns_secret_access_key: Option<String>,
+    /// IAM endpoint the role alias checks read roles from, when an access key is given
+    /// [default: AWS's].
+    #[arg(long, env = "PALISADE_IAM_ENDPOINT_URL")]
+    pub iam_endpoint_url: Option<String>,
+    /// Access key id Palisade signs IAM requests with; without it, IAM data comes only
+    /// from `palisade iam import`.
+    #[arg(long, env = "PALISADE_IAM_ACCESS_KEY_ID")]
+    pub iam_access_key_id: Option<String>,
+    /// Secret access key Palisade signs IAM requests with.
+    #[arg(long, env = "PALISADE_IAM_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub iam_secret_access_key: Option<String>,
+    /// Amazon Cognito endpoint the Cognito checks read identity pools from, when an access
+    /// key is given [default: AWS's, in the server's region].
+    #[arg(long, env = "PALISADE_COGNITO_ENDPOINT_URL")]
+    pub cognito_endpoint_url: Option<String>,
+    /// Access key id Palisade signs Cognito requests with; without it, identity pools
+    /// come only from `palisade iam import`.
+    #[arg(long, env = "PALISADE_COGNITO_ACCESS_KEY_ID")]
+    pub cognito_access_key_id: Option<String>,
+    /// Secret access key Palisade signs Cognito requests with.
+    #[arg(
+        long,
+        env = "PALISADE_COGNITO_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub cognito_secret_access_key: Option<String>,
     /// Fetch CRLs from certificates' distribution points for the revocation checks
     /// [default: true].
     #[arg(long, env = "PALISADE_CRL_FETCH")]
@@ -258,6 +290,21 @@ impl AuditArgs {
                     .clone()
                     .or(file.sns_secret_access_key.clone()),
             },
+            iam: source(
+                "iam",
+                [&self.iam_endpoint_url, &file.iam_endpoint_url],
+                [&self.iam_access_key_id, &file.iam_access_key_id],
+                [&self.iam_secret_access_key, &file.iam_secret_access_key],
+            )?,
+            cognito: source(
+                "cognito",
+                [&self.cognito_endpoint_url, &file.cognito_endpoint_url],
+                [&self.cognito_access_key_id, &file.cognito_access_key_id],
+                [
+                    &self.cognito_secret_access_key,
+                    &file.cognito_secret_access_key,
+                ],
+            )?,
             crl: palisade_engine::CrlSettings {
                 fetch: self
                     .crl_fetch
@@ -270,6 +317,28 @@ impl AuditArgs {
                     .unwrap_or(defaults.crl.fetch_timeout),
             },
         })
+    }
+}
+
+/// A live IAM or Cognito source: on when an access key id and secret are given (the
+/// command line or environment first, then the config file), an error when only one is.
+fn source(
+    name: &str,
+    endpoint: [&Option<String>; 2],
+    key: [&Option<String>; 2],
+    secret: [&Option<String>; 2],
+) -> Result<Option<palisade_iam_source::SourceSettings>> {
+    let first = |pair: [&Option<String>; 2]| pair[0].clone().or(pair[1].clone());
+    match (first(key), first(secret)) {
+        (Some(access_key_id), Some(secret_access_key)) => {
+            Ok(Some(palisade_iam_source::SourceSettings {
+                endpoint_url: first(endpoint),
+                access_key_id,
+                secret_access_key,
+            }))
+        }
+        (None, None) => Ok(None),
+        _ => anyhow::bail!("--{name}-access-key-id and --{name}-secret-access-key go together"),
     }
 }
 

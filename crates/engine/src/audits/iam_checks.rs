@@ -13,11 +13,10 @@ use std::collections::BTreeSet;
 use palisade_iam_policy::{RoleAnalysis, RoleUse};
 use palisade_model::{RelatedResource, ResourceIdentifier, ResourceType};
 use palisade_store::{RoleAliasRecord, Scope};
-use time::OffsetDateTime;
 
 use super::findings::Draft;
 use super::sink::{Outcome, Sink, PAGE};
-use crate::iam::{RoleGap, RolePolicies};
+use crate::iam::{IamView, RoleGap, RolePolicies};
 use crate::{Engine, EngineResult};
 
 const NO_DATA: &str = "DATA_SOURCE_NOT_AVAILABLE";
@@ -42,12 +41,6 @@ fn listed(names: &[String]) -> String {
     }
 }
 
-fn day(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(ms / 1000)
-        .map(|t| t.date().to_string())
-        .unwrap_or_else(|_| ms.to_string())
-}
-
 fn role_related(role_arn: &str) -> Vec<RelatedResource> {
     vec![RelatedResource {
         resource_type: Some(ResourceType::from_wire("IAM_ROLE")),
@@ -68,16 +61,21 @@ fn failed(check: &str, message: String) -> Outcome {
 
 /// Why the roles in `gaps` could not be judged, for a check's message.
 fn gaps_message(gaps: &[(String, RoleGap)]) -> String {
-    let unknown: Vec<String> = gaps
+    let of = |want: fn(&RoleGap) -> Option<String>| -> Vec<String> {
+        gaps.iter()
+            .filter_map(|(r, g)| want(g).map(|detail| format!("{r}{detail}")))
+            .collect()
+    };
+    let unknown = of(|g| (*g == RoleGap::Unknown).then(String::new));
+    let partial = of(|g| match g {
+        RoleGap::MissingManagedPolicy(p) => Some(format!(" (managed policy {p})")),
+        _ => None,
+    });
+    let failed: BTreeSet<String> = gaps
         .iter()
-        .filter(|(_, g)| *g == RoleGap::Unknown)
-        .map(|(r, _)| r.clone())
-        .collect();
-    let partial: Vec<String> = gaps
-        .iter()
-        .filter_map(|(r, g)| match g {
-            RoleGap::MissingManagedPolicy(p) => Some(format!("{r} (managed policy {p})")),
-            RoleGap::Unknown => None,
+        .filter_map(|(_, g)| match g {
+            RoleGap::SourceFailed(e) => Some(e.clone()),
+            _ => None,
         })
         .collect();
     let mut parts = Vec::new();
@@ -93,9 +91,12 @@ fn gaps_message(gaps: &[(String, RoleGap)]) -> String {
             listed(&partial)
         ));
     }
+    for e in failed {
+        parts.push(format!("reading IAM failed: {e}"));
+    }
     format!(
         "{}. Import the output of `aws iam get-account-authorization-details` with \
-         `palisade iam import`.",
+         `palisade iam import`, or give an IAM endpoint that has them.",
         parts.join("; ")
     )
 }
@@ -140,8 +141,7 @@ impl Engine {
 
     /// The roles named, each with its documents, or the gaps that stop the check.
     async fn resolve_roles<'a>(
-        &self,
-        scope: &Scope,
+        view: &mut IamView<'_>,
         arns: impl Iterator<Item = &'a str>,
     ) -> EngineResult<Result<Vec<RolePolicies>, Vec<(String, RoleGap)>>> {
         let (mut roles, mut gaps) = (Vec::new(), Vec::new());
@@ -150,7 +150,7 @@ impl Engine {
             if !seen.insert(arn.to_owned()) {
                 continue;
             }
-            match self.iam_role(scope, arn).await? {
+            match view.role(arn).await? {
                 Ok(role) => roles.push(role),
                 Err(gap) => gaps.push((arn.to_owned(), gap)),
             }
@@ -196,46 +196,41 @@ impl Engine {
         if aliases.is_empty() {
             return Ok(Ok((0, None)));
         }
-        let roles = match self
-            .resolve_roles(scope, aliases.iter().map(|a| a.role_arn.as_str()))
-            .await?
-        {
-            Ok(roles) => roles,
-            Err(gaps) => return Ok(Err(failed(check, gaps_message(&gaps)))),
-        };
+        let mut view = IamView::new(self, scope);
+        let roles =
+            match Self::resolve_roles(&mut view, aliases.iter().map(|a| a.role_arn.as_str()))
+                .await?
+            {
+                Ok(roles) => roles,
+                Err(gaps) => return Ok(Err(failed(check, gaps_message(&gaps)))),
+            };
         let mut judged = 0;
+        // Role aliases whose roles have no last-accessed data, and why.
         let mut undecided: Vec<String> = Vec::new();
         let mut drafts: Vec<(Draft, String)> = Vec::new();
         for alias in &aliases {
             let Some(role) = roles.iter().find(|r| r.arn == alias.role_arn) else {
                 continue;
             };
-            let report = self
-                .iam_last_accessed(scope, &role.arn, task_start_ms)
-                .await?;
+            // Without a report, the alias as the check's message names it (with why).
+            let (report, missing) = match view.last_accessed(&role.arn, task_start_ms).await? {
+                Ok(Some(report)) => (Some(report), None),
+                Ok(None) => (None, Some(alias.alias.clone())),
+                Err(e) => (None, Some(format!("{} ({e})", alias.alias))),
+            };
             let used = report.as_ref().map(|r| &r.used);
             let analysis = match Self::analyse(scope, role, RoleUse::RoleAlias, used) {
                 Ok(a) => a,
                 Err(why) => return Ok(Err(failed(check, format!("{why}.")))),
             };
             let provenance = match &report {
-                Some(r) => format!(
-                    "IAM data from {} stored {}; last-accessed data from {} stored {}",
-                    role.source,
-                    day(role.stored_at_ms),
-                    r.source,
-                    day(r.stored_at_ms)
-                ),
-                None => format!(
-                    "IAM data from {} stored {}",
-                    role.source,
-                    day(role.stored_at_ms)
-                ),
+                Some(r) => format!("IAM data {}; last-accessed data {}", role.origin, r.origin),
+                None => format!("IAM data {}", role.origin),
             };
             let findings = match which {
                 IamCheck::RoleAliasOverlyPermissive => {
                     if !analysis.undecided.is_empty() {
-                        undecided.push(alias.alias.clone());
+                        undecided.extend(missing);
                     }
                     analysis.overly_permissive
                 }
@@ -244,7 +239,7 @@ impl Engine {
                         .into_iter()
                         .collect(),
                     None => {
-                        undecided.push(alias.alias.clone());
+                        undecided.extend(missing);
                         continue;
                     }
                 },
@@ -270,7 +265,8 @@ impl Engine {
                 format!(
                     "Palisade has no service last-accessed data for the roles of the role \
                      aliases {}. Import the output of `aws iam get-service-last-accessed-details` \
-                     with `palisade iam import --role-arn`.",
+                     with `palisade iam import --role-arn`, or give an IAM endpoint that \
+                     answers it.",
                     listed(&undecided)
                 ),
             )));
@@ -311,34 +307,29 @@ impl Engine {
                 RoleUse::CognitoUnauthenticated,
             )
         };
-        let pools = self.iam_identity_pools(scope).await?;
-        let list = self.iam_pool_list(scope).await?;
-        if pools.is_empty() && list.is_none() {
-            return Ok(Err(failed(
-                check,
-                "Palisade has no Amazon Cognito identity pools. Import the output of `aws \
-                 cognito-identity list-identity-pools` and of `aws cognito-identity \
-                 get-identity-pool-roles` for each pool with `palisade iam import`."
-                    .to_owned(),
-            )));
-        }
-        // Pools the list names whose roles were not imported cannot be judged.
-        let missing: Vec<String> = list
-            .iter()
-            .flatten()
-            .filter(|id| !pools.iter().any(|p| &p.id == *id))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            return Ok(Err(failed(
-                check,
-                format!(
-                    "Palisade has no roles for the identity pools {}. Import the output of `aws \
-                     cognito-identity get-identity-pool-roles` for each.",
-                    listed(&missing)
-                ),
-            )));
-        }
+        let mut view = IamView::new(self, scope);
+        let pools = match view.pools().await? {
+            Ok(Some(pools)) => pools,
+            Ok(None) => {
+                return Ok(Err(failed(
+                    check,
+                    "Palisade has no Amazon Cognito identity pools. Import the output of `aws \
+                     cognito-identity list-identity-pools` and of `aws cognito-identity \
+                     get-identity-pool-roles` for each pool with `palisade iam import`, or give \
+                     a Cognito endpoint."
+                        .to_owned(),
+                )))
+            }
+            Err(problems) => {
+                return Ok(Err(failed(
+                    check,
+                    format!(
+                        "the roles of identity pools could not be had: {}.",
+                        listed(&problems)
+                    ),
+                )))
+            }
+        };
         let role_of = |p: &crate::iam::IdentityPool| {
             if authenticated {
                 p.authenticated.clone()
@@ -347,10 +338,7 @@ impl Engine {
             }
         };
         let arns: Vec<String> = pools.iter().filter_map(role_of).collect();
-        let roles = match self
-            .resolve_roles(scope, arns.iter().map(String::as_str))
-            .await?
-        {
+        let roles = match Self::resolve_roles(&mut view, arns.iter().map(String::as_str)).await? {
             Ok(roles) => roles,
             Err(gaps) => return Ok(Err(failed(check, gaps_message(&gaps)))),
         };
@@ -364,11 +352,8 @@ impl Engine {
                 Err(why) => return Ok(Err(failed(check, format!("{why}.")))),
             };
             let provenance = format!(
-                "identity pool data from {} stored {}; IAM data from {} stored {}",
-                pool.source,
-                day(pool.stored_at_ms),
-                role.source,
-                day(role.stored_at_ms)
+                "identity pool data {}; IAM data {}",
+                pool.origin, role.origin
             );
             for f in analysis.overly_permissive {
                 let draft = Draft {

@@ -99,7 +99,7 @@ async fn reasons(
         );
         let reason = f.reason_for_non_compliance().unwrap();
         assert!(
-            reason.contains("IAM data from account-authorization-details.json stored"),
+            reason.contains("IAM data imported from account-authorization-details.json on"),
             "{reason}"
         );
         out.insert((
@@ -184,7 +184,7 @@ per_engine! {
         let message = tidy_finding.reason_for_non_compliance().unwrap();
         assert!(message.contains("[s3]"), "{message}");
         assert!(
-            message.contains("last-accessed data from last-accessed-device-tidy.json"),
+            message.contains("last-accessed data imported from last-accessed-device-tidy.json on"),
             "{message}"
         );
 
@@ -385,4 +385,204 @@ async fn cli_iam_import_sqlite() {
 #[tokio::test]
 async fn cli_iam_import_postgres() {
     cli_import_next_to_a_server(StoreKind::Postgres).await;
+}
+
+// ------------------------------------------------------------------------------------
+// Live sources: a moto server for IAM and Cognito
+
+mod live {
+    use super::*;
+    use crate::common::moto::Moto;
+    use palisade_engine::AuditSettings;
+    use serde_json::json;
+
+    fn iot(rest: &str) -> String {
+        format!("arn:aws:iot:{REGION}:{ACCOUNT_A}:{rest}")
+    }
+
+    async fn live_server(engine: StoreKind, iam: &str, cognito: &str) -> TestServer {
+        let source = |endpoint: &str| palisade_iam_source::SourceSettings {
+            endpoint_url: Some(endpoint.to_owned()),
+            access_key_id: crate::common::moto::MOTO_ACCESS_KEY_ID.into(),
+            secret_access_key: crate::common::moto::MOTO_SECRET_ACCESS_KEY.into(),
+        };
+        TestServer::start_with_settings(
+            engine,
+            std::sync::Arc::new(TestClock::new()),
+            true,
+            AuditSettings {
+                iam: Some(source(iam)),
+                cognito: Some(source(cognito)),
+                ..AuditSettings::default()
+            },
+        )
+        .await
+    }
+
+    per_engine! {
+        /// Roles read from IAM (moto), with an imported last-accessed report for one of them
+        /// (moto answers 500 to the last-accessed operations): imported data wins for what it
+        /// covers, live data fills in the rest, and what neither has is named.
+        #[tokio::test]
+        async fn live_roles_with_imported_reports() {
+            let moto = Moto::start().await;
+            let broad = moto
+                .boto("iam_role", json!({"name": "live-broad", "inline": [
+                    {"Version": "2012-10-17", "Statement": [
+                        {"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}]}))
+                .await["arn"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let tidy = moto
+                .boto("iam_role", json!({"name": "live-tidy", "managed": [
+                    {"Version": "2012-10-17", "Statement": [
+                        {"Effect": "Allow", "Action": "iot:Connect",
+                         "Resource": iot("client/${iot:Connection.Thing.ThingName}"),
+                         "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}}},
+                        {"Effect": "Allow", "Action": "s3:GetObject",
+                         "Resource": "arn:aws:s3:::firmware-bucket/*"}]}]}))
+                .await["arn"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let server = live_server(ENGINE, &moto.endpoint, &moto.endpoint).await;
+            let client = server.client_a();
+            let broad_alias = role_alias(&client, "broad-alias", &broad).await;
+            let tidy_alias = role_alias(&client, "tidy-alias", &tidy).await;
+            import(&server, &["last-accessed-device-tidy.json"], Some(&tidy)).await;
+            enable_checks(&client, &[ROLE_ALIAS_PERMISSIVE, ROLE_ALIAS_UNUSED]).await;
+            let audit = run_audit(&client, &[ROLE_ALIAS_PERMISSIVE, ROLE_ALIAS_UNUSED]).await;
+            let out = client.describe_audit_task().task_id(&audit).send().await.unwrap();
+            let details = out.audit_details().unwrap();
+
+            let p = &details[ROLE_ALIAS_PERMISSIVE];
+            assert_eq!(p.check_run_status(), Some(&AuditCheckRunStatus::CompletedNonCompliant), "{p:?}");
+            let note = p.message().unwrap_or_default();
+            assert!(
+                note.contains("broad-alias") && note.contains("LastAccessedDetails"),
+            "the undecided alias and why: {note}"
+            );
+            let findings = audit_findings(&client, &audit, Some(ROLE_ALIAS_PERMISSIVE)).await;
+            let codes: BTreeSet<(String, String)> = findings
+                .iter()
+                .map(|f| {
+                    let r = f.reason_for_non_compliance().unwrap();
+                    assert!(r.contains("IAM data read from IAM on"), "{r}");
+                    (
+                        f.non_compliant_resource().unwrap().resource_identifier().unwrap()
+                            .role_alias_arn().unwrap().to_owned(),
+                        f.reason_for_non_compliance_code().unwrap().to_owned(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                codes,
+                set(&[
+                    (&broad_alias, "ALLOWS_BROAD_ACCESS_TO_IOT_THING_ADMIN_READ_ACTIONS"),
+                    (&broad_alias, "ALLOWS_ACCESS_TO_IOT_NON_THING_ADMIN_ACTIONS"),
+                    (&broad_alias, "ALLOWS_ACCESS_TO_IOT_THING_ADMIN_WRITE_ACTIONS"),
+                    (&broad_alias, "ALLOWS_BROAD_ACCESS_TO_IOT_DATA_PLANE_ACTIONS"),
+                ])
+            );
+
+            // Only the alias with a report is judged for unused services: its role never used s3.
+            let u = &details[ROLE_ALIAS_UNUSED];
+            assert_eq!(u.check_run_status(), Some(&AuditCheckRunStatus::CompletedNonCompliant), "{u:?}");
+            assert_eq!(u.total_resources_count(), Some(1));
+            assert!(u.message().is_some_and(|m| m.contains("broad-alias")), "{u:?}");
+            let unused = audit_findings(&client, &audit, Some(ROLE_ALIAS_UNUSED)).await;
+            assert_eq!(unused.len(), 1);
+            let f = &unused[0];
+            assert_eq!(
+                f.non_compliant_resource().unwrap().resource_identifier().unwrap().role_alias_arn(),
+                Some(tidy_alias.as_str())
+            );
+            let r = f.reason_for_non_compliance().unwrap();
+            assert!(r.contains("[s3]") && r.contains("last-accessed data imported from"), "{r}");
+            server.stop().await;
+        }
+
+        /// Pools listed by Cognito (moto), whose roles moto cannot give (GetIdentityPoolRoles
+        /// answers 500): imported roles for the pool complete the checks; without them, the
+        /// checks fail naming the operation.
+        #[tokio::test]
+        async fn live_pools_with_imported_roles() {
+            let moto = Moto::start().await;
+            let pool = moto.boto("identity_pool", json!({"name": "fleet_app"})).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let server = live_server(ENGINE, &moto.endpoint, &moto.endpoint).await;
+            let client = server.client_a();
+            enable_checks(&client, &[COGNITO_AUTH, COGNITO_UNAUTH]).await;
+            let audit = run_audit(&client, &[COGNITO_AUTH, COGNITO_UNAUTH]).await;
+            let out = client.describe_audit_task().task_id(&audit).send().await.unwrap();
+            let d = &out.audit_details().unwrap()[COGNITO_AUTH];
+            assert_eq!(d.check_run_status(), Some(&AuditCheckRunStatus::Failed), "{d:?}");
+            let m = d.message().unwrap();
+            assert!(m.contains(&pool) && m.contains("GetIdentityPoolRoles"), "{m}");
+
+            // The pool's roles imported (the fixture's, under moto's pool id); the roles
+            // themselves imported too, since moto has none of them.
+            let (_, text) = fixture("identity-pool-roles.json");
+            let roles = text.replace(POOL, &pool);
+            let scope = Scope { account_id: ACCOUNT_A.into(), region: REGION.into() };
+            server
+                .engine
+                .import_iam(
+                    &scope,
+                    &[fixture("account-authorization-details.json"), ("roles.json".into(), roles)],
+                    None,
+                )
+                .await
+                .unwrap();
+            let audit = run_audit(&client, &[COGNITO_AUTH, COGNITO_UNAUTH]).await;
+            let out = client.describe_audit_task().task_id(&audit).send().await.unwrap();
+            for check in [COGNITO_AUTH, COGNITO_UNAUTH] {
+                let d = &out.audit_details().unwrap()[check];
+                assert_eq!(d.check_run_status(), Some(&AuditCheckRunStatus::CompletedNonCompliant), "{check}: {d:?}");
+                assert_eq!(d.total_resources_count(), Some(1));
+            }
+            server.stop().await;
+        }
+
+        /// An IAM endpoint nobody answers fails the checks that need it, and only those: the
+        /// Cognito checks, whose data is all imported, complete.
+        #[tokio::test]
+        async fn an_unreachable_source_fails_only_what_needs_it() {
+            let nowhere = format!("http://127.0.0.1:{}", crate::common::moto::free_port());
+            let server = live_server(ENGINE, &nowhere, &nowhere).await;
+            let client = server.client_a();
+            role_alias(&client, "lonely-alias", &role("nowhere-role")).await;
+            import(
+                &server,
+                &[
+                    "account-authorization-details.json",
+                    "list-identity-pools.json",
+                    "identity-pool-roles.json",
+                ],
+                None,
+            )
+            .await;
+            let checks = [ROLE_ALIAS_PERMISSIVE, COGNITO_AUTH, COGNITO_UNAUTH, "LOGGING_DISABLED_CHECK"];
+            enable_checks(&client, &checks).await;
+            let audit = run_audit_within(&client, &checks, std::time::Duration::from_secs(90)).await;
+            let out = client.describe_audit_task().task_id(&audit).send().await.unwrap();
+            let details = out.audit_details().unwrap();
+            let p = &details[ROLE_ALIAS_PERMISSIVE];
+            assert_eq!(p.check_run_status(), Some(&AuditCheckRunStatus::Failed), "{p:?}");
+            let m = p.message().unwrap();
+            assert!(m.contains("GetAccountAuthorizationDetails") && m.contains(&nowhere), "{m}");
+            for check in [COGNITO_AUTH, COGNITO_UNAUTH, "LOGGING_DISABLED_CHECK"] {
+                assert_eq!(
+                    details[check].check_run_status(),
+                    Some(&AuditCheckRunStatus::CompletedNonCompliant),
+                    "{check}: {:?}",
+                    details[check]
+                );
+            }
+            server.stop().await;
+        }
+    }
 }

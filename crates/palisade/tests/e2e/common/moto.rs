@@ -164,6 +164,22 @@ elif op == "receive":
             sqs.delete_message(QueueUrl=args["queue_url"], ReceiptHandle=m["ReceiptHandle"])
         if out or time.time() >= deadline:
             break
+elif op == "iam_role":
+    # A role with inline policies and customer managed policies attached.
+    iam = boto3.client("iam", **kw)
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+             "Principal": {"Service": "credentials.iot.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    arn = iam.create_role(RoleName=args["name"], AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    for i, doc in enumerate(args.get("inline", [])):
+        iam.put_role_policy(RoleName=args["name"], PolicyName=f"inline-{i}", PolicyDocument=json.dumps(doc))
+    for i, doc in enumerate(args.get("managed", [])):
+        policy = iam.create_policy(PolicyName=f"{args['name']}-managed-{i}", PolicyDocument=json.dumps(doc))
+        iam.attach_role_policy(RoleName=args["name"], PolicyArn=policy["Policy"]["Arn"])
+    out = {"arn": arn}
+elif op == "identity_pool":
+    cognito = boto3.client("cognito-identity", **kw)
+    pool = cognito.create_identity_pool(IdentityPoolName=args["name"], AllowUnauthenticatedIdentities=True)
+    out = {"id": pool["IdentityPoolId"]}
 else:
     raise SystemExit(f"unknown operation {op}")
 print(json.dumps(out))
@@ -232,6 +248,15 @@ impl Moto {
             endpoint_url: Some(endpoint.to_owned()),
             access_key_id: Some(MOTO_ACCESS_KEY_ID.into()),
             secret_access_key: Some(MOTO_SECRET_ACCESS_KEY.into()),
+        }
+    }
+
+    /// Palisade's settings for reading IAM or Cognito from this server.
+    pub fn source_settings(&self) -> palisade_iam_source::SourceSettings {
+        palisade_iam_source::SourceSettings {
+            endpoint_url: Some(self.endpoint.clone()),
+            access_key_id: MOTO_ACCESS_KEY_ID.into(),
+            secret_access_key: MOTO_SECRET_ACCESS_KEY.into(),
         }
     }
 
