@@ -1189,6 +1189,94 @@ def test_audit_suppressions():
     expect_error(lambda: iot.describe_audit_suppression(
         checkName="LOGGING_DISABLED_CHECK", resourceIdentifier=account), "ResourceNotFoundException", 404)
 
+IAM_FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "iam")
+
+
+def iam_fixture_copies(directory):
+    """The IAM fixtures, copied into `directory` with their last-accessed dates moved to a
+    month ago (so they stay within the year the checks look back); their paths by name."""
+    month_ago = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=30)).date()
+    paths = {}
+    for name in os.listdir(IAM_FIXTURES):
+        if not name.endswith(".json"):
+            continue
+        with open(os.path.join(IAM_FIXTURES, name)) as f:
+            text = f.read().replace("2026-11-01T10:00:00+00:00", f"{month_ago}T10:00:00+00:00")
+        paths[name] = os.path.join(directory, name)
+        with open(paths[name], "w") as f:
+            f.write(text)
+    return paths
+
+
+def test_cli_audit_all_seventeen_checks():
+    """With IAM and Cognito data imported (the AWS CLI's own output shapes), an audit of all
+    seventeen checks run with the AWS CLI completes with none FAILED; boto3 reads the role
+    alias findings with their related IAM role."""
+    cred = fresh_audit_account()
+    account = cred["accountId"]
+    iot = make_client(cred["accessKeyId"], cred["secretAccessKey"])
+    tidy_role = "arn:aws:iam::111122223333:role/device-tidy"
+    alias_arn = iot.create_role_alias(roleAlias=uniq("tidy"), roleArn=tidy_role)["roleAliasArn"]
+    with tempfile.TemporaryDirectory() as tmp:
+        files = iam_fixture_copies(tmp)
+        out = palisade_cli("iam", "import", files["account-authorization-details.json"],
+                           files["list-identity-pools.json"], files["identity-pool-roles.json"],
+                           "--account-id", account)
+        summary = json.loads(out.stdout)
+        assert summary["roles"] == 4 and summary["identityPools"] == 1, summary
+        palisade_cli("iam", "import", files["last-accessed-device-tidy.json"],
+                     "--role-arn", tidy_role, "--account-id", account)
+    creds_file = os.path.join(os.path.dirname(CREDENTIALS_FILE), f"audit-all-{account}.ini")
+    with open(creds_file, "w") as f:
+        f.write(
+            f"[palisade]\naws_access_key_id = {cred['accessKeyId']}\n"
+            f"aws_secret_access_key = {cred['secretAccessKey']}\n"
+        )
+    try:
+        def cli(*args):
+            proc = aws_cli(*args, creds_file=creds_file)
+            assert proc.returncode == 0, f"{args[0]}: exit {proc.returncode}: {proc.stderr}"
+            return json.loads(proc.stdout) if proc.stdout.strip() else {}
+
+        cli("update-account-audit-configuration", "--role-arn", ROLE,
+            "--audit-check-configurations", json.dumps({c: {"enabled": True} for c in AUDIT_CHECKS}))
+        task_id = cli("start-on-demand-audit-task", "--target-check-names", *AUDIT_CHECKS)["taskId"]
+        deadline = time.time() + 60
+        while True:
+            task = cli("describe-audit-task", "--task-id", task_id)
+            if task["taskStatus"] != "IN_PROGRESS":
+                break
+            assert time.time() < deadline, f"still IN_PROGRESS: {task}"
+            time.sleep(0.2)
+        assert task["taskStatus"] == "COMPLETED", task
+        stats = task["taskStatistics"]
+        assert stats["totalChecks"] == 17 and stats["failedChecks"] == 0, stats
+        details = task["auditDetails"]
+        assert sorted(details) == AUDIT_CHECKS, sorted(details)
+        for name, d in details.items():
+            assert d["checkRunStatus"] in ("COMPLETED_COMPLIANT", "COMPLETED_NON_COMPLIANT"), (name, d)
+        # The fixture's IoT resources are account 111122223333's, not this account's, so only
+        # the unused-services finding (about S3) concerns this account; the Cognito checks
+        # judged the one pool.
+        name = "IOT_ROLE_ALIAS_ALLOWS_ACCESS_TO_UNUSED_SERVICES_CHECK"
+        assert details[name]["checkRunStatus"] == "COMPLETED_NON_COMPLIANT", (name, details[name])
+        for name in ("AUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",
+                     "UNAUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK"):
+            assert details[name]["totalResourcesCount"] == 1, (name, details[name])
+    finally:
+        os.remove(creds_file)
+    findings = iot.list_audit_findings(
+        taskId=task_id, checkName="IOT_ROLE_ALIAS_ALLOWS_ACCESS_TO_UNUSED_SERVICES_CHECK")["findings"]
+    assert len(findings) == 1, findings
+    f = findings[0]
+    assert f["nonCompliantResource"]["resourceType"] == "ROLE_ALIAS", f
+    assert f["nonCompliantResource"]["resourceIdentifier"] == {"roleAliasArn": alias_arn}, f
+    assert f["reasonForNonComplianceCode"] == "ALLOWS_ACCESS_TO_UNUSED_SERVICES", f
+    assert f["relatedResources"] == [
+        {"resourceType": "IAM_ROLE", "resourceIdentifier": {"iamRoleArn": tidy_role}}], f
+    assert "[s3]" in f["reasonForNonCompliance"], f
+
+
 def test_cli_audit():
     cred = fresh_audit_account()
     creds_file = os.path.join(os.path.dirname(CREDENTIALS_FILE), f"audit-cli-{cred['accountId']}.ini")
