@@ -446,8 +446,17 @@ mod live {
                 .as_str()
                 .unwrap()
                 .to_owned();
+            let auditor = moto
+                .boto("iam_role", json!({"name": "live-auditor", "managed": [
+                    {"Version": "2012-10-17", "Statement": [
+                        {"Effect": "Allow", "Action": "cloudtrail:LookupEvents", "Resource": "*"}]}]}))
+                .await["arn"]
+                .as_str()
+                .unwrap()
+                .to_owned();
             let server = live_server(ENGINE, &moto.endpoint, &moto.endpoint).await;
             let client = server.client_a();
+            let auditor_alias = role_alias(&client, "auditor-alias", &auditor).await;
             let broad_alias = role_alias(&client, "broad-alias", &broad).await;
             let tidy_alias = role_alias(&client, "tidy-alias", &tidy).await;
             import(&server, &["last-accessed-device-tidy.json"], Some(&tidy)).await;
@@ -483,14 +492,17 @@ mod live {
                     (&broad_alias, "ALLOWS_ACCESS_TO_IOT_NON_THING_ADMIN_ACTIONS"),
                     (&broad_alias, "ALLOWS_ACCESS_TO_IOT_THING_ADMIN_WRITE_ACTIONS"),
                     (&broad_alias, "ALLOWS_BROAD_ACCESS_TO_IOT_DATA_PLANE_ACTIONS"),
+                    (&auditor_alias, "ALLOWS_ACCESS_TO_SECURITY_AUDITING_SERVICES"),
                 ])
             );
+            // The tidy role has no finding; all three were judged.
+            assert_eq!(p.total_resources_count(), Some(3));
 
             // Only the alias with a report is judged for unused services: its role never used s3.
             let u = &details[ROLE_ALIAS_UNUSED];
             assert_eq!(u.check_run_status(), Some(&AuditCheckRunStatus::CompletedNonCompliant), "{u:?}");
             assert_eq!(u.total_resources_count(), Some(1));
-            assert!(u.message().is_some_and(|m| m.contains("broad-alias")), "{u:?}");
+            assert!(u.message().is_some_and(|m| m.contains("broad-alias") && m.contains("auditor-alias")), "{u:?}");
             let unused = audit_findings(&client, &audit, Some(ROLE_ALIAS_UNUSED)).await;
             assert_eq!(unused.len(), 1);
             let f = &unused[0];
