@@ -282,6 +282,121 @@ per_engine! {
     }
 }
 
+/// Suppressions and PUBLISH_FINDING_TO_SNS work on these checks' findings as on any
+/// other's: a suppressed role alias's findings are counted as suppressed, and a Cognito
+/// finding is published to SNS (moto) as its JSON.
+async fn suppressed_and_published(engine: StoreKind) {
+    use aws_sdk_iot::types::{
+        MitigationActionParams, PublishFindingToSnsParams, ResourceIdentifier,
+    };
+    let moto = crate::common::moto::Moto::start().await;
+    let queue = moto.topic_with_queue("iam-findings").await;
+    let server = TestServer::start_with_settings(
+        engine,
+        std::sync::Arc::new(TestClock::new()),
+        true,
+        palisade_engine::AuditSettings {
+            sns: moto.sns_settings(),
+            ..palisade_engine::AuditSettings::default()
+        },
+    )
+    .await;
+    let client = server.client_a();
+    let broad = role_alias(&client, "broad-alias", &role("device-broad")).await;
+    import(
+        &server,
+        &[
+            "account-authorization-details.json",
+            "list-identity-pools.json",
+            "identity-pool-roles.json",
+        ],
+        None,
+    )
+    .await;
+    client
+        .create_audit_suppression()
+        .check_name(ROLE_ALIAS_PERMISSIVE)
+        .resource_identifier(ResourceIdentifier::builder().role_alias_arn(&broad).build())
+        .suppress_indefinitely(true)
+        .client_request_token("iam-suppression")
+        .send()
+        .await
+        .expect("CreateAuditSuppression");
+    enable_checks(&client, &[ROLE_ALIAS_PERMISSIVE, COGNITO_UNAUTH]).await;
+    let audit = run_audit(&client, &[ROLE_ALIAS_PERMISSIVE, COGNITO_UNAUTH]).await;
+    let out = client
+        .describe_audit_task()
+        .task_id(&audit)
+        .send()
+        .await
+        .unwrap();
+    let d = &out.audit_details().unwrap()[ROLE_ALIAS_PERMISSIVE];
+    assert_eq!(
+        d.check_run_status(),
+        Some(&AuditCheckRunStatus::CompletedCompliant),
+        "{d:?}"
+    );
+    assert_eq!(
+        d.non_compliant_resources_count(),
+        d.suppressed_non_compliant_resources_count()
+    );
+    assert!(
+        d.non_compliant_resources_count().unwrap_or_default() > 0,
+        "{d:?}"
+    );
+
+    create_action(
+        &client,
+        "publish",
+        MitigationActionParams::builder()
+            .publish_finding_to_sns_params(
+                PublishFindingToSnsParams::builder()
+                    .topic_arn(&queue.topic_arn)
+                    .build()
+                    .unwrap(),
+            )
+            .build(),
+    )
+    .await;
+    let finding = audit_findings(&client, &audit, Some(COGNITO_UNAUTH)).await;
+    assert_eq!(finding.len(), 1);
+    let id = finding_id(&finding[0]);
+    start_task(
+        &client,
+        "publish-iam",
+        findings_target(std::slice::from_ref(&id)),
+        &[(COGNITO_UNAUTH, &["publish"])],
+    )
+    .await;
+    let done = wait_task(&client, "publish-iam").await;
+    assert_eq!(
+        done.task_status(),
+        Some(&aws_sdk_iot::types::AuditMitigationActionsTaskStatus::Completed),
+        "{done:?}"
+    );
+    let messages = moto
+        .receive(&queue.queue_url, std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let m: serde_json::Value = serde_json::from_str(&messages[0]).unwrap();
+    assert_eq!(m["findingId"], id.as_str(), "{m}");
+    assert_eq!(
+        m["nonCompliantResource"]["resourceIdentifier"]["cognitoIdentityPoolId"], POOL,
+        "{m}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn suppressed_and_published_sqlite() {
+    suppressed_and_published(StoreKind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn suppressed_and_published_postgres() {
+    suppressed_and_published(StoreKind::Postgres).await;
+}
+
 // ------------------------------------------------------------------------------------
 // `palisade iam import`, as a process beside a running server
 
