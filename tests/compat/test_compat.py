@@ -1226,12 +1226,7 @@ def test_cli_audit_all_seventeen_checks():
         assert summary["roles"] == 4 and summary["identityPools"] == 1, summary
         palisade_cli("iam", "import", files["last-accessed-device-tidy.json"],
                      "--role-arn", tidy_role, "--account-id", account)
-    creds_file = os.path.join(os.path.dirname(CREDENTIALS_FILE), f"audit-all-{account}.ini")
-    with open(creds_file, "w") as f:
-        f.write(
-            f"[palisade]\naws_access_key_id = {cred['accessKeyId']}\n"
-            f"aws_secret_access_key = {cred['secretAccessKey']}\n"
-        )
+    creds_file = cli_credentials_file(cred, "audit-all")
     try:
         def cli(*args):
             proc = aws_cli(*args, creds_file=creds_file)
@@ -1277,14 +1272,20 @@ def test_cli_audit_all_seventeen_checks():
     assert "[s3]" in f["reasonForNonCompliance"], f
 
 
-def test_cli_audit():
-    cred = fresh_audit_account()
-    creds_file = os.path.join(os.path.dirname(CREDENTIALS_FILE), f"audit-cli-{cred['accountId']}.ini")
+def cli_credentials_file(cred, prefix):
+    """A shared credentials file with `cred` as profile [palisade], for the AWS CLI."""
+    creds_file = os.path.join(os.path.dirname(CREDENTIALS_FILE), f"{prefix}-{cred['accountId']}.ini")
     with open(creds_file, "w") as f:
         f.write(
             f"[palisade]\naws_access_key_id = {cred['accessKeyId']}\n"
             f"aws_secret_access_key = {cred['secretAccessKey']}\n"
         )
+    return creds_file
+
+
+def test_cli_audit():
+    cred = fresh_audit_account()
+    creds_file = cli_credentials_file(cred, "audit-cli")
     try:
         def cli(*args):
             proc = aws_cli(*args, creds_file=creds_file)
@@ -1576,12 +1577,7 @@ def test_scheduled_audits():
 
 def test_cli_scheduled_audits():
     cred = fresh_audit_account()
-    creds_file = os.path.join(os.path.dirname(CREDENTIALS_FILE), f"sched-cli-{cred['accountId']}.ini")
-    with open(creds_file, "w") as f:
-        f.write(
-            f"[palisade]\naws_access_key_id = {cred['accessKeyId']}\n"
-            f"aws_secret_access_key = {cred['secretAccessKey']}\n"
-        )
+    creds_file = cli_credentials_file(cred, "sched-cli")
     try:
         def cli(*args):
             proc = aws_cli(*args, creds_file=creds_file)
@@ -2075,13 +2071,8 @@ def test_mitigation_reason_codes_and_suppressions():
 
 def test_cli_mitigation_tasks():
     cred = fresh_audit_account()
-    creds_file = os.path.join(os.path.dirname(CREDENTIALS_FILE), f"mitigation-cli-{cred['accountId']}.ini")
+    creds_file = cli_credentials_file(cred, "mitigation-cli")
     pem_file = os.path.join(os.path.dirname(CREDENTIALS_FILE), f"mitigation-cli-{cred['accountId']}.pem")
-    with open(creds_file, "w") as f:
-        f.write(
-            f"[palisade]\naws_access_key_id = {cred['accessKeyId']}\n"
-            f"aws_secret_access_key = {cred['secretAccessKey']}\n"
-        )
     with open(pem_file, "w") as f:
         f.write(device_certificate_pem("cli-device", 5))
     try:

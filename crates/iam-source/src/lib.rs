@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use aws_sdk_cognitoidentity as cognito;
 use aws_sdk_iam as iam;
-use iam::config::{BehaviorVersion, Credentials, Region};
+use aws_types::region::Region;
+use iam::config::{BehaviorVersion, Credentials};
 use iam::error::{ProvideErrorMetadata, SdkError};
 
 /// Where a service is and how to sign for it: plain values.
@@ -73,8 +74,58 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a last-accessed report may take to be generated.
 const REPORT_WAIT: Duration = Duration::from_secs(60);
 
-fn endpoint_of(url: &Option<String>) -> String {
-    url.clone().unwrap_or_else(|| "AWS".to_owned())
+/// The shared SDK configuration of both readers: static credentials, short timeouts, one
+/// retry, and the configured endpoint or AWS's for `region`.
+fn sdk_config(settings: &SourceSettings, region: &str) -> aws_types::SdkConfig {
+    let timeouts = aws_types::sdk_config::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build();
+    let credentials = Credentials::new(
+        settings.access_key_id.clone(),
+        settings.secret_access_key.clone(),
+        None,
+        None,
+        "palisade",
+    );
+    let mut config = aws_types::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(aws_types::sdk_config::SharedCredentialsProvider::new(
+            credentials,
+        ))
+        .timeout_config(timeouts)
+        .retry_config(aws_types::sdk_config::RetryConfig::standard().with_max_attempts(2))
+        .sleep_impl(aws_types::sdk_config::SharedAsyncSleep::new(
+            aws_smithy_async::rt::sleep::TokioSleep::new(),
+        ));
+    if let Some(url) = &settings.endpoint_url {
+        config = config.endpoint_url(url);
+    }
+    config.build()
+}
+
+/// Where a reader sends its requests, for its errors.
+#[derive(Clone, Debug)]
+struct Endpoint(String);
+
+impl Endpoint {
+    fn of(settings: &SourceSettings) -> Endpoint {
+        Endpoint(
+            settings
+                .endpoint_url
+                .clone()
+                .unwrap_or_else(|| "AWS".to_owned()),
+        )
+    }
+
+    fn error(&self, operation: &'static str, reason: String) -> SourceError {
+        SourceError {
+            operation,
+            endpoint: self.0.clone(),
+            reason,
+        }
+    }
 }
 
 fn describe<E: ProvideErrorMetadata + std::error::Error + 'static, R: fmt::Debug>(
@@ -113,43 +164,20 @@ fn decode(document: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct IamReader {
     client: iam::Client,
-    endpoint: String,
+    endpoint: Endpoint,
 }
 
 impl IamReader {
     pub fn new(settings: &SourceSettings) -> IamReader {
-        let timeouts = iam::config::timeout::TimeoutConfig::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .operation_timeout(OPERATION_TIMEOUT)
-            .build();
-        let mut config = iam::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            // IAM is global: its endpoint and signing region are us-east-1's.
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(
-                settings.access_key_id.clone(),
-                settings.secret_access_key.clone(),
-                None,
-                None,
-                "palisade",
-            ))
-            .timeout_config(timeouts)
-            .retry_config(iam::config::retry::RetryConfig::standard().with_max_attempts(2));
-        if let Some(url) = &settings.endpoint_url {
-            config = config.endpoint_url(url);
-        }
+        // IAM is global: its endpoint and signing region are us-east-1's.
         IamReader {
-            client: iam::Client::from_conf(config.build()),
-            endpoint: endpoint_of(&settings.endpoint_url),
+            client: iam::Client::new(&sdk_config(settings, "us-east-1")),
+            endpoint: Endpoint::of(settings),
         }
     }
 
     fn error(&self, operation: &'static str, reason: String) -> SourceError {
-        SourceError {
-            operation,
-            endpoint: self.endpoint.clone(),
-            reason,
-        }
+        self.endpoint.error(operation, reason)
     }
 
     /// Every role and managed policy of the account (every page).
@@ -264,42 +292,19 @@ impl IamReader {
 #[derive(Clone, Debug)]
 pub struct CognitoReader {
     client: cognito::Client,
-    endpoint: String,
+    endpoint: Endpoint,
 }
 
 impl CognitoReader {
     pub fn new(settings: &SourceSettings, region: &str) -> CognitoReader {
-        let timeouts = cognito::config::timeout::TimeoutConfig::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .operation_timeout(OPERATION_TIMEOUT)
-            .build();
-        let mut config = cognito::Config::builder()
-            .behavior_version(cognito::config::BehaviorVersion::latest())
-            .region(cognito::config::Region::new(region.to_owned()))
-            .credentials_provider(cognito::config::Credentials::new(
-                settings.access_key_id.clone(),
-                settings.secret_access_key.clone(),
-                None,
-                None,
-                "palisade",
-            ))
-            .timeout_config(timeouts)
-            .retry_config(cognito::config::retry::RetryConfig::standard().with_max_attempts(2));
-        if let Some(url) = &settings.endpoint_url {
-            config = config.endpoint_url(url);
-        }
         CognitoReader {
-            client: cognito::Client::from_conf(config.build()),
-            endpoint: endpoint_of(&settings.endpoint_url),
+            client: cognito::Client::new(&sdk_config(settings, region)),
+            endpoint: Endpoint::of(settings),
         }
     }
 
     fn error(&self, operation: &'static str, reason: String) -> SourceError {
-        SourceError {
-            operation,
-            endpoint: self.endpoint.clone(),
-            reason,
-        }
+        self.endpoint.error(operation, reason)
     }
 
     /// The ids of every identity pool.

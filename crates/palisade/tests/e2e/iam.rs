@@ -110,6 +110,35 @@ async fn reasons(
     out
 }
 
+/// Runs an audit of `checks` to completion; its id and DescribeAuditTask's answer.
+async fn audited(
+    client: &Client,
+    checks: &[&str],
+) -> (
+    String,
+    aws_sdk_iot::operation::describe_audit_task::DescribeAuditTaskOutput,
+) {
+    audited_within(client, checks, std::time::Duration::from_secs(30)).await
+}
+
+async fn audited_within(
+    client: &Client,
+    checks: &[&str],
+    within: std::time::Duration,
+) -> (
+    String,
+    aws_sdk_iot::operation::describe_audit_task::DescribeAuditTaskOutput,
+) {
+    let audit = run_audit_within(client, checks, within).await;
+    let out = client
+        .describe_audit_task()
+        .task_id(&audit)
+        .send()
+        .await
+        .expect("DescribeAuditTask");
+    (audit, out)
+}
+
 fn set(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
     items
         .iter()
@@ -137,8 +166,7 @@ per_engine! {
         import(&server, &["last-accessed-device-broad.json"], Some(&role("device-broad"))).await;
         import(&server, &["last-accessed-device-tidy.json"], Some(&role("device-tidy"))).await;
         enable_checks(&client, &CHECKS).await;
-        let audit = run_audit(&client, &CHECKS).await;
-        let out = client.describe_audit_task().task_id(&audit).send().await.unwrap();
+        let (audit, out) = audited(&client, &CHECKS).await;
         let details = out.audit_details().unwrap();
         for check in CHECKS {
             assert_eq!(
@@ -210,8 +238,7 @@ per_engine! {
         role_alias(&client, "stranger-alias", &role("not-imported")).await;
         import(&server, &["account-authorization-details.json"], None).await;
         enable_checks(&client, &CHECKS).await;
-        let audit = run_audit(&client, &CHECKS).await;
-        let out = client.describe_audit_task().task_id(&audit).send().await.unwrap();
+        let (audit, out) = audited(&client, &CHECKS).await;
         let details = out.audit_details().unwrap();
         for check in CHECKS {
             let d = &details[check];
@@ -227,8 +254,7 @@ per_engine! {
         // With every role known, the role alias checks run; without last-accessed data
         // the unused-services check cannot decide anything, and says so.
         client.delete_role_alias().role_alias("stranger-alias").send().await.unwrap();
-        let audit = run_audit(&client, &CHECKS).await;
-        let out = client.describe_audit_task().task_id(&audit).send().await.unwrap();
+        let (_, out) = audited(&client, &CHECKS).await;
         let details = out.audit_details().unwrap();
         let p = &details[ROLE_ALIAS_PERMISSIVE];
         assert_eq!(p.check_run_status(), Some(&AuditCheckRunStatus::CompletedNonCompliant));
@@ -248,8 +274,7 @@ per_engine! {
             .import_iam(&scope, &[("pools.json".into(), r#"{"IdentityPools": []}"#.into())], None)
             .await
             .unwrap();
-        let audit = run_audit(&client, &[COGNITO_AUTH, COGNITO_UNAUTH]).await;
-        let out = client.describe_audit_task().task_id(&audit).send().await.unwrap();
+        let (_, out) = audited(&client, &[COGNITO_AUTH, COGNITO_UNAUTH]).await;
         for check in [COGNITO_AUTH, COGNITO_UNAUTH] {
             let d = &out.audit_details().unwrap()[check];
             assert_eq!(d.check_run_status(), Some(&AuditCheckRunStatus::CompletedCompliant));
@@ -272,8 +297,7 @@ per_engine! {
         // Nothing was stored: the Cognito checks still have no pools to go by.
         let client = server.client_a();
         enable_checks(&client, &[COGNITO_AUTH]).await;
-        let audit = run_audit(&client, &[COGNITO_AUTH]).await;
-        let out = client.describe_audit_task().task_id(&audit).send().await.unwrap();
+        let (_, out) = audited(&client, &[COGNITO_AUTH]).await;
         assert_eq!(
             out.audit_details().unwrap()[COGNITO_AUTH].check_run_status(),
             Some(&AuditCheckRunStatus::Failed)
@@ -323,13 +347,7 @@ async fn suppressed_and_published(engine: StoreKind) {
         .await
         .expect("CreateAuditSuppression");
     enable_checks(&client, &[ROLE_ALIAS_PERMISSIVE, COGNITO_UNAUTH]).await;
-    let audit = run_audit(&client, &[ROLE_ALIAS_PERMISSIVE, COGNITO_UNAUTH]).await;
-    let out = client
-        .describe_audit_task()
-        .task_id(&audit)
-        .send()
-        .await
-        .unwrap();
+    let (audit, out) = audited(&client, &[ROLE_ALIAS_PERMISSIVE, COGNITO_UNAUTH]).await;
     let d = &out.audit_details().unwrap()[ROLE_ALIAS_PERMISSIVE];
     assert_eq!(
         d.check_run_status(),
@@ -450,13 +468,7 @@ async fn cli_import_next_to_a_server(engine: StoreKind) {
         "{stderr}"
     );
     enable_checks(&client, &[ROLE_ALIAS_PERMISSIVE]).await;
-    let audit = run_audit(&client, &[ROLE_ALIAS_PERMISSIVE]).await;
-    let out = client
-        .describe_audit_task()
-        .task_id(&audit)
-        .send()
-        .await
-        .unwrap();
+    let (_, out) = audited(&client, &[ROLE_ALIAS_PERMISSIVE]).await;
     assert_eq!(
         out.audit_details().unwrap()[ROLE_ALIAS_PERMISSIVE].check_run_status(),
         Some(&AuditCheckRunStatus::Failed)
@@ -477,13 +489,7 @@ async fn cli_import_next_to_a_server(engine: StoreKind) {
     assert_eq!(summary["managedPolicies"], 1, "{summary}");
 
     // The running server judges what was imported at once.
-    let audit = run_audit(&client, &[ROLE_ALIAS_PERMISSIVE]).await;
-    let out = client
-        .describe_audit_task()
-        .task_id(&audit)
-        .send()
-        .await
-        .unwrap();
+    let (_, out) = audited(&client, &[ROLE_ALIAS_PERMISSIVE]).await;
     assert_eq!(
         out.audit_details().unwrap()[ROLE_ALIAS_PERMISSIVE].check_run_status(),
         Some(&AuditCheckRunStatus::CompletedNonCompliant)
@@ -515,6 +521,14 @@ mod live {
         format!("arn:aws:iot:{REGION}:{ACCOUNT_A}:{rest}")
     }
 
+    /// A role made in moto from `spec` (name, inline and managed policies); its ARN.
+    async fn moto_role(moto: &Moto, spec: serde_json::Value) -> String {
+        moto.boto("iam_role", spec).await["arn"]
+            .as_str()
+            .expect("the role's ARN")
+            .to_owned()
+    }
+
     async fn live_server(engine: StoreKind, iam: &str, cognito: &str) -> TestServer {
         let source = |endpoint: &str| palisade_iam_source::SourceSettings {
             endpoint_url: Some(endpoint.to_owned()),
@@ -541,34 +555,19 @@ mod live {
         #[tokio::test]
         async fn live_roles_with_imported_reports() {
             let moto = Moto::start().await;
-            let broad = moto
-                .boto("iam_role", json!({"name": "live-broad", "inline": [
+            let broad = moto_role(&moto, json!({"name": "live-broad", "inline": [
                     {"Version": "2012-10-17", "Statement": [
-                        {"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}]}))
-                .await["arn"]
-                .as_str()
-                .unwrap()
-                .to_owned();
-            let tidy = moto
-                .boto("iam_role", json!({"name": "live-tidy", "managed": [
+                        {"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}]})).await;
+            let tidy = moto_role(&moto, json!({"name": "live-tidy", "managed": [
                     {"Version": "2012-10-17", "Statement": [
                         {"Effect": "Allow", "Action": "iot:Connect",
                          "Resource": iot("client/${iot:Connection.Thing.ThingName}"),
                          "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}}},
                         {"Effect": "Allow", "Action": "s3:GetObject",
-                         "Resource": "arn:aws:s3:::firmware-bucket/*"}]}]}))
-                .await["arn"]
-                .as_str()
-                .unwrap()
-                .to_owned();
-            let auditor = moto
-                .boto("iam_role", json!({"name": "live-auditor", "managed": [
+                         "Resource": "arn:aws:s3:::firmware-bucket/*"}]}]})).await;
+            let auditor = moto_role(&moto, json!({"name": "live-auditor", "managed": [
                     {"Version": "2012-10-17", "Statement": [
-                        {"Effect": "Allow", "Action": "cloudtrail:LookupEvents", "Resource": "*"}]}]}))
-                .await["arn"]
-                .as_str()
-                .unwrap()
-                .to_owned();
+                        {"Effect": "Allow", "Action": "cloudtrail:LookupEvents", "Resource": "*"}]}]})).await;
             let server = live_server(ENGINE, &moto.endpoint, &moto.endpoint).await;
             let client = server.client_a();
             let auditor_alias = role_alias(&client, "auditor-alias", &auditor).await;
@@ -576,8 +575,7 @@ mod live {
             let tidy_alias = role_alias(&client, "tidy-alias", &tidy).await;
             import(&server, &["last-accessed-device-tidy.json"], Some(&tidy)).await;
             enable_checks(&client, &[ROLE_ALIAS_PERMISSIVE, ROLE_ALIAS_UNUSED]).await;
-            let audit = run_audit(&client, &[ROLE_ALIAS_PERMISSIVE, ROLE_ALIAS_UNUSED]).await;
-            let out = client.describe_audit_task().task_id(&audit).send().await.unwrap();
+            let (audit, out) = audited(&client, &[ROLE_ALIAS_PERMISSIVE, ROLE_ALIAS_UNUSED]).await;
             let details = out.audit_details().unwrap();
 
             let p = &details[ROLE_ALIAS_PERMISSIVE];
@@ -643,8 +641,7 @@ mod live {
             let server = live_server(ENGINE, &moto.endpoint, &moto.endpoint).await;
             let client = server.client_a();
             enable_checks(&client, &[COGNITO_AUTH, COGNITO_UNAUTH]).await;
-            let audit = run_audit(&client, &[COGNITO_AUTH, COGNITO_UNAUTH]).await;
-            let out = client.describe_audit_task().task_id(&audit).send().await.unwrap();
+            let (_, out) = audited(&client, &[COGNITO_AUTH, COGNITO_UNAUTH]).await;
             let d = &out.audit_details().unwrap()[COGNITO_AUTH];
             assert_eq!(d.check_run_status(), Some(&AuditCheckRunStatus::Failed), "{d:?}");
             let m = d.message().unwrap();
@@ -664,8 +661,7 @@ mod live {
                 )
                 .await
                 .unwrap();
-            let audit = run_audit(&client, &[COGNITO_AUTH, COGNITO_UNAUTH]).await;
-            let out = client.describe_audit_task().task_id(&audit).send().await.unwrap();
+            let (_, out) = audited(&client, &[COGNITO_AUTH, COGNITO_UNAUTH]).await;
             for check in [COGNITO_AUTH, COGNITO_UNAUTH] {
                 let d = &out.audit_details().unwrap()[check];
                 assert_eq!(d.check_run_status(), Some(&AuditCheckRunStatus::CompletedNonCompliant), "{check}: {d:?}");
@@ -694,8 +690,7 @@ mod live {
             .await;
             let checks = [ROLE_ALIAS_PERMISSIVE, COGNITO_AUTH, COGNITO_UNAUTH, "LOGGING_DISABLED_CHECK"];
             enable_checks(&client, &checks).await;
-            let audit = run_audit_within(&client, &checks, std::time::Duration::from_secs(90)).await;
-            let out = client.describe_audit_task().task_id(&audit).send().await.unwrap();
+            let (_, out) = audited_within(&client, &checks, std::time::Duration::from_secs(90)).await;
             let details = out.audit_details().unwrap();
             let p = &details[ROLE_ALIAS_PERMISSIVE];
             assert_eq!(p.check_run_status(), Some(&AuditCheckRunStatus::Failed), "{p:?}");
